@@ -1,0 +1,38 @@
+#include <cstring>
+#include <iostream>
+#include <string>
+
+#include "bench.h"
+#include "cli/command.h"
+
+namespace vrec::bench {
+
+const std::vector<Bench>& Benches() {
+  static const std::vector<Bench> kBenches = {
+      {"datagen", "candidate examples/s of the world generator, one core", RunDatagenBench},
+  };
+  return kBenches;
+}
+
+}  // namespace vrec::bench
+
+namespace vrec::cli {
+
+int RunBench(int argc, char** argv) {
+  if (argc < 2) {
+    std::cerr << "usage: vrec bench NAME [flags]\nbenchmarks:\n";
+    for (const auto& b : bench::Benches()) std::cerr << "  " << b.name << "  " << b.summary << "\n";
+    return kExitUsage;
+  }
+  for (const auto& b : bench::Benches()) {
+    if (std::strcmp(argv[1], b.name) == 0) {
+      std::string prog = std::string("vrec bench ") + b.name;
+      argv[1] = prog.data();
+      return b.run(argc - 1, argv + 1);
+    }
+  }
+  std::cerr << "vrec bench: unknown benchmark '" << argv[1] << "'; `vrec bench` lists them\n";
+  return kExitUsage;
+}
+
+}  // namespace vrec::cli
