@@ -1,0 +1,152 @@
+// Request/reply messaging over ZeroMQ: the data plane between workers and
+// parameter servers (ps-lite's "van", without its singletons and CHECKs).
+//
+// A Message is an opaque header (a serialized protobuf, by convention) plus
+// raw data frames (keys, values) that travel without re-encoding: a frame
+// built from a std::vector is handed to ZeroMQ without a copy.
+//
+//   wire: [request id: 8 bytes LE] [header] [frame 0] ... [frame n-1]
+//
+// Server: one ROUTER socket bound to an endpoint, a proxy, and `threads`
+// handler threads that call Handler::Handle concurrently. Whatever arrives —
+// a malformed envelope, too many frames, too many bytes — is answered with an
+// error reply built by the handler's ErrorReply(), logged, and never crashes
+// the server.
+//
+// Client: one I/O thread owning a DEALER socket per server. Call() may be
+// invoked from any thread, returns at once with a future, and many calls may
+// be in flight at once; a call whose reply does not arrive within its deadline
+// resolves to kUnavailable naming the endpoint, and a late reply is dropped.
+//
+// Thread safety: Server and Client are thread-safe. Handler implementations
+// must be thread-safe.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <future>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "vrec/status.h"
+#include "zmq.hpp"
+
+namespace vrec::net {
+
+struct Message {
+  std::string header;
+  std::vector<zmq::message_t> frames;
+
+  size_t ByteSize() const;
+};
+
+// Builds a frame that takes ownership of `data` without copying it.
+template <typename T>
+zmq::message_t FrameFromVector(std::vector<T>&& data);
+// Copies `n` bytes into a new frame.
+zmq::message_t FrameFromBytes(const void* data, size_t n);
+
+class Handler {
+ public:
+  virtual ~Handler() = default;
+  // Handles one request and returns its reply. Called from several threads.
+  virtual Message Handle(Message request) = 0;
+  // The reply for a request the transport rejected before Handle (e.g. too
+  // large, or missing its header frame).
+  virtual Message ErrorReply(const Status& status) = 0;
+};
+
+struct ServerOptions {
+  // ZeroMQ endpoint; "tcp://127.0.0.1:*" picks a free port (see endpoint()).
+  std::string bind = "tcp://127.0.0.1:*";
+  int threads = 2;
+  size_t max_frames = 16;
+  size_t max_message_bytes = 512ull << 20;
+};
+
+class Server {
+ public:
+  // Binds and starts the threads. `handler` must outlive the server.
+  static StatusOr<std::unique_ptr<Server>> Start(Handler* handler, const ServerOptions& options);
+  ~Server();  // Stop()s
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // The bound endpoint, with the real port, e.g. "tcp://127.0.0.1:41235".
+  const std::string& endpoint() const { return endpoint_; }
+  // Stops accepting, lets in-progress requests finish, joins. Idempotent.
+  void Stop();
+
+  uint64_t requests_handled() const { return handled_.load(std::memory_order_relaxed); }
+  uint64_t requests_rejected() const { return rejected_.load(std::memory_order_relaxed); }
+
+ private:
+  Server(Handler* handler, const ServerOptions& options);
+  void WorkerLoop(int index);
+
+  Handler* const handler_;
+  const ServerOptions options_;
+  zmq::context_t context_;
+  std::string endpoint_;
+  std::string backend_endpoint_;
+  std::string control_endpoint_;
+  std::thread proxy_thread_;
+  std::vector<std::thread> workers_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<uint64_t> handled_{0};
+  std::atomic<uint64_t> rejected_{0};
+};
+
+struct ClientOptions {
+  std::chrono::milliseconds default_timeout{30000};
+};
+
+class Client {
+ public:
+  // Connects (lazily, as ZeroMQ does) to every endpoint; server i of Call()
+  // is endpoints[i].
+  static StatusOr<std::unique_ptr<Client>> Connect(const std::vector<std::string>& endpoints,
+                                                   const ClientOptions& options = {});
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // Sends `request` to server `server` and returns the reply's future.
+  // timeout <= 0 means options.default_timeout.
+  std::future<StatusOr<Message>> Call(int server, Message request,
+                                      std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
+
+  int num_servers() const { return static_cast<int>(endpoints_.size()); }
+  const std::string& endpoint(int server) const { return endpoints_[server]; }
+
+ private:
+  struct Impl;
+  Client(std::vector<std::string> endpoints, const ClientOptions& options);
+
+  const std::vector<std::string> endpoints_;
+  const ClientOptions options_;
+  std::unique_ptr<Impl> impl_;
+};
+
+// ---- implementation details of the templates above ----
+namespace internal {
+template <typename T>
+void FreeVector(void* /*data*/, void* hint) {
+  delete static_cast<std::vector<T>*>(hint);
+}
+}  // namespace internal
+
+template <typename T>
+zmq::message_t FrameFromVector(std::vector<T>&& data) {
+  auto* owned = new std::vector<T>(std::move(data));
+  if (owned->empty()) {
+    delete owned;
+    return zmq::message_t();
+  }
+  return zmq::message_t(owned->data(), owned->size() * sizeof(T), &internal::FreeVector<T>, owned);
+}
+
+}  // namespace vrec::net
