@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "vrec/status.h"
@@ -67,9 +68,33 @@ class RecordReader {
   uint64_t skipped_records() const { return skipped_records_; }
   uint64_t skipped_bytes() const { return skipped_bytes_; }
 
+  // Why the last kDataLoss error (or, in skip mode, the last skipped region)
+  // happened, without the file and offset: "payload CRC mismatch". Empty if
+  // there was none. For tools that print their own framing (vrec inspect).
+  const std::string& corruption_reason() const { return corruption_reason_; }
+
+  // Bytes of framing around each payload: 8 (length) + 4 + 4 (two CRCs).
+  static constexpr uint64_t kHeaderBytes = 12;
+  static constexpr uint64_t kFooterBytes = 4;
+
  private:
+  // Outcome of checking the record that starts at some offset.
+  enum class Check { kOk, kEnd, kTruncated, kCorrupt };
+
   RecordReader(std::string path, int fd, uint64_t file_size, const RecordReaderOptions& options,
                uint64_t offset);
+  // Makes bytes [pos, pos + n) of the file available at *data, valid until the
+  // next call. REQUIRES: pos + n <= file_size_.
+  Status Fill(uint64_t pos, size_t n, const char** data);
+  // Checks the record at `pos`; on kOk sets *payload (valid until the next
+  // Fill) and *record_bytes; otherwise sets *reason.
+  StatusOr<Check> CheckAt(uint64_t pos, std::string_view* payload, uint64_t* record_bytes,
+                          std::string* reason);
+  // The next good record (applying the corruption policy) or false at the end.
+  StatusOr<bool> NextRecord(std::string_view* payload);
+  // The first offset after `pos` where a whole record verifies, or file_size_.
+  StatusOr<uint64_t> Resync(uint64_t pos);
+  Status CorruptionError(uint64_t pos, const std::string& reason) const;
 
   const std::string path_;
   const RecordReaderOptions options_;
@@ -79,10 +104,13 @@ class RecordReader {
   uint64_t records_read_ = 0;
   uint64_t skipped_records_ = 0;
   uint64_t skipped_bytes_ = 0;
-  // Read buffer: bytes [buffer_start_, buffer_start_ + buffer_.size()) of the file.
-  std::string buffer_;
+  std::string corruption_reason_;
+  // Read buffer: bytes [buffer_start_, buffer_start_ + buffer_len_) of the
+  // file, in buffer_[0, buffer_len_); buffer_capacity_ bytes allocated.
+  std::unique_ptr<char[]> buffer_;
+  size_t buffer_capacity_ = 0;
+  size_t buffer_len_ = 0;
   uint64_t buffer_start_ = 0;
-  std::string scratch_;
 };
 
 // Where a reader is in a list of files: the index of the file and the byte
@@ -98,15 +126,20 @@ class ShardedReader {
   static StatusOr<std::unique_ptr<ShardedReader>> Open(std::vector<std::string> files,
                                                        DataPosition start = {},
                                                        const RecordReaderOptions& options = {});
+  // As RecordReader::Next/NextMessage, moving on to the next file at the end
+  // of each; false once every file is read.
   StatusOr<bool> Next(std::string* payload);
   StatusOr<bool> NextMessage(google::protobuf::MessageLite* message);
-  // Position of the next record; valid to pass to Open() to resume.
+  // Position of the next record; valid to pass to Open() to resume. At the
+  // end of a file that is not the last it may be {shard, size of that file}.
   DataPosition position() const;
   uint64_t skipped_records() const;
 
  private:
   ShardedReader(std::vector<std::string> files, const RecordReaderOptions& options);
   Status OpenCurrent(uint64_t offset);
+  // Moves from the exhausted current file to the next one (or the end).
+  Status Advance();
 
   const std::vector<std::string> files_;
   const RecordReaderOptions options_;

@@ -39,6 +39,9 @@ class RecordWriter {
   RecordWriter(const RecordWriter&) = delete;
   RecordWriter& operator=(const RecordWriter&) = delete;
 
+  // Appends one record. After any error the writer is unusable: every later
+  // call returns that error (the file may end in a partial record, which a
+  // reader reports as truncated).
   Status Write(std::string_view payload);
   // Serializes `message` and writes it as one record.
   Status WriteMessage(const google::protobuf::MessageLite& message);
@@ -53,6 +56,8 @@ class RecordWriter {
  private:
   RecordWriter(std::string path, int fd, const RecordWriterOptions& options);
   Status Flush();
+  // Writes all of data[0, n) to fd_ (retrying short writes and EINTR).
+  Status WriteFully(const char* data, size_t n);
 
   const std::string path_;
   const RecordWriterOptions options_;
@@ -61,6 +66,9 @@ class RecordWriter {
   std::string scratch_;  // reused serialization buffer
   uint64_t records_ = 0;
   uint64_t offset_ = 0;
+  // The first write error; once set, every later call returns it, because
+  // the file no longer ends at a record boundary.
+  Status error_;
 };
 
 }  // namespace vrec

@@ -1,0 +1,88 @@
+#include "data/dataset.h"
+
+#include <google/protobuf/util/json_util.h>
+
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "common/file_util.h"
+
+namespace vrec {
+namespace {
+
+constexpr char kManifestPb[] = "manifest.pb";
+constexpr char kManifestJson[] = "manifest.json";
+
+Status CheckShards(const std::string& file, const char* field,
+                   const google::protobuf::RepeatedPtrField<ShardInfo>& shards) {
+  for (int i = 0; i < shards.size(); ++i) {
+    if (shards[i].path().empty()) {
+      return absl::DataLossError(
+          absl::StrCat("manifest ", file, ": ", field, "[", i, "] has an empty path"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::string ShardFileName(const std::string& prefix, int index, int count) {
+  char digits[64];
+  std::snprintf(digits, sizeof(digits), "-%05d-of-%05d.rec", index, count);
+  return prefix + digits;
+}
+
+Status WriteManifest(const std::string& dir, const DatasetManifest& manifest) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  options.always_print_primitive_fields = true;
+  options.preserve_proto_field_names = true;
+  std::string json;
+  const auto status = google::protobuf::util::MessageToJsonString(manifest, &json, options);
+  if (!status.ok()) {
+    return absl::InternalError(
+        absl::StrCat("cannot render the manifest of ", dir, " as JSON: ", status.ToString()));
+  }
+  std::string binary;
+  if (!manifest.SerializeToString(&binary)) {
+    return absl::InternalError(absl::StrCat("cannot serialize the manifest of ", dir));
+  }
+  // The JSON first: manifest.pb is the commit point of the dataset.
+  VREC_RETURN_IF_ERROR(WriteFileAtomic(JoinPath(dir, kManifestJson), json));
+  return WriteFileAtomic(JoinPath(dir, kManifestPb), binary);
+}
+
+StatusOr<DatasetManifest> ReadManifest(const std::string& dir) {
+  const std::string file = JoinPath(dir, kManifestPb);
+  if (!PathExists(file)) {
+    return absl::NotFoundError(absl::StrCat(
+        "no ", file, ": ", dir,
+        " is not a dataset, or an incomplete one (its writer has not finished or died)"));
+  }
+  VREC_ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(file));
+  DatasetManifest manifest;
+  if (!manifest.ParseFromString(bytes)) {
+    return absl::DataLossError(
+        absl::StrCat("manifest ", file, " (", bytes.size(), " bytes) does not parse"));
+  }
+  if (manifest.format_version() != kDatasetFormatVersion) {
+    return absl::DataLossError(absl::StrCat("manifest ", file, " has format_version ",
+                                            manifest.format_version(), "; this vrec reads ",
+                                            kDatasetFormatVersion));
+  }
+  VREC_RETURN_IF_ERROR(CheckShards(file, "candidate_train", manifest.candidate_train()));
+  VREC_RETURN_IF_ERROR(CheckShards(file, "candidate_test", manifest.candidate_test()));
+  VREC_RETURN_IF_ERROR(CheckShards(file, "ranking_train", manifest.ranking_train()));
+  VREC_RETURN_IF_ERROR(CheckShards(file, "ranking_test", manifest.ranking_test()));
+  return manifest;
+}
+
+std::vector<std::string> ShardPaths(const std::string& dir,
+                                    const google::protobuf::RepeatedPtrField<ShardInfo>& shards) {
+  std::vector<std::string> out;
+  out.reserve(shards.size());
+  for (const ShardInfo& s : shards) out.push_back(JoinPath(dir, s.path()));
+  return out;
+}
+
+}  // namespace vrec
