@@ -1,0 +1,487 @@
+#include "data/csv_converter.h"
+
+#include <errno.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <memory>
+#include <string_view>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/file_util.h"
+#include "common/random.h"
+#include "data/csv_reader.h"
+#include "data/dataset.h"
+#include "data/record_writer.h"
+#include "nlohmann/json.hpp"
+#include "proto/data.pb.h"
+
+namespace vrec {
+namespace {
+
+constexpr double kSecondsPerDay = 86400.0;
+constexpr uint64_t kProgressCheckRows = 1 << 16;
+
+// One watch, packed: dense user and item indices, unix seconds.
+struct Interaction {
+  uint32_t user;
+  uint32_t item;
+  int64_t timestamp;
+};
+static_assert(sizeof(Interaction) == 16, "keep interactions packed");
+
+// Column indices found in the header; -1 = absent.
+struct Columns {
+  int user = -1;
+  int item = -1;
+  int timestamp = -1;
+  int rating = -1;
+  int genres = -1;
+  size_t count = 0;
+};
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+template <typename T>
+bool ParseInteger(std::string_view s, T* out) {
+  s = Trim(s);
+  if (!s.empty() && s.front() == '+') s.remove_prefix(1);
+  if (s.empty()) return false;
+  const auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
+  return ec == std::errc() && ptr == s.data() + s.size();
+}
+
+bool ParseDouble(std::string_view s, double* out) {
+  s = Trim(s);
+  if (s.empty()) return false;
+  const auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
+  return ec == std::errc() && ptr == s.data() + s.size() && std::isfinite(*out);
+}
+
+// Quotes a field value for an error message, shortened if long.
+std::string Show(std::string_view s) {
+  constexpr size_t kMax = 40;
+  if (s.size() > kMax) return absl::StrCat("'", std::string(s.substr(0, kMax)), "...'");
+  return absl::StrCat("'", std::string(s), "'");
+}
+
+StatusOr<Columns> ParseHeader(const std::vector<std::string_view>& fields, const std::string& path,
+                              int64_t line) {
+  Columns c;
+  c.count = fields.size();
+  std::vector<std::string> names;
+  for (size_t i = 0; i < fields.size(); ++i) {
+    const std::string name = std::string(Trim(fields[i]));
+    names.push_back(name);
+    const std::string lower = absl::AsciiStrToLower(name);
+    int* slot = nullptr;
+    if (lower == "userid") {
+      slot = &c.user;
+    } else if (lower == "movieid" || lower == "itemid") {
+      slot = &c.item;
+    } else if (lower == "timestamp") {
+      slot = &c.timestamp;
+    } else if (lower == "rating") {
+      slot = &c.rating;
+    } else if (lower == "genres") {
+      slot = &c.genres;
+    }
+    if (slot == nullptr) continue;  // title and unknown columns are ignored
+    if (*slot >= 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ":", line, ": column '", name, "' appears twice in the header"));
+    }
+    *slot = static_cast<int>(i);
+  }
+  std::vector<std::string> missing;
+  if (c.user < 0) missing.push_back("userId");
+  if (c.item < 0) missing.push_back("movieId");
+  if (c.timestamp < 0) missing.push_back("timestamp");
+  if (!missing.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ":", line, ": the header lacks required column(s) ",
+                     absl::StrJoin(missing, ", "), "; columns found: ", absl::StrJoin(names, ", "),
+                     " (required: userId, movieId, timestamp; optional: rating, title, genres)"));
+  }
+  return c;
+}
+
+// A parsed data row.
+struct Row {
+  uint64_t user = 0;
+  uint64_t item = 0;
+  int64_t timestamp = 0;
+  double rating = 0;
+  std::string_view genres;
+};
+
+// Parses one data row; the error message is the reason only (no location).
+Status ParseRow(const std::vector<std::string_view>& f, const Columns& c, bool need_rating,
+                Row* row) {
+  if (f.size() != c.count) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("expected ", c.count, " fields as in the header, found ", f.size()));
+  }
+  auto id = [](const char* name, std::string_view s, uint64_t* out) -> Status {
+    if (Trim(s).empty()) return absl::InvalidArgumentError(absl::StrCat("missing ", name));
+    if (!ParseInteger(s, out)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, " ", Show(s), " is not a non-negative 64-bit integer"));
+    }
+    return absl::OkStatus();
+  };
+  VREC_RETURN_IF_ERROR(id("userId", f[c.user], &row->user));
+  VREC_RETURN_IF_ERROR(id("movieId", f[c.item], &row->item));
+  const std::string_view ts = f[c.timestamp];
+  if (Trim(ts).empty()) return absl::InvalidArgumentError("missing timestamp");
+  if (!ParseInteger(ts, &row->timestamp)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("timestamp ", Show(ts), " is not an integer (unix seconds)"));
+  }
+  if (need_rating) {
+    const std::string_view r = f[c.rating];
+    if (Trim(r).empty()) return absl::InvalidArgumentError("missing rating");
+    if (!ParseDouble(r, &row->rating)) {
+      return absl::InvalidArgumentError(absl::StrCat("rating ", Show(r), " is not a number"));
+    }
+  }
+  if (c.genres >= 0) row->genres = f[c.genres];
+  return absl::OkStatus();
+}
+
+// The first genre of a MovieLens genres field ("Adventure|Children"), or
+// empty when there is none.
+std::string_view FirstGenre(std::string_view genres) {
+  const size_t bar = genres.find('|');
+  std::string_view first = Trim(genres.substr(0, bar));
+  if (first == "(no genres listed)") return {};
+  return first;
+}
+
+Status ValidateOptions(const ConvertOptions& o) {
+  if (o.csv_path.empty()) return absl::InvalidArgumentError("convert: no CSV path given");
+  if (o.out_dir.empty()) return absl::InvalidArgumentError("convert: no output folder given");
+  if (o.max_history <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("convert: max_history must be > 0, got ", o.max_history));
+  }
+  if (o.shards <= 0 || o.shards > 100000) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("convert: shards must be in [1, 100000], got ", o.shards));
+  }
+  if (o.max_examples_per_user < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("convert: max_examples_per_user must be >= 0, got ", o.max_examples_per_user));
+  }
+  if (o.min_rating.has_value() && !std::isfinite(*o.min_rating)) {
+    return absl::InvalidArgumentError("convert: min_rating must be a finite number");
+  }
+  return absl::OkStatus();
+}
+
+Status RemoveIfExists(const std::string& path) {
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+    return ErrnoStatus(errno, absl::StrCat("cannot remove ", path));
+  }
+  return absl::OkStatus();
+}
+
+// What the reading pass collects.
+struct Log {
+  std::vector<Interaction> interactions;
+  std::vector<uint64_t> user_ids;        // dense user index -> CSV id
+  std::vector<uint64_t> item_ids;        // dense item index -> CSV id
+  std::vector<uint32_t> item_topic;      // dense item index -> topic (0 = none)
+  std::vector<std::string> topic_names;  // topic id - 1 -> genre
+};
+
+Status ReadLog(const ConvertOptions& options, Log* log, ConvertSummary* summary) {
+  const std::string& path = options.csv_path;
+  CsvReaderOptions reader_options;
+  reader_options.delimiter = options.delimiter;
+  VREC_ASSIGN_OR_RETURN(std::unique_ptr<CsvReader> reader, CsvReader::Open(path, reader_options));
+
+  std::vector<std::string_view> fields;
+  VREC_ASSIGN_OR_RETURN(bool has_header, reader->Next(&fields));
+  if (!has_header) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": empty file; expected a header line naming userId, movieId and timestamp"));
+  }
+  VREC_ASSIGN_OR_RETURN(const Columns columns, ParseHeader(fields, path, reader->line()));
+  const bool need_rating = options.min_rating.has_value();
+  if (need_rating && columns.rating < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": --min_rating needs a rating column, and the header has none"));
+  }
+
+  absl::flat_hash_map<uint64_t, uint32_t> user_index;
+  absl::flat_hash_map<uint64_t, uint32_t> item_index;
+  absl::flat_hash_map<std::string, uint32_t> topic_index;
+  const auto start = std::chrono::steady_clock::now();
+  auto last_progress = start;
+  auto bad_row = [&](const Status& status) -> Status {
+    if (!options.skip_bad_rows) return status;
+    ++summary->skipped_rows;
+    if (summary->first_errors.size() < ConvertSummary::kMaxReportedErrors) {
+      summary->first_errors.emplace_back(status.message());
+    }
+    return absl::OkStatus();
+  };
+
+  Row row;
+  while (true) {
+    StatusOr<bool> more = reader->Next(&fields);
+    if (!more.ok()) {
+      // Malformed records are bad rows; anything else (I/O) is fatal.
+      if (more.status().code() != absl::StatusCode::kInvalidArgument) return more.status();
+      ++summary->rows;
+      VREC_RETURN_IF_ERROR(bad_row(more.status()));
+      continue;
+    }
+    if (!*more) break;
+    ++summary->rows;
+    if (options.on_progress && options.progress_interval_s > 0 &&
+        summary->rows % kProgressCheckRows == 0) {
+      const auto now = std::chrono::steady_clock::now();
+      if (std::chrono::duration<double>(now - last_progress).count() >=
+          options.progress_interval_s) {
+        last_progress = now;
+        options.on_progress({summary->rows, reader->offset(), reader->file_size(),
+                             std::chrono::duration<double>(now - start).count()});
+      }
+    }
+    if (Status s = ParseRow(fields, columns, need_rating, &row); !s.ok()) {
+      VREC_RETURN_IF_ERROR(bad_row(
+          absl::InvalidArgumentError(absl::StrCat(path, ":", reader->line(), ": ", s.message()))));
+      continue;
+    }
+    if (need_rating && row.rating < *options.min_rating) {
+      ++summary->filtered_rows;
+      continue;
+    }
+    const auto [user_it, new_user] =
+        user_index.try_emplace(row.user, static_cast<uint32_t>(log->user_ids.size()));
+    if (new_user) log->user_ids.push_back(row.user);
+    const auto [item_it, new_item] =
+        item_index.try_emplace(row.item, static_cast<uint32_t>(log->item_ids.size()));
+    if (new_item) {
+      log->item_ids.push_back(row.item);
+      uint32_t topic = 0;
+      const std::string_view genre = FirstGenre(row.genres);
+      if (!genre.empty()) {
+        const auto [topic_it, new_topic] = topic_index.try_emplace(
+            std::string(genre), static_cast<uint32_t>(log->topic_names.size() + 1));
+        if (new_topic) log->topic_names.emplace_back(genre);
+        topic = topic_it->second;
+      }
+      log->item_topic.push_back(topic);
+    }
+    if (log->user_ids.size() >= UINT32_MAX || log->item_ids.size() >= UINT32_MAX) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat(path, ":", reader->line(), ": more than 2^32 - 1 distinct users or items"));
+    }
+    log->interactions.push_back({user_it->second, item_it->second, row.timestamp});
+  }
+  summary->interactions = log->interactions.size();
+  summary->users = log->user_ids.size();
+  summary->items = log->item_ids.size();
+  summary->topics = log->topic_names.size();
+  if (log->interactions.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": no interactions to convert (", summary->rows, " data rows: ",
+        summary->skipped_rows, " bad and skipped, ", summary->filtered_rows, " below min_rating)"));
+  }
+  return absl::OkStatus();
+}
+
+// Opens writers; Close() on each before recording the shard.
+class ShardSet {
+ public:
+  static StatusOr<ShardSet> Open(const std::string& dir, const std::string& prefix, int count) {
+    ShardSet set;
+    for (int i = 0; i < count; ++i) {
+      const std::string rel = JoinPath("candidate", ShardFileName(prefix, i, count));
+      VREC_ASSIGN_OR_RETURN(auto writer, RecordWriter::Create(JoinPath(dir, rel)));
+      set.names_.push_back(rel);
+      set.writers_.push_back(std::move(writer));
+    }
+    return set;
+  }
+  RecordWriter& at(size_t i) { return *writers_[i]; }
+  Status CloseInto(google::protobuf::RepeatedPtrField<ShardInfo>* shards) {
+    for (size_t i = 0; i < writers_.size(); ++i) {
+      VREC_RETURN_IF_ERROR(writers_[i]->Close());
+      ShardInfo* info = shards->Add();
+      info->set_path(names_[i]);
+      info->set_records(writers_[i]->records());
+      info->set_bytes(writers_[i]->offset());
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  std::vector<std::string> names_;
+  std::vector<std::unique_ptr<RecordWriter>> writers_;
+};
+
+void FillExample(const Interaction* user_rows, size_t k, uint64_t user_id, int max_history,
+                 double t_max, const std::vector<uint64_t>& item_ids, uint64_t example_id,
+                 CandidateExample* ex) {
+  ex->Clear();
+  ex->set_example_id(example_id);
+  ex->set_user_id(user_id);
+  const size_t first = k > static_cast<size_t>(max_history) ? k - max_history : 0;
+  for (size_t j = first; j < k; ++j) ex->add_watch_history(item_ids[user_rows[j].item]);
+  ex->set_label_video(item_ids[user_rows[k].item]);
+  const double time = static_cast<double>(user_rows[k].timestamp) / kSecondsPerDay;
+  ex->set_time(time);
+  ex->set_example_age(static_cast<float>(std::max(0.0, t_max - time)));
+  ex->set_gender(0.5f);  // unknown, as proto/data.proto defines
+}
+
+}  // namespace
+
+StatusOr<ConvertSummary> ConvertCsv(const ConvertOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  VREC_RETURN_IF_ERROR(ValidateOptions(options));
+  ConvertSummary summary;
+  Log log;
+  VREC_RETURN_IF_ERROR(ReadLog(options, &log, &summary));
+
+  // Group by user, each user's watches in time order, ties in file order.
+  std::stable_sort(log.interactions.begin(), log.interactions.end(),
+                   [](const Interaction& a, const Interaction& b) {
+                     return a.user != b.user ? a.user < b.user : a.timestamp < b.timestamp;
+                   });
+  const size_t num_users = log.user_ids.size();
+  std::vector<uint64_t> user_start(num_users + 1, 0);
+  for (const Interaction& x : log.interactions) ++user_start[x.user + 1];
+  for (size_t u = 0; u < num_users; ++u) user_start[u + 1] += user_start[u];
+
+  // t_max: the latest interaction that is not held out.
+  int64_t t_max_seconds = INT64_MIN;
+  for (size_t u = 0; u < num_users; ++u) {
+    const uint64_t n = user_start[u + 1] - user_start[u];
+    const uint64_t last_train = user_start[u] + (n >= 2 ? n - 2 : 0);
+    t_max_seconds = std::max(t_max_seconds, log.interactions[last_train].timestamp);
+  }
+  summary.t_max = static_cast<double>(t_max_seconds) / kSecondsPerDay;
+
+  // Never leave an old manifest beside new, partial files.
+  VREC_RETURN_IF_ERROR(MakeDirs(JoinPath(options.out_dir, "candidate")));
+  VREC_RETURN_IF_ERROR(RemoveIfExists(JoinPath(options.out_dir, "manifest.pb")));
+  VREC_RETURN_IF_ERROR(RemoveIfExists(JoinPath(options.out_dir, "manifest.json")));
+  VREC_ASSIGN_OR_RETURN(ShardSet train, ShardSet::Open(options.out_dir, "train", options.shards));
+  VREC_ASSIGN_OR_RETURN(ShardSet test, ShardSet::Open(options.out_dir, "test", 1));
+
+  // Users in a seeded pseudo-random order, each in the shard its hash picks.
+  std::vector<std::pair<uint64_t, uint32_t>> order(num_users);
+  for (size_t u = 0; u < num_users; ++u) {
+    order[u] = {HashCombine(options.seed, log.user_ids[u]), static_cast<uint32_t>(u)};
+  }
+  std::sort(order.begin(), order.end());
+
+  CandidateExample ex;
+  uint64_t next_example_id = 1;
+  const uint64_t cap = static_cast<uint64_t>(options.max_examples_per_user);
+  for (const auto& [hash, u] : order) {
+    const Interaction* rows = log.interactions.data() + user_start[u];
+    const uint64_t n = user_start[u + 1] - user_start[u];
+    const uint64_t user_id = log.user_ids[u];
+    ++summary.first_watches;
+    if (n == 1) {
+      ++summary.single_watch_users;
+      continue;
+    }
+    // Training examples: watches 1 .. n-2. Selection sampling keeps `want`
+    // of the `m` uniformly at random, in time order.
+    RecordWriter& shard = train.at(hash % static_cast<uint64_t>(options.shards));
+    const uint64_t m = n - 2;
+    uint64_t want = (cap > 0 && m > cap) ? cap : m;
+    summary.subsampled_out += m - want;
+    Rng rng(options.seed, user_id);
+    for (uint64_t k = 1; k <= m && want > 0; ++k) {
+      const uint64_t remaining = m - (k - 1);
+      if (want < remaining && rng.UniformInt(remaining) >= want) continue;
+      --want;
+      FillExample(rows, k, user_id, options.max_history, summary.t_max, log.item_ids,
+                  next_example_id++, &ex);
+      VREC_RETURN_IF_ERROR(shard.WriteMessage(ex));
+      ++summary.train_examples;
+    }
+    FillExample(rows, n - 1, user_id, options.max_history, summary.t_max, log.item_ids,
+                next_example_id++, &ex);
+    VREC_RETURN_IF_ERROR(test.at(0).WriteMessage(ex));
+    ++summary.test_examples;
+  }
+
+  DatasetManifest manifest;
+  manifest.set_format_version(kDatasetFormatVersion);
+  manifest.set_source(absl::StrCat("convert:", options.csv_path));
+  manifest.set_seed(options.seed);
+  manifest.set_t_max(summary.t_max);
+  VREC_RETURN_IF_ERROR(train.CloseInto(manifest.mutable_candidate_train()));
+  VREC_RETURN_IF_ERROR(test.CloseInto(manifest.mutable_candidate_test()));
+
+  // The catalogue: every watched item, by id.
+  {
+    std::vector<uint32_t> items(log.item_ids.size());
+    for (size_t i = 0; i < items.size(); ++i) items[i] = static_cast<uint32_t>(i);
+    std::sort(items.begin(), items.end(),
+              [&](uint32_t a, uint32_t b) { return log.item_ids[a] < log.item_ids[b]; });
+    VREC_ASSIGN_OR_RETURN(auto videos,
+                          RecordWriter::Create(JoinPath(options.out_dir, "videos.rec")));
+    VideoInfo info;
+    for (uint32_t i : items) {
+      info.Clear();
+      info.set_video_id(log.item_ids[i]);
+      info.set_topic(log.item_topic[i]);
+      VREC_RETURN_IF_ERROR(videos->WriteMessage(info));
+    }
+    VREC_RETURN_IF_ERROR(videos->Close());
+    manifest.set_videos("videos.rec");
+  }
+  if (!log.topic_names.empty()) {
+    std::string tsv = "topic\tgenre\n";
+    for (size_t t = 0; t < log.topic_names.size(); ++t) {
+      absl::StrAppend(&tsv, t + 1, "\t", log.topic_names[t], "\n");
+    }
+    VREC_RETURN_IF_ERROR(WriteFileAtomic(JoinPath(options.out_dir, "topics.tsv"), tsv));
+  }
+  manifest.set_num_users(summary.users);
+  manifest.set_num_videos(summary.items);
+  VREC_RETURN_IF_ERROR(WriteManifest(options.out_dir, manifest));
+  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return summary;
+}
+
+std::string ConvertSummaryJson(const ConvertSummary& s) {
+  nlohmann::ordered_json j;
+  j["users"] = s.users;
+  j["items"] = s.items;
+  j["train_examples"] = s.train_examples;
+  j["test_examples"] = s.test_examples;
+  j["skipped_rows"] = s.skipped_rows;
+  j["rows"] = s.rows;
+  j["filtered_rows"] = s.filtered_rows;
+  j["interactions"] = s.interactions;
+  j["first_watches"] = s.first_watches;
+  j["single_watch_users"] = s.single_watch_users;
+  j["subsampled_out"] = s.subsampled_out;
+  j["topics"] = s.topics;
+  j["t_max"] = s.t_max;
+  j["seconds"] = s.seconds;
+  return j.dump();
+}
+
+}  // namespace vrec

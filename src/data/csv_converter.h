@@ -1,0 +1,98 @@
+// ConvertCsv turns an interaction log in the MovieLens layout (one row per
+// watch: userId, movieId, timestamp; optional rating, title, genres) into a
+// candidate-generation dataset (dataset.h) with next-watch labels:
+//
+//   - each user's interactions are ordered by timestamp (ties keep file order);
+//   - the user's first interaction has no history and yields no example;
+//   - the last interaction of a user with at least two is that user's test
+//     example (history = everything before it);
+//   - every other interaction is a training example whose history is up to
+//     max_history earlier items, oldest first.
+//
+// The CSV is streamed; memory is 16 bytes per interaction plus one hash-map
+// entry per distinct user and item. Output: DIR/candidate/train-*.rec (users
+// spread over `shards` files by a hash of the user id), DIR/candidate/
+// test-00000-of-00001.rec, DIR/videos.rec (one VideoInfo per item; topic from
+// the first genre when a genres column exists), DIR/topics.tsv (genre of each
+// topic id, when genres exist), and the manifest last. See docs/convert.md.
+//
+// Thread safety: ConvertCsv is a free function with no shared state.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "vrec/status.h"
+
+namespace vrec {
+
+// Where a conversion is, for progress lines.
+struct ConvertProgress {
+  uint64_t rows = 0;         // data rows read so far
+  uint64_t bytes = 0;        // bytes of the CSV consumed
+  uint64_t total_bytes = 0;  // size of the CSV
+  double seconds = 0;        // since the start
+};
+
+struct ConvertOptions {
+  std::string csv_path;
+  std::string out_dir;
+  char delimiter = ',';
+  // Watched items kept in an example's history (the most recent ones). > 0.
+  int max_history = 50;
+  // Number of training shard files. > 0.
+  int shards = 4;
+  // When set, only rows with rating >= min_rating are watches (the others are
+  // dropped and counted as filtered_rows). Requires a rating column.
+  std::optional<double> min_rating;
+  // Keep at most this many training examples per user, chosen uniformly at
+  // random (seeded by seed and the user id) and kept in time order; 0 = all.
+  // Test examples are never dropped.
+  int max_examples_per_user = 0;
+  uint64_t seed = 1;
+  // false: the first bad row is an error "FILE:LINE: reason". true: bad rows
+  // are counted (ConvertSummary::skipped_rows) and skipped.
+  bool skip_bad_rows = false;
+  // Called about every progress_interval_s seconds while reading (0 = never).
+  double progress_interval_s = 2.0;
+  std::function<void(const ConvertProgress&)> on_progress;
+};
+
+struct ConvertSummary {
+  uint64_t rows = 0;           // data rows read (not counting the header)
+  uint64_t skipped_rows = 0;   // bad rows skipped (skip_bad_rows)
+  uint64_t filtered_rows = 0;  // rows below min_rating
+  uint64_t interactions = 0;   // rows kept as watches
+  uint64_t users = 0;          // distinct users with at least one watch
+  uint64_t items = 0;          // distinct items watched
+  uint64_t train_examples = 0;
+  uint64_t test_examples = 0;
+  uint64_t first_watches = 0;       // first interactions of users: no history, no example
+  uint64_t single_watch_users = 0;  // users with one watch: no test example
+  uint64_t subsampled_out = 0;      // training examples dropped by max_examples_per_user
+  uint64_t topics = 0;              // distinct first genres (0 without a genres column)
+  double t_max = 0;                 // days: the latest training interaction
+  double seconds = 0;               // wall time of the conversion
+  // The first few bad-row errors (at most kMaxReportedErrors), when skipping.
+  std::vector<std::string> first_errors;
+
+  static constexpr size_t kMaxReportedErrors = 10;
+};
+
+// Converts options.csv_path into a dataset in options.out_dir (created if
+// needed; an existing manifest there is removed first, so an interrupted run
+// never leaves a complete-looking dataset). Errors: kInvalidArgument for bad
+// options or input ("FILE:LINE: reason" for a bad row, the columns found for
+// a header missing a required column), kNotFound for a missing CSV, others
+// for I/O.
+StatusOr<ConvertSummary> ConvertCsv(const ConvertOptions& options);
+
+// The summary as one line of JSON: {"users":..,"items":..,"train_examples":..,
+// "test_examples":..,"skipped_rows":.., ...}.
+std::string ConvertSummaryJson(const ConvertSummary& summary);
+
+}  // namespace vrec

@@ -1,0 +1,386 @@
+#include "data/csv_converter.h"
+
+#include <fstream>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common/file_util.h"
+#include "data/dataset.h"
+#include "data/record_reader.h"
+#include "nlohmann/json.hpp"
+#include "proto/data.pb.h"
+#include "testutil/testutil.h"
+
+namespace vrec {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+constexpr int64_t kDay = 86400;
+
+// Examples of one kind, keyed by (user, label) for lookups in tests where
+// that pair is unique.
+struct Examples {
+  std::vector<CandidateExample> all;
+  const CandidateExample* Find(uint64_t user, uint64_t label) const {
+    for (const auto& e : all) {
+      if (e.user_id() == user && e.label_video() == label) return &e;
+    }
+    return nullptr;
+  }
+  // Labels of one user in the order written.
+  std::vector<uint64_t> Labels(uint64_t user) const {
+    std::vector<uint64_t> out;
+    for (const auto& e : all) {
+      if (e.user_id() == user) out.push_back(e.label_video());
+    }
+    return out;
+  }
+};
+
+std::vector<uint64_t> History(const CandidateExample* e) {
+  if (e == nullptr) return {999999};  // makes a missing example fail loudly
+  return {e->watch_history().begin(), e->watch_history().end()};
+}
+
+class CsvConverterTest : public ::testing::Test {
+ protected:
+  std::string WriteCsv(const std::string& contents) {
+    const std::string path = dir_.File("in.csv");
+    std::ofstream(path, std::ios::binary) << contents;
+    return path;
+  }
+
+  ConvertOptions Options(const std::string& csv) {
+    ConvertOptions o;
+    o.csv_path = WriteCsv(csv);
+    o.out_dir = dir_.File("out");
+    o.shards = 3;
+    return o;
+  }
+
+  // Reads every record of the listed shards back with RecordReader.
+  Examples ReadShards(const google::protobuf::RepeatedPtrField<ShardInfo>& shards) {
+    Examples out;
+    for (const std::string& path : ShardPaths(dir_.File("out"), shards)) {
+      auto reader = RecordReader::Open(path);
+      EXPECT_OK(reader);
+      if (!reader.ok()) continue;
+      CandidateExample ex;
+      while (true) {
+        StatusOr<bool> more = (*reader)->NextMessage(&ex);
+        EXPECT_OK(more);
+        if (!more.ok() || !*more) break;
+        out.all.push_back(ex);
+      }
+    }
+    return out;
+  }
+
+  testing::ScratchDir dir_;
+};
+
+// Columns permuted, extra columns, a quoted title with a comma and quotes,
+// CRLF endings, rows out of time order, timestamp ties.
+const char kSmallCsv[] =
+    "timestamp,extra,movieId,title,userId,rating,genres\r\n"
+    "2592000,x,102,\"Heat, The (1995)\",7,4.0,Action|Crime\r\n"
+    "864000,x,100,\"\"\"Quoted\"\" (1990)\",7,5.0,Comedy\r\n"
+    "3456000,x,103,Up (2009),7,2.5,Animation|Comedy\r\n"
+    "1728000,x,101,Alien (1979),7,3.0,Horror\r\n"
+    "4320000,x,300,Solo (2018),8,4.0,(no genres listed)\r\n"
+    "432000,x,200,A,9,1.0,Comedy\r\n"
+    "432000,x,201,B,9,1.0,Comedy\r\n"
+    "432000,x,202,C,9,1.0,Drama\r\n";
+
+TEST_F(CsvConverterTest, NextWatchLabelsHistoriesAndHoldout) {
+  ConvertOptions o = Options(kSmallCsv);
+  ASSERT_OK_AND_ASSIGN(ConvertSummary s, ConvertCsv(o));
+  EXPECT_EQ(s.rows, 8u);
+  EXPECT_EQ(s.interactions, 8u);
+  EXPECT_EQ(s.users, 3u);
+  EXPECT_EQ(s.items, 8u);
+  EXPECT_EQ(s.train_examples, 3u);  // user 7: 101, 102; user 9: 201
+  EXPECT_EQ(s.test_examples, 2u);   // users 7 and 9; user 8 has one watch
+  EXPECT_EQ(s.first_watches, 3u);
+  EXPECT_EQ(s.single_watch_users, 1u);
+  EXPECT_EQ(s.skipped_rows, 0u);
+  // The latest non-held-out watch is user 8's only one, on day 50.
+  EXPECT_DOUBLE_EQ(s.t_max, 50.0);
+
+  ASSERT_OK_AND_ASSIGN(DatasetManifest m, ReadManifest(o.out_dir));
+  ASSERT_EQ(m.candidate_train_size(), 3);
+  ASSERT_EQ(m.candidate_test_size(), 1);
+  EXPECT_EQ(m.candidate_test(0).path(), "candidate/test-00000-of-00001.rec");
+  EXPECT_EQ(m.source(), "convert:" + o.csv_path);
+  EXPECT_DOUBLE_EQ(m.t_max(), 50.0);
+  EXPECT_EQ(m.num_users(), 3u);
+  EXPECT_EQ(m.num_videos(), 8u);
+
+  Examples train = ReadShards(m.candidate_train());
+  Examples test = ReadShards(m.candidate_test());
+  ASSERT_EQ(train.all.size(), 3u);
+  ASSERT_EQ(test.all.size(), 2u);
+  uint64_t records = 0;
+  for (const auto& shard : m.candidate_train()) records += shard.records();
+  EXPECT_EQ(records, 3u);
+
+  // User 7 in time order: 100 (day 10), 101 (20), 102 (30), 103 (40).
+  EXPECT_THAT(History(train.Find(7, 101)), ElementsAre(100));
+  EXPECT_THAT(History(train.Find(7, 102)), ElementsAre(100, 101));
+  EXPECT_THAT(History(test.Find(7, 103)), ElementsAre(100, 101, 102));
+  EXPECT_EQ(train.Find(7, 100), nullptr);  // the first watch has no history
+  // Ties on day 5 keep file order: 200, 201, 202.
+  EXPECT_THAT(History(train.Find(9, 201)), ElementsAre(200));
+  EXPECT_THAT(History(test.Find(9, 202)), ElementsAre(200, 201));
+  EXPECT_THAT(train.Labels(8), IsEmpty());
+  EXPECT_THAT(test.Labels(8), IsEmpty());
+
+  const CandidateExample* e = train.Find(7, 101);
+  ASSERT_NE(e, nullptr);
+  EXPECT_DOUBLE_EQ(e->time(), 20.0);
+  EXPECT_FLOAT_EQ(e->example_age(), 30.0f);
+  // A held-out example before t_max is t_max - time old.
+  ASSERT_NE(test.Find(7, 103), nullptr);
+  EXPECT_DOUBLE_EQ(test.Find(7, 103)->time(), 40.0);
+  EXPECT_FLOAT_EQ(test.Find(7, 103)->example_age(), 10.0f);
+
+  // All of a user's training examples are in one shard, and ids are unique.
+  std::set<uint64_t> ids;
+  for (const auto* set : {&train, &test}) {
+    for (const auto& ex : set->all) EXPECT_TRUE(ids.insert(ex.example_id()).second);
+  }
+  EXPECT_EQ(ids.size(), 5u);
+}
+
+TEST_F(CsvConverterTest, VideosCatalogueAndGenreTopics) {
+  ConvertOptions o = Options(kSmallCsv);
+  ASSERT_OK_AND_ASSIGN(ConvertSummary s, ConvertCsv(o));
+  EXPECT_EQ(s.topics, 5u);  // Action, Comedy, Animation, Horror, Drama (first genres)
+  ASSERT_OK_AND_ASSIGN(DatasetManifest m, ReadManifest(o.out_dir));
+  ASSERT_EQ(m.videos(), "videos.rec");
+  ASSERT_OK_AND_ASSIGN(auto reader, RecordReader::Open(JoinPath(o.out_dir, "videos.rec")));
+  std::map<uint64_t, uint32_t> topic;
+  VideoInfo info;
+  while (true) {
+    ASSERT_OK_AND_ASSIGN(bool more, reader->NextMessage(&info));
+    if (!more) break;
+    topic[info.video_id()] = info.topic();
+  }
+  ASSERT_EQ(topic.size(), 8u);
+  // Topics are numbered from 1 in order of first appearance; 0 = no genre.
+  EXPECT_EQ(topic[102], 1u);  // Action
+  EXPECT_EQ(topic[100], 2u);  // Comedy
+  EXPECT_EQ(topic[103], 3u);  // Animation|Comedy
+  EXPECT_EQ(topic[101], 4u);  // Horror
+  EXPECT_EQ(topic[300], 0u);  // (no genres listed)
+  EXPECT_EQ(topic[200], 2u);
+  EXPECT_EQ(topic[202], 5u);  // Drama
+  ASSERT_OK_AND_ASSIGN(std::string tsv, ReadFileToString(JoinPath(o.out_dir, "topics.tsv")));
+  EXPECT_EQ(tsv, "topic\tgenre\n1\tAction\n2\tComedy\n3\tAnimation\n4\tHorror\n5\tDrama\n");
+}
+
+TEST_F(CsvConverterTest, HistoryIsTruncatedToTheMostRecent) {
+  std::string csv = "userId,movieId,timestamp\n";
+  for (int i = 1; i <= 6; ++i)
+    csv += "1," + std::to_string(10 + i) + "," + std::to_string(i) + "\n";
+  ConvertOptions o = Options(csv);
+  o.max_history = 2;
+  ASSERT_OK_AND_ASSIGN(ConvertSummary s, ConvertCsv(o));
+  EXPECT_EQ(s.train_examples, 4u);
+  ASSERT_OK_AND_ASSIGN(DatasetManifest m, ReadManifest(o.out_dir));
+  Examples train = ReadShards(m.candidate_train());
+  Examples test = ReadShards(m.candidate_test());
+  EXPECT_THAT(train.Labels(1), ElementsAre(12, 13, 14, 15));  // time order within a user
+  EXPECT_THAT(History(train.Find(1, 12)), ElementsAre(11));
+  EXPECT_THAT(History(train.Find(1, 13)), ElementsAre(11, 12));
+  EXPECT_THAT(History(train.Find(1, 15)), ElementsAre(13, 14));
+  EXPECT_THAT(History(test.Find(1, 16)), ElementsAre(14, 15));
+  // The held-out watch is after t_max (second 5): age 0, as at serving time.
+  ASSERT_NE(test.Find(1, 16), nullptr);
+  EXPECT_EQ(test.Find(1, 16)->example_age(), 0.0f);
+  EXPECT_GT(train.Find(1, 12)->example_age(), 0.0f);
+}
+
+TEST_F(CsvConverterTest, BadRowIsAnErrorWithItsLineNumber) {
+  const std::string header = "userId,movieId,timestamp\n1,2,3\n";
+  struct Case {
+    std::string row;
+    std::string message;
+  } cases[] = {
+      {"1,abc,5\n", "in.csv:3: movieId 'abc' is not a non-negative 64-bit integer"},
+      {"-4,2,5\n", "in.csv:3: userId '-4' is not a non-negative"},
+      {"1,2\n", "in.csv:3: expected 3 fields as in the header, found 2"},
+      {"1,2,5,6\n", "in.csv:3: expected 3 fields as in the header, found 4"},
+      {"1,2,\n", "in.csv:3: missing timestamp"},
+      {",2,5\n", "in.csv:3: missing userId"},
+      {"1,2,5.5\n", "in.csv:3: timestamp '5.5' is not an integer"},
+      {"1,2,99999999999999999999\n", "in.csv:3: timestamp"},
+      {"1,\"2,5\n", "in.csv:3: unterminated quoted field"},
+  };
+  for (const Case& c : cases) {
+    ConvertOptions o = Options(header + c.row + "1,3,9\n");
+    EXPECT_THAT(ConvertCsv(o), StatusIs(absl::StatusCode::kInvalidArgument, c.message)) << c.row;
+    EXPECT_FALSE(PathExists(JoinPath(o.out_dir, "manifest.pb")));
+  }
+}
+
+TEST_F(CsvConverterTest, SkipModeCountsBadRowsAndContinues) {
+  ConvertOptions o = Options(
+      "userId,movieId,timestamp\n"
+      "1,10,1\n"
+      "1,abc,2\n"  // line 3
+      "1,11,2\n"
+      "1,12\n"  // line 5
+      "1,12,3\n"
+      "2,\"20,4\n"  // line 7: unterminated quote
+      "2,20,4\n"
+      "2,21,5\n");
+  o.skip_bad_rows = true;
+  ASSERT_OK_AND_ASSIGN(ConvertSummary s, ConvertCsv(o));
+  EXPECT_EQ(s.skipped_rows, 3u);
+  EXPECT_EQ(s.rows, 8u);
+  EXPECT_EQ(s.interactions, 5u);
+  EXPECT_EQ(s.rows, s.interactions + s.skipped_rows + s.filtered_rows);
+  EXPECT_EQ(s.train_examples, 1u);  // user 1: label 11
+  EXPECT_EQ(s.test_examples, 2u);
+  ASSERT_EQ(s.first_errors.size(), 3u);
+  EXPECT_THAT(s.first_errors[0], HasSubstr("in.csv:3:"));
+  EXPECT_THAT(s.first_errors[1], HasSubstr("in.csv:5:"));
+  EXPECT_THAT(s.first_errors[2], HasSubstr("in.csv:7: unterminated"));
+}
+
+TEST_F(CsvConverterTest, HeaderProblems) {
+  EXPECT_THAT(ConvertCsv(Options("")), StatusIs(absl::StatusCode::kInvalidArgument, "empty file"));
+  EXPECT_THAT(ConvertCsv(Options("userId,itemx,time\n1,2,3\n")),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "in.csv:1: the header lacks required column(s) movieId, timestamp; "
+                       "columns found: userId, itemx, time"));
+  EXPECT_THAT(ConvertCsv(Options("userId,movieId,timestamp,userId\n")),
+              StatusIs(absl::StatusCode::kInvalidArgument, "'userId' appears twice"));
+  EXPECT_THAT(ConvertCsv(Options("userId,movieId,timestamp\n")),
+              StatusIs(absl::StatusCode::kInvalidArgument, "no interactions"));
+  ConvertOptions o = Options("userId,movieId,timestamp\n1,2,3\n");
+  o.min_rating = 3.5;
+  EXPECT_THAT(ConvertCsv(o), StatusIs(absl::StatusCode::kInvalidArgument, "needs a rating column"));
+  ConvertOptions missing;
+  missing.csv_path = dir_.File("nope.csv");
+  missing.out_dir = dir_.File("out");
+  EXPECT_THAT(ConvertCsv(missing), StatusIs(absl::StatusCode::kNotFound, "nope.csv"));
+}
+
+TEST_F(CsvConverterTest, MinRatingKeepsOnlyWatches) {
+  ConvertOptions o = Options(kSmallCsv);
+  o.min_rating = 3.0;  // drops 103 (2.5) and user 9 (1.0) entirely
+  ASSERT_OK_AND_ASSIGN(ConvertSummary s, ConvertCsv(o));
+  EXPECT_EQ(s.filtered_rows, 4u);
+  EXPECT_EQ(s.users, 2u);
+  EXPECT_EQ(s.items, 4u);
+  ASSERT_OK_AND_ASSIGN(DatasetManifest m, ReadManifest(o.out_dir));
+  Examples test = ReadShards(m.candidate_test());
+  EXPECT_THAT(History(test.Find(7, 102)), ElementsAre(100, 101));
+
+  o.skip_bad_rows = false;
+  ConvertOptions bad = Options("userId,movieId,timestamp,rating\n1,2,3,4\n1,3,4,good\n");
+  bad.min_rating = 1;
+  EXPECT_THAT(ConvertCsv(bad),
+              StatusIs(absl::StatusCode::kInvalidArgument, "in.csv:3: rating 'good' is not a"));
+}
+
+TEST_F(CsvConverterTest, MaxExamplesPerUserSubsamplesDeterministically) {
+  std::string csv = "userId,movieId,timestamp\n";
+  for (int i = 0; i < 22; ++i)
+    csv += "5," + std::to_string(100 + i) + "," + std::to_string(i) + "\n";
+  ConvertOptions o = Options(csv);
+  o.max_examples_per_user = 5;
+  o.seed = testing::TestSeed(7);
+  ASSERT_OK_AND_ASSIGN(ConvertSummary s, ConvertCsv(o));
+  EXPECT_EQ(s.train_examples, 5u);
+  EXPECT_EQ(s.subsampled_out, 15u);  // 20 candidates (not the first, not the held-out last)
+  EXPECT_EQ(s.test_examples, 1u);
+  ASSERT_OK_AND_ASSIGN(DatasetManifest m, ReadManifest(o.out_dir));
+  const std::vector<uint64_t> labels = ReadShards(m.candidate_train()).Labels(5);
+  ASSERT_EQ(labels.size(), 5u);
+  EXPECT_TRUE(std::is_sorted(labels.begin(), labels.end()));
+  EXPECT_TRUE(std::adjacent_find(labels.begin(), labels.end()) == labels.end());
+  EXPECT_GE(labels.front(), 101u);
+  EXPECT_LE(labels.back(), 120u);
+  const Examples test = ReadShards(m.candidate_test());
+  EXPECT_THAT(test.Labels(5), ElementsAre(121));
+  // Each kept example still carries its full history.
+  const CandidateExample* e = ReadShards(m.candidate_train()).Find(5, labels[0]);
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(static_cast<uint64_t>(e->watch_history_size()), labels[0] - 100);
+
+  // Same seed, same choice.
+  ASSERT_OK(ConvertCsv(o));
+  ASSERT_OK_AND_ASSIGN(m, ReadManifest(o.out_dir));
+  EXPECT_EQ(ReadShards(m.candidate_train()).Labels(5), labels);
+}
+
+TEST_F(CsvConverterTest, SubsamplingIsRoughlyUniform) {
+  // 300 users x 12 watches; 3 of the 10 training candidates kept per user:
+  // every position should be kept about 90 times (sd ~8).
+  std::string csv = "userId,movieId,timestamp\n";
+  for (int u = 0; u < 300; ++u) {
+    for (int i = 0; i < 12; ++i) {
+      csv += std::to_string(u) + "," + std::to_string(i) + "," + std::to_string(i) + "\n";
+    }
+  }
+  ConvertOptions o = Options(csv);
+  o.max_examples_per_user = 3;
+  o.seed = testing::TestSeed(11);
+  ASSERT_OK_AND_ASSIGN(ConvertSummary s, ConvertCsv(o));
+  EXPECT_EQ(s.train_examples, 900u);
+  ASSERT_OK_AND_ASSIGN(DatasetManifest m, ReadManifest(o.out_dir));
+  std::map<uint64_t, int> kept;
+  for (const auto& e : ReadShards(m.candidate_train()).all) ++kept[e.label_video()];
+  ASSERT_EQ(kept.size(), 10u);
+  for (const auto& [label, count] : kept) {
+    EXPECT_GE(label, 1u);
+    EXPECT_LE(label, 10u);
+    EXPECT_GT(count, 55) << "position " << label;
+    EXPECT_LT(count, 125) << "position " << label;
+  }
+}
+
+TEST_F(CsvConverterTest, UsersAreSpreadOverShards) {
+  std::string csv = "userId,movieId,timestamp\n";
+  for (int u = 0; u < 200; ++u) {
+    for (int i = 0; i < 3; ++i) {
+      csv += std::to_string(u) + "," + std::to_string(i) + "," + std::to_string(i) + "\n";
+    }
+  }
+  ConvertOptions o = Options(csv);
+  o.shards = 4;
+  ASSERT_OK_AND_ASSIGN(ConvertSummary s, ConvertCsv(o));
+  EXPECT_EQ(s.train_examples, 200u);
+  ASSERT_OK_AND_ASSIGN(DatasetManifest m, ReadManifest(o.out_dir));
+  ASSERT_EQ(m.candidate_train_size(), 4);
+  for (const auto& shard : m.candidate_train()) {
+    EXPECT_GT(shard.records(), 25u) << shard.path();
+    EXPECT_LT(shard.records(), 75u) << shard.path();
+  }
+}
+
+TEST(ConvertSummaryJsonTest, HasTheDocumentedFields) {
+  ConvertSummary s;
+  s.users = 3;
+  s.items = 8;
+  s.train_examples = 5;
+  s.test_examples = 2;
+  s.skipped_rows = 1;
+  const nlohmann::json j = nlohmann::json::parse(ConvertSummaryJson(s));
+  EXPECT_EQ(j["users"], 3);
+  EXPECT_EQ(j["items"], 8);
+  EXPECT_EQ(j["train_examples"], 5);
+  EXPECT_EQ(j["test_examples"], 2);
+  EXPECT_EQ(j["skipped_rows"], 1);
+}
+
+}  // namespace
+}  // namespace vrec
