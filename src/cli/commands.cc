@@ -10,14 +10,14 @@ const std::vector<Command>& Commands() {
        "  videos.rec, truth.json and manifest.pb/json into DIR. The last stdout\n"
        "  line is a JSON summary with the oracle's recall@K and weighted\n"
        "  per-user loss.",
-       {"datagen_command.cc", nullptr},
+       {"datagen_command.cc", "common_flags.cc", nullptr},
        RunDatagen},
       {"convert", "convert an interaction CSV (MovieLens layout) into examples",
        "vrec convert --csv=FILE --out=DIR\n"
        "  Columns by header name: userId, movieId, timestamp required; rating,\n"
        "  title, genres optional. Each user's last interaction becomes a test\n"
        "  example. The last stdout line is a JSON summary.",
-       {"convert_command.cc", nullptr},
+       {"convert_command.cc", "common_flags.cc", nullptr},
        RunConvert},
       {"inspect", "validate record files and print their first examples",
        "vrec inspect PATH [PATH...]\n"

@@ -9,24 +9,18 @@
 
 #include "absl/strings/numbers.h"
 #include "cli/command.h"
+#include "cli/common_flags.h"
 #include "data/csv_converter.h"
 
-// out, seed, shards, max_history, max_examples_per_user and progress_seconds
-// are also read by `vrec datagen` (DECLAREd there): keep their names and types.
+// --out, --seed, --shards, --max_history, --max_examples_per_user and
+// --progress_seconds are shared with `vrec datagen`: see cli/common_flags.h.
 DEFINE_string(csv, "", "Interaction CSV to convert (a regular file; header line required)");
-DEFINE_string(out, "", "Output dataset folder (created if needed)");
-DEFINE_int32(max_history, 50, "Most recent earlier watches kept as an example's history");
-DEFINE_int32(shards, 4, "Training shard files; users are spread over them by a hash of the id");
 DEFINE_string(min_rating, "",
               "If set (a number), only rows with rating >= this are watches; needs a rating "
               "column");
-DEFINE_int32(max_examples_per_user, 0,
-             "Keep at most this many training examples per user, sampled uniformly (0 = all)");
-DEFINE_uint64(seed, 1, "Random seed (convert: user order, shard choice, per-user subsampling)");
 DEFINE_bool(skip_bad_rows, false,
             "Skip and count malformed rows instead of failing on the first one");
 DEFINE_string(delimiter, ",", "Field separator: one character, or \"tab\"");
-DEFINE_double(progress_seconds, 2.0, "Seconds between progress lines on stderr (0 = none)");
 
 namespace vrec::cli {
 
