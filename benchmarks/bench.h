@@ -16,5 +16,6 @@ struct Bench {
 const std::vector<Bench>& Benches();
 
 int RunDatagenBench(int argc, char** argv);
+int RunModelBench(int argc, char** argv);
 
 }  // namespace vrec::bench

@@ -10,6 +10,7 @@ namespace vrec::bench {
 const std::vector<Bench>& Benches() {
   static const std::vector<Bench> kBenches = {
       {"datagen", "candidate examples/s of the world generator, one core", RunDatagenBench},
+      {"model", "one training step of the paper-sized candidate tower vs sgemm", RunModelBench},
   };
   return kBenches;
 }
