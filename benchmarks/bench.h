@@ -17,5 +17,6 @@ const std::vector<Bench>& Benches();
 
 int RunDatagenBench(int argc, char** argv);
 int RunModelBench(int argc, char** argv);
+int RunPsBench(int argc, char** argv);
 
 }  // namespace vrec::bench

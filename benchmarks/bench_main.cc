@@ -11,6 +11,7 @@ const std::vector<Bench>& Benches() {
   static const std::vector<Bench> kBenches = {
       {"datagen", "candidate examples/s of the world generator, one core", RunDatagenBench},
       {"model", "one training step of the paper-sized candidate tower vs sgemm", RunModelBench},
+      {"ps", "parameter-server pull/push keys/s, GB/s and latency over loopback", RunPsBench},
   };
   return kBenches;
 }

@@ -44,8 +44,8 @@ void PrintCommandHelp(const Command& c, std::ostream& os) {
   for (const auto& f : flags) {
     if (!FlagBelongsTo(f, c)) continue;
     os << "  --" << f.name << " (" << f.type << ", default "
-       << (f.type == "string" ? "\"" + f.default_value + "\"" : f.default_value)
-       << ")\n      " << f.description << "\n";
+       << (f.type == "string" ? "\"" + f.default_value + "\"" : f.default_value) << ")\n      "
+       << f.description << "\n";
   }
   os << "\nlogging: --v=N for verbose logs; logs go to stderr.\n";
 }
@@ -84,7 +84,8 @@ int Main(int argc, char** argv) {
     return argc < 2 ? kExitUsage : kExitOk;
   }
   if (std::strcmp(argv[1], "--version") == 0 || std::strcmp(argv[1], "version") == 0) {
-    std::cout << "vrec " << VREC_VERSION << " " << VREC_GIT_COMMIT << " " << VREC_BUILD_TYPE << "\n";
+    std::cout << "vrec " << VREC_VERSION << " " << VREC_GIT_COMMIT << " " << VREC_BUILD_TYPE
+              << "\n";
     return kExitOk;
   }
   const Command* c = FindCommand(argv[1]);

@@ -64,7 +64,8 @@ Status WriteFileAtomic(const std::string& path, const std::string& contents) {
 Status MakeDirs(const std::string& path) {
   std::error_code ec;
   std::filesystem::create_directories(path, ec);
-  if (ec) return absl::InternalError(absl::StrCat("cannot create directory ", path, ": ", ec.message()));
+  if (ec)
+    return absl::InternalError(absl::StrCat("cannot create directory ", path, ": ", ec.message()));
   return absl::OkStatus();
 }
 
@@ -80,8 +81,7 @@ std::string JoinPath(const std::string& a, const std::string& b) {
   return b.front() == '/' ? a + b : a + "/" + b;
 }
 
-StatusOr<std::vector<std::string>> ListFiles(const std::string& dir,
-                                             const std::string& suffix) {
+StatusOr<std::vector<std::string>> ListFiles(const std::string& dir, const std::string& suffix) {
   std::error_code ec;
   std::vector<std::string> out;
   std::filesystem::directory_iterator it(dir, ec);

@@ -27,8 +27,7 @@ bool PathExists(const std::string& path);
 std::string JoinPath(const std::string& a, const std::string& b);
 
 // Regular files directly in `dir` whose names end with `suffix`, sorted.
-StatusOr<std::vector<std::string>> ListFiles(const std::string& dir,
-                                             const std::string& suffix);
+StatusOr<std::vector<std::string>> ListFiles(const std::string& dir, const std::string& suffix);
 
 // Status for a failed system call: the message names `what` and strerror.
 Status ErrnoStatus(int err, const std::string& what);

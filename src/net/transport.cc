@@ -92,14 +92,14 @@ StatusOr<std::unique_ptr<Server>> Server::Start(Handler* handler, const ServerOp
   }
   // Sockets move to the proxy thread; thread creation is a full fence, which
   // is what ZeroMQ requires to migrate a socket.
-  s->proxy_thread_ = std::thread([f = std::move(frontend), b = std::move(backend),
-                                  c = std::move(control)]() mutable {
-    try {
-      zmq::proxy_steerable(f, b, zmq::socket_ref(), c);
-    } catch (const zmq::error_t& e) {
-      if (e.num() != ETERM) LOG(ERROR) << "transport proxy stopped: " << e.what();
-    }
-  });
+  s->proxy_thread_ = std::thread(
+      [f = std::move(frontend), b = std::move(backend), c = std::move(control)]() mutable {
+        try {
+          zmq::proxy_steerable(f, b, zmq::socket_ref(), c);
+        } catch (const zmq::error_t& e) {
+          if (e.num() != ETERM) LOG(ERROR) << "transport proxy stopped: " << e.what();
+        }
+      });
   for (int i = 0; i < options.threads; ++i) {
     s->workers_.emplace_back([s, i] { s->WorkerLoop(i); });
   }
@@ -214,13 +214,13 @@ struct Client::Impl {
 
   zmq::context_t context;
   std::string wake_endpoint;
-  zmq::socket_t wake_recv;  // I/O thread only
+  zmq::socket_t wake_recv;             // I/O thread only
   std::vector<zmq::socket_t> dealers;  // I/O thread only
   std::mutex mu;
-  zmq::socket_t wake_send;  // guarded by mu
-  std::deque<Outgoing> queue;  // guarded by mu
-  bool stopping = false;  // guarded by mu
-  uint64_t next_id = 1;  // guarded by mu
+  zmq::socket_t wake_send;              // guarded by mu
+  std::deque<Outgoing> queue;           // guarded by mu
+  bool stopping = false;                // guarded by mu
+  uint64_t next_id = 1;                 // guarded by mu
   std::map<uint64_t, Pending> pending;  // I/O thread only
   std::thread io;
 };

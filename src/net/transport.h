@@ -116,8 +116,9 @@ class Client {
 
   // Sends `request` to server `server` and returns the reply's future.
   // timeout <= 0 means options.default_timeout.
-  std::future<StatusOr<Message>> Call(int server, Message request,
-                                      std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
+  std::future<StatusOr<Message>> Call(
+      int server, Message request,
+      std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
 
   int num_servers() const { return static_cast<int>(endpoints_.size()); }
   const std::string& endpoint(int server) const { return endpoints_[server]; }

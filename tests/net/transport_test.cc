@@ -186,7 +186,8 @@ TEST(TransportTest, BadServerIndexAndBadBind) {
   EXPECT_THAT(Server::Start(&handler, opts), StatusIs(absl::StatusCode::kUnavailable, "999.0.0.1"));
   ASSERT_OK_AND_ASSIGN(auto server, Server::Start(&handler, {}));
   ASSERT_OK_AND_ASSIGN(auto client, Client::Connect({server->endpoint()}));
-  EXPECT_THAT(client->Call(3, Message{}).get(), StatusIs(absl::StatusCode::kInvalidArgument, "no server 3"));
+  EXPECT_THAT(client->Call(3, Message{}).get(),
+              StatusIs(absl::StatusCode::kInvalidArgument, "no server 3"));
 }
 
 }  // namespace

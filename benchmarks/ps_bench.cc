@@ -1,0 +1,322 @@
+// vrec bench ps: pull and push throughput and latency of the parameter server
+// over the real transport (ZeroMQ over TCP loopback), S servers and C client
+// threads in one process. Each result is one JSON line:
+//   {"bench":"ps","op":"pull","dim":64,"batch":10000,"keys_per_s":..,
+//    "gbytes_per_s":..,"p50_us":..,"p99_us":.., commit, machine...}
+// gbytes_per_s counts value bytes only (keys * dim * 4), the payload a
+// trainer wants; keys and headers are overhead.
+//
+// Keys: uniform over --rows keys (unique within a batch), or Zipf(--zipf) by
+// rank with duplicates removed as a worker would (--zipf > 0). With
+// --budget_mb, each server holds its table under that memory budget and
+// spills to RocksDB under --spill_dir: the large-table scale run.
+#include <gflags/gflags.h>
+#include <glog/logging.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <iostream>
+#include <thread>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "bench.h"
+#include "common/random.h"
+#include "common/run_info.h"
+#include "net/transport.h"
+#include "ps/embedding_store.h"
+#include "ps/ps_service.h"
+#include "ps/spill_store.h"
+
+DEFINE_int32(servers, 1, "parameter servers (in this process, each on its own port)");
+DEFINE_int32(clients, 1, "client threads, each with its own connection to every server");
+DEFINE_string(dim, "64", "floats per row; a comma list sweeps (e.g. 8,64,256)");
+DEFINE_string(batch, "10000",
+              "unique keys per request; a comma list sweeps (e.g. 1000,10000,100000)");
+DEFINE_double(seconds, 3, "measured seconds per (op, dim, batch)");
+DEFINE_string(ops, "pull,push", "operations to measure");
+DEFINE_uint64(rows, 1000000, "key space; rows are created by a warm-up pass first");
+DEFINE_double(zipf, 0, "Zipf exponent of key popularity (0 = uniform)");
+DEFINE_int32(inflight, 2, "requests each client keeps in flight");
+DEFINE_int32(server_threads, 2, "handler threads per server");
+DEFINE_string(optimizer, "adagrad", "server optimizer: sgd, adagrad, adam, ftrl");
+DEFINE_uint64(budget_mb, 0, "memory budget per server in MiB (0 = all in memory)");
+DEFINE_string(spill_dir, "/tmp/vrec_ps_bench",
+              "RocksDB folder for spilled rows (with --budget_mb)");
+
+namespace vrec::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::vector<int> ParseList(const std::string& s, const char* flag) {
+  std::vector<int> out;
+  for (absl::string_view part : absl::StrSplit(s, ',')) {
+    int v;
+    if (!absl::SimpleAtoi(part, &v) || v <= 0) {
+      std::cerr << "vrec bench ps: --" << flag << " wants positive integers, got '" << s << "'\n";
+      std::exit(2);
+    }
+    out.push_back(v);
+  }
+  return out;
+}
+
+// Zipf over ranks 0..n-1 by inverse CDF (binary search): exact and simple.
+class ZipfKeys {
+ public:
+  ZipfKeys(uint64_t n, double s) : cdf_(n) {
+    double sum = 0;
+    for (uint64_t r = 0; r < n; ++r) cdf_[r] = (sum += std::pow(r + 1.0, -s));
+    for (auto& c : cdf_) c /= sum;
+  }
+  uint64_t Rank(Rng& rng) const {
+    return std::lower_bound(cdf_.begin(), cdf_.end(), rng.Uniform()) - cdf_.begin();
+  }
+
+ private:
+  std::vector<double> cdf_;
+};
+
+// The key of rank r: spread by a hash so hot keys land on every server.
+uint64_t KeyOf(uint64_t rank) { return Mix64(rank + 1); }
+
+// One batch of `batch` unique keys.
+void MakeBatch(Rng& rng, const ZipfKeys* zipf, int batch, absl::flat_hash_set<uint64_t>* seen,
+               std::vector<uint64_t>* keys) {
+  keys->clear();
+  seen->clear();
+  const uint64_t rows = FLAGS_rows;
+  if (zipf == nullptr && static_cast<uint64_t>(batch) * 2 > rows) {
+    // Dense batches: a random window of the key space.
+    const uint64_t start = rng.UniformInt(rows);
+    for (int i = 0; i < batch; ++i) keys->push_back(KeyOf((start + i) % rows));
+    return;
+  }
+  while (static_cast<int>(keys->size()) < batch) {
+    const uint64_t rank = zipf ? zipf->Rank(rng) : rng.UniformInt(rows);
+    if (seen->insert(rank).second) keys->push_back(KeyOf(rank));
+  }
+}
+
+double Percentile(std::vector<double> v, double q) {
+  if (v.empty()) return 0;
+  size_t k = static_cast<size_t>(q * (v.size() - 1));
+  std::nth_element(v.begin(), v.begin() + k, v.end());
+  return v[k];
+}
+
+uint64_t PeakRssBytes() {
+  rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<uint64_t>(ru.ru_maxrss) * 1024;
+}
+
+struct Setup {
+  std::vector<std::unique_ptr<ps::SpillStore>> spills;
+  std::vector<std::unique_ptr<ps::EmbeddingStore>> stores;
+  std::vector<std::unique_ptr<ps::PsService>> services;
+  std::vector<std::unique_ptr<net::Server>> servers;
+  std::vector<std::string> endpoints;
+};
+
+StatusOr<Setup> StartServers(int dim) {
+  Setup s;
+  TableConfig table;
+  table.set_name("bench");
+  table.set_dim(dim);
+  table.mutable_initializer()->set_kind(InitializerConfig::UNIFORM);
+  table.mutable_initializer()->set_scale(0.05f);
+  OptimizerConfig* opt = table.mutable_optimizer();
+  opt->set_learning_rate(0.01f);
+  if (FLAGS_optimizer == "sgd") {
+    opt->set_kind(OptimizerConfig::SGD);
+  } else if (FLAGS_optimizer == "adagrad") {
+    opt->set_kind(OptimizerConfig::ADAGRAD);
+  } else if (FLAGS_optimizer == "adam") {
+    opt->set_kind(OptimizerConfig::ADAM);
+  } else if (FLAGS_optimizer == "ftrl") {
+    opt->set_kind(OptimizerConfig::FTRL);
+  } else {
+    return absl::InvalidArgumentError("--optimizer must be sgd, adagrad, adam or ftrl");
+  }
+  for (int i = 0; i < FLAGS_servers; ++i) {
+    ps::TableStoreOptions o;
+    o.seed = 1;
+    if (FLAGS_budget_mb > 0) {
+      const std::string dir = FLAGS_spill_dir + "/server" + std::to_string(i);
+      ps::RocksSpillOptions ro;
+      ro.path = dir;
+      ro.destroy_existing = true;
+      VREC_ASSIGN_OR_RETURN(auto spill, ps::RocksSpillStore::Open(ro));
+      s.spills.push_back(std::move(spill));
+      o.spill = s.spills.back().get();
+      o.memory_budget_bytes = FLAGS_budget_mb << 20;
+    }
+    VREC_ASSIGN_OR_RETURN(auto store, ps::EmbeddingStore::FromConfig(table, o));
+    s.stores.push_back(std::move(store));
+    s.services.push_back(
+        std::make_unique<ps::PsService>(std::vector<ps::EmbeddingStore*>{s.stores.back().get()}));
+    net::ServerOptions so;
+    so.threads = FLAGS_server_threads;
+    VREC_ASSIGN_OR_RETURN(auto server, net::Server::Start(s.services.back().get(), so));
+    s.endpoints.push_back(server->endpoint());
+    s.servers.push_back(std::move(server));
+  }
+  return s;
+}
+
+// Runs one (op, dim, batch) measurement and prints its JSON line.
+Status Measure(const std::string& op, int dim, int batch, const std::vector<std::string>& endpoints,
+               const ZipfKeys* zipf) {
+  const ps::PsTable table{0, ps::TableId("bench"), static_cast<uint32_t>(dim)};
+  std::atomic<uint64_t> keys_done{0}, requests_done{0};
+  std::vector<std::vector<double>> latencies(FLAGS_clients);
+  std::atomic<bool> failed{false};
+  Status first_error;
+  std::mutex error_mu;
+  const auto deadline = Clock::now() + std::chrono::duration<double>(FLAGS_seconds);
+  std::vector<std::thread> threads;
+  for (int c = 0; c < FLAGS_clients; ++c) {
+    threads.emplace_back([&, c] {
+      auto transport = net::Client::Connect(endpoints).value();
+      ps::PsClient client(transport.get(), ps::SlotRouter::Contiguous(FLAGS_servers).value(), c);
+      Rng rng(1234, c);
+      absl::flat_hash_set<uint64_t> seen;
+      struct Slot {
+        std::vector<uint64_t> keys;
+        std::vector<float> buf;
+        ps::PsRequest req;
+        Clock::time_point start;
+      };
+      std::vector<Slot> slots(FLAGS_inflight);
+      auto issue = [&](Slot& s) {
+        MakeBatch(rng, zipf, batch, &seen, &s.keys);
+        s.buf.resize(static_cast<size_t>(batch) * dim, op == "pull" ? 0.f : 1e-3f);
+        s.start = Clock::now();
+        s.req = op == "pull" ? client.Pull(table, s.keys, s.buf.data())
+                             : client.Push(table, s.keys, s.buf);
+      };
+      for (auto& s : slots) issue(s);
+      size_t next = 0;
+      while (true) {
+        Slot& s = slots[next];
+        Status st = s.req.Wait();
+        if (!st.ok()) {
+          std::lock_guard<std::mutex> lock(error_mu);
+          if (first_error.ok()) first_error = st;
+          failed = true;
+          return;
+        }
+        latencies[c].push_back(
+            std::chrono::duration<double, std::micro>(Clock::now() - s.start).count());
+        keys_done += batch;
+        requests_done++;
+        if (Clock::now() >= deadline || failed) break;
+        issue(s);
+        next = (next + 1) % slots.size();
+      }
+      for (auto& s : slots) {
+        if (s.req.valid()) (void)s.req.Wait();
+      }
+    });
+  }
+  const auto t0 = Clock::now();
+  for (auto& t : threads) t.join();
+  const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  if (!first_error.ok()) return first_error;
+  std::vector<double> all;
+  for (auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
+  const double keys_per_s = keys_done / secs;
+  PrintBenchResult("ps", {{"op", op},
+                          {"dim", dim},
+                          {"batch", batch},
+                          {"servers", FLAGS_servers},
+                          {"clients", FLAGS_clients},
+                          {"inflight", FLAGS_inflight},
+                          {"optimizer", FLAGS_optimizer},
+                          {"rows", FLAGS_rows},
+                          {"zipf", FLAGS_zipf},
+                          {"budget_mb", FLAGS_budget_mb},
+                          {"requests", requests_done.load()},
+                          {"seconds", secs},
+                          {"keys_per_s", keys_per_s},
+                          {"gbytes_per_s", keys_per_s * dim * 4 / 1e9},
+                          {"p50_us", Percentile(all, 0.5)},
+                          {"p99_us", Percentile(all, 0.99)},
+                          {"peak_rss_bytes", PeakRssBytes()}});
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+int RunPsBench(int argc, char** argv) {
+  if (FLAGS_servers < 1 || FLAGS_clients < 1 || FLAGS_inflight < 1 || FLAGS_rows < 1 ||
+      FLAGS_seconds <= 0) {
+    std::cerr
+        << "vrec bench ps: --servers, --clients, --inflight, --rows and --seconds must be > 0\n";
+    return 2;
+  }
+  const std::vector<int> dims = ParseList(FLAGS_dim, "dim");
+  const std::vector<int> batches = ParseList(FLAGS_batch, "batch");
+  std::unique_ptr<ZipfKeys> zipf;
+  if (FLAGS_zipf > 0) zipf = std::make_unique<ZipfKeys>(FLAGS_rows, FLAGS_zipf);
+  for (int dim : dims) {
+    auto setup = StartServers(dim);
+    if (!setup.ok()) {
+      std::cerr << "vrec bench ps: " << setup.status() << "\n";
+      return 1;
+    }
+    {
+      // Warm-up: create every row once so pulls measure serving, not creation.
+      auto transport = net::Client::Connect(setup->endpoints).value();
+      ps::PsClient client(transport.get(), ps::SlotRouter::Contiguous(FLAGS_servers).value());
+      const ps::PsTable table{0, ps::TableId("bench"), static_cast<uint32_t>(dim)};
+      const uint64_t chunk = 50000;
+      std::vector<uint64_t> keys;
+      std::vector<float> buf;
+      const auto t0 = Clock::now();
+      for (uint64_t start = 0; start < FLAGS_rows; start += chunk) {
+        keys.clear();
+        for (uint64_t r = start; r < std::min<uint64_t>(FLAGS_rows, start + chunk); ++r) {
+          keys.push_back(KeyOf(r));
+        }
+        buf.resize(keys.size() * dim);
+        Status st = client.Pull(table, keys, buf.data()).Wait();
+        if (!st.ok()) {
+          std::cerr << "vrec bench ps: warm-up failed: " << st << "\n";
+          return 1;
+        }
+        if (std::chrono::duration<double>(Clock::now() - t0).count() > 5 &&
+            start % (chunk * 20) == 0) {
+          std::cerr << "  warm-up: " << start << " / " << FLAGS_rows << " rows\n";
+        }
+      }
+    }
+    for (absl::string_view op : absl::StrSplit(FLAGS_ops, ',')) {
+      if (op != "pull" && op != "push") {
+        std::cerr << "vrec bench ps: --ops takes pull and/or push, got '" << op << "'\n";
+        return 2;
+      }
+      for (int batch : batches) {
+        if (static_cast<uint64_t>(batch) > FLAGS_rows) {
+          std::cerr << "vrec bench ps: --batch " << batch << " exceeds --rows\n";
+          return 2;
+        }
+        Status st = Measure(std::string(op), dim, batch, setup->endpoints, zipf.get());
+        if (!st.ok()) {
+          std::cerr << "vrec bench ps: " << st << "\n";
+          return 1;
+        }
+      }
+    }
+  }
+  return 0;
+}
+
+}  // namespace vrec::bench

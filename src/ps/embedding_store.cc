@@ -1,0 +1,880 @@
+#include "ps/embedding_store.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/random.h"
+#include "ps/initializer.h"
+#include "ps/slot_router.h"
+
+namespace vrec::ps {
+namespace {
+
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+              "spill records store raw little-endian floats");
+
+constexpr uint8_t kUsed = 1;    // slot holds a row
+constexpr uint8_t kRef = 2;     // touched since the clock hand last passed
+constexpr uint8_t kDirty = 4;   // differs from its spill record (or has none)
+constexpr uint8_t kOnDisk = 8;  // a durable spill record of this key exists
+
+constexpr uint32_t kRecordMagic = 0x31575256;  // "VRW1"
+constexpr size_t kRecordHeader = 24;           // magic, row_floats, last_seen, updates, reserved
+
+// Bytes per slot of an absl::flat_hash_map: the slot plus one control byte.
+template <typename Map>
+uint64_t MapBytes(const Map& m) {
+  return m.capacity() == 0 ? 0 : m.capacity() * (sizeof(typename Map::value_type) + 1) + 16;
+}
+
+struct PendingPut {
+  std::string value;
+  bool was_on_disk = false;  // a durable record of the key exists (the put overwrites it)
+};
+
+struct CleanCopy {
+  RowMeta meta;
+  std::vector<float> row;
+};
+
+struct Counters {
+  uint64_t pull_keys = 0, push_keys = 0, memory_hits = 0, disk_hits = 0, rows_created = 0;
+  uint64_t admission_rejected_pulls = 0, dropped_pushes = 0, evictions = 0;
+  uint64_t spill_rows_written = 0, spill_bytes_written = 0, spill_keys_read = 0, expiries = 0;
+  uint64_t spill_write_failures = 0;
+};
+
+bool ParseMeta(const std::string& v, RowMeta* meta) {
+  if (v.size() < kRecordHeader) return false;
+  uint32_t magic;
+  std::memcpy(&magic, v.data(), 4);
+  if (magic != kRecordMagic) return false;
+  std::memcpy(&meta->last_seen_step, v.data() + 8, 8);
+  std::memcpy(&meta->updates, v.data() + 16, 4);
+  return true;
+}
+
+}  // namespace
+
+// All members guarded by mu. Methods REQUIRE mu held.
+struct EmbeddingStore::Partition {
+  Partition(const EmbeddingStore* s, size_t hot_capacity) : store(s), hot(hot_capacity) {}
+
+  float* Row(uint32_t slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    return chunks[slot / store->chunk_rows_].get() +
+           static_cast<size_t>(slot % store->chunk_rows_) * store->row_floats_;
+  }
+
+  // A free slot (unused, not indexed). May evict a cold row to the pending
+  // spill queue or drop an expired one.
+  uint32_t AllocSlot(uint64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    if (!free_slots.empty()) {
+      const uint32_t s = free_slots.back();
+      free_slots.pop_back();
+      return s;
+    }
+    const uint32_t max_rows = store->max_rows_per_partition_;
+    if (max_rows == 0 || num_slots < max_rows) {
+      const uint32_t chunk_rows = store->chunk_rows_;
+      if (num_slots % chunk_rows == 0) {
+        uint32_t rows = chunk_rows;
+        if (max_rows != 0) rows = std::min(rows, max_rows - num_slots);
+        const size_t floats = static_cast<size_t>(rows) * store->row_floats_;
+        chunks.emplace_back(new float[floats]);
+        arena_floats += floats;
+      }
+      slot_key.push_back(0);
+      slot_last_seen.push_back(0);
+      slot_updates.push_back(0);
+      slot_flags.push_back(0);
+      return num_slots++;
+    }
+    for (;;) {  // CLOCK: second chance for recently touched rows
+      const uint32_t s = clock_hand;
+      clock_hand = clock_hand + 1 == num_slots ? 0 : clock_hand + 1;
+      if (slot_flags[s] & kRef) {
+        slot_flags[s] &= ~kRef;
+        continue;
+      }
+      if (store->Expired(slot_last_seen[s], now)) {
+        Remove(s);
+      } else {
+        Evict(s);
+      }
+      return s;
+    }
+  }
+
+  // Drops resident row `s` from memory, queueing a spill write if needed.
+  void Evict(uint32_t s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    const uint64_t key = slot_key[s];
+    const uint8_t f = slot_flags[s];
+    if ((f & kDirty) || !(f & kOnDisk)) {
+      PendingPut put;
+      put.value = store->EncodeRow(Row(s), {slot_last_seen[s], slot_updates[s]});
+      put.was_on_disk = (f & kOnDisk) != 0;
+      // A queued delete of an older record is superseded by this put.
+      if (pending_deletes.erase(key) > 0) put.was_on_disk = true;
+      pending_bytes += put.value.size();
+      pending_puts[key] = std::move(put);
+    } else {
+      // Clean, and its spill record is current: nothing to write. But the
+      // request that evicts it may still ask for it, and its MultiGet ran
+      // before the eviction; keep a copy until the request ends.
+      clean_bytes += sizeof(float) * store->row_floats_;
+      auto& copy = clean_evicted[key];
+      copy.meta = {slot_last_seen[s], slot_updates[s]};
+      copy.row.assign(Row(s), Row(s) + store->row_floats_);
+    }
+    if (f & kOnDisk) --resident_on_disk;
+    index.erase(key);
+    slot_flags[s] = 0;
+    ++c.evictions;
+  }
+
+  // Removes resident row `s` for good (expiry), queueing deletion of its
+  // spill record. The caller reuses or frees the slot.
+  void Remove(uint32_t s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    const uint64_t key = slot_key[s];
+    if (slot_flags[s] & kOnDisk) {
+      pending_deletes.insert(key);
+      --resident_on_disk;
+    }
+    index.erase(key);
+    slot_flags[s] = 0;
+    ++c.expiries;
+  }
+
+  // Writes the pending spill queue in one batch. On failure the queue is
+  // kept (rows stay readable from it) and retried next time.
+  Status Flush() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    if (pending_puts.empty() && pending_deletes.empty()) return absl::OkStatus();
+    SpillBatch batch;
+    batch.puts.reserve(pending_puts.size());
+    const uint64_t table_id = store->options_.table_id;
+    uint64_t new_records = 0;
+    for (const auto& [key, put] : pending_puts) {
+      batch.puts.emplace_back(SpillKey(table_id, key), put.value);
+      if (!put.was_on_disk) ++new_records;
+    }
+    for (uint64_t key : pending_deletes) batch.deletes.push_back(SpillKey(table_id, key));
+    Status s = store->options_.spill->Write(batch);
+    if (!s.ok()) {
+      return Status(s.code(), absl::StrCat("table ", store->options_.table_name, ": spilling ",
+                                           batch.puts.size(), " rows to ",
+                                           store->options_.spill->Describe(), ": ", s.message()));
+    }
+    disk_rows += new_records;
+    disk_rows -= batch.deletes.size();
+    c.spill_rows_written += batch.puts.size();
+    c.spill_bytes_written += pending_bytes;
+    // Swap with empty containers so their memory is returned, not kept.
+    absl::flat_hash_map<uint64_t, PendingPut>().swap(pending_puts);
+    absl::flat_hash_set<uint64_t>().swap(pending_deletes);
+    pending_bytes = 0;
+    return absl::OkStatus();
+  }
+
+  // Counts one sighting of a not-yet-admitted key; returns its count.
+  uint32_t CountSighting(uint64_t key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    auto it = admission.find(key);
+    if (it == admission.end()) {
+      while (admission.size() >= admission_capacity) {
+        for (auto a = admission.begin(); a != admission.end();) {
+          a->second >>= 1;
+          if (a->second == 0) {
+            admission.erase(a++);
+          } else {
+            ++a;
+          }
+        }
+      }
+      it = admission.emplace(key, 0).first;
+    }
+    return ++it->second;
+  }
+
+  uint64_t MemoryBytes() const ABSL_SHARED_LOCKS_REQUIRED(mu) {
+    return sizeof(Partition) + arena_floats * sizeof(float) + chunks.capacity() * sizeof(void*) +
+           slot_key.capacity() * sizeof(uint64_t) + slot_last_seen.capacity() * sizeof(uint64_t) +
+           slot_updates.capacity() * sizeof(uint32_t) + slot_flags.capacity() +
+           free_slots.capacity() * sizeof(uint32_t) + MapBytes(index) + MapBytes(admission) +
+           pending_bytes + MapBytes(pending_puts) + MapBytes(pending_deletes) + clean_bytes +
+           MapBytes(clean_evicted) + hot.MemoryBytes();
+  }
+
+  const EmbeddingStore* const store;
+  mutable Mutex mu;
+  absl::flat_hash_map<uint64_t, uint32_t> index ABSL_GUARDED_BY(mu);  // key -> slot
+  std::vector<std::unique_ptr<float[]>> chunks ABSL_GUARDED_BY(mu);   // row arena
+  uint64_t arena_floats ABSL_GUARDED_BY(mu) = 0;
+  uint32_t num_slots ABSL_GUARDED_BY(mu) = 0;
+  std::vector<uint64_t> slot_key ABSL_GUARDED_BY(mu);
+  std::vector<uint64_t> slot_last_seen ABSL_GUARDED_BY(mu);
+  std::vector<uint32_t> slot_updates ABSL_GUARDED_BY(mu);
+  std::vector<uint8_t> slot_flags ABSL_GUARDED_BY(mu);
+  std::vector<uint32_t> free_slots ABSL_GUARDED_BY(mu);
+  uint32_t clock_hand ABSL_GUARDED_BY(mu) = 0;
+  uint64_t resident_on_disk ABSL_GUARDED_BY(mu) = 0;  // resident rows with kOnDisk
+  uint64_t disk_rows ABSL_GUARDED_BY(mu) = 0;         // durable spill records
+  absl::flat_hash_map<uint64_t, PendingPut> pending_puts ABSL_GUARDED_BY(mu);
+  absl::flat_hash_set<uint64_t> pending_deletes ABSL_GUARDED_BY(mu);
+  uint64_t pending_bytes ABSL_GUARDED_BY(mu) = 0;
+  // Clean rows evicted by the request in progress (see Evict); empty
+  // between requests.
+  absl::flat_hash_map<uint64_t, CleanCopy> clean_evicted ABSL_GUARDED_BY(mu);
+  uint64_t clean_bytes ABSL_GUARDED_BY(mu) = 0;
+  absl::flat_hash_map<uint64_t, uint32_t> admission ABSL_GUARDED_BY(mu);
+  uint64_t admission_capacity ABSL_GUARDED_BY(mu) = 1;
+  SpaceSaving hot ABSL_GUARDED_BY(mu);
+  uint32_t sample_tick ABSL_GUARDED_BY(mu) = 0;
+  Counters c ABSL_GUARDED_BY(mu);
+};
+
+StoreRates RatesBetween(const StoreStats& before, const StoreStats& after) {
+  StoreRates r;
+  const double dt = (after.timestamp_ns - before.timestamp_ns) * 1e-9;
+  if (dt <= 0) return r;
+  r.pull_requests_per_s = (after.pull_requests - before.pull_requests) / dt;
+  r.push_requests_per_s = (after.push_requests - before.push_requests) / dt;
+  r.pull_keys_per_s = (after.pull_keys - before.pull_keys) / dt;
+  r.push_keys_per_s = (after.push_keys - before.push_keys) / dt;
+  return r;
+}
+
+EmbeddingStore::EmbeddingStore(EmbeddingStoreOptions options)
+    : options_(std::move(options)),
+      dim_(options_.dim),
+      row_floats_(options_.dim +
+                  (options_.optimizer ? options_.optimizer->StateFloats(options_.dim) : 0)) {}
+
+EmbeddingStore::~EmbeddingStore() = default;
+
+StatusOr<std::unique_ptr<EmbeddingStore>> EmbeddingStore::Create(EmbeddingStoreOptions options) {
+  const std::string& name = options.table_name;
+  if (options.dim == 0) {
+    return absl::InvalidArgumentError(absl::StrCat("table ", name, ": dim must be > 0"));
+  }
+  if (!options.optimizer || !options.init) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("table ", name, ": an optimizer and an initializer are required"));
+  }
+  if ((options.memory_budget_bytes > 0 || options.expiry_steps > 0) && options.spill == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "table ", name, ": a memory budget or expiry needs a spill store (disk tier)"));
+  }
+  if (options.num_partitions == 0) options.num_partitions = 1;
+  if (options.hot_key_sample == 0) options.hot_key_sample = 1;
+  if (options.table_id == 0) options.table_id = TableId(name);
+  std::unique_ptr<EmbeddingStore> store(new EmbeddingStore(std::move(options)));
+  VREC_RETURN_IF_ERROR(store->Init());
+  return store;
+}
+
+Status EmbeddingStore::Init() {
+  const uint32_t num_parts = options_.num_partitions;
+  const bool admission = options_.admission_min_count > 1;
+  const uint64_t admission_per_part =
+      std::max<uint64_t>(1, options_.admission_tracker_capacity / num_parts);
+  for (uint32_t i = 0; i < num_parts; ++i) {
+    partitions_.push_back(std::make_unique<Partition>(this, options_.hot_key_capacity));
+    Partition& p = *partitions_.back();
+    MutexLock lock(&p.mu);
+    p.admission_capacity = admission_per_part;
+  }
+  // Without a budget the arena grows by chunks of about 16 KB (at most 256
+  // rows), so small or sparse tables do not pin large chunks.
+  chunk_rows_ = static_cast<uint32_t>(
+      std::clamp<uint64_t>((16 << 10) / (uint64_t{row_floats_} * sizeof(float)), 1, 256));
+  const uint64_t budget = options_.memory_budget_bytes;
+  if (budget > 0) {
+    // Fixed cost of a partition: the struct, the hot-key sketch and (with
+    // admission) its tracker, reserved up front so it never grows.
+    absl::flat_hash_map<uint64_t, uint32_t> probe_admission;
+    if (admission) probe_admission.reserve(admission_per_part * 32 / 25 + 1);
+    uint64_t fixed = sizeof(Partition) + MapBytes(probe_admission) + sizeof(void*);
+    {
+      Partition& p = *partitions_[0];
+      MutexLock lock(&p.mu);
+      fixed += p.hot.MemoryBytes();  // reserved in its constructor; never grows
+    }
+    const uint64_t per_part = budget / num_parts;
+    // Row arena + slot metadata (key, last seen, updates, flags) + free list.
+    const uint64_t per_row = uint64_t{row_floats_} * sizeof(float) + 8 + 8 + 4 + 1 + 4 +
+                             sizeof(void*);  // chunk pointer, amortized upper bound
+    uint64_t m = per_part > fixed ? (per_part - fixed) / (per_row + 50) : 0;
+    m = std::min<uint64_t>(m, UINT32_MAX - 1);
+    absl::flat_hash_map<uint64_t, uint32_t> probe;
+    while (m > 0) {
+      // Reserve so that size <= 25/32 of capacity: then erase+insert cycles
+      // rehash in place and the index never grows past this capacity.
+      absl::flat_hash_map<uint64_t, uint32_t>().swap(probe);
+      probe.reserve(m * 32 / 25 + 1);
+      if (fixed + m * per_row + MapBytes(probe) <= per_part) break;
+      m -= std::max<uint64_t>(1, m / 32);
+    }
+    if (m == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "table ", options_.table_name, ": memory budget ", budget, " bytes is too small for ",
+          num_parts, " partitions of rows of ", row_floats_, " floats; need at least ",
+          num_parts * (fixed + per_row + 64), " bytes"));
+    }
+    max_rows_per_partition_ = static_cast<uint32_t>(m);
+    chunk_rows_ = std::min<uint32_t>(chunk_rows_, max_rows_per_partition_);
+    for (auto& part : partitions_) {
+      Partition& p = *part;
+      MutexLock lock(&p.mu);
+      p.index.reserve(m * 32 / 25 + 1);
+      if (admission) p.admission.reserve(admission_per_part * 32 / 25 + 1);
+      p.slot_key.reserve(m);
+      p.slot_last_seen.reserve(m);
+      p.slot_updates.reserve(m);
+      p.slot_flags.reserve(m);
+      p.free_slots.reserve(m);
+      p.chunks.reserve((m + chunk_rows_ - 1) / chunk_rows_);
+    }
+  }
+  // Rows already in the spill store (a reopened DB) count as on disk.
+  if (options_.spill != nullptr) {
+    std::vector<uint64_t> counts(num_parts, 0);
+    VREC_RETURN_IF_ERROR(options_.spill->Scan(SpillPrefix(options_.table_id),
+                                              [&](const std::string& k, const std::string&) {
+                                                ++counts[PartitionOf(SpillKeyRowKey(k))];
+                                                return true;
+                                              }));
+    for (uint32_t i = 0; i < num_parts; ++i) {
+      MutexLock lock(&partitions_[i]->mu);
+      partitions_[i]->disk_rows = counts[i];
+    }
+  }
+  return absl::OkStatus();
+}
+
+StatusOr<std::unique_ptr<EmbeddingStore>> EmbeddingStore::FromConfig(
+    const TableConfig& table, const TableStoreOptions& options) {
+  VREC_ASSIGN_OR_RETURN(std::unique_ptr<Optimizer> opt, Optimizer::Create(table.optimizer()));
+  const uint64_t table_id = TableId(table.name());
+  EmbeddingStoreOptions o;
+  o.table_name = table.name();
+  o.table_id = table_id;
+  o.optimizer = std::move(opt);
+  o.memory_budget_bytes = options.memory_budget_bytes > 0 ? options.memory_budget_bytes
+                                                          : table.storage().memory_budget_bytes();
+  o.admission_min_count = table.storage().admission_min_count();
+  o.expiry_steps = table.storage().expiry_steps();
+  o.spill = options.spill;
+  o.num_partitions = options.num_partitions;
+  if (table.dense()) {
+    if (table.dense_size() == 0 || options.dense_block_floats == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("dense table ", table.name(), ": dense_size and block size must be > 0"));
+    }
+    VREC_ASSIGN_OR_RETURN(
+        auto blocks, DenseBlocks::Create(table.dense_size(),
+                                         static_cast<uint32_t>(std::min<uint64_t>(
+                                             options.dense_block_floats, table.dense_size()))));
+    VREC_ASSIGN_OR_RETURN(Initializer init,
+                          Initializer::Create(table.initializer(), options.seed, table_id,
+                                              options.glorot_fan_in, options.glorot_fan_out));
+    o.dim = blocks.block_floats();
+    o.init = [init, blocks](uint64_t block, float* w) {
+      if (block >= blocks.num_blocks()) {
+        std::fill(w, w + blocks.block_floats(), 0.0f);
+        return;
+      }
+      const uint32_t len = blocks.BlockLength(block);
+      init.InitDense(blocks.BlockBegin(block), len, w);
+      std::fill(w + len, w + blocks.block_floats(), 0.0f);
+    };
+  } else {
+    if (table.dim() == 0) {
+      return absl::InvalidArgumentError(absl::StrCat("table ", table.name(), ": dim must be > 0"));
+    }
+    VREC_ASSIGN_OR_RETURN(Initializer init,
+                          Initializer::Create(table.initializer(), options.seed, table_id));
+    o.dim = table.dim();
+    const uint32_t dim = table.dim();
+    o.init = [init, dim](uint64_t key, float* w) { init.InitRow(key, dim, w); };
+  }
+  return Create(std::move(o));
+}
+
+uint32_t EmbeddingStore::PartitionOf(uint64_t key) const {
+  // High bits of the slot hash: independent of the low bits that pick slots.
+  return static_cast<uint32_t>((SlotRouter::SlotHash(options_.table_id, key) >> 40) %
+                               options_.num_partitions);
+}
+
+std::string EmbeddingStore::EncodeRow(const float* row, const RowMeta& meta) const {
+  std::string v(kRecordHeader + sizeof(float) * row_floats_, '\0');
+  const uint32_t reserved = 0;
+  std::memcpy(v.data(), &kRecordMagic, 4);
+  std::memcpy(v.data() + 4, &row_floats_, 4);
+  std::memcpy(v.data() + 8, &meta.last_seen_step, 8);
+  std::memcpy(v.data() + 16, &meta.updates, 4);
+  std::memcpy(v.data() + 20, &reserved, 4);
+  std::memcpy(v.data() + kRecordHeader, row, sizeof(float) * row_floats_);
+  return v;
+}
+
+Status EmbeddingStore::DecodeRow(uint64_t key, const std::string& value, float* row,
+                                 RowMeta* meta) const {
+  uint32_t floats = 0;
+  if (value.size() >= 8) std::memcpy(&floats, value.data() + 4, 4);
+  if (!ParseMeta(value, meta) || floats != row_floats_ ||
+      value.size() != kRecordHeader + sizeof(float) * row_floats_) {
+    return absl::DataLossError(
+        absl::StrCat("table ", options_.table_name, " key ", key, ": corrupt spill record in ",
+                     options_.spill ? options_.spill->Describe() : "?", " (", value.size(),
+                     " bytes, row of ", floats, " floats; expected ",
+                     kRecordHeader + 4 * row_floats_, " bytes, ", row_floats_, " floats)"));
+  }
+  std::memcpy(row, value.data() + kRecordHeader, sizeof(float) * row_floats_);
+  return absl::OkStatus();
+}
+
+Status EmbeddingStore::Pull(absl::Span<const uint64_t> keys, absl::Span<float> out) {
+  if (out.size() != keys.size() * dim_) {
+    return absl::InvalidArgumentError(absl::StrCat("table ", options_.table_name, ": pull of ",
+                                                   keys.size(), " keys needs ", keys.size() * dim_,
+                                                   " output floats, got ", out.size()));
+  }
+  pull_requests_.fetch_add(1, std::memory_order_relaxed);
+  return Serve(Op::kPull, keys, out.data(), nullptr);
+}
+
+Status EmbeddingStore::Push(absl::Span<const uint64_t> keys, absl::Span<const float> grads) {
+  if (grads.size() != keys.size() * dim_) {
+    return absl::InvalidArgumentError(absl::StrCat("table ", options_.table_name, ": push of ",
+                                                   keys.size(), " keys needs ", keys.size() * dim_,
+                                                   " gradient floats, got ", grads.size()));
+  }
+  for (size_t i = 0; i < grads.size(); ++i) {
+    if (!std::isfinite(grads[i])) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "table ", options_.table_name, ": non-finite gradient ", grads[i], " at key index ",
+          i / dim_, " (key ", keys[i / dim_], "), element ", i % dim_));
+    }
+  }
+  push_requests_.fetch_add(1, std::memory_order_relaxed);
+  return Serve(Op::kPush, keys, nullptr, grads.data());
+}
+
+Status EmbeddingStore::Serve(Op op, absl::Span<const uint64_t> keys, float* out,
+                             const float* grads) {
+  const uint64_t now = step();
+  const uint32_t num_parts = options_.num_partitions;
+  if (num_parts == 1) {
+    std::vector<uint32_t> idx(keys.size());
+    for (size_t i = 0; i < keys.size(); ++i) idx[i] = static_cast<uint32_t>(i);
+    return ServePartition(*partitions_[0], op, keys, idx, out, grads, now);
+  }
+  std::vector<std::vector<uint32_t>> groups(num_parts);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    groups[PartitionOf(keys[i])].push_back(static_cast<uint32_t>(i));
+  }
+  for (uint32_t p = 0; p < num_parts; ++p) {
+    if (groups[p].empty()) continue;
+    VREC_RETURN_IF_ERROR(ServePartition(*partitions_[p], op, keys, groups[p], out, grads, now));
+  }
+  return absl::OkStatus();
+}
+
+Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint64_t> keys,
+                                      const std::vector<uint32_t>& idx, float* out,
+                                      const float* grads, uint64_t now) {
+  const bool admission = options_.admission_min_count > 1;
+  const bool expiry = options_.expiry_steps > 0;
+  MutexLock lock(&p.mu);
+  // Spill writes that failed earlier are retried first; while the disk tier
+  // keeps failing, requests are refused before anything is applied, which
+  // bounds how far memory can exceed the budget.
+  if (options_.spill != nullptr) VREC_RETURN_IF_ERROR(p.Flush());
+
+  // 1. One MultiGet for the keys that are neither resident nor queued.
+  absl::flat_hash_map<uint64_t, std::string> fetched;
+  if (options_.spill != nullptr && p.disk_rows > 0) {
+    std::vector<uint64_t> missing;
+    absl::flat_hash_set<uint64_t> seen;
+    for (uint32_t i : idx) {
+      const uint64_t k = keys[i];
+      if (p.index.contains(k) || p.pending_puts.contains(k) || p.pending_deletes.contains(k)) {
+        continue;
+      }
+      if (seen.insert(k).second) missing.push_back(k);
+    }
+    if (!missing.empty()) {
+      std::vector<std::string> spill_keys;
+      spill_keys.reserve(missing.size());
+      for (uint64_t k : missing) spill_keys.push_back(SpillKey(options_.table_id, k));
+      std::vector<std::optional<std::string>> values;
+      Status s = options_.spill->MultiGet(spill_keys, &values);
+      if (!s.ok()) {
+        return Status(s.code(),
+                      absl::StrCat("table ", options_.table_name, ": reading ", missing.size(),
+                                   " rows from ", options_.spill->Describe(), ": ", s.message()));
+      }
+      p.c.spill_keys_read += missing.size();
+      // Validate every record before touching any row, so that a corrupt
+      // record fails the request with nothing applied.
+      std::vector<float> scratch(row_floats_);
+      for (size_t j = 0; j < missing.size(); ++j) {
+        if (!values[j].has_value()) continue;
+        RowMeta meta;
+        VREC_RETURN_IF_ERROR(DecodeRow(missing[j], *values[j], scratch.data(), &meta));
+        fetched.emplace(missing[j], std::move(*values[j]));
+      }
+    }
+  }
+
+  // 2. Serve the keys in order. Nothing below fails.
+  if (op == Op::kPull) {
+    p.c.pull_keys += idx.size();
+  } else {
+    p.c.push_keys += idx.size();
+  }
+  // Rows and index slots are scattered over large arrays: a three-stage
+  // pipeline overlaps the cache misses of many keys. kFar keys ahead the
+  // index slot is prefetched; kNear keys ahead the (now cached) lookup runs
+  // and the row is prefetched; then the key is served.
+  constexpr size_t kNear = 16, kFar = 32;
+  const size_t prefetch_bytes = sizeof(float) * (op == Op::kPull ? dim_ : row_floats_);
+  auto prefetch_row = [&](size_t pos) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p.mu) {
+    if (pos >= idx.size()) return;
+    auto it = p.index.find(keys[idx[pos]]);
+    if (it == p.index.end()) return;
+    const char* row = reinterpret_cast<const char*>(p.Row(it->second));
+    for (size_t b = 0; b < prefetch_bytes; b += 64) __builtin_prefetch(row + b);
+  };
+  for (size_t pos = 0; pos < std::min(kFar, idx.size()); ++pos) p.index.prefetch(keys[idx[pos]]);
+  for (size_t pos = 0; pos < kNear; ++pos) prefetch_row(pos);
+  for (size_t pos = 0; pos < idx.size(); ++pos) {
+    if (pos + kFar < idx.size()) p.index.prefetch(keys[idx[pos + kFar]]);
+    prefetch_row(pos + kNear);
+    const uint32_t i = idx[pos];
+    const uint64_t k = keys[i];
+    int64_t slot = -1;
+    if (auto it = p.index.find(k); it != p.index.end()) {
+      slot = it->second;
+      if (expiry && Expired(p.slot_last_seen[slot], now)) {
+        p.Remove(static_cast<uint32_t>(slot));
+        p.free_slots.push_back(static_cast<uint32_t>(slot));
+        slot = -1;
+      } else {
+        ++p.c.memory_hits;
+      }
+    } else {
+      // Not resident: the spill queue, then what the disk returned.
+      std::string value;
+      bool found = false, on_disk = false, from_queue = false;
+      if (auto q = p.pending_puts.find(k); q != p.pending_puts.end()) {
+        value = std::move(q->second.value);
+        on_disk = q->second.was_on_disk;
+        p.pending_bytes -= value.size();
+        p.pending_puts.erase(q);
+        found = from_queue = true;
+      } else if (auto c = p.clean_evicted.find(k); c != p.clean_evicted.end()) {
+        // Evicted earlier in this request, unchanged since its spill record.
+        // Moved out first: AllocSlot below may insert into clean_evicted.
+        CleanCopy copy = std::move(c->second);
+        p.clean_evicted.erase(c);
+        p.clean_bytes -= sizeof(float) * row_floats_;
+        if (Expired(copy.meta.last_seen_step, now)) {
+          p.pending_deletes.insert(k);
+          ++p.c.expiries;
+        } else {
+          const uint32_t s = p.AllocSlot(now);
+          std::memcpy(p.Row(s), copy.row.data(), sizeof(float) * row_floats_);
+          p.slot_key[s] = k;
+          p.slot_last_seen[s] = copy.meta.last_seen_step;
+          p.slot_updates[s] = copy.meta.updates;
+          p.slot_flags[s] = kUsed | kOnDisk;
+          ++p.resident_on_disk;
+          p.index[k] = s;
+          slot = s;
+          ++p.c.memory_hits;
+        }
+      } else if (auto f = fetched.find(k); f != fetched.end()) {
+        value = std::move(f->second);
+        fetched.erase(f);
+        found = on_disk = true;
+      }
+      if (found) {
+        RowMeta meta;
+        ParseMeta(value, &meta);  // validated: queued by us or checked above
+        if (Expired(meta.last_seen_step, now)) {
+          if (on_disk) p.pending_deletes.insert(k);
+          ++p.c.expiries;
+        } else {
+          const uint32_t s = p.AllocSlot(now);
+          std::memcpy(p.Row(s), value.data() + kRecordHeader, sizeof(float) * row_floats_);
+          p.slot_key[s] = k;
+          p.slot_last_seen[s] = meta.last_seen_step;
+          p.slot_updates[s] = meta.updates;
+          p.slot_flags[s] = kUsed | (on_disk ? kOnDisk : 0) | (from_queue ? kDirty : 0);
+          if (on_disk) ++p.resident_on_disk;
+          p.index[k] = s;
+          slot = s;
+          if (from_queue) {
+            ++p.c.memory_hits;
+          } else {
+            ++p.c.disk_hits;
+          }
+        }
+      }
+    }
+    if (slot < 0) {  // a new row, if admitted
+      if (admission) {
+        if (op == Op::kPush) {
+          ++p.c.dropped_pushes;
+          continue;
+        }
+        if (p.CountSighting(k) < options_.admission_min_count) {
+          options_.init(k, out + static_cast<size_t>(i) * dim_);
+          ++p.c.admission_rejected_pulls;
+          continue;
+        }
+        p.admission.erase(k);
+      }
+      const uint32_t s = p.AllocSlot(now);
+      float* row = p.Row(s);
+      options_.init(k, row);
+      options_.optimizer->InitState(row, dim_, row + dim_);
+      p.slot_key[s] = k;
+      p.slot_last_seen[s] = now;
+      p.slot_updates[s] = 0;
+      p.slot_flags[s] = kUsed | kDirty;
+      p.index[k] = s;
+      ++p.c.rows_created;
+      slot = s;
+    }
+    const uint32_t s = static_cast<uint32_t>(slot);
+    float* row = p.Row(s);
+    if (expiry) {  // last_seen_step is kept only where expiry reads it
+      p.slot_last_seen[s] = now;
+      p.slot_flags[s] |= kRef | kDirty;
+    } else {
+      p.slot_flags[s] |= kRef;
+    }
+    if (op == Op::kPull) {
+      std::memcpy(out + static_cast<size_t>(i) * dim_, row, sizeof(float) * dim_);
+    } else {
+      options_.optimizer->Apply(row, row + dim_, grads + static_cast<size_t>(i) * dim_, dim_);
+      p.slot_flags[s] |= kDirty;
+      if (p.slot_updates[s] != UINT32_MAX) ++p.slot_updates[s];
+    }
+    if (++p.sample_tick >= options_.hot_key_sample) {
+      p.sample_tick = 0;
+      p.hot.Offer(k, options_.hot_key_sample);
+    }
+  }
+  // The request has been applied; if the spill write fails now, the evicted
+  // rows stay queued (readable, counted in memory) and the next request
+  // retries the write. Reporting an error here would invite a retry that
+  // applies the push twice.
+  if (options_.spill != nullptr && !p.Flush().ok()) ++p.c.spill_write_failures;
+  absl::flat_hash_map<uint64_t, CleanCopy>().swap(p.clean_evicted);
+  p.clean_bytes = 0;
+  return absl::OkStatus();
+}
+
+uint64_t EmbeddingStore::AdvanceStep(uint64_t n) {
+  return step_.fetch_add(n, std::memory_order_acq_rel) + n;
+}
+
+StatusOr<uint64_t> EmbeddingStore::ExpireStale() {
+  if (options_.expiry_steps == 0) return uint64_t{0};
+  const uint64_t now = step();
+  uint64_t removed = 0;
+  for (auto& part : partitions_) {
+    Partition& p = *part;
+    MutexLock lock(&p.mu);
+    const uint64_t before = p.c.expiries;
+    for (uint32_t s = 0; s < p.num_slots; ++s) {
+      if ((p.slot_flags[s] & kUsed) && Expired(p.slot_last_seen[s], now)) {
+        p.Remove(s);
+        p.free_slots.push_back(s);
+      }
+    }
+    for (auto it = p.pending_puts.begin(); it != p.pending_puts.end();) {
+      RowMeta meta;
+      if (ParseMeta(it->second.value, &meta) && Expired(meta.last_seen_step, now)) {
+        if (it->second.was_on_disk) p.pending_deletes.insert(it->first);
+        p.pending_bytes -= it->second.value.size();
+        ++p.c.expiries;
+        p.pending_puts.erase(it++);
+      } else {
+        ++it;
+      }
+    }
+    removed += p.c.expiries - before;
+    VREC_RETURN_IF_ERROR(p.Flush());
+  }
+  // Disk: find candidates without locks, then re-check each under its lock
+  // (it may have been reloaded or rewritten meanwhile).
+  std::vector<std::vector<uint64_t>> candidates(partitions_.size());
+  VREC_RETURN_IF_ERROR(options_.spill->Scan(
+      SpillPrefix(options_.table_id), [&](const std::string& k, const std::string& v) {
+        RowMeta meta;
+        if (ParseMeta(v, &meta) && Expired(meta.last_seen_step, now)) {
+          const uint64_t key = SpillKeyRowKey(k);
+          candidates[PartitionOf(key)].push_back(key);
+        }
+        return true;
+      }));
+  for (size_t i = 0; i < partitions_.size(); ++i) {
+    if (candidates[i].empty()) continue;
+    Partition& p = *partitions_[i];
+    MutexLock lock(&p.mu);
+    std::vector<uint64_t> keys;
+    std::vector<std::string> spill_keys;
+    for (uint64_t k : candidates[i]) {
+      if (p.index.contains(k) || p.pending_puts.contains(k) || p.pending_deletes.contains(k)) {
+        continue;
+      }
+      keys.push_back(k);
+      spill_keys.push_back(SpillKey(options_.table_id, k));
+    }
+    std::vector<std::optional<std::string>> values;
+    VREC_RETURN_IF_ERROR(options_.spill->MultiGet(spill_keys, &values));
+    for (size_t j = 0; j < keys.size(); ++j) {
+      RowMeta meta;
+      if (values[j] && ParseMeta(*values[j], &meta) && Expired(meta.last_seen_step, now)) {
+        p.pending_deletes.insert(keys[j]);
+        ++p.c.expiries;
+        ++removed;
+      }
+    }
+    VREC_RETURN_IF_ERROR(p.Flush());
+  }
+  return removed;
+}
+
+Status EmbeddingStore::FlushAll() {
+  if (options_.spill == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("table ", options_.table_name, ": FlushAll needs a spill store"));
+  }
+  for (auto& part : partitions_) {
+    Partition& p = *part;
+    MutexLock lock(&p.mu);
+    VREC_RETURN_IF_ERROR(p.Flush());
+    SpillBatch batch;
+    std::vector<uint32_t> written;
+    uint64_t new_records = 0, bytes = 0;
+    for (uint32_t s = 0; s < p.num_slots; ++s) {
+      const uint8_t f = p.slot_flags[s];
+      if (!(f & kUsed) || ((f & kOnDisk) && !(f & kDirty))) continue;
+      batch.puts.emplace_back(SpillKey(options_.table_id, p.slot_key[s]),
+                              EncodeRow(p.Row(s), {p.slot_last_seen[s], p.slot_updates[s]}));
+      bytes += batch.puts.back().second.size();
+      written.push_back(s);
+      if (!(f & kOnDisk)) ++new_records;
+    }
+    Status st = options_.spill->Write(batch);
+    if (!st.ok()) {
+      return Status(st.code(), absl::StrCat("table ", options_.table_name, ": FlushAll to ",
+                                            options_.spill->Describe(), ": ", st.message()));
+    }
+    for (uint32_t s : written) {
+      if (!(p.slot_flags[s] & kOnDisk)) ++p.resident_on_disk;
+      p.slot_flags[s] = (p.slot_flags[s] | kOnDisk) & ~kDirty;
+    }
+    p.disk_rows += new_records;
+    p.c.spill_rows_written += written.size();
+    p.c.spill_bytes_written += bytes;
+  }
+  return absl::OkStatus();
+}
+
+Status EmbeddingStore::ForEachRow(
+    const std::function<void(uint64_t key, const float* row, const RowMeta& meta)>& fn) {
+  const uint64_t now = step();
+  std::vector<float> row(row_floats_);
+  for (auto& part : partitions_) {
+    Partition& p = *part;
+    MutexLock lock(&p.mu);
+    for (uint32_t s = 0; s < p.num_slots; ++s) {
+      if (!(p.slot_flags[s] & kUsed) || Expired(p.slot_last_seen[s], now)) continue;
+      fn(p.slot_key[s], p.Row(s), RowMeta{p.slot_last_seen[s], p.slot_updates[s]});
+    }
+    for (const auto& [key, put] : p.pending_puts) {
+      RowMeta meta;
+      VREC_RETURN_IF_ERROR(DecodeRow(key, put.value, row.data(), &meta));
+      if (!Expired(meta.last_seen_step, now)) fn(key, row.data(), meta);
+    }
+  }
+  if (options_.spill == nullptr) return absl::OkStatus();
+  Status decode_status;
+  VREC_RETURN_IF_ERROR(options_.spill->Scan(
+      SpillPrefix(options_.table_id), [&](const std::string& k, const std::string& v) {
+        const uint64_t key = SpillKeyRowKey(k);
+        Partition& p = *partitions_[PartitionOf(key)];
+        {
+          MutexLock lock(&p.mu);
+          if (p.index.contains(key) || p.pending_puts.contains(key) ||
+              p.pending_deletes.contains(key)) {
+            return true;
+          }
+        }
+        RowMeta meta;
+        decode_status = DecodeRow(key, v, row.data(), &meta);
+        if (!decode_status.ok()) return false;
+        if (!Expired(meta.last_seen_step, now)) fn(key, row.data(), meta);
+        return true;
+      }));
+  return decode_status;
+}
+
+uint64_t EmbeddingStore::MemoryBytes() const {
+  uint64_t total = 0;
+  for (const auto& part : partitions_) {
+    MutexLock lock(&part->mu);
+    total += part->MemoryBytes();
+  }
+  return total;
+}
+
+StoreStats EmbeddingStore::Stats() const {
+  StoreStats st;
+  st.table = options_.table_name;
+  st.timestamp_ns = absl::GetCurrentTimeNanos();
+  st.step = step();
+  st.memory_budget_bytes = options_.memory_budget_bytes;
+  st.max_rows_in_memory = uint64_t{max_rows_per_partition_} * partitions_.size();
+  st.pull_requests = pull_requests_.load(std::memory_order_relaxed);
+  st.push_requests = push_requests_.load(std::memory_order_relaxed);
+  std::vector<HeavyHitter> hot;
+  for (const auto& part : partitions_) {
+    const Partition& p = *part;
+    MutexLock lock(&p.mu);
+    st.rows_in_memory += p.index.size();
+    st.rows_on_disk += p.disk_rows;
+    st.rows_disk_only += p.disk_rows - p.resident_on_disk;
+    st.rows_pending_spill += p.pending_puts.size();
+    st.memory_bytes += p.MemoryBytes();
+    st.pull_keys += p.c.pull_keys;
+    st.push_keys += p.c.push_keys;
+    st.memory_hits += p.c.memory_hits;
+    st.disk_hits += p.c.disk_hits;
+    st.rows_created += p.c.rows_created;
+    st.admission_rejected_pulls += p.c.admission_rejected_pulls;
+    st.dropped_pushes += p.c.dropped_pushes;
+    st.pending_admission_keys += p.admission.size();
+    st.evictions += p.c.evictions;
+    st.spill_rows_written += p.c.spill_rows_written;
+    st.spill_bytes_written += p.c.spill_bytes_written;
+    st.spill_keys_read += p.c.spill_keys_read;
+    st.expiries += p.c.expiries;
+    st.spill_write_failures += p.c.spill_write_failures;
+    for (const HeavyHitter& h : p.hot.Top(p.hot.capacity())) hot.push_back(h);
+  }
+  st.hot_keys = MergeTop(std::move(hot), options_.hot_key_capacity);
+  return st;
+}
+
+}  // namespace vrec::ps

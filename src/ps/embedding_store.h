@@ -1,0 +1,235 @@
+// EmbeddingStore: one table's rows on one parameter server.
+//
+// A row is `dim` weights followed by the optimizer's state
+// (Optimizer::StateFloats(dim) floats). Rows of a sparse table are keyed by
+// 64-bit IDs and created on first touch with weights from the table's
+// initializer, a pure function of (seed, table, key). Dense tables use the
+// same store with block indices as keys.
+//
+// Tiers. Rows live in an in-memory hash table split into partitions (a key's
+// partition is a function of its hash). With a memory budget, each partition
+// holds at most a fixed number of rows, computed at creation so that every
+// byte it can hold (row arena, per-row metadata, hash-map slots, admission
+// counters, hot-key sketch) fits in budget / num_partitions; see
+// MemoryBytes(). When a partition is full, a CLOCK sweep (second-chance
+// approximate LRU) picks a cold row; if it changed since it was last written
+// (or was never written) it goes to the SpillStore, then it is dropped from
+// memory. A lookup that misses memory reads the spill store (one MultiGet per
+// partition per request) before creating a new row, so no update is lost:
+// the newest copy of a row is always in exactly one of memory, the spill
+// queue, or disk (memory wins over an older disk record of the same key).
+// Evicted rows are queued per partition and written in one batch at the end
+// of the request that evicted them, still under the partition's lock; while
+// a request runs, memory can exceed the budget by the rows it evicts. If that
+// write fails the request still succeeds (it has been applied) and the rows
+// stay queued (readable, counted in memory); the next request to the
+// partition retries the write first and is refused with the error, nothing
+// applied, while the disk tier keeps failing.
+//
+// Admission (admission_min_count = F > 1): a row is created only at the F-th
+// Pull of its key. Until then Pull returns the initial value and Push of it
+// is dropped (counted in Stats). Pending counts are kept exactly for up to
+// admission_tracker_capacity keys; when a partition's share is full, all its
+// counts are halved (aging) and zeros dropped, so a key may need more than F
+// sightings under pressure, never fewer.
+//
+// Expiry (expiry_steps = T > 0): the store has a step clock advanced by
+// AdvanceStep() (the server calls it once per applied push request or per
+// global step). A row last touched (pulled or pushed) at step s is gone once
+// the clock passes s + T: any later access sees a fresh row (subject to
+// admission again). Expired rows are dropped lazily on access and eagerly by
+// ExpireStale(), which also removes them from disk.
+//
+// Errors: a request touches partitions one after another. A partition either
+// serves all of its keys or fails with nothing applied (spill store down,
+// corrupt spill record: kDataLoss naming table, key and store). On error the
+// partitions served before it keep their effect, so a failed Push may be
+// partly applied, per partition. Rows are never lost or corrupted by a
+// failure.
+//
+// Thread safety: all methods are thread-safe. Requests lock one partition at
+// a time (a ps::Mutex, i.e. absl::Mutex, per partition), so concurrent requests to different
+// partitions run in parallel. Pushes to the same row are applied one at a
+// time in some order.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/types/span.h"
+#include "proto/model.pb.h"
+#include "ps/heavy_hitters.h"
+#include "ps/mutex.h"
+#include "ps/optimizer.h"
+#include "ps/spill_store.h"
+#include "vrec/status.h"
+
+namespace vrec::ps {
+
+struct EmbeddingStoreOptions {
+  std::string table_name;  // for messages and stats
+  uint64_t table_id = 0;   // TableId(table_name) unless set otherwise
+  uint32_t dim = 0;        // weights per row
+  std::shared_ptr<const Optimizer> optimizer;
+  // Writes the `dim` initial weights of `key`. Must be a pure function.
+  std::function<void(uint64_t key, float* weights)> init;
+
+  uint64_t memory_budget_bytes = 0;  // 0 = unlimited (then spill is optional)
+  uint32_t admission_min_count = 0;  // 0 or 1 = create on first touch
+  uint64_t expiry_steps = 0;         // 0 = never expire
+  SpillStore* spill = nullptr;       // not owned; required with a budget or expiry
+
+  uint32_t num_partitions = 16;
+  uint64_t admission_tracker_capacity = 1 << 16;  // pending keys tracked, all partitions
+  uint32_t hot_key_capacity = 16;                 // Space-Saving counters per partition
+  uint32_t hot_key_sample = 4;                    // offer one of every N accesses
+};
+
+// Options for building a store from the model config.
+struct TableStoreOptions {
+  uint64_t seed = 0;                 // ModelConfig.seed
+  SpillStore* spill = nullptr;       // shared by the tables of a server
+  uint64_t memory_budget_bytes = 0;  // overrides TableConfig.storage when > 0
+  uint32_t num_partitions = 16;
+  uint32_t dense_block_floats = 4096;  // block width of dense tables
+  uint64_t glorot_fan_in = 0;          // GLOROT_UNIFORM dense tables only
+  uint64_t glorot_fan_out = 0;
+};
+
+// Metadata kept with every row (in memory and in its spill record).
+struct RowMeta {
+  // Step of the last pull or push; maintained only when expiry is on
+  // (otherwise the step the row was created or last reloaded at).
+  uint64_t last_seen_step = 0;
+  uint32_t updates = 0;  // pushes applied (saturating)
+};
+
+struct StoreStats {
+  std::string table;
+  int64_t timestamp_ns = 0;  // absl::GetCurrentTimeNanos() when taken
+  uint64_t step = 0;
+  // Sizes.
+  uint64_t rows_in_memory = 0;
+  uint64_t rows_on_disk = 0;        // rows with a spill record (some also resident)
+  uint64_t rows_disk_only = 0;      // spilled and not resident
+  uint64_t rows_pending_spill = 0;  // evicted, write not yet done
+  uint64_t memory_bytes = 0;
+  uint64_t memory_budget_bytes = 0;
+  uint64_t max_rows_in_memory = 0;  // 0 = unlimited
+  // Traffic (cumulative).
+  uint64_t pull_requests = 0, push_requests = 0;
+  uint64_t pull_keys = 0, push_keys = 0;
+  uint64_t memory_hits = 0;               // accesses served from memory
+  uint64_t disk_hits = 0;                 // accesses that reloaded a spilled row
+  uint64_t rows_created = 0;              // admissions: rows created (first touch or F-th sighting)
+  uint64_t admission_rejected_pulls = 0;  // pulls answered with the initial value
+  uint64_t dropped_pushes = 0;            // pushes of keys not yet admitted
+  uint64_t pending_admission_keys = 0;
+  uint64_t evictions = 0;  // rows dropped from memory to make room
+  uint64_t spill_rows_written = 0, spill_bytes_written = 0, spill_keys_read = 0;
+  uint64_t expiries = 0;
+  uint64_t spill_write_failures = 0;  // end-of-request writes left queued
+  std::vector<HeavyHitter> hot_keys;  // approximate, sampled (see options)
+
+  double MemoryHitRate() const {
+    const uint64_t n = memory_hits + disk_hits;
+    return n == 0 ? 1.0 : static_cast<double>(memory_hits) / n;
+  }
+};
+
+// Request rates between two Stats() of the same store.
+struct StoreRates {
+  double pull_requests_per_s = 0, push_requests_per_s = 0;
+  double pull_keys_per_s = 0, push_keys_per_s = 0;
+};
+StoreRates RatesBetween(const StoreStats& before, const StoreStats& after);
+
+class EmbeddingStore {
+ public:
+  // kInvalidArgument for dim 0, no optimizer or init, a budget or expiry
+  // without a spill store, or a budget too small to hold one row per
+  // partition (the message says how much is needed).
+  static StatusOr<std::unique_ptr<EmbeddingStore>> Create(EmbeddingStoreOptions options);
+
+  // A store for `table` as the model config declares it (initializer,
+  // optimizer, storage policy). Dense tables get dim = dense_block_floats,
+  // keys = block indices, the tail of the last block zero.
+  static StatusOr<std::unique_ptr<EmbeddingStore>> FromConfig(const TableConfig& table,
+                                                              const TableStoreOptions& options);
+
+  ~EmbeddingStore();
+  EmbeddingStore(const EmbeddingStore&) = delete;
+  EmbeddingStore& operator=(const EmbeddingStore&) = delete;
+
+  // out[i*dim .. (i+1)*dim) = weights of keys[i]. Keys may repeat.
+  // REQUIRES: out.size() == keys.size() * dim (else kInvalidArgument).
+  Status Pull(absl::Span<const uint64_t> keys, absl::Span<float> out);
+
+  // Applies the optimizer to keys[i] with grads[i*dim ..). Repeated keys are
+  // applied one after another in order. kInvalidArgument (nothing applied)
+  // for a size mismatch or a non-finite gradient (naming index and key).
+  Status Push(absl::Span<const uint64_t> keys, absl::Span<const float> grads);
+
+  // Advances the step clock by n and returns the new step.
+  uint64_t AdvanceStep(uint64_t n = 1);
+  uint64_t step() const { return step_.load(std::memory_order_acquire); }
+
+  // Removes every expired row from memory and disk. Returns how many.
+  StatusOr<uint64_t> ExpireStale();
+
+  // Writes every resident row that has no up-to-date spill record, so the
+  // spill store alone then holds the whole table (for checkpoints).
+  // Requires a spill store (kFailedPrecondition otherwise).
+  Status FlushAll();
+
+  // Calls fn for every live row (memory, spill queue and disk) with its
+  // weights and state (RowFloats() floats). Not a snapshot: run it while no
+  // pushes are in flight. fn must not call into this store.
+  Status ForEachRow(
+      const std::function<void(uint64_t key, const float* row, const RowMeta& meta)>& fn);
+
+  StoreStats Stats() const;
+  // Bytes of memory held by the in-memory tier (what the budget bounds).
+  uint64_t MemoryBytes() const;
+
+  uint32_t dim() const { return dim_; }
+  uint32_t RowFloats() const { return row_floats_; }
+  const std::string& table_name() const { return options_.table_name; }
+  uint64_t table_id() const { return options_.table_id; }
+
+ private:
+  struct Partition;
+  enum class Op { kPull, kPush };
+
+  explicit EmbeddingStore(EmbeddingStoreOptions options);
+  Status Init();
+  uint32_t PartitionOf(uint64_t key) const;
+  Status Serve(Op op, absl::Span<const uint64_t> keys, float* out, const float* grads);
+  Status ServePartition(Partition& p, Op op, absl::Span<const uint64_t> keys,
+                        const std::vector<uint32_t>& idx, float* out, const float* grads,
+                        uint64_t step);
+
+  // Record encoding of a row for the spill store.
+  std::string EncodeRow(const float* row, const RowMeta& meta) const;
+  Status DecodeRow(uint64_t key, const std::string& value, float* row, RowMeta* meta) const;
+  bool Expired(uint64_t last_seen, uint64_t now) const {
+    return options_.expiry_steps > 0 && now > last_seen + options_.expiry_steps;
+  }
+
+  const EmbeddingStoreOptions options_;
+  const uint32_t dim_;
+  const uint32_t row_floats_;
+  uint32_t max_rows_per_partition_ = 0;  // 0 = unlimited; constant after Init()
+  uint32_t chunk_rows_ = 0;              // rows per arena chunk; constant after Init()
+  std::vector<std::unique_ptr<Partition>> partitions_;
+  std::atomic<uint64_t> step_{0};
+  std::atomic<uint64_t> pull_requests_{0}, push_requests_{0};
+};
+
+}  // namespace vrec::ps

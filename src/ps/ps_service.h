@@ -1,0 +1,126 @@
+// The parameter server's request handler and the worker's client.
+//
+// PsService serves a list of tables (EmbeddingStore) over the transport
+// (src/net): a request is a PsHeader (proto/ps.proto) plus raw frames. Every
+// request is validated before it touches a store — header parses, known
+// version, table index, dim, key and value frame sizes — and a bad one is
+// answered with an error reply naming what was wrong; the server carries on.
+//
+// PsClient is the worker's view of all servers: it splits a batch of keys by
+// server through the SlotRouter, sends one request per server (all in flight
+// at once), and gathers the replies. Pull keys must be unique within a call
+// (the worker dedupes per batch); Push sums the gradients of duplicate keys
+// before sending, so each server applies one update per key.
+//
+// Thread safety: PsService is thread-safe (called by the transport's handler
+// threads). PsClient is thread-safe; each handle is used by one thread.
+#pragma once
+
+#include <cstdint>
+#include <future>
+#include <string>
+#include <vector>
+
+#include "absl/types/span.h"
+#include "net/transport.h"
+#include "proto/ps.pb.h"
+#include "ps/embedding_store.h"
+#include "ps/mutex.h"
+#include "ps/slot_router.h"
+#include "vrec/status.h"
+
+namespace vrec::ps {
+
+inline constexpr uint32_t kPsWireVersion = 1;
+
+class PsService : public net::Handler {
+ public:
+  // Table i of requests is tables[i]; the stores are not owned.
+  // `num_workers` sizes the step clock used for bounded staleness (only
+  // server 0's clock is consulted).
+  explicit PsService(std::vector<EmbeddingStore*> tables, uint32_t num_workers = 0);
+
+  net::Message Handle(net::Message request) override;
+  net::Message ErrorReply(const Status& status) override;
+
+  // JSON array of per-table stats (what a STATS request returns).
+  std::string StatsJson() const;
+
+ private:
+  StatusOr<net::Message> Serve(const PsHeader& header, net::Message& request);
+
+  StatusOr<net::Message> Clock(const PsHeader& header);
+
+  const std::vector<EmbeddingStore*> tables_;
+  Mutex clock_mu_;
+  std::vector<uint64_t> worker_steps_ ABSL_GUARDED_BY(clock_mu_);
+};
+
+// A table as the client addresses it.
+struct PsTable {
+  uint32_t index = 0;     // position in every server's table list
+  uint64_t table_id = 0;  // TableId(name): salts the slot hash
+  uint32_t dim = 0;
+};
+
+// An outstanding Pull or Push. Wait() blocks until every server answered,
+// scatters pulled rows into the caller's buffer, and returns the first error
+// (naming the server), or OK.
+class PsRequest {
+ public:
+  PsRequest() = default;
+  PsRequest(PsRequest&&) = default;
+  PsRequest& operator=(PsRequest&&) = default;
+  Status Wait();
+  bool valid() const { return !parts_.empty() || !status_.ok(); }
+
+ private:
+  friend class PsClient;
+  struct Part {
+    int server;
+    std::future<StatusOr<net::Message>> reply;
+    std::vector<uint32_t> positions;  // where each key of this part goes in `out`
+  };
+  std::vector<Part> parts_;
+  float* out_ = nullptr;  // pull destination, nullptr for push
+  uint32_t dim_ = 0;
+  Status status_;  // an error found before sending
+  const net::Client* client_ = nullptr;
+};
+
+class PsClient {
+ public:
+  // `client` must outlive this object; its server i is router server i.
+  PsClient(net::Client* client, SlotRouter router, uint32_t worker = 0);
+
+  // Pulls rows of `keys` (unique) into out[i*dim ..). `out` must stay valid
+  // until Wait() returns.
+  PsRequest Pull(const PsTable& table, absl::Span<const uint64_t> keys, float* out);
+  // Pushes gradients; duplicate keys are summed first. The inputs are copied.
+  PsRequest Push(const PsTable& table, absl::Span<const uint64_t> keys,
+                 absl::Span<const float> grads);
+  // Stats JSON of every server, in server order.
+  StatusOr<std::vector<std::string>> Stats();
+
+  void set_step(uint64_t step) { step_ = step; }
+
+  // Consistency between workers. Call after finishing (pushing) step `step`:
+  // reports it to server 0 and blocks until no worker is more than
+  // `max_staleness` steps behind `step` (the slowest worker has reached
+  // step - max_staleness). max_staleness 0 is fully synchronous (a barrier
+  // per step); asynchronous training never calls this. kDeadlineExceeded if
+  // the slowest worker does not catch up within `timeout`.
+  Status WaitForStaleness(uint64_t step, uint64_t max_staleness,
+                          std::chrono::milliseconds timeout = std::chrono::minutes(5));
+  const SlotRouter& router() const { return router_; }
+
+ private:
+  net::Message MakeRequest(PsHeader::Op op, const PsTable& table, uint64_t num_keys) const;
+
+  net::Client* const client_;
+  const SlotRouter router_;
+  const uint32_t worker_;
+  std::atomic<uint64_t> step_{0};
+};
+
+}  // namespace vrec::ps

@@ -1,0 +1,201 @@
+#include "ps/spill_store.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/file_util.h"
+#include "rocksdb/cache.h"
+#include "rocksdb/db.h"
+#include "rocksdb/options.h"
+#include "rocksdb/table.h"
+#include "rocksdb/write_batch.h"
+
+namespace vrec::ps {
+namespace {
+
+void PutBigEndian(uint64_t v, char* out) {
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((v >> (56 - 8 * i)) & 0xff);
+}
+
+uint64_t GetBigEndian(const char* in) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(in[i]);
+  return v;
+}
+
+std::string HexKey(const std::string& key) {
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : key) {
+    out.push_back(kHex[c >> 4]);
+    out.push_back(kHex[c & 15]);
+  }
+  return out;
+}
+
+// The one place RocksDB statuses become absl statuses.
+Status FromRocks(const rocksdb::Status& s, const std::string& path, const std::string& what) {
+  if (s.ok()) return absl::OkStatus();
+  const std::string msg = absl::StrCat("rocksdb ", path, ": ", what, ": ", s.ToString());
+  if (s.IsCorruption()) return absl::DataLossError(msg);
+  if (s.IsIOError() || s.IsBusy() || s.IsTimedOut() || s.IsTryAgain()) {
+    return absl::UnavailableError(msg);
+  }
+  if (s.IsInvalidArgument()) return absl::InvalidArgumentError(msg);
+  return absl::InternalError(msg);
+}
+
+}  // namespace
+
+std::string SpillKey(uint64_t table_id, uint64_t key) {
+  std::string out(16, '\0');
+  PutBigEndian(table_id, out.data());
+  PutBigEndian(key, out.data() + 8);
+  return out;
+}
+
+uint64_t SpillKeyRowKey(const std::string& spill_key) {
+  return spill_key.size() == 16 ? GetBigEndian(spill_key.data() + 8) : 0;
+}
+
+std::string SpillPrefix(uint64_t table_id) {
+  std::string out(8, '\0');
+  PutBigEndian(table_id, out.data());
+  return out;
+}
+
+// ---- RocksSpillStore
+
+RocksSpillStore::RocksSpillStore(std::string path, std::unique_ptr<rocksdb::DB> db)
+    : path_(std::move(path)), db_(std::move(db)) {}
+
+RocksSpillStore::~RocksSpillStore() {
+  if (db_) db_->Close().PermitUncheckedError();
+}
+
+StatusOr<std::unique_ptr<RocksSpillStore>> RocksSpillStore::Open(const RocksSpillOptions& options) {
+  if (options.path.empty()) return absl::InvalidArgumentError("RocksSpillStore: empty path");
+  rocksdb::Options opts;
+  opts.create_if_missing = true;
+  opts.write_buffer_size = options.write_buffer_bytes;
+  opts.compression = rocksdb::kNoCompression;  // float rows compress poorly
+  opts.IncreaseParallelism(2);
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+  opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  if (options.destroy_existing) {
+    VREC_RETURN_IF_ERROR(
+        FromRocks(rocksdb::DestroyDB(options.path, opts), options.path, "destroy"));
+  }
+  VREC_RETURN_IF_ERROR(MakeDirs(options.path));
+  rocksdb::DB* raw = nullptr;
+  VREC_RETURN_IF_ERROR(
+      FromRocks(rocksdb::DB::Open(opts, options.path, &raw), options.path, "open"));
+  return std::unique_ptr<RocksSpillStore>(
+      new RocksSpillStore(options.path, std::unique_ptr<rocksdb::DB>(raw)));
+}
+
+Status RocksSpillStore::Write(const SpillBatch& batch) {
+  if (batch.empty()) return absl::OkStatus();
+  rocksdb::WriteBatch wb;
+  for (const auto& [k, v] : batch.puts) {
+    VREC_RETURN_IF_ERROR(FromRocks(wb.Put(k, v), path_, "batch put " + HexKey(k)));
+  }
+  for (const auto& k : batch.deletes) {
+    VREC_RETURN_IF_ERROR(FromRocks(wb.Delete(k), path_, "batch delete " + HexKey(k)));
+  }
+  rocksdb::WriteOptions wo;
+  wo.disableWAL = true;
+  return FromRocks(
+      db_->Write(wo, &wb), path_,
+      absl::StrCat("write of ", batch.puts.size(), " puts, ", batch.deletes.size(), " deletes"));
+}
+
+Status RocksSpillStore::MultiGet(const std::vector<std::string>& keys,
+                                 std::vector<std::optional<std::string>>* values) {
+  values->assign(keys.size(), std::nullopt);
+  if (keys.empty()) return absl::OkStatus();
+  std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
+  std::vector<rocksdb::PinnableSlice> out(keys.size());
+  std::vector<rocksdb::Status> st(keys.size());
+  db_->MultiGet(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), keys.size(), slices.data(),
+                out.data(), st.data());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (st[i].IsNotFound()) continue;
+    VREC_RETURN_IF_ERROR(FromRocks(st[i], path_, "get " + HexKey(keys[i])));
+    (*values)[i] = out[i].ToString();
+  }
+  return absl::OkStatus();
+}
+
+Status RocksSpillStore::Scan(
+    const std::string& prefix,
+    const std::function<bool(const std::string&, const std::string&)>& fn) {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    if (!fn(it->key().ToString(), it->value().ToString())) break;
+  }
+  return FromRocks(it->status(), path_, "scan " + HexKey(prefix));
+}
+
+// ---- MemSpillStore
+
+Status MemSpillStore::Write(const SpillBatch& batch) {
+  MutexLock lock(&mu_);
+  for (const auto& [k, v] : batch.puts) map_[k] = v;
+  for (const auto& k : batch.deletes) map_.erase(k);
+  return absl::OkStatus();
+}
+
+Status MemSpillStore::MultiGet(const std::vector<std::string>& keys,
+                               std::vector<std::optional<std::string>>* values) {
+  MutexLock lock(&mu_);
+  values->assign(keys.size(), std::nullopt);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    auto it = map_.find(keys[i]);
+    if (it != map_.end()) (*values)[i] = it->second;
+  }
+  return absl::OkStatus();
+}
+
+Status MemSpillStore::Scan(const std::string& prefix,
+                           const std::function<bool(const std::string&, const std::string&)>& fn) {
+  // Copy the range first so fn may call back into this store.
+  std::vector<std::pair<std::string, std::string>> range;
+  {
+    MutexLock lock(&mu_);
+    for (auto it = map_.lower_bound(prefix);
+         it != map_.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
+      range.push_back(*it);
+    }
+  }
+  for (const auto& [k, v] : range) {
+    if (!fn(k, v)) break;
+  }
+  return absl::OkStatus();
+}
+
+size_t MemSpillStore::size() const {
+  MutexLock lock(&mu_);
+  return map_.size();
+}
+
+// ---- FaultySpillStore
+
+Status FaultySpillStore::Write(const SpillBatch& batch) {
+  if (fail_writes_.load()) return absl::UnavailableError("injected spill write failure");
+  return base_->Write(batch);
+}
+
+Status FaultySpillStore::MultiGet(const std::vector<std::string>& keys,
+                                  std::vector<std::optional<std::string>>* values) {
+  if (fail_reads_.load()) return absl::UnavailableError("injected spill read failure");
+  return base_->MultiGet(keys, values);
+}
+
+Status FaultySpillStore::Scan(
+    const std::string& prefix,
+    const std::function<bool(const std::string&, const std::string&)>& fn) {
+  if (fail_reads_.load()) return absl::UnavailableError("injected spill read failure");
+  return base_->Scan(prefix, fn);
+}
+
+}  // namespace vrec::ps

@@ -1,0 +1,555 @@
+#include "ps/embedding_store.h"
+
+#include <atomic>
+#include <cstring>
+#include <map>
+#include <thread>
+#include <vector>
+
+#include "common/random.h"
+#include "ps/initializer.h"
+#include "ps/slot_router.h"
+#include "testutil/testutil.h"
+
+namespace vrec::ps {
+namespace {
+
+using ::testing::ElementsAreArray;
+
+TableConfig MakeTable(const std::string& name, uint32_t dim, OptimizerConfig::Kind opt,
+                      InitializerConfig::Kind init = InitializerConfig::UNIFORM) {
+  TableConfig t;
+  t.set_name(name);
+  t.set_dim(dim);
+  t.mutable_initializer()->set_kind(init);
+  t.mutable_initializer()->set_scale(0.1f);
+  t.mutable_optimizer()->set_kind(opt);
+  t.mutable_optimizer()->set_learning_rate(0.05f);
+  t.mutable_optimizer()->set_l1(0.001f);
+  return t;
+}
+
+std::vector<float> PullOne(EmbeddingStore& s, uint64_t key) {
+  std::vector<float> out(s.dim());
+  EXPECT_OK(s.Pull({key}, absl::MakeSpan(out)));
+  return out;
+}
+
+// The rows the store should hold, computed without the store: initial
+// weights and state, then the same optimizer applied in the same order.
+class ReferenceTable {
+ public:
+  ReferenceTable(const TableConfig& t, uint64_t seed) : dim_(t.dim()) {
+    init_ = *Initializer::Create(t.initializer(), seed, TableId(t.name()));
+    opt_ = *Optimizer::Create(t.optimizer());
+    row_floats_ = dim_ + opt_->StateFloats(dim_);
+  }
+  std::vector<float>& Row(uint64_t key) {
+    auto it = rows_.find(key);
+    if (it != rows_.end()) return it->second;
+    std::vector<float> r(row_floats_);
+    init_.InitRow(key, dim_, r.data());
+    opt_->InitState(r.data(), dim_, r.data() + dim_);
+    return rows_.emplace(key, std::move(r)).first->second;
+  }
+  void Push(uint64_t key, const float* g) {
+    auto& r = Row(key);
+    opt_->Apply(r.data(), r.data() + dim_, g, dim_);
+  }
+  const std::map<uint64_t, std::vector<float>>& rows() const { return rows_; }
+
+ private:
+  uint32_t dim_, row_floats_;
+  Initializer init_ = *Initializer::Create(InitializerConfig(), 0, 0);
+  std::unique_ptr<Optimizer> opt_;
+  std::map<uint64_t, std::vector<float>> rows_;
+};
+
+TEST(EmbeddingStoreTest, NewKeysPullTheInitializerValueOnAnyServer) {
+  const TableConfig t = MakeTable("video", 16, OptimizerConfig::SGD);
+  TableStoreOptions o;
+  o.seed = 99;
+  o.num_partitions = 4;
+  ASSERT_OK_AND_ASSIGN(auto a, EmbeddingStore::FromConfig(t, o));
+  o.num_partitions = 1;
+  ASSERT_OK_AND_ASSIGN(auto b, EmbeddingStore::FromConfig(t, o));
+  ASSERT_OK_AND_ASSIGN(Initializer init,
+                       Initializer::Create(t.initializer(), 99, TableId("video")));
+  std::vector<uint64_t> keys = {5, 1ull << 60, 17, 5, 0};
+  std::vector<float> out_a(keys.size() * 16), out_b(keys.size() * 16);
+  ASSERT_OK(a->Pull(keys, absl::MakeSpan(out_a)));
+  // Store b sees the keys in the opposite order.
+  std::vector<uint64_t> rev(keys.rbegin(), keys.rend());
+  ASSERT_OK(b->Pull(rev, absl::MakeSpan(out_b)));
+  for (size_t i = 0; i < keys.size(); ++i) {
+    std::vector<float> expect(16);
+    init.InitRow(keys[i], 16, expect.data());
+    EXPECT_EQ(std::vector<float>(out_a.begin() + 16 * i, out_a.begin() + 16 * (i + 1)), expect);
+    const size_t j = keys.size() - 1 - i;
+    EXPECT_EQ(std::vector<float>(out_b.begin() + 16 * j, out_b.begin() + 16 * (j + 1)), expect);
+  }
+  EXPECT_EQ(a->Stats().rows_in_memory, 4u);
+  EXPECT_EQ(a->Stats().rows_created, 4u);
+}
+
+class EveryOptimizerTest : public ::testing::TestWithParam<OptimizerConfig::Kind> {};
+
+TEST_P(EveryOptimizerTest, PushThenPullEqualsOptimizerApplied) {
+  const TableConfig t = MakeTable("tok", 8, GetParam());
+  TableStoreOptions o;
+  o.seed = 3;
+  ASSERT_OK_AND_ASSIGN(auto store, EmbeddingStore::FromConfig(t, o));
+  EXPECT_EQ(store->RowFloats(), 8 + (*Optimizer::Create(t.optimizer()))->StateFloats(8));
+  ReferenceTable ref(t, 3);
+  Rng rng(testing::TestSeed(17));
+  for (int step = 0; step < 50; ++step) {
+    std::vector<uint64_t> keys;
+    for (int i = 0; i < 20; ++i) keys.push_back(rng.UniformInt(30));  // with repeats
+    std::vector<float> g(keys.size() * 8);
+    for (auto& x : g) x = static_cast<float>(rng.Normal());
+    ASSERT_OK(store->Push(keys, g));
+    for (size_t i = 0; i < keys.size(); ++i) ref.Push(keys[i], &g[8 * i]);
+  }
+  for (const auto& [key, row] : ref.rows()) {
+    EXPECT_THAT(PullOne(*store, key), ElementsAreArray(row.data(), 8)) << "key " << key;
+  }
+  // Weights and state together, through ForEachRow.
+  size_t seen = 0;
+  ASSERT_OK(store->ForEachRow([&](uint64_t key, const float* row, const RowMeta& meta) {
+    ++seen;
+    const auto& expect = ref.rows().at(key);
+    EXPECT_EQ(std::memcmp(row, expect.data(), expect.size() * 4), 0) << "key " << key;
+    EXPECT_GT(meta.updates, 0u);
+  }));
+  EXPECT_EQ(seen, ref.rows().size());
+}
+
+INSTANTIATE_TEST_SUITE_P(All, EveryOptimizerTest,
+                         ::testing::Values(OptimizerConfig::SGD, OptimizerConfig::ADAGRAD,
+                                           OptimizerConfig::ADAM, OptimizerConfig::FTRL));
+
+// Random pulls and pushes under a budget that holds a small fraction of the
+// rows: every value must match an all-in-memory reference bit for bit, and
+// the memory tier must stay within budget after every request.
+TEST(EmbeddingStoreTest, SpillAndReloadLoseNoUpdateAndStayWithinBudget) {
+  testing::ScratchDir dir;
+  RocksSpillOptions ro;
+  ro.path = dir.File("spill");
+  ASSERT_OK_AND_ASSIGN(auto spill, RocksSpillStore::Open(ro));
+  TableConfig t = MakeTable("video", 8, OptimizerConfig::ADAGRAD);
+  const uint64_t budget = 24 << 10;
+  t.mutable_storage()->set_memory_budget_bytes(budget);
+  TableStoreOptions o;
+  o.seed = 1;
+  o.spill = spill.get();
+  o.num_partitions = 4;
+  ASSERT_OK_AND_ASSIGN(auto store, EmbeddingStore::FromConfig(t, o));
+  const uint64_t max_rows = store->Stats().max_rows_in_memory;
+  ASSERT_GT(max_rows, 20u);
+  ASSERT_LT(max_rows, 200u);
+  ReferenceTable ref(t, 1);
+  Rng rng(testing::TestSeed(23));
+  const uint64_t num_keys = 2000;
+  for (int step = 0; step < 300; ++step) {
+    std::vector<uint64_t> keys;
+    const int n = 1 + rng.UniformInt(150);
+    for (int i = 0; i < n; ++i) {
+      // Half the traffic on a hot set, half spread: both hits and reloads.
+      keys.push_back(rng.Bernoulli(0.5) ? rng.UniformInt(40) : rng.UniformInt(num_keys));
+    }
+    if (rng.Bernoulli(0.5)) {
+      std::vector<float> g(keys.size() * 8);
+      for (auto& x : g) x = static_cast<float>(rng.Normal());
+      ASSERT_OK(store->Push(keys, g));
+      for (size_t i = 0; i < keys.size(); ++i) ref.Push(keys[i], &g[8 * i]);
+    } else {
+      std::vector<float> out(keys.size() * 8);
+      ASSERT_OK(store->Pull(keys, absl::MakeSpan(out)));
+      for (size_t i = 0; i < keys.size(); ++i) {
+        const auto& expect = ref.Row(keys[i]);
+        ASSERT_EQ(std::memcmp(&out[8 * i], expect.data(), 32), 0)
+            << "step " << step << " key " << keys[i];
+      }
+    }
+    ASSERT_LE(store->MemoryBytes(), budget) << "step " << step;
+  }
+  const StoreStats st = store->Stats();
+  EXPECT_GT(st.evictions, 100u);
+  EXPECT_GT(st.disk_hits, 100u);
+  EXPECT_LE(st.rows_in_memory, max_rows);
+  EXPECT_EQ(st.rows_pending_spill, 0u);
+  EXPECT_EQ(st.rows_in_memory + st.rows_disk_only, ref.rows().size());
+  EXPECT_LT(st.MemoryHitRate(), 1.0);
+  EXPECT_GT(st.MemoryHitRate(), 0.0);
+  // Every row (weights and Adagrad state) from memory and disk.
+  size_t seen = 0;
+  ASSERT_OK(store->ForEachRow([&](uint64_t key, const float* row, const RowMeta&) {
+    ++seen;
+    const auto& expect = ref.rows().at(key);
+    EXPECT_EQ(std::memcmp(row, expect.data(), expect.size() * 4), 0) << "key " << key;
+  }));
+  EXPECT_EQ(seen, ref.rows().size());
+}
+
+TEST(EmbeddingStoreTest, BudgetTooSmallIsRejected) {
+  MemSpillStore spill;
+  TableConfig t = MakeTable("v", 64, OptimizerConfig::ADAM);
+  t.mutable_storage()->set_memory_budget_bytes(1000);
+  TableStoreOptions o;
+  o.spill = &spill;
+  EXPECT_THAT(EmbeddingStore::FromConfig(t, o),
+              StatusIs(absl::StatusCode::kInvalidArgument, "too small"));
+  o.spill = nullptr;
+  t.mutable_storage()->set_memory_budget_bytes(1 << 20);
+  EXPECT_THAT(EmbeddingStore::FromConfig(t, o),
+              StatusIs(absl::StatusCode::kInvalidArgument, "spill store"));
+}
+
+TEST(EmbeddingStoreTest, AdmissionAfterFSightings) {
+  TableConfig t = MakeTable("v", 4, OptimizerConfig::SGD);
+  t.mutable_storage()->set_admission_min_count(3);
+  TableStoreOptions o;
+  o.seed = 5;
+  ASSERT_OK_AND_ASSIGN(auto store, EmbeddingStore::FromConfig(t, o));
+  ReferenceTable ref(t, 5);
+  const std::vector<float> init(ref.Row(7).begin(), ref.Row(7).begin() + 4);
+  const std::vector<float> g = {1, 1, 1, 1};
+  EXPECT_EQ(PullOne(*store, 7), init);  // sighting 1
+  ASSERT_OK(store->Push({7}, g));       // not admitted: dropped
+  EXPECT_EQ(PullOne(*store, 7), init);  // sighting 2
+  EXPECT_EQ(store->Stats().rows_in_memory, 0u);
+  EXPECT_EQ(store->Stats().pending_admission_keys, 1u);
+  EXPECT_EQ(PullOne(*store, 7), init);  // sighting 3: admitted, created
+  EXPECT_EQ(store->Stats().rows_in_memory, 1u);
+  ASSERT_OK(store->Push({7}, g));
+  ref.Push(7, g.data());
+  EXPECT_EQ(PullOne(*store, 7), std::vector<float>(ref.Row(7).begin(), ref.Row(7).begin() + 4));
+  const StoreStats st = store->Stats();
+  EXPECT_EQ(st.dropped_pushes, 1u);
+  EXPECT_EQ(st.admission_rejected_pulls, 2u);
+  EXPECT_EQ(st.rows_created, 1u);
+  EXPECT_EQ(st.pending_admission_keys, 0u);
+}
+
+TEST(EmbeddingStoreTest, AdmissionTrackerUnderPressureNeverAdmitsEarly) {
+  TableConfig t = MakeTable("v", 2, OptimizerConfig::SGD);
+  EmbeddingStoreOptions o;
+  o.table_name = "v";
+  o.dim = 2;
+  o.optimizer = *Optimizer::Create(t.optimizer());
+  o.init = [](uint64_t, float* w) { w[0] = w[1] = 0; };
+  o.admission_min_count = 4;
+  o.admission_tracker_capacity = 8;
+  o.num_partitions = 1;
+  ASSERT_OK_AND_ASSIGN(auto store, EmbeddingStore::Create(o));
+  std::vector<float> out(2);
+  for (int i = 0; i < 3; ++i) ASSERT_OK(store->Pull({1}, absl::MakeSpan(out)));
+  // A flood of one-off keys ages the tracker.
+  for (uint64_t k = 100; k < 200; ++k) ASSERT_OK(store->Pull({k}, absl::MakeSpan(out)));
+  EXPECT_LE(store->Stats().pending_admission_keys, 8u);
+  ASSERT_OK(store->Pull({1}, absl::MakeSpan(out)));  // 4th real sighting
+  EXPECT_EQ(store->Stats().rows_created, 0u);
+  for (int i = 0; i < 4; ++i) ASSERT_OK(store->Pull({1}, absl::MakeSpan(out)));
+  EXPECT_EQ(store->Stats().rows_created, 1u);
+}
+
+TEST(EmbeddingStoreTest, ExpiryRemovesRowsUnseenForTSteps) {
+  MemSpillStore spill;
+  TableConfig t = MakeTable("v", 4, OptimizerConfig::SGD);
+  t.mutable_storage()->set_expiry_steps(5);
+  TableStoreOptions o;
+  o.seed = 2;
+  o.spill = &spill;
+  ASSERT_OK_AND_ASSIGN(auto store, EmbeddingStore::FromConfig(t, o));
+  ReferenceTable ref(t, 2);
+  const std::vector<float> g = {1, 2, 3, 4};
+  ASSERT_OK(store->Push({1, 2, 3}, std::vector<float>(12, 1.0f)));  // step 0
+  ASSERT_OK(store->FlushAll());                                     // 1..3 now also on disk
+  EXPECT_EQ(store->Stats().rows_on_disk, 3u);
+  store->AdvanceStep(5);
+  ASSERT_OK(store->Push({2}, g));  // step 5: touches key 2 only
+  // At step 5 key 1 was last seen 5 steps ago: still alive.
+  EXPECT_NE(PullOne(*store, 1), std::vector<float>(ref.Row(1).begin(), ref.Row(1).begin() + 4));
+  store->AdvanceStep(1);  // step 6: key 3 (seen at 0) is gone; 1 seen at 5, 2 at 5
+  EXPECT_EQ(PullOne(*store, 3), std::vector<float>(ref.Row(3).begin(), ref.Row(3).begin() + 4));
+  store->AdvanceStep(10);  // step 16: everything seen at <= 6 expired
+  ASSERT_OK_AND_ASSIGN(uint64_t removed, store->ExpireStale());
+  EXPECT_EQ(removed, 3u);  // keys 1, 2 and the fresh 3
+  const StoreStats st = store->Stats();
+  EXPECT_EQ(st.rows_in_memory, 0u);
+  EXPECT_EQ(st.rows_on_disk, 0u);
+  EXPECT_EQ(spill.size(), 0u);
+  EXPECT_EQ(st.expiries, 4u);
+  int rows = 0;
+  ASSERT_OK(store->ForEachRow([&](uint64_t, const float*, const RowMeta&) { ++rows; }));
+  EXPECT_EQ(rows, 0);
+}
+
+TEST(EmbeddingStoreTest, ExpiryReachesSpilledRows) {
+  MemSpillStore spill;
+  TableConfig t = MakeTable("v", 4, OptimizerConfig::SGD);
+  t.mutable_storage()->set_expiry_steps(2);
+  t.mutable_storage()->set_memory_budget_bytes(8 << 10);
+  TableStoreOptions o;
+  o.spill = &spill;
+  o.num_partitions = 1;
+  ASSERT_OK_AND_ASSIGN(auto store, EmbeddingStore::FromConfig(t, o));
+  std::vector<uint64_t> old_keys;
+  for (uint64_t k = 0; k < 500; ++k) old_keys.push_back(k);
+  ASSERT_OK(store->Push(old_keys, std::vector<float>(500 * 4, 1.0f)));
+  EXPECT_GT(store->Stats().rows_disk_only, 300u);
+  store->AdvanceStep(3);
+  ASSERT_OK(store->Push({1000}, std::vector<float>(4, 1.0f)));  // fresh
+  ASSERT_OK_AND_ASSIGN(uint64_t removed, store->ExpireStale());
+  // The push above may already have dropped expired rows to make room.
+  EXPECT_GT(removed, 300u);
+  EXPECT_EQ(store->Stats().expiries, 500u);
+  EXPECT_EQ(spill.size(), 0u);  // 1000 is resident and was never spilled
+  EXPECT_EQ(store->Stats().rows_in_memory, 1u);
+  EXPECT_EQ(store->Stats().rows_on_disk, 0u);
+}
+
+TEST(EmbeddingStoreTest, FlushAllThenReopenRestoresEveryRow) {
+  testing::ScratchDir dir;
+  RocksSpillOptions ro;
+  ro.path = dir.File("spill");
+  TableConfig t = MakeTable("video", 8, OptimizerConfig::ADAM);
+  ReferenceTable ref(t, 4);
+  Rng rng(testing::TestSeed(31));
+  {
+    ASSERT_OK_AND_ASSIGN(auto spill, RocksSpillStore::Open(ro));
+    TableStoreOptions o;
+    o.seed = 4;
+    o.spill = spill.get();
+    ASSERT_OK_AND_ASSIGN(auto store, EmbeddingStore::FromConfig(t, o));
+    for (int step = 0; step < 20; ++step) {
+      std::vector<uint64_t> keys;
+      for (int i = 0; i < 50; ++i) keys.push_back(rng.UniformInt(300));
+      std::vector<float> g(keys.size() * 8);
+      for (auto& x : g) x = static_cast<float>(rng.Normal());
+      ASSERT_OK(store->Push(keys, g));
+      for (size_t i = 0; i < keys.size(); ++i) ref.Push(keys[i], &g[8 * i]);
+    }
+    ASSERT_OK(store->FlushAll());
+    EXPECT_EQ(store->Stats().rows_on_disk, ref.rows().size());
+    EXPECT_EQ(store->Stats().rows_disk_only, 0u);
+  }
+  // A new process on the same disk: rows (with Adam state) come back.
+  ASSERT_OK_AND_ASSIGN(auto spill, RocksSpillStore::Open(ro));
+  TableStoreOptions o;
+  o.seed = 4;
+  o.spill = spill.get();
+  ASSERT_OK_AND_ASSIGN(auto store, EmbeddingStore::FromConfig(t, o));
+  EXPECT_EQ(store->Stats().rows_on_disk, ref.rows().size());
+  const uint64_t key = ref.rows().begin()->first;
+  const std::vector<float> g(8, 0.5f);
+  ASSERT_OK(store->Push({key}, g));
+  ref.Push(key, g.data());
+  EXPECT_THAT(PullOne(*store, key), ElementsAreArray(ref.Row(key).data(), 8));
+  size_t seen = 0;
+  ASSERT_OK(store->ForEachRow([&](uint64_t k, const float* row, const RowMeta&) {
+    ++seen;
+    EXPECT_EQ(std::memcmp(row, ref.rows().at(k).data(), store->RowFloats() * 4), 0);
+  }));
+  EXPECT_EQ(seen, ref.rows().size());
+}
+
+TEST(EmbeddingStoreTest, FailingSpillWritesLoseNothing) {
+  MemSpillStore base;
+  FaultySpillStore spill(&base);
+  TableConfig t = MakeTable("v", 4, OptimizerConfig::SGD);
+  t.mutable_storage()->set_memory_budget_bytes(4 << 10);
+  TableStoreOptions o;
+  o.spill = &spill;
+  o.num_partitions = 1;
+  ASSERT_OK_AND_ASSIGN(auto store, EmbeddingStore::FromConfig(t, o));
+  ReferenceTable ref(t, 0);
+  auto push = [&](uint64_t first, uint64_t n) {
+    std::vector<uint64_t> keys;
+    for (uint64_t k = first; k < first + n; ++k) keys.push_back(k);
+    std::vector<float> g(n * 4, 0.25f);
+    Status s = store->Push(keys, g);
+    if (s.ok()) {
+      for (uint64_t k : keys) ref.Push(k, g.data());
+    }
+    return s;
+  };
+  ASSERT_OK(push(0, 100));
+  spill.set_fail_writes(true);
+  ASSERT_OK(push(100, 100));  // applied; its evictions stay queued
+  EXPECT_EQ(store->Stats().spill_write_failures, 1u);
+  EXPECT_GT(store->Stats().rows_pending_spill, 0u);
+  EXPECT_THAT(push(200, 10), StatusIs(absl::StatusCode::kUnavailable, "injected"));
+  spill.set_fail_writes(false);
+  ASSERT_OK(push(0, 250));
+  EXPECT_EQ(store->Stats().rows_pending_spill, 0u);
+  size_t seen = 0;
+  ASSERT_OK(store->ForEachRow([&](uint64_t k, const float* row, const RowMeta&) {
+    ++seen;
+    EXPECT_EQ(std::memcmp(row, ref.rows().at(k).data(), 16), 0) << "key " << k;
+  }));
+  EXPECT_EQ(seen, ref.rows().size());
+  spill.set_fail_reads(true);
+  std::vector<float> out(4);
+  EXPECT_THAT(
+      store->Pull({0, 1, 2, 3, 4, 5, 6, 7, 8}, absl::MakeSpan(out = std::vector<float>(36))),
+      StatusIs(absl::StatusCode::kUnavailable, "reading"));
+}
+
+TEST(EmbeddingStoreTest, CorruptSpillRecordIsDataLossNamingTheKey) {
+  MemSpillStore spill;
+  TableConfig t = MakeTable("video", 4, OptimizerConfig::SGD);
+  TableStoreOptions o;
+  o.spill = &spill;
+  SpillBatch b;
+  b.puts = {{SpillKey(TableId("video"), 42), "garbage"}};
+  ASSERT_OK(spill.Write(b));
+  ASSERT_OK_AND_ASSIGN(auto store, EmbeddingStore::FromConfig(t, o));
+  std::vector<float> out(8);
+  EXPECT_THAT(store->Pull({41, 42}, absl::MakeSpan(out)),
+              StatusIs(absl::StatusCode::kDataLoss, "key 42"));
+}
+
+TEST(EmbeddingStoreTest, BadRequestsAreRejectedBeforeAnythingIsApplied) {
+  TableConfig t = MakeTable("v", 4, OptimizerConfig::SGD);
+  ASSERT_OK_AND_ASSIGN(auto store, EmbeddingStore::FromConfig(t, {}));
+  std::vector<float> out(7);
+  EXPECT_THAT(store->Pull({1, 2}, absl::MakeSpan(out)),
+              StatusIs(absl::StatusCode::kInvalidArgument, "needs 8 output floats"));
+  std::vector<float> g(8, 1.0f);
+  g[6] = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_THAT(store->Push({1, 9}, g),
+              StatusIs(absl::StatusCode::kInvalidArgument, "key index 1 (key 9)"));
+  EXPECT_EQ(store->Stats().rows_in_memory, 0u);
+}
+
+TEST(EmbeddingStoreTest, DenseTableBlocksMatchTheWholeVector) {
+  TableConfig t = MakeTable("tower", 0, OptimizerConfig::SGD, InitializerConfig::GLOROT_UNIFORM);
+  t.set_dense(true);
+  t.set_dense_size(1000);
+  TableStoreOptions o;
+  o.seed = 8;
+  o.dense_block_floats = 128;
+  o.glorot_fan_in = 40;
+  o.glorot_fan_out = 25;
+  ASSERT_OK_AND_ASSIGN(auto store, EmbeddingStore::FromConfig(t, o));
+  ASSERT_EQ(store->dim(), 128u);
+  std::vector<float> blocks(8 * 128);
+  ASSERT_OK(store->Pull({0, 1, 2, 3, 4, 5, 6, 7}, absl::MakeSpan(blocks)));
+  ASSERT_OK_AND_ASSIGN(Initializer init,
+                       Initializer::Create(t.initializer(), 8, TableId("tower"), 40, 25));
+  std::vector<float> whole(1000);
+  init.InitDense(0, 1000, whole.data());
+  EXPECT_EQ(std::vector<float>(blocks.begin(), blocks.begin() + 1000), whole);
+  EXPECT_EQ(std::vector<float>(blocks.begin() + 1000, blocks.end()), std::vector<float>(24, 0.0f));
+}
+
+TEST(EmbeddingStoreTest, StatsReportHotKeysAndRates) {
+  TableConfig t = MakeTable("v", 4, OptimizerConfig::SGD);
+  TableStoreOptions o;
+  o.num_partitions = 4;
+  ASSERT_OK_AND_ASSIGN(auto store, EmbeddingStore::FromConfig(t, o));
+  const StoreStats before = store->Stats();
+  Rng rng(testing::TestSeed(41));
+  std::vector<float> out(100 * 4);
+  for (int r = 0; r < 50; ++r) {
+    std::vector<uint64_t> keys;
+    for (int i = 0; i < 100; ++i) keys.push_back(i % 3 == 0 ? 424242 : rng.UniformInt(100000));
+    ASSERT_OK(store->Pull(keys, absl::MakeSpan(out)));
+  }
+  absl::SleepFor(absl::Milliseconds(5));
+  const StoreStats after = store->Stats();
+  ASSERT_FALSE(after.hot_keys.empty());
+  EXPECT_EQ(after.hot_keys[0].key, 424242u);
+  EXPECT_NEAR(after.hot_keys[0].count, 50 * 34, 50 * 34 * 0.2);
+  EXPECT_EQ(after.pull_requests, 50u);
+  EXPECT_EQ(after.pull_keys, 5000u);
+  const StoreRates rates = RatesBetween(before, after);
+  EXPECT_GT(rates.pull_keys_per_s, 0);
+  EXPECT_NEAR(rates.pull_keys_per_s / rates.pull_requests_per_s, 100, 1e-6);
+  EXPECT_EQ(rates.push_requests_per_s, 0);
+}
+
+// 4 threads pull and push overlapping keys while another flushes, expires
+// and reads stats, under a budget small enough to spill constantly. SGD with
+// lr 1 and small integer gradients on zero-initialised rows is exact in
+// float, so the final weights must equal minus the sum of all gradients,
+// whatever the interleaving. Run over RocksDB and over the in-memory spill
+// store (the latter has no uninstrumented code for TSan to be blind in).
+class HammerTest : public ::testing::TestWithParam<bool> {};
+
+TEST_P(HammerTest, ConcurrentHammerKeepsEveryUpdate) {
+  testing::ScratchDir dir;
+  std::unique_ptr<SpillStore> spill;
+  if (GetParam()) {
+    RocksSpillOptions ro;
+    ro.path = dir.File("spill");
+    ASSERT_OK_AND_ASSIGN(spill, RocksSpillStore::Open(ro));
+  } else {
+    spill = std::make_unique<MemSpillStore>();
+  }
+  TableConfig t = MakeTable("v", 8, OptimizerConfig::SGD, InitializerConfig::ZEROS);
+  t.mutable_optimizer()->set_learning_rate(1.0f);
+  t.mutable_storage()->set_memory_budget_bytes(16 << 10);
+  TableStoreOptions o;
+  o.spill = spill.get();
+  o.num_partitions = 8;
+  ASSERT_OK_AND_ASSIGN(auto store, EmbeddingStore::FromConfig(t, o));
+  const uint64_t seed = testing::TestSeed(51);
+  constexpr int kThreads = 4, kKeys = 600, kRounds = 150;
+  std::vector<std::vector<int64_t>> sums(kThreads, std::vector<int64_t>(kKeys * 8, 0));
+  std::atomic<bool> failed{false}, done{false};
+  std::vector<std::thread> threads;
+  for (int th = 0; th < kThreads; ++th) {
+    threads.emplace_back([&, th] {
+      Rng rng(seed, th);
+      for (int r = 0; r < kRounds && !failed; ++r) {
+        std::vector<uint64_t> keys;
+        const int n = 1 + rng.UniformInt(64);
+        for (int i = 0; i < n; ++i) keys.push_back(rng.UniformInt(kKeys));
+        std::vector<float> buf(keys.size() * 8);
+        if (rng.Bernoulli(0.6)) {
+          for (size_t i = 0; i < buf.size(); ++i) {
+            const int g = static_cast<int>(rng.UniformInt(7)) - 3;
+            buf[i] = static_cast<float>(g);
+            sums[th][keys[i / 8] * 8 + i % 8] += g;
+          }
+          if (!store->Push(keys, buf).ok()) failed = true;
+        } else if (!store->Pull(keys, absl::MakeSpan(buf)).ok()) {
+          failed = true;
+        }
+        if (store->MemoryBytes() > (16 << 10) + 64 * 8 * 100) failed = true;  // transient slack
+      }
+    });
+  }
+  std::thread observer([&] {
+    while (!done) {
+      if (!store->FlushAll().ok()) failed = true;
+      const StoreStats st = store->Stats();
+      if (st.rows_in_memory > st.max_rows_in_memory) failed = true;
+      store->AdvanceStep();
+      std::this_thread::yield();
+    }
+  });
+  for (auto& th : threads) th.join();
+  done = true;
+  observer.join();
+  ASSERT_FALSE(failed);
+  EXPECT_LE(store->MemoryBytes(), uint64_t{16 << 10});
+  std::vector<float> out(kKeys * 8);
+  std::vector<uint64_t> all(kKeys);
+  for (int k = 0; k < kKeys; ++k) all[k] = k;
+  ASSERT_OK(store->Pull(all, absl::MakeSpan(out)));
+  for (int i = 0; i < kKeys * 8; ++i) {
+    int64_t total = 0;
+    for (int th = 0; th < kThreads; ++th) total += sums[th][i];
+    ASSERT_EQ(out[i], static_cast<float>(-total)) << "key " << i / 8 << " coord " << i % 8;
+  }
+  EXPECT_GT(store->Stats().evictions, 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Spill, HammerTest, ::testing::Values(true, false),
+                         [](const auto& info) { return info.param ? "RocksDB" : "Memory"; });
+
+}  // namespace
+}  // namespace vrec::ps

@@ -1,0 +1,269 @@
+#include "ps/ps_service.h"
+
+#include <cmath>
+#include <limits>
+#include <thread>
+
+#include "nlohmann/json.hpp"
+#include "testutil/testutil.h"
+
+namespace vrec::ps {
+namespace {
+
+constexpr uint32_t kDim = 8;
+
+// Deterministic initial row: key-dependent so the test can check placement.
+void InitRow(uint64_t key, float* w) {
+  for (uint32_t d = 0; d < kDim; ++d) w[d] = static_cast<float>(key % 1000) + 0.01f * d;
+}
+
+std::unique_ptr<EmbeddingStore> MakeStore(const std::string& name) {
+  OptimizerConfig sgd;
+  sgd.set_kind(OptimizerConfig::SGD);
+  sgd.set_learning_rate(1.0f);
+  EmbeddingStoreOptions o;
+  o.table_name = name;
+  o.table_id = TableId(name);
+  o.dim = kDim;
+  o.optimizer = std::shared_ptr<const Optimizer>(Optimizer::Create(sgd).value());
+  o.init = InitRow;
+  return EmbeddingStore::Create(std::move(o)).value();
+}
+
+// Two parameter servers with one table each, on loopback, and a client.
+struct Cluster {
+  Cluster() {
+    for (int s = 0; s < 2; ++s) {
+      stores.push_back(MakeStore("video"));
+      services.push_back(
+          std::make_unique<PsService>(std::vector<EmbeddingStore*>{stores.back().get()}));
+      servers.push_back(net::Server::Start(services.back().get(), {}).value());
+      endpoints.push_back(servers.back()->endpoint());
+    }
+    transport = net::Client::Connect(endpoints).value();
+    client = std::make_unique<PsClient>(transport.get(), SlotRouter::Contiguous(2).value());
+    table = {0, TableId("video"), kDim};
+  }
+  std::vector<std::unique_ptr<EmbeddingStore>> stores;
+  std::vector<std::unique_ptr<PsService>> services;
+  std::vector<std::unique_ptr<net::Server>> servers;
+  std::vector<std::string> endpoints;
+  std::unique_ptr<net::Client> transport;
+  std::unique_ptr<PsClient> client;
+  PsTable table;
+};
+
+TEST(PsServiceTest, PullReturnsInitialRowsFromTheOwningServer) {
+  Cluster c;
+  std::vector<uint64_t> keys;
+  for (uint64_t k = 1; k <= 500; ++k) keys.push_back(k * 7919);
+  std::vector<float> out(keys.size() * kDim, -1.0f);
+  ASSERT_OK(c.client->Pull(c.table, keys, out.data()).Wait());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    float want[kDim];
+    InitRow(keys[i], want);
+    for (uint32_t d = 0; d < kDim; ++d) ASSERT_EQ(out[i * kDim + d], want[d]) << "key " << keys[i];
+  }
+  // Each key was created on exactly the server the router names.
+  const SlotRouter& router = c.client->router();
+  uint64_t per_server[2] = {0, 0};
+  for (uint64_t k : keys) per_server[router.Server(c.table.table_id, k)]++;
+  EXPECT_EQ(c.stores[0]->Stats().rows_in_memory, per_server[0]);
+  EXPECT_EQ(c.stores[1]->Stats().rows_in_memory, per_server[1]);
+  EXPECT_GT(per_server[0], 0u);
+  EXPECT_GT(per_server[1], 0u);
+}
+
+TEST(PsServiceTest, PushSumsDuplicatesAndAppliesOnce) {
+  Cluster c;
+  std::vector<uint64_t> keys = {11, 22, 11, 33, 11};
+  std::vector<float> grads(keys.size() * kDim, 0.5f);
+  ASSERT_OK(c.client->Push(c.table, keys, grads).Wait());
+  std::vector<uint64_t> unique = {11, 22, 33};
+  std::vector<float> out(unique.size() * kDim);
+  ASSERT_OK(c.client->Pull(c.table, unique, out.data()).Wait());
+  // SGD with learning rate 1: w = init - sum of grads; key 11 got 3 x 0.5.
+  const float times[3] = {3, 1, 1};
+  for (size_t i = 0; i < unique.size(); ++i) {
+    float init[kDim];
+    InitRow(unique[i], init);
+    for (uint32_t d = 0; d < kDim; ++d)
+      EXPECT_FLOAT_EQ(out[i * kDim + d], init[d] - 0.5f * times[i]);
+  }
+  // One update per unique key reached the stores.
+  EXPECT_EQ(c.stores[0]->Stats().push_keys + c.stores[1]->Stats().push_keys, 3u);
+}
+
+TEST(PsServiceTest, ManyRequestsInFlight) {
+  Cluster c;
+  constexpr int kBatches = 20, kKeys = 1000;
+  std::vector<std::vector<uint64_t>> keys(kBatches);
+  std::vector<std::vector<float>> outs(kBatches, std::vector<float>(kKeys * kDim));
+  std::vector<PsRequest> reqs;
+  for (int b = 0; b < kBatches; ++b) {
+    for (int i = 0; i < kKeys; ++i) keys[b].push_back(b * 100000 + i + 1);
+    reqs.push_back(c.client->Pull(c.table, keys[b], outs[b].data()));
+  }
+  for (int b = 0; b < kBatches; ++b) {
+    ASSERT_OK(reqs[b].Wait());
+    float want[kDim];
+    InitRow(keys[b][kKeys - 1], want);
+    EXPECT_EQ(outs[b][(kKeys - 1) * kDim], want[0]);
+  }
+}
+
+TEST(PsServiceTest, StatsFromEveryServer) {
+  Cluster c;
+  std::vector<uint64_t> keys = {1, 2, 3, 4, 5, 6};
+  std::vector<float> out(keys.size() * kDim);
+  ASSERT_OK(c.client->Pull(c.table, keys, out.data()).Wait());
+  ASSERT_OK_AND_ASSIGN(auto stats, c.client->Stats());
+  ASSERT_EQ(stats.size(), 2u);
+  auto a = nlohmann::json::parse(stats[0]), b = nlohmann::json::parse(stats[1]);
+  EXPECT_EQ(a[0]["table"], "video");
+  EXPECT_EQ(a[0]["rows_in_memory"].get<uint64_t>() + b[0]["rows_in_memory"].get<uint64_t>(), 6u);
+}
+
+// Sends a hand-made request straight through the transport.
+StatusOr<PsHeader> RawCall(Cluster& c, const std::string& header,
+                           std::vector<zmq::message_t> frames) {
+  net::Message m;
+  m.header = header;
+  m.frames = std::move(frames);
+  VREC_ASSIGN_OR_RETURN(net::Message reply, c.transport->Call(0, std::move(m)).get());
+  PsHeader h;
+  if (!h.ParseFromString(reply.header)) return absl::DataLossError("bad reply header");
+  return h;
+}
+
+std::string Header(PsHeader::Op op, uint32_t table, uint32_t dim, uint64_t n,
+                   uint32_t version = kPsWireVersion) {
+  PsHeader h;
+  h.set_version(version);
+  h.set_op(op);
+  h.set_table(table);
+  h.set_dim(dim);
+  h.set_num_keys(n);
+  return h.SerializeAsString();
+}
+
+std::vector<zmq::message_t> Frames(std::vector<uint64_t> keys, std::vector<float> values = {},
+                                   bool with_values = false) {
+  std::vector<zmq::message_t> f;
+  f.push_back(net::FrameFromVector(std::move(keys)));
+  if (with_values) f.push_back(net::FrameFromVector(std::move(values)));
+  return f;
+}
+
+TEST(PsServiceTest, MalformedRequestsAreAnsweredWithErrorsAndChangeNothing) {
+  Cluster c;
+  struct Case {
+    std::string name, header;
+    std::vector<zmq::message_t> frames;
+    std::string expect;
+  };
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  std::vector<Case> cases;
+  cases.push_back({"garbage header", "\xff\xff\xff", {}, "unparseable request header"});
+  cases.push_back(
+      {"wrong version", Header(PsHeader::PULL, 0, kDim, 1, 99), Frames({1}), "wire version 99"});
+  cases.push_back({"unknown table", Header(PsHeader::PULL, 5, kDim, 1), Frames({1}), "no table 5"});
+  cases.push_back({"wrong dim", Header(PsHeader::PULL, 0, 3, 1), Frames({1}), "has dim 8"});
+  cases.push_back({"short key frame", Header(PsHeader::PULL, 0, kDim, 2), Frames({1}),
+                   "key frame of 8 bytes for 2 keys"});
+  cases.push_back({"push without grads", Header(PsHeader::PUSH, 0, kDim, 1), Frames({1}),
+                   "needs 2 data frames"});
+  cases.push_back({"short grads", Header(PsHeader::PUSH, 0, kDim, 1),
+                   Frames({1}, std::vector<float>(3, 1.f), true), "gradient frame of 12 bytes"});
+  cases.push_back({"NaN grads", Header(PsHeader::PUSH, 0, kDim, 1),
+                   Frames({1}, std::vector<float>(kDim, nan), true), "finite"});
+  cases.push_back(
+      {"unknown op", Header(static_cast<PsHeader::Op>(77), 0, kDim, 1), Frames({1}), "unknown op"});
+  for (auto& cs : cases) {
+    ASSERT_OK_AND_ASSIGN(PsHeader h, RawCall(c, cs.header, std::move(cs.frames)));
+    EXPECT_NE(h.status_code(), 0) << cs.name;
+    EXPECT_THAT(h.error(), ::testing::HasSubstr(cs.expect)) << cs.name;
+  }
+  // Nothing was applied: key 1 still has its initial value, and the server
+  // still answers good requests.
+  std::vector<uint64_t> key = {1};
+  std::vector<float> out(kDim);
+  ASSERT_OK(c.client->Pull(c.table, key, out.data()).Wait());
+  float init[kDim];
+  InitRow(1, init);
+  for (uint32_t d = 0; d < kDim; ++d) EXPECT_EQ(out[d], init[d]);
+}
+
+TEST(PsServiceTest, ClientReportsServerErrorsAndBadArguments) {
+  Cluster c;
+  PsTable wrong = c.table;
+  wrong.dim = 4;
+  std::vector<uint64_t> keys = {1, 2, 3};
+  std::vector<float> out(keys.size() * 4);
+  EXPECT_THAT(c.client->Pull(wrong, keys, out.data()).Wait(),
+              StatusIs(absl::StatusCode::kInvalidArgument, "parameter server"));
+  std::vector<float> grads(2);
+  EXPECT_THAT(c.client->Push(c.table, keys, grads).Wait(),
+              StatusIs(absl::StatusCode::kInvalidArgument, "push of 3 keys of dim 8 with 2"));
+}
+
+TEST(PsServiceTest, DeadServerIsUnavailable) {
+  Cluster c;
+  c.servers[1]->Stop();
+  auto transport = net::Client::Connect(c.endpoints, {std::chrono::milliseconds(200)}).value();
+  PsClient client(transport.get(), SlotRouter::Contiguous(2).value());
+  std::vector<uint64_t> keys;
+  for (uint64_t k = 1; k <= 100; ++k) keys.push_back(k);
+  std::vector<float> out(keys.size() * kDim);
+  EXPECT_THAT(client.Pull(c.table, keys, out.data()).Wait(),
+              StatusIs(absl::StatusCode::kUnavailable, c.endpoints[1]));
+}
+
+}  // namespace
+}  // namespace vrec::ps
+
+namespace vrec::ps {
+namespace {
+
+TEST(PsServiceTest, BoundedStalenessHoldsBackTheFastWorker) {
+  PsService service({}, /*num_workers=*/2);
+  auto server = net::Server::Start(&service, {}).value();
+  auto transport = net::Client::Connect({server->endpoint()}).value();
+  PsClient fast(transport.get(), SlotRouter::Contiguous(1).value(), /*worker=*/0);
+  PsClient slow(transport.get(), SlotRouter::Contiguous(1).value(), /*worker=*/1);
+
+  // Staleness 2: the fast worker may finish steps 1 and 2 while the slow one
+  // is at 0, but not step 3.
+  EXPECT_OK(fast.WaitForStaleness(1, 2));
+  EXPECT_OK(fast.WaitForStaleness(2, 2));
+  EXPECT_THAT(fast.WaitForStaleness(3, 2, std::chrono::milliseconds(100)),
+              StatusIs(absl::StatusCode::kDeadlineExceeded, "slowest worker (at step 0"));
+  // Once the slow worker reports step 1, step 3 may proceed.
+  std::atomic<bool> released{false};
+  std::thread waiter([&] {
+    EXPECT_OK(fast.WaitForStaleness(3, 2));
+    released = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_FALSE(released.load());
+  EXPECT_OK(slow.WaitForStaleness(1, 2));
+  waiter.join();
+  EXPECT_TRUE(released.load());
+
+  // Staleness 0 is a barrier: each worker's step t waits for the other's.
+  std::thread a([&] {
+    for (uint64_t t = 4; t <= 20; ++t) EXPECT_OK(fast.WaitForStaleness(t, 0));
+  });
+  std::thread b([&] {
+    for (uint64_t t = 2; t <= 20; ++t) EXPECT_OK(slow.WaitForStaleness(t, 0));
+  });
+  a.join();
+  b.join();
+  // An unknown worker is refused.
+  PsClient stranger(transport.get(), SlotRouter::Contiguous(1).value(), /*worker=*/7);
+  EXPECT_THAT(stranger.WaitForStaleness(1, 0),
+              StatusIs(absl::StatusCode::kInvalidArgument, "worker 7"));
+}
+
+}  // namespace
+}  // namespace vrec::ps
