@@ -43,7 +43,8 @@ DEFINE_string(ops, "pull,push", "operations to measure");
 DEFINE_uint64(rows, 1000000, "key space; rows are created by a warm-up pass first");
 DEFINE_double(zipf, 0, "Zipf exponent of key popularity (0 = uniform)");
 DEFINE_int32(inflight, 2, "requests each client keeps in flight");
-DEFINE_int32(server_threads, 2, "handler threads per server");
+DEFINE_int32(server_threads, 1,
+             "handler threads per server (1 is fastest on 2 cores: see docs/benchmarks.md)");
 DEFINE_string(optimizer, "adagrad", "server optimizer: sgd, adagrad, adam, ftrl");
 DEFINE_uint64(budget_mb, 0, "memory budget per server in MiB (0 = all in memory)");
 DEFINE_string(spill_dir, "/tmp/vrec_ps_bench",

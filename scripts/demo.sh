@@ -24,5 +24,5 @@ print(f"     oracle weighted per-user loss {o['weighted_per_user_loss']:.3f}")
 PY
 
 echo "== 2. check the files (vrec inspect)"
-"$VREC" inspect --show=1 "$OUT/world" | tail -n 4
+"$VREC" inspect --show=0 "$OUT/world" | tail -n 1
 echo "done: the world is in $OUT/world (manifest.json, truth.json, candidate/, ranking/)"

@@ -46,6 +46,10 @@ struct Message {
 // Builds a frame that takes ownership of `data` without copying it.
 template <typename T>
 zmq::message_t FrameFromVector(std::vector<T>&& data);
+// Builds a frame that takes ownership of `n` elements at `data` (no copy, and
+// unlike a vector no zero-filling before the caller writes them).
+template <typename T>
+zmq::message_t FrameFromArray(std::unique_ptr<T[]> data, size_t n);
 // Copies `n` bytes into a new frame.
 zmq::message_t FrameFromBytes(const void* data, size_t n);
 
@@ -138,7 +142,18 @@ template <typename T>
 void FreeVector(void* /*data*/, void* hint) {
   delete static_cast<std::vector<T>*>(hint);
 }
+template <typename T>
+void FreeArray(void* data, void* /*hint*/) {
+  delete[] static_cast<T*>(data);
+}
 }  // namespace internal
+
+template <typename T>
+zmq::message_t FrameFromArray(std::unique_ptr<T[]> data, size_t n) {
+  if (n == 0) return zmq::message_t();
+  T* raw = data.release();
+  return zmq::message_t(raw, n * sizeof(T), &internal::FreeArray<T>, nullptr);
+}
 
 template <typename T>
 zmq::message_t FrameFromVector(std::vector<T>&& data) {
