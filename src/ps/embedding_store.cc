@@ -2,8 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <new>
 #include <utility>
+
+#include <sys/mman.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -58,15 +62,50 @@ bool ParseMeta(const std::string& v, RowMeta* meta) {
   return true;
 }
 
+using ChunkPtr = std::unique_ptr<float[], void (*)(float*)>;
+
+constexpr size_t kHugePageBytes = size_t{2} << 20;
+
+void FreeChunk(float* p) { std::free(p); }
+
+// `floats` uninitialized floats; with `huge`, 2 MiB aligned and advised for
+// transparent huge pages (where the kernel offers them).
+ChunkPtr AllocChunk(size_t floats, bool huge) {
+  const size_t bytes = floats * sizeof(float);
+  void* mem = nullptr;
+  if (huge && bytes >= kHugePageBytes) {
+    if (posix_memalign(&mem, kHugePageBytes, bytes) != 0) mem = nullptr;
+#ifdef MADV_HUGEPAGE
+    if (mem != nullptr) (void)madvise(mem, bytes / kHugePageBytes * kHugePageBytes, MADV_HUGEPAGE);
+#endif
+  } else {
+    mem = std::malloc(bytes);
+  }
+  if (mem == nullptr) throw std::bad_alloc();
+  return ChunkPtr(static_cast<float*>(mem), &FreeChunk);
+}
+
 }  // namespace
+
+uint32_t EmbeddingStore::ChunksFor(uint32_t rows) const {
+  const uint32_t small_slots = small_chunk_rows_ * kSmallChunks;
+  if (rows <= small_slots) return (rows + small_chunk_rows_ - 1) / small_chunk_rows_;
+  return kSmallChunks + (rows - small_slots + big_chunk_rows_ - 1) / big_chunk_rows_;
+}
 
 // All members guarded by mu. Methods REQUIRE mu held.
 struct EmbeddingStore::Partition {
   Partition(const EmbeddingStore* s, size_t hot_capacity) : store(s), hot(hot_capacity) {}
 
   float* Row(uint32_t slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    return chunks[slot / store->chunk_rows_].get() +
-           static_cast<size_t>(slot % store->chunk_rows_) * store->row_floats_;
+    const uint32_t small_slots = store->small_chunk_rows_ * kSmallChunks;
+    if (slot < small_slots) {
+      return chunks[slot / store->small_chunk_rows_].get() +
+             static_cast<size_t>(slot % store->small_chunk_rows_) * store->row_floats_;
+    }
+    slot -= small_slots;
+    return chunks[kSmallChunks + slot / store->big_chunk_rows_].get() +
+           static_cast<size_t>(slot % store->big_chunk_rows_) * store->row_floats_;
   }
 
   // A free slot (unused, not indexed). May evict a cold row to the pending
@@ -79,12 +118,14 @@ struct EmbeddingStore::Partition {
     }
     const uint32_t max_rows = store->max_rows_per_partition_;
     if (max_rows == 0 || num_slots < max_rows) {
-      const uint32_t chunk_rows = store->chunk_rows_;
-      if (num_slots % chunk_rows == 0) {
+      const uint32_t small_slots = store->small_chunk_rows_ * kSmallChunks;
+      const bool small = num_slots < small_slots;
+      const uint32_t chunk_rows = small ? store->small_chunk_rows_ : store->big_chunk_rows_;
+      if ((small ? num_slots : num_slots - small_slots) % chunk_rows == 0) {
         uint32_t rows = chunk_rows;
         if (max_rows != 0) rows = std::min(rows, max_rows - num_slots);
         const size_t floats = static_cast<size_t>(rows) * store->row_floats_;
-        chunks.emplace_back(new float[floats]);
+        chunks.push_back(AllocChunk(floats, /*huge=*/!small));
         arena_floats += floats;
       }
       slot_key.push_back(0);
@@ -210,7 +251,7 @@ struct EmbeddingStore::Partition {
   const EmbeddingStore* const store;
   mutable Mutex mu;
   absl::flat_hash_map<uint64_t, uint32_t> index ABSL_GUARDED_BY(mu);  // key -> slot
-  std::vector<std::unique_ptr<float[]>> chunks ABSL_GUARDED_BY(mu);   // row arena
+  std::vector<ChunkPtr> chunks ABSL_GUARDED_BY(mu);  // row arena (see kSmallChunks)
   uint64_t arena_floats ABSL_GUARDED_BY(mu) = 0;
   uint32_t num_slots ABSL_GUARDED_BY(mu) = 0;
   std::vector<uint64_t> slot_key ABSL_GUARDED_BY(mu);
@@ -286,10 +327,13 @@ Status EmbeddingStore::Init() {
     MutexLock lock(&p.mu);
     p.admission_capacity = admission_per_part;
   }
-  // Without a budget the arena grows by chunks of about 16 KB (at most 256
-  // rows), so small or sparse tables do not pin large chunks.
-  chunk_rows_ = static_cast<uint32_t>(
-      std::clamp<uint64_t>((16 << 10) / (uint64_t{row_floats_} * sizeof(float)), 1, 256));
+  // The arena grows by kSmallChunks chunks of about 16 KB (at most 256 rows),
+  // so small or sparse tables do not pin much memory, then by chunks of
+  // 2 MiB that the kernel may back with huge pages: random row lookups in a
+  // large table then miss the TLB far less often.
+  const uint64_t row_bytes = uint64_t{row_floats_} * sizeof(float);
+  small_chunk_rows_ = static_cast<uint32_t>(std::clamp<uint64_t>((16 << 10) / row_bytes, 1, 256));
+  big_chunk_rows_ = static_cast<uint32_t>(std::max<uint64_t>(1, kHugePageBytes / row_bytes));
   const uint64_t budget = options_.memory_budget_bytes;
   if (budget > 0) {
     // Fixed cost of a partition: the struct, the hot-key sketch and (with
@@ -324,7 +368,6 @@ Status EmbeddingStore::Init() {
           num_parts * (fixed + per_row + 64), " bytes"));
     }
     max_rows_per_partition_ = static_cast<uint32_t>(m);
-    chunk_rows_ = std::min<uint32_t>(chunk_rows_, max_rows_per_partition_);
     for (auto& part : partitions_) {
       Partition& p = *part;
       MutexLock lock(&p.mu);
@@ -335,7 +378,7 @@ Status EmbeddingStore::Init() {
       p.slot_updates.reserve(m);
       p.slot_flags.reserve(m);
       p.free_slots.reserve(m);
-      p.chunks.reserve((m + chunk_rows_ - 1) / chunk_rows_);
+      p.chunks.reserve(ChunksFor(static_cast<uint32_t>(m)));
     }
   }
   // Rows already in the spill store (a reopened DB) count as on disk.
@@ -477,7 +520,11 @@ Status EmbeddingStore::Serve(Op op, absl::Span<const uint64_t> keys, float* out,
   for (size_t i = 0; i < keys.size(); ++i) {
     groups[PartitionOf(keys[i])].push_back(static_cast<uint32_t>(i));
   }
-  for (uint32_t p = 0; p < num_parts; ++p) {
+  // Concurrent requests start at different partitions, so that they do not
+  // queue behind each other on the same lock (a convoy).
+  const uint32_t first = next_start_.fetch_add(1, std::memory_order_relaxed) % num_parts;
+  for (uint32_t j = 0; j < num_parts; ++j) {
+    const uint32_t p = first + j < num_parts ? first + j : first + j - num_parts;
     if (groups[p].empty()) continue;
     VREC_RETURN_IF_ERROR(ServePartition(*partitions_[p], op, keys, groups[p], out, grads, now));
   }

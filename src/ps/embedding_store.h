@@ -88,7 +88,7 @@ struct EmbeddingStoreOptions {
   uint32_t num_partitions = 16;
   uint64_t admission_tracker_capacity = 1 << 16;  // pending keys tracked, all partitions
   uint32_t hot_key_capacity = 16;                 // Space-Saving counters per partition
-  uint32_t hot_key_sample = 4;                    // offer one of every N accesses
+  uint32_t hot_key_sample = 16;                   // offer one of every N accesses
 };
 
 // Options for building a store from the model config.
@@ -226,10 +226,16 @@ class EmbeddingStore {
   const uint32_t dim_;
   const uint32_t row_floats_;
   uint32_t max_rows_per_partition_ = 0;  // 0 = unlimited; constant after Init()
-  uint32_t chunk_rows_ = 0;              // rows per arena chunk; constant after Init()
+  // Arena chunks: the first kSmallChunks hold small_chunk_rows_ rows each,
+  // later ones big_chunk_rows_ (2 MiB). Constant after Init().
+  static constexpr uint32_t kSmallChunks = 64;
+  uint32_t small_chunk_rows_ = 0;
+  uint32_t big_chunk_rows_ = 0;
+  uint32_t ChunksFor(uint32_t rows) const;  // chunks holding `rows` slots
   std::vector<std::unique_ptr<Partition>> partitions_;
   std::atomic<uint64_t> step_{0};
   std::atomic<uint64_t> pull_requests_{0}, push_requests_{0};
+  std::atomic<uint32_t> next_start_{0};  // first partition of the next request
 };
 
 }  // namespace vrec::ps

@@ -189,11 +189,17 @@ Status PsRequest::Wait() {
       if (reply->frames.size() != 1 || reply->frames[0].size() != want) {
         st = absl::DataLossError(absl::StrCat("pull reply of wrong size (want ", want, " bytes)"));
       } else {
+        // Rows go back to their request positions; runs of consecutive
+        // positions (all of them with one server) are copied at once.
         const char* src = reply->frames[0].data<char>();
         const size_t row_bytes = dim_ * sizeof(float);
-        for (size_t i = 0; i < part.positions.size(); ++i) {
-          std::memcpy(out_ + static_cast<size_t>(part.positions[i]) * dim_, src + i * row_bytes,
-                      row_bytes);
+        const std::vector<uint32_t>& pos = part.positions;
+        for (size_t i = 0; i < pos.size();) {
+          size_t j = i + 1;
+          while (j < pos.size() && pos[j] == pos[j - 1] + 1) ++j;
+          std::memcpy(out_ + static_cast<size_t>(pos[i]) * dim_, src + i * row_bytes,
+                      (j - i) * row_bytes);
+          i = j;
         }
       }
     }
