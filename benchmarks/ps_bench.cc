@@ -26,14 +26,15 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "bench.h"
+#include "cli/common_flags.h"
 #include "common/random.h"
 #include "common/run_info.h"
+#include "nlohmann/json.hpp"
 #include "net/transport.h"
 #include "ps/embedding_store.h"
 #include "ps/ps_service.h"
 #include "ps/spill_store.h"
 
-DEFINE_int32(servers, 1, "parameter servers (in this process, each on its own port)");
 DEFINE_int32(clients, 1, "client threads, each with its own connection to every server");
 DEFINE_string(dim, "64", "floats per row; a comma list sweeps (e.g. 8,64,256)");
 DEFINE_string(batch, "10000",
@@ -42,13 +43,11 @@ DEFINE_double(seconds, 3, "measured seconds per (op, dim, batch)");
 DEFINE_string(ops, "pull,push", "operations to measure");
 DEFINE_uint64(rows, 1000000, "key space; rows are created by a warm-up pass first");
 DEFINE_double(zipf, 0, "Zipf exponent of key popularity (0 = uniform)");
+DEFINE_double(warmup_seconds, 0,
+              "unmeasured load before each measurement (lets a memory-budgeted table reach "
+              "its steady state)");
 DEFINE_int32(inflight, 2, "requests each client keeps in flight");
-DEFINE_int32(server_threads, 1,
-             "handler threads per server (1 is fastest on 2 cores: see docs/benchmarks.md)");
-DEFINE_string(optimizer, "adagrad", "server optimizer: sgd, adagrad, adam, ftrl");
 DEFINE_uint64(budget_mb, 0, "memory budget per server in MiB (0 = all in memory)");
-DEFINE_string(spill_dir, "/tmp/vrec_ps_bench",
-              "RocksDB folder for spilled rows (with --budget_mb)");
 
 namespace vrec::bench {
 namespace {
@@ -153,7 +152,9 @@ StatusOr<Setup> StartServers(int dim) {
     ps::TableStoreOptions o;
     o.seed = 1;
     if (FLAGS_budget_mb > 0) {
-      const std::string dir = FLAGS_spill_dir + "/server" + std::to_string(i);
+      const std::string dir =
+          (FLAGS_spill_dir.empty() ? std::string("/tmp/vrec_ps_bench") : FLAGS_spill_dir) +
+          "/server" + std::to_string(i);
       ps::RocksSpillOptions ro;
       ro.path = dir;
       ro.destroy_existing = true;
@@ -175,26 +176,50 @@ StatusOr<Setup> StartServers(int dim) {
   return s;
 }
 
+// Every server's stats JSON (one array of tables per server).
+StatusOr<std::vector<std::string>> StatsOf(const std::vector<std::string>& endpoints) {
+  VREC_ASSIGN_OR_RETURN(auto transport, net::Client::Connect(endpoints));
+  ps::PsClient client(transport.get(), ps::SlotRouter::Contiguous(FLAGS_servers).value());
+  return client.Stats();
+}
+
+// Sum of a counter over every table of every server.
+uint64_t SumCounter(const std::vector<std::string>& stats, const char* name) {
+  uint64_t sum = 0;
+  for (const std::string& s : stats) {
+    for (const auto& table : nlohmann::json::parse(s)) sum += table.value(name, uint64_t{0});
+  }
+  return sum;
+}
+
 // Runs one (op, dim, batch) measurement and prints its JSON line.
 Status Measure(const std::string& op, int dim, int batch, const std::vector<std::string>& endpoints,
-               const ZipfKeys* zipf) {
+               const ZipfKeys* zipf, double seconds, bool report) {
   const ps::PsTable table{0, ps::TableId("bench"), static_cast<uint32_t>(dim)};
   std::atomic<uint64_t> keys_done{0}, requests_done{0};
   std::vector<std::vector<double>> latencies(FLAGS_clients);
   std::atomic<bool> failed{false};
   Status first_error;
   std::mutex error_mu;
-  // Key batches are drawn before the clock starts (a pool per client, cycled
-  // in order), so the figure is the parameter server's, not the key
-  // generator's. A pool spans far more rows than any cache holds.
+  // With every row in memory, key batches are drawn before the clock starts
+  // (a pool per client, cycled in order), so the figure is the parameter
+  // server's, not the key generator's; a pool spans far more rows than any
+  // CPU cache holds. Under a memory budget a cycled pool would let the
+  // memory tier learn it, so batches are drawn fresh inside the timed loop
+  // (their cost counts against the server).
+  const bool use_pool = FLAGS_budget_mb == 0;
+  static int measurements = 0;
+  const int measurement = measurements++;
   std::vector<std::vector<std::vector<uint64_t>>> pools(FLAGS_clients);
-  for (int c = 0; c < FLAGS_clients; ++c) {
+  for (int c = 0; c < FLAGS_clients && use_pool; ++c) {
     Rng rng(1234, c);
     absl::flat_hash_set<uint64_t> seen;
     pools[c].resize(kBatchPool);
     for (auto& b : pools[c]) MakeBatch(rng, zipf, batch, &seen, &b);
   }
-  const auto deadline = Clock::now() + std::chrono::duration<double>(FLAGS_seconds);
+  std::vector<std::string> stats_before;
+  if (auto st = StatsOf(endpoints); st.ok()) stats_before = *st;
+  const auto deadline = Clock::now() + std::chrono::duration<double>(seconds);
   std::vector<std::thread> threads;
   for (int c = 0; c < FLAGS_clients; ++c) {
     threads.emplace_back([&, c] {
@@ -202,6 +227,11 @@ Status Measure(const std::string& op, int dim, int batch, const std::vector<std:
       ps::PsClient client(transport.get(), ps::SlotRouter::Contiguous(FLAGS_servers).value(), c);
       const std::vector<std::vector<uint64_t>>& pool = pools[c];
       size_t next_batch = 0;
+      // A different key sequence for every measurement, so that a warm-up
+      // phase does not pre-load exactly the keys measured after it.
+      Rng rng(4321 + 1000 * measurement, c);
+      absl::flat_hash_set<uint64_t> seen;
+      std::vector<std::vector<uint64_t>> fresh(FLAGS_inflight);
       struct Slot {
         const std::vector<uint64_t>* keys = nullptr;
         std::vector<float> buf;
@@ -210,8 +240,14 @@ Status Measure(const std::string& op, int dim, int batch, const std::vector<std:
       };
       std::vector<Slot> slots(FLAGS_inflight);
       auto issue = [&](Slot& s) {
-        s.keys = &pool[next_batch];
-        next_batch = (next_batch + 1) % pool.size();
+        if (use_pool) {
+          s.keys = &pool[next_batch];
+          next_batch = (next_batch + 1) % pool.size();
+        } else {
+          std::vector<uint64_t>& keys = fresh[&s - slots.data()];
+          MakeBatch(rng, zipf, batch, &seen, &keys);
+          s.keys = &keys;
+        }
         s.buf.resize(static_cast<size_t>(batch) * dim, op == "pull" ? 0.f : 1e-3f);
         s.start = Clock::now();
         s.req = op == "pull" ? client.Pull(table, *s.keys, s.buf.data())
@@ -248,6 +284,16 @@ Status Measure(const std::string& op, int dim, int batch, const std::vector<std:
   std::vector<double> all;
   for (auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
   const double keys_per_s = keys_done / secs;
+  // Share of row accesses served by the memory tier during the measurement.
+  double hit_rate = 1.0;
+  if (auto after = StatsOf(endpoints); after.ok() && !stats_before.empty()) {
+    const double mem = static_cast<double>(SumCounter(*after, "memory_hits") -
+                                           SumCounter(stats_before, "memory_hits"));
+    const double disk = static_cast<double>(SumCounter(*after, "disk_hits") -
+                                            SumCounter(stats_before, "disk_hits"));
+    if (mem + disk > 0) hit_rate = mem / (mem + disk);
+  }
+  if (!report) return absl::OkStatus();
   PrintBenchResult("ps", {{"op", op},
                           {"dim", dim},
                           {"batch", batch},
@@ -264,6 +310,7 @@ Status Measure(const std::string& op, int dim, int batch, const std::vector<std:
                           {"gbytes_per_s", keys_per_s * dim * 4 / 1e9},
                           {"p50_us", Percentile(all, 0.5)},
                           {"p99_us", Percentile(all, 0.99)},
+                          {"memory_hit_rate", hit_rate},
                           {"peak_rss_bytes", PeakRssBytes()}});
   return absl::OkStatus();
 }
@@ -323,7 +370,17 @@ int RunPsBench(int argc, char** argv) {
           std::cerr << "vrec bench ps: --batch " << batch << " exceeds --rows\n";
           return 2;
         }
-        Status st = Measure(std::string(op), dim, batch, setup->endpoints, zipf.get());
+        if (FLAGS_warmup_seconds > 0) {
+          std::cerr << "  warm-up load: " << op << " for " << FLAGS_warmup_seconds << " s\n";
+          Status st = Measure(std::string(op), dim, batch, setup->endpoints, zipf.get(),
+                              FLAGS_warmup_seconds, /*report=*/false);
+          if (!st.ok()) {
+            std::cerr << "vrec bench ps: " << st << "\n";
+            return 1;
+          }
+        }
+        Status st = Measure(std::string(op), dim, batch, setup->endpoints, zipf.get(),
+                            FLAGS_seconds, /*report=*/true);
         if (!st.ok()) {
           std::cerr << "vrec bench ps: " << st << "\n";
           return 1;

@@ -7,3 +7,13 @@ DEFINE_int32(max_history, 50, "Most recent earlier watches (and search tokens) k
 DEFINE_int32(max_examples_per_user, 0,
              "Keep at most this many training examples per user, sampled uniformly (0 = all)");
 DEFINE_double(progress_seconds, 2.0, "Seconds between progress lines on stderr (0 = none)");
+DEFINE_int32(servers, 1,
+             "Parameter servers (vrec bench ps, and vrec train without mpirun: in this process, "
+             "each on its own port)");
+DEFINE_int32(server_threads, 1,
+             "Handler threads per parameter server (1 is fastest on 2 cores: see "
+             "docs/benchmarks.md)");
+DEFINE_string(optimizer, "adagrad", "Server-side optimizer of every table: sgd, adagrad, adam, ftrl");
+DEFINE_string(spill_dir, "",
+              "Folder for the servers' RocksDB spill stores (default: vrec train uses "
+              "MODEL_DIR/spill, vrec bench ps /tmp/vrec_ps_bench)");

@@ -12,3 +12,7 @@ DECLARE_int32(shards);
 DECLARE_int32(max_history);
 DECLARE_int32(max_examples_per_user);
 DECLARE_double(progress_seconds);
+DECLARE_int32(servers);
+DECLARE_int32(server_threads);
+DECLARE_string(optimizer);
+DECLARE_string(spill_dir);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <thread>
 
 #include "absl/container/flat_hash_map.h"
@@ -45,6 +46,8 @@ nlohmann::json StatsToJson(const StoreStats& s) {
           {"memory_bytes", s.memory_bytes},
           {"memory_budget_bytes", s.memory_budget_bytes},
           {"memory_hit_rate", s.MemoryHitRate()},
+          {"memory_hits", s.memory_hits},
+          {"disk_hits", s.disk_hits},
           {"pull_requests", s.pull_requests},
           {"push_requests", s.push_requests},
           {"pull_keys", s.pull_keys},
@@ -320,6 +323,21 @@ Status PsClient::WaitForStaleness(uint64_t step, uint64_t max_staleness,
     std::this_thread::sleep_for(pause);
     pause = std::min(pause * 2, std::chrono::microseconds(5000));
   }
+}
+
+Status PsClient::LeaveClock() {
+  PsHeader h;
+  h.set_version(kPsWireVersion);
+  h.set_op(PsHeader::CLOCK);
+  h.set_worker(worker_);
+  h.set_worker_step(std::numeric_limits<uint64_t>::max());
+  net::Message m;
+  m.header = h.SerializeAsString();
+  VREC_ASSIGN_OR_RETURN(net::Message reply, client_->Call(0, std::move(m)).get());
+  PsHeader r;
+  if (!r.ParseFromString(reply.header)) return absl::DataLossError("unparseable clock reply");
+  if (r.status_code() != 0) return Status(static_cast<absl::StatusCode>(r.status_code()), r.error());
+  return absl::OkStatus();
 }
 
 StatusOr<std::vector<std::string>> PsClient::Stats() {

@@ -112,6 +112,9 @@ class PsClient {
   // the slowest worker does not catch up within `timeout`.
   Status WaitForStaleness(uint64_t step, uint64_t max_staleness,
                           std::chrono::milliseconds timeout = std::chrono::minutes(5));
+  // Tells server 0 that this worker takes no more steps, so that bounded
+  // staleness no longer waits for it (its clock becomes "infinitely ahead").
+  Status LeaveClock();
   const SlotRouter& router() const { return router_; }
 
  private:

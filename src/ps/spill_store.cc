@@ -81,11 +81,13 @@ StatusOr<std::unique_ptr<RocksSpillStore>> RocksSpillStore::Open(const RocksSpil
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);
   opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  // The folder first: DestroyDB fails on a path whose parent is missing.
+  VREC_RETURN_IF_ERROR(MakeDirs(options.path));
   if (options.destroy_existing) {
     VREC_RETURN_IF_ERROR(
         FromRocks(rocksdb::DestroyDB(options.path, opts), options.path, "destroy"));
+    VREC_RETURN_IF_ERROR(MakeDirs(options.path));
   }
-  VREC_RETURN_IF_ERROR(MakeDirs(options.path));
   rocksdb::DB* raw = nullptr;
   VREC_RETURN_IF_ERROR(
       FromRocks(rocksdb::DB::Open(opts, options.path, &raw), options.path, "open"));

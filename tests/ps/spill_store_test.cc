@@ -66,6 +66,15 @@ TEST(SpillStoreTest, RocksContractAndReopen) {
   EXPECT_FALSE(v[0].has_value());
 }
 
+TEST(SpillStoreTest, RocksDestroyExistingCreatesMissingParents) {
+  testing::ScratchDir dir;
+  RocksSpillOptions o;
+  o.path = dir.File("not/yet/there/db");
+  o.destroy_existing = true;
+  ASSERT_OK_AND_ASSIGN(auto store, RocksSpillStore::Open(o));
+  ExerciseContract(store.get());
+}
+
 TEST(SpillStoreTest, RocksOpenErrorNamesPath) {
   testing::ScratchDir dir;
   std::ofstream(dir.File("file")) << "not a folder";
