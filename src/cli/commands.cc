@@ -28,6 +28,24 @@ const std::vector<Command>& Commands() {
        "  file exits non-zero naming the file and the offset.",
        {"inspect_command.cc", nullptr},
        RunInspect},
+      {"train",
+       "train a model on a dataset (in this process, or under mpirun)",
+       "vrec train --data=DIR [--model_dir=M] [--workers=W --servers=S] [model flags]\n"
+       "  Trains the candidate-generation model with parameter servers and\n"
+       "  asynchronous workers; prints a progress line every --progress_seconds,\n"
+       "  saves the model into --model_dir, evaluates it on the held-out examples\n"
+       "  and prints a JSON summary as the last stdout line. Ctrl-C stops cleanly\n"
+       "  (the model is still saved). See docs/training.md.",
+       {"train_command.cc", "common_flags.cc", nullptr},
+       RunTrain},
+      {"eval",
+       "evaluate a trained model on a dataset's held-out examples",
+       "vrec eval --model_dir=M --data=DIR [--exclude_watched] [--eval_examples=N]\n"
+       "  Candidate generation: recall@{1,10,50,100} and MAP over the whole corpus,\n"
+       "  beside the popularity baseline and (generated data) the oracle. The last\n"
+       "  stdout line is one JSON object.",
+       {"train_command.cc", nullptr},
+       RunEval},
       {"bench",
        "run a benchmark: vrec bench NAME (datagen, ...)",
        "vrec bench NAME [flags]\n"

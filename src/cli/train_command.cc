@@ -1,0 +1,202 @@
+// `vrec train` and `vrec eval`: flags onto train::TrainOptions, signals onto
+// a stop flag, the summary JSON onto the last stdout line. The work is in
+// src/train (docs/training.md).
+#include <gflags/gflags.h>
+
+#include <csignal>
+#include <iostream>
+#include <string>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "cli/command.h"
+#include "cli/common_flags.h"
+#include "data/dataset.h"
+#include "train/evaluate.h"
+#include "train/job.h"
+#include "train/mpi_job.h"
+#include "train/saved_model.h"
+
+// --seed, --max_history, --servers, --server_threads, --optimizer, --spill_dir
+// and --progress_seconds are shared: see cli/common_flags.h.
+DEFINE_string(data, "", "Dataset folder (from vrec datagen or vrec convert)");
+DEFINE_string(model_dir, "", "Folder for the trained model (model.pb, tables/, metrics.jsonl)");
+DEFINE_string(model, "candidate", "Which model to train: candidate");
+DEFINE_int32(workers, 1, "Worker threads (without mpirun; under mpirun every rank after the "
+                         "servers is a worker)");
+DEFINE_int32(batch_size, 512, "Examples per training step and worker");
+DEFINE_uint64(max_examples, 0, "Stop after this many examples, all workers together (0 = no limit)");
+DEFINE_int32(epochs, 1, "Passes over the training data (0 = no limit)");
+DEFINE_double(max_seconds, 0, "Stop after this many seconds of training (0 = no limit)");
+DEFINE_int64(staleness, -1,
+             "Bounded staleness: no worker more than this many steps ahead of the slowest "
+             "(-1 = asynchronous, 0 = synchronous)");
+DEFINE_int32(embedding_dim, 64, "Dimension of the watch-history and search-token embeddings");
+DEFINE_string(tower, "256,128", "Hidden ReLU widths of the candidate tower, comma-separated; "
+                                "the last is the user-vector dimension (\"\" = no hidden layer)");
+DEFINE_int32(output_dim, 0, "User-vector dimension without a tower (0 = last tower width)");
+DEFINE_bool(use_example_age, true, "Feed the example age (t_max - t) to the candidate tower");
+DEFINE_int32(negatives, 256, "Shared sampled-softmax negatives per step");
+DEFINE_string(sampler, "unigram", "Negative sampler: uniform, or unigram (label counts^power)");
+DEFINE_double(sampler_power, 0.75, "Exponent of the unigram sampler's counts");
+DEFINE_double(learning_rate, 0.05, "Learning rate of every table's optimizer");
+DEFINE_double(init_scale, 0.05, "Sparse rows start in U(-scale, scale)");
+DEFINE_uint64(server_memory_mb, 0,
+              "Memory budget of each parameter server in MiB; colder rows spill to RocksDB "
+              "(0 = all in memory)");
+DEFINE_string(bind_host, "127.0.0.1",
+              "Address the parameter servers bind and workers dial (under mpirun across machines: "
+              "this machine's address on the cluster network, or * for every interface)");
+DEFINE_double(eval_every_seconds, 0, "Evaluate on held-out examples this often (0 = at the end)");
+DEFINE_uint64(eval_examples, 0, "Held-out examples of the final evaluation (0 = all)");
+DEFINE_bool(exclude_watched, false, "Evaluation: drop already-watched videos from the ranking");
+DEFINE_string(metrics_file, "", "JSONL metrics (default MODEL_DIR/metrics.jsonl)");
+
+namespace vrec::cli {
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+void OnSignal(int) { g_stop.store(true); }
+
+StatusOr<std::vector<int>> ParseTower(const std::string& text) {
+  std::vector<int> tower;
+  for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipWhitespace())) {
+    int w = 0;
+    if (!absl::SimpleAtoi(part, &w) || w <= 0) {
+      return absl::InvalidArgumentError(absl::StrCat("--tower: '", part,
+                                                     "' is not a positive width (e.g. 256,128)"));
+    }
+    tower.push_back(w);
+  }
+  return tower;
+}
+
+StatusOr<OptimizerConfig> ParseOptimizer() {
+  OptimizerConfig o;
+  if (FLAGS_optimizer == "sgd") {
+    o.set_kind(OptimizerConfig::SGD);
+  } else if (FLAGS_optimizer == "adagrad") {
+    o.set_kind(OptimizerConfig::ADAGRAD);
+  } else if (FLAGS_optimizer == "adam") {
+    o.set_kind(OptimizerConfig::ADAM);
+  } else if (FLAGS_optimizer == "ftrl") {
+    o.set_kind(OptimizerConfig::FTRL);
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--optimizer=", FLAGS_optimizer, ": use sgd, adagrad, adam or ftrl"));
+  }
+  o.set_learning_rate(static_cast<float>(FLAGS_learning_rate));
+  return o;
+}
+
+}  // namespace
+
+StatusOr<train::TrainOptions> TrainOptionsFromFlags() {
+  train::TrainOptions o;
+  if (FLAGS_data.empty()) {
+    return absl::InvalidArgumentError("--data is required (a folder from vrec datagen or convert)");
+  }
+  o.data_dir = FLAGS_data;
+  o.model_dir = FLAGS_model_dir;
+  o.model = FLAGS_model;
+  o.servers = FLAGS_servers;
+  o.workers = FLAGS_workers;
+  o.batch_size = FLAGS_batch_size;
+  o.max_examples = FLAGS_max_examples;
+  o.epochs = FLAGS_epochs;
+  o.max_seconds = FLAGS_max_seconds;
+  o.max_staleness = FLAGS_staleness;
+  if (FLAGS_batch_size < 1) return absl::InvalidArgumentError("--batch_size must be >= 1");
+  if (FLAGS_epochs < 0) return absl::InvalidArgumentError("--epochs must be >= 0");
+  train::CandidateSpecOptions& c = o.candidate;
+  c.seed = FLAGS_seed;
+  c.model.embedding_dim = FLAGS_embedding_dim;
+  VREC_ASSIGN_OR_RETURN(c.model.tower, ParseTower(FLAGS_tower));
+  c.model.output_dim =
+      FLAGS_output_dim > 0 ? FLAGS_output_dim : (c.model.tower.empty() ? 64 : c.model.tower.back());
+  c.model.use_example_age = FLAGS_use_example_age;
+  c.model.max_history = FLAGS_max_history;
+  c.model.max_tokens = FLAGS_max_history;
+  VREC_ASSIGN_OR_RETURN(c.optimizer, ParseOptimizer());
+  c.embedding_init_scale = static_cast<float>(FLAGS_init_scale);
+  if (FLAGS_negatives < 1) return absl::InvalidArgumentError("--negatives must be >= 1");
+  c.sampler.set_num_negatives(static_cast<uint32_t>(FLAGS_negatives));
+  if (FLAGS_sampler == "uniform") {
+    c.sampler.set_kind(SamplerConfig::UNIFORM);
+  } else if (FLAGS_sampler == "unigram") {
+    c.sampler.set_kind(SamplerConfig::UNIGRAM);
+    c.sampler.set_power(static_cast<float>(FLAGS_sampler_power));
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--sampler=", FLAGS_sampler, ": use uniform or unigram"));
+  }
+  o.server_memory_bytes = FLAGS_server_memory_mb << 20;
+  o.spill_dir = FLAGS_spill_dir;
+  o.server_threads = FLAGS_server_threads;
+  o.bind_host = FLAGS_bind_host;
+  o.progress_seconds = FLAGS_progress_seconds;
+  o.metrics_file = FLAGS_metrics_file;
+  o.eval_every_seconds = FLAGS_eval_every_seconds;
+  o.eval.max_examples = FLAGS_eval_examples;
+  o.eval.exclude_watched = FLAGS_exclude_watched;
+  return o;
+}
+
+int RunTrain(int argc, char** argv) {
+  if (argc > 1) {
+    std::cerr << "vrec train: unexpected argument '" << argv[1] << "'; see `vrec train --help`\n";
+    return kExitUsage;
+  }
+  auto options = TrainOptionsFromFlags();
+  if (!options.ok()) {
+    std::cerr << "vrec train: " << options.status().message() << "\n";
+    return kExitUsage;
+  }
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
+  const bool mpi = train::LaunchedByMpirun();
+  auto summary = mpi ? train::TrainMpi(*options, &g_stop) : train::TrainLocal(*options, &g_stop);
+  if (!summary.ok()) {
+    std::cerr << "vrec train: " << summary.status() << "\n";
+    return 1;
+  }
+  if (!summary->is_null()) std::cout << summary->dump() << std::endl;  // rank 0 only
+  return 0;
+}
+
+int RunEval(int argc, char** argv) {
+  if (argc > 1) {
+    std::cerr << "vrec eval: unexpected argument '" << argv[1] << "'; see `vrec eval --help`\n";
+    return kExitUsage;
+  }
+  if (FLAGS_model_dir.empty() || FLAGS_data.empty()) {
+    std::cerr << "vrec eval: --model_dir and --data are required; see `vrec eval --help`\n";
+    return kExitUsage;
+  }
+  auto run = [&]() -> StatusOr<nlohmann::json> {
+    VREC_ASSIGN_OR_RETURN(auto model, train::SavedModel::Open(FLAGS_model_dir));
+    VREC_ASSIGN_OR_RETURN(DatasetManifest manifest, ReadManifest(FLAGS_data));
+    VREC_ASSIGN_OR_RETURN(train::Corpus corpus,
+                          train::LoadCorpus(FLAGS_data, manifest, /*count_labels=*/true));
+    train::CandidateEvalOptions eo;
+    eo.max_examples = FLAGS_eval_examples;
+    eo.exclude_watched = FLAGS_exclude_watched;
+    VREC_ASSIGN_OR_RETURN(nlohmann::json eval,
+                          train::EvaluateCandidate(model->spec(), model.get(), FLAGS_data,
+                                                   manifest, corpus, eo));
+    eval["model"] = model->info().kind();
+    eval["model_dir"] = FLAGS_model_dir;
+    eval["data"] = FLAGS_data;
+    return eval;
+  };
+  auto eval = run();
+  if (!eval.ok()) {
+    std::cerr << "vrec eval: " << eval.status() << "\n";
+    return 1;
+  }
+  std::cout << eval->dump() << std::endl;
+  return 0;
+}
+
+}  // namespace vrec::cli

@@ -1,0 +1,270 @@
+#include "train/candidate_worker.h"
+
+#include <chrono>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "model/batch_builder.h"
+
+namespace vrec::train {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+// Keys for the PS from deduplicated ids.
+void KeysOf(const model::IdDeduplicator& d, std::vector<uint64_t>* keys) {
+  keys->assign(d.ids().begin(), d.ids().end());
+}
+
+}  // namespace
+
+void CandidateInputs::Build(absl::Span<const CandidateExample> examples,
+                            const model::CandidateModelOptions& options,
+                            model::CandidateBatch<float>* batch) {
+  model::CandidateBatch<float>& b = *batch;
+  video.Clear();
+  token.Clear();
+  region.Clear();
+  device.Clear();
+  b.history.Clear();
+  b.search.Clear();
+  b.region.Clear();
+  b.device.Clear();
+  const int n = static_cast<int>(examples.size());
+  b.batch_size = n;
+  b.demographics.resize(n, 3);
+  b.example_age.resize(n);
+  for (int j = 0; j < n; ++j) {
+    const CandidateExample& e = examples[j];
+    const int h0 = std::max(0, e.watch_history_size() - options.max_history);
+    for (int i = h0; i < e.watch_history_size(); ++i) {
+      b.history.indices.push_back(video.Add(static_cast<int64_t>(e.watch_history(i))));
+    }
+    b.history.offsets.push_back(static_cast<int32_t>(b.history.indices.size()));
+    const int t0 = std::max(0, e.search_tokens_size() - options.max_tokens);
+    for (int i = t0; i < e.search_tokens_size(); ++i) {
+      b.search.indices.push_back(token.Add(static_cast<int64_t>(e.search_tokens(i))));
+    }
+    b.search.offsets.push_back(static_cast<int32_t>(b.search.indices.size()));
+    if (e.region() != 0) b.region.indices.push_back(region.Add(e.region()));
+    b.region.offsets.push_back(static_cast<int32_t>(b.region.indices.size()));
+    if (e.device() != 0) b.device.indices.push_back(device.Add(e.device()));
+    b.device.offsets.push_back(static_cast<int32_t>(b.device.indices.size()));
+    b.demographics(j, 0) = e.age();
+    b.demographics(j, 1) = e.gender();
+    b.demographics(j, 2) = e.logged_in();
+    b.example_age[j] = e.example_age();
+  }
+  b.video_rows.resize(static_cast<int64_t>(video.ids().size()), options.embedding_dim);
+  b.token_rows.resize(static_cast<int64_t>(token.ids().size()), options.embedding_dim);
+  b.region_rows.resize(static_cast<int64_t>(region.ids().size()), options.region_dim);
+  b.device_rows.resize(static_cast<int64_t>(device.ids().size()), options.device_dim);
+}
+
+struct CandidateWorker::Step {
+  explicit Step(const ModelSpec& spec) : dense_exchange(spec) {}
+  model::CandidateBatch<float> batch;
+  CandidateInputs inputs;
+  std::vector<CandidateExample> examples;
+  std::vector<int64_t> labels, negatives;
+  std::vector<uint64_t> video_keys, token_keys, region_keys, device_keys, out_keys;
+  std::vector<ps::PsRequest> pulls;
+  DenseExchange dense_exchange;
+  std::vector<float> dense;
+};
+
+StatusOr<std::unique_ptr<CandidateWorker>> CandidateWorker::Create(
+    const ModelSpec* spec, const Corpus* corpus, const model::NegativeSampler* sampler,
+    ps::PsClient* client, const CandidateWorkerOptions& options) {
+  if (options.batch_size < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("batch size ", options.batch_size));
+  }
+  VREC_ASSIGN_OR_RETURN(auto model_options, CandidateOptionsFromSpec(*spec));
+  VREC_ASSIGN_OR_RETURN(auto model, model::CandidateModel<float>::Create(model_options));
+  if (sampler->num_classes() != static_cast<int64_t>(corpus->ids.size())) {
+    return absl::InvalidArgumentError("the sampler's classes are not the corpus");
+  }
+  std::unique_ptr<CandidateWorker> w(new CandidateWorker());
+  w->spec_ = spec;
+  w->corpus_ = corpus;
+  w->sampler_ = sampler;
+  w->client_ = client;
+  w->options_ = options;
+  w->model_ = std::make_unique<model::CandidateModel<float>>(std::move(model));
+  w->num_negatives_ = static_cast<int>(spec->config.candidate().sampler().num_negatives());
+  if (w->num_negatives_ < 1) {
+    return absl::InvalidArgumentError("the sampler draws no negatives (num_negatives 0)");
+  }
+  w->video_ = spec->TableIndex(kVideoTable);
+  w->token_ = spec->TableIndex(kTokenTable);
+  w->region_ = spec->TableIndex(kRegionTable);
+  w->device_ = spec->TableIndex(kDeviceTable);
+  w->video_out_ = spec->TableIndex(kVideoOutTable);
+  if (std::min({w->video_, w->token_, w->region_, w->device_, w->video_out_}) < 0) {
+    return absl::InvalidArgumentError("the model spec lacks a candidate-generation table");
+  }
+  w->rng_ = Rng(options.seed, 0x3a11 + static_cast<uint64_t>(options.worker));
+  w->progress_.worker = options.worker;
+  return w;
+}
+
+StatusOr<bool> CandidateWorker::Prepare(ExampleStream<CandidateExample>* stream, Step* step) {
+  const model::CandidateModelOptions& mo = model_->options();
+  int want = options_.batch_size;
+  if (options_.max_examples > 0) {
+    // Counted when read, not when trained: the next batch is read before
+    // the current one is computed.
+    if (examples_read_ >= options_.max_examples) return false;
+    want = static_cast<int>(std::min<uint64_t>(want, options_.max_examples - examples_read_));
+  }
+  model::CandidateBatch<float>& b = step->batch;
+  step->labels.clear();
+  step->examples.resize(static_cast<size_t>(want));
+  int n = 0;
+  while (n < want) {
+    CandidateExample& e = step->examples[n];
+    VREC_ASSIGN_OR_RETURN(bool more, stream->Next(&e));
+    if (!more) break;
+    ++examples_read_;
+    const int32_t label = corpus_->IndexOf(static_cast<int64_t>(e.label_video()));
+    if (label < 0) {
+      ++progress_.skipped;
+      continue;
+    }
+    step->labels.push_back(label);
+    ++n;
+  }
+  if (n == 0) return false;
+  step->inputs.Build(absl::MakeConstSpan(step->examples.data(), static_cast<size_t>(n)), mo, &b);
+
+  // The softmax's candidates: labels and shared negatives (class indices).
+  std::vector<float> neg_log_q;
+  sampler_->Sample(num_negatives_, &rng_, &step->negatives, &neg_log_q);
+  model::OutputCandidates out = model::BuildOutputCandidates(step->labels, step->negatives);
+  b.labels = std::move(out.label_rows);
+  b.negatives = std::move(out.negative_rows);
+  b.negative_log_q.assign(neg_log_q.begin(), neg_log_q.end());
+  b.label_log_q.resize(n);
+  for (int i = 0; i < n; ++i) b.label_log_q[i] = static_cast<float>(sampler_->LogQ(step->labels[i]));
+  step->out_keys.resize(out.ids.size());
+  for (size_t i = 0; i < out.ids.size(); ++i) {
+    step->out_keys[i] = static_cast<uint64_t>(corpus_->ids[out.ids[i]]);
+  }
+
+  // Issue the pulls.
+  KeysOf(step->inputs.video, &step->video_keys);
+  KeysOf(step->inputs.token, &step->token_keys);
+  KeysOf(step->inputs.region, &step->region_keys);
+  KeysOf(step->inputs.device, &step->device_keys);
+  b.output_rows.resize(static_cast<int64_t>(step->out_keys.size()), mo.output_dim + 1);
+  step->pulls.clear();
+  auto pull = [&](int table, const std::vector<uint64_t>& keys, model::RowMatrix<float>* rows) {
+    step->pulls.push_back(client_->Pull(PsTableOf(*spec_, table), keys, rows->data()));
+  };
+  pull(video_, step->video_keys, &b.video_rows);
+  pull(token_, step->token_keys, &b.token_rows);
+  pull(region_, step->region_keys, &b.region_rows);
+  pull(device_, step->device_keys, &b.device_rows);
+  pull(video_out_, step->out_keys, &b.output_rows);
+  step->dense.resize(spec_->DenseSize());
+  step->dense_exchange.StartPull(client_);
+  return true;
+}
+
+Status CandidateWorker::Compute(Step* step, double* loss) {
+  Status pulled;
+  for (ps::PsRequest& r : step->pulls) {
+    Status s = r.Wait();
+    if (!s.ok() && pulled.ok()) pulled = s;
+  }
+  Status dense = step->dense_exchange.FinishPull(&step->dense);
+  VREC_RETURN_IF_ERROR(pulled);
+  VREC_RETURN_IF_ERROR(dense);
+  // The previous step's pushes must have landed before this one's go out.
+  for (ps::PsRequest& r : pushes_) VREC_RETURN_IF_ERROR(r.Wait());
+  pushes_.clear();
+
+  VREC_ASSIGN_OR_RETURN(float l, model_->TrainStep(step->dense, step->batch, &grads_));
+  *loss = l;
+  auto push = [&](int table, const std::vector<uint64_t>& keys, const model::RowMatrix<float>& g) {
+    if (keys.empty()) return;
+    pushes_.push_back(client_->Push(PsTableOf(*spec_, table), keys,
+                                    absl::MakeConstSpan(g.data(), static_cast<size_t>(g.size()))));
+  };
+  push(video_, step->video_keys, grads_.video_rows);
+  push(token_, step->token_keys, grads_.token_rows);
+  push(region_, step->region_keys, grads_.region_rows);
+  push(device_, step->device_keys, grads_.device_rows);
+  push(video_out_, step->out_keys, grads_.output_rows);
+  for (ps::PsRequest& r : step->dense_exchange.Push(client_, grads_.dense)) {
+    pushes_.push_back(std::move(r));
+  }
+  return absl::OkStatus();
+}
+
+Status CandidateWorker::Run(ExampleStream<CandidateExample>* stream, const std::atomic<bool>* stop,
+                            const std::function<void(const WorkerProgress&)>& report) {
+  const auto start = Clock::now();
+  auto last_report = start;
+  Step a(*spec_), b(*spec_);
+  Step* current = &a;
+  Step* next = &b;
+  auto finish = [&](Status status) {
+    for (ps::PsRequest& r : pushes_) {
+      Status s = r.Wait();
+      if (status.ok()) status = s;
+    }
+    pushes_.clear();
+    if (options_.max_staleness >= 0) {
+      Status s = client_->LeaveClock();
+      if (status.ok()) status = s;
+    }
+    progress_.seconds = Since(start);
+    progress_.epoch = stream->epoch();
+    progress_.done = true;
+    report(progress_);
+    return status;
+  };
+  auto limit_reached = [&] {
+    return (stop != nullptr && stop->load(std::memory_order_relaxed)) ||
+           (options_.max_seconds > 0 && Since(start) >= options_.max_seconds);
+  };
+  StatusOr<bool> have = Prepare(stream, current);
+  if (!have.ok()) return finish(have.status());
+  while (*have) {
+    StatusOr<bool> have_next = limit_reached() ? StatusOr<bool>(false) : Prepare(stream, next);
+    if (!have_next.ok()) return finish(have_next.status());
+    double loss = 0;
+    Status s = Compute(current, &loss);
+    if (!s.ok()) return finish(s);
+    progress_.examples += static_cast<uint64_t>(current->batch.batch_size);
+    progress_.steps += 1;
+    progress_.loss_sum += loss;
+    client_->set_step(progress_.steps);
+    if (options_.max_staleness >= 0) {
+      for (ps::PsRequest& r : pushes_) {
+        Status p = r.Wait();
+        if (!p.ok()) return finish(p);
+      }
+      pushes_.clear();
+      Status w = client_->WaitForStaleness(progress_.steps,
+                                           static_cast<uint64_t>(options_.max_staleness));
+      if (!w.ok()) return finish(w);
+    }
+    if (Since(last_report) >= options_.report_seconds) {
+      last_report = Clock::now();
+      progress_.seconds = Since(start);
+      progress_.epoch = stream->epoch();
+      report(progress_);
+    }
+    std::swap(current, next);
+    have = have_next;
+  }
+  return finish(absl::OkStatus());
+}
+
+}  // namespace vrec::train

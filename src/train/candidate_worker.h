@@ -1,0 +1,112 @@
+// The candidate-generation worker: streams its slice of the training data,
+// and for each batch pulls the rows it needs from the parameter servers,
+// runs the model's forward and backward pass, and pushes the gradients.
+//
+// One step, for a batch of B examples:
+//   1. ids per table are deduplicated (history videos, search tokens,
+//      region, device); S negatives are drawn from the corpus by the sampler
+//      and joined with the labels into the softmax's candidate rows;
+//   2. those rows and every dense block are pulled;
+//   3. TrainStep; 4. the row and dense gradients are pushed.
+// The next batch is read, deduplicated and its pulls issued before the
+// current one is computed, so the network overlaps the arithmetic (the next
+// batch's rows are then one step stale, as in any asynchronous PS).
+// Examples whose label is not in the corpus are skipped and counted.
+//
+// Consistency: asynchronous by default; with max_staleness >= 0 the worker
+// reports each finished step to server 0 and waits until no worker is more
+// than max_staleness steps behind (0 = synchronous).
+//
+// Thread safety: a CandidateWorker is used by one thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/batch_builder.h"
+#include "model/candidate_model.h"
+#include "model/negative_sampler.h"
+#include "ps/ps_service.h"
+#include "train/data_source.h"
+#include "train/model_spec.h"
+#include "train/parameters.h"
+
+namespace vrec::train {
+
+// The input side of a candidate batch: each table's distinct ids and the
+// model's index lists into them, demographics and example ages. Lists are
+// oldest first; the most recent max_history / max_tokens ids are kept.
+// Region and device 0 (unknown) give an empty list (zeros).
+struct CandidateInputs {
+  model::IdDeduplicator video, token, region, device;
+  void Build(absl::Span<const CandidateExample> examples,
+             const model::CandidateModelOptions& options, model::CandidateBatch<float>* batch);
+};
+
+// What a worker has done so far (cumulative), reported to the coordinator.
+struct WorkerProgress {
+  int32_t worker = 0;
+  uint64_t examples = 0;
+  uint64_t steps = 0;
+  uint64_t skipped = 0;    // examples without a corpus label
+  double loss_sum = 0;     // sum over steps of the mean batch loss
+  double seconds = 0;      // since the worker started
+  int32_t epoch = 0;
+  bool done = false;       // no more steps will follow
+};
+
+struct CandidateWorkerOptions {
+  int worker = 0;
+  int num_workers = 1;
+  int batch_size = 512;
+  uint64_t max_examples = 0;  // this worker's share; 0 = no limit
+  double max_seconds = 0;     // 0 = no limit
+  int64_t max_staleness = -1;
+  uint64_t seed = 1;
+  double report_seconds = 1.0;
+};
+
+class CandidateWorker {
+ public:
+  // `spec`, `corpus`, `sampler`, `client` must outlive the worker.
+  static StatusOr<std::unique_ptr<CandidateWorker>> Create(const ModelSpec* spec,
+                                                           const Corpus* corpus,
+                                                           const model::NegativeSampler* sampler,
+                                                           ps::PsClient* client,
+                                                           const CandidateWorkerOptions& options);
+
+  // Trains until the stream ends, a limit is reached or *stop becomes true;
+  // calls report() about every report_seconds and once at the end (done).
+  Status Run(ExampleStream<CandidateExample>* stream, const std::atomic<bool>* stop,
+             const std::function<void(const WorkerProgress&)>& report);
+
+ private:
+  struct Step;
+  CandidateWorker() = default;
+  // Reads up to batch_size examples into *step and issues its pulls; false
+  // when the stream had nothing left.
+  StatusOr<bool> Prepare(ExampleStream<CandidateExample>* stream, Step* step);
+  Status Compute(Step* step, double* loss);
+
+  const ModelSpec* spec_ = nullptr;
+  const Corpus* corpus_ = nullptr;
+  const model::NegativeSampler* sampler_ = nullptr;
+  ps::PsClient* client_ = nullptr;
+  CandidateWorkerOptions options_;
+  std::unique_ptr<model::CandidateModel<float>> model_;
+  int num_negatives_ = 0;
+  int video_, token_, region_, device_, video_out_;  // spec table indices
+  std::unique_ptr<DenseExchange> dense_exchange_;
+  std::vector<float> dense_;
+  model::CandidateGradients<float> grads_;
+  Rng rng_;
+  WorkerProgress progress_;
+  uint64_t examples_read_ = 0;  // including skipped ones
+  std::vector<ps::PsRequest> pushes_;
+};
+
+}  // namespace vrec::train

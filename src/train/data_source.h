@@ -1,0 +1,68 @@
+// What training reads besides the parameters: the video corpus of a dataset
+// and each worker's stream of examples.
+//
+// Corpus: the videos a candidate model ranks: DIR/videos.rec (written by
+// `vrec datagen` and `vrec convert`), in file order; a video's class index
+// is its position. Label counts (the unigram sampler's background and the
+// popularity baseline) come from one pass over the training examples.
+//
+// ExampleStream: worker w of W reads the training files i with i % W == w
+// when there are at least W files; otherwise every worker reads every file
+// and keeps records r with r % W == w. Either way the slices are disjoint
+// and cover the data. At the end of the data the stream starts the next
+// epoch, up to `epochs` (0 = without end).
+//
+// Thread safety: Corpus is immutable after loading; a stream is used by one
+// thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "data/record_reader.h"
+#include "proto/data.pb.h"
+#include "vrec/status.h"
+
+namespace vrec::train {
+
+struct Corpus {
+  std::vector<int64_t> ids;                      // class index -> video id
+  absl::flat_hash_map<int64_t, int32_t> index;   // video id -> class index
+  std::vector<double> label_counts;              // per class; empty unless counted
+  uint64_t train_examples = 0;                   // counted with the labels
+
+  int32_t IndexOf(int64_t id) const {
+    auto it = index.find(id);
+    return it == index.end() ? -1 : it->second;
+  }
+};
+
+// kNotFound if the dataset has no videos.rec; kDataLoss for a corrupt file
+// or duplicate video ids (naming the file).
+StatusOr<Corpus> LoadCorpus(const std::string& data_dir, const DatasetManifest& manifest,
+                            bool count_labels);
+
+template <typename Example>
+class ExampleStream {
+ public:
+  static StatusOr<std::unique_ptr<ExampleStream>> Open(std::vector<std::string> files, int worker,
+                                                       int num_workers, int epochs);
+  // The next example of this worker's slice; false once `epochs` are done.
+  StatusOr<bool> Next(Example* example);
+  int epoch() const { return epoch_; }  // 0-based epoch being read
+
+ private:
+  ExampleStream() = default;
+  Status Restart();
+
+  std::vector<std::string> files_;
+  int keep_every_ = 1, keep_offset_ = 0;
+  int epochs_ = 0, epoch_ = 0;
+  uint64_t record_ = 0;
+  std::unique_ptr<ShardedReader> reader_;
+};
+
+}  // namespace vrec::train

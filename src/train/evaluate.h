@@ -1,0 +1,43 @@
+// Evaluation of a candidate-generation model on a dataset's held-out
+// examples (`vrec eval`, and during `vrec train`).
+//
+// User vectors come from the model (example age 0, as at serving); every
+// corpus video is scored by its output row [w_v | b_v]; the label's exact
+// rank over the whole corpus gives recall@{1,10,50,100} and MAP (see
+// metrics.h). Beside them: the popularity baseline (videos ranked by their
+// training label counts, with the same exclusions) and, for a generated
+// world, the oracle's figures from truth.json.
+//
+// Thread safety: functions; the ParameterSource is used from the calling
+// thread only.
+#pragma once
+
+#include <string>
+
+#include "nlohmann/json.hpp"
+#include "proto/data.pb.h"
+#include "train/data_source.h"
+#include "train/metrics.h"
+#include "train/model_spec.h"
+#include "train/parameters.h"
+
+namespace vrec::train {
+
+struct CandidateEvalOptions {
+  uint64_t max_examples = 0;     // 0 = every test example
+  bool exclude_watched = false;  // drop already-watched videos from the ranking
+  int batch_size = 512;
+};
+
+// {"examples", "recall@1", ..., "map", "popularity": {...}, "oracle": {...}}
+// `corpus` needs label_counts for the popularity figures (omitted without).
+StatusOr<nlohmann::json> EvaluateCandidate(const ModelSpec& spec, ParameterSource* params,
+                                           const std::string& data_dir,
+                                           const DatasetManifest& manifest, const Corpus& corpus,
+                                           const CandidateEvalOptions& options);
+
+// The oracle's figures of a generated dataset (truth.json's "oracle"), or
+// null when the dataset has none.
+nlohmann::json OracleFigures(const std::string& data_dir, const DatasetManifest& manifest);
+
+}  // namespace vrec::train

@@ -1,0 +1,393 @@
+#include "train/job.h"
+
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/file_util.h"
+#include "common/run_info.h"
+#include "data/dataset.h"
+#include "glog/logging.h"
+#include "net/transport.h"
+#include "ps/slot_router.h"
+#include "train/saved_model.h"
+
+namespace vrec::train {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+std::string Human(double x) {
+  if (x >= 1e6) return absl::StrFormat("%.2fM", x / 1e6);
+  if (x >= 1e3) return absl::StrFormat("%.1fk", x / 1e3);
+  return absl::StrFormat("%.0f", x);
+}
+
+std::string Duration(double s) {
+  if (s < 0) return "?";
+  const int64_t t = static_cast<int64_t>(s + 0.5);
+  if (t >= 3600) return absl::StrFormat("%dh%02dm", t / 3600, (t / 60) % 60);
+  if (t >= 60) return absl::StrFormat("%dm%02ds", t / 60, t % 60);
+  return absl::StrFormat("%ds", t);
+}
+
+}  // namespace
+
+StatusOr<JobData> LoadJobData(const TrainOptions& options) {
+  JobData d;
+  VREC_ASSIGN_OR_RETURN(d.manifest, ReadManifest(options.data_dir));
+  if (d.manifest.candidate_train_size() == 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("dataset ", options.data_dir, " has no candidate-generation training files"));
+  }
+  for (const ShardInfo& s : d.manifest.candidate_train()) d.train_records += s.records();
+  // Label counts: the unigram sampler's background and the popularity baseline.
+  VREC_ASSIGN_OR_RETURN(d.corpus,
+                        LoadCorpus(options.data_dir, d.manifest, /*count_labels=*/true));
+  return d;
+}
+
+StatusOr<ModelSpec> BuildSpec(const TrainOptions& options) {
+  if (options.model != "candidate") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--model=", options.model, ": this version trains --model=candidate only"));
+  }
+  return CandidateSpec(options.candidate);
+}
+
+StatusOr<model::NegativeSampler> BuildSampler(const ModelSpec& spec, const Corpus& corpus) {
+  std::vector<double> counts = corpus.label_counts;
+  if (counts.empty()) counts.assign(corpus.ids.size(), 1.0);
+  return model::NegativeSampler::FromConfig(spec.config.candidate().sampler(), counts);
+}
+
+uint64_t WorkerShare(uint64_t total, int worker, int num_workers) {
+  if (total == 0) return 0;
+  const uint64_t w = static_cast<uint64_t>(num_workers);
+  return total / w + (static_cast<uint64_t>(worker) < total % w ? 1 : 0);
+}
+
+StatusOr<std::unique_ptr<ps::ServerStorage>> CreateServerStorage(const ModelSpec& spec,
+                                                                 const TrainOptions& options,
+                                                                 int server) {
+  ps::ServerStorageOptions so;
+  std::string spill = options.spill_dir;
+  if (spill.empty()) {
+    spill = options.model_dir.empty() ? absl::StrCat("/tmp/vrec-spill-", getpid())
+                                      : JoinPath(options.model_dir, "spill");
+  }
+  so.spill_path = JoinPath(spill, absl::StrFormat("server-%05d", server));
+  so.fresh = true;
+  so.memory_budget_bytes = options.server_memory_bytes;
+  so.dense_block_floats = kDenseBlockFloats;
+  so.glorot_fans = spec.glorot_fans;
+  return ps::ServerStorage::Create(spec.config, so);
+}
+
+ProgressTracker::ProgressTracker(const TrainOptions& options, int num_workers,
+                                 uint64_t train_records)
+    : options_(options),
+      workers_(num_workers),
+      start_(Clock::now()),
+      last_(start_),
+      last_worker_examples_(num_workers, 0) {
+  for (int w = 0; w < num_workers; ++w) workers_[w].worker = w;
+  if (options.max_examples > 0) {
+    target_examples_ = options.max_examples;
+  } else if (options.epochs > 0) {
+    target_examples_ = train_records * static_cast<uint64_t>(options.epochs);
+  }
+  std::string path = options.metrics_file;
+  if (path.empty() && !options.model_dir.empty()) {
+    path = JoinPath(options.model_dir, "metrics.jsonl");
+  }
+  if (!path.empty()) metrics_.open(path, std::ios::out | std::ios::trunc);
+}
+
+void ProgressTracker::Update(const WorkerProgress& p) {
+  if (p.worker >= 0 && p.worker < static_cast<int>(workers_.size())) workers_[p.worker] = p;
+}
+
+bool ProgressTracker::AllDone() const {
+  for (const auto& w : workers_) {
+    if (!w.done) return false;
+  }
+  return true;
+}
+
+uint64_t ProgressTracker::examples() const {
+  uint64_t n = 0;
+  for (const auto& w : workers_) n += w.examples;
+  return n;
+}
+
+uint64_t ProgressTracker::steps() const {
+  uint64_t n = 0;
+  for (const auto& w : workers_) n += w.steps;
+  return n;
+}
+
+double ProgressTracker::seconds() const { return Since(start_); }
+
+void ProgressTracker::MaybeReport(bool force) {
+  const double dt = Since(last_);
+  if (!force && dt < options_.progress_seconds) return;
+  const double t = Since(start_);
+  const uint64_t ex = examples(), st = steps();
+  double loss_sum = 0;
+  for (const auto& w : workers_) loss_sum += w.loss_sum;
+  if (st > last_steps_) recent_loss_ = (loss_sum - last_loss_sum_) / (st - last_steps_);
+  const double rate = dt > 0 ? (ex - last_examples_) / dt : 0;
+  std::string per_worker;
+  nlohmann::json worker_rates = nlohmann::json::array();
+  for (size_t w = 0; w < workers_.size(); ++w) {
+    const double r = dt > 0 ? (workers_[w].examples - last_worker_examples_[w]) / dt : 0;
+    worker_rates.push_back(r);
+    if (workers_.size() <= 8) absl::StrAppend(&per_worker, w ? " " : "", Human(r));
+    last_worker_examples_[w] = workers_[w].examples;
+  }
+  double eta = -1;
+  if (target_examples_ > 0 && rate > 0) {
+    eta = (static_cast<double>(target_examples_) - ex) / rate;
+  }
+  if (options_.max_seconds > 0) {
+    const double left = options_.max_seconds - t;
+    eta = eta < 0 ? left : std::min(eta, left);
+  }
+  std::string line = absl::StrFormat("[train] %6.1fs  examples %s", t, Human(ex));
+  if (target_examples_ > 0) {
+    absl::StrAppend(&line, absl::StrFormat(" (%.0f%%)", 100.0 * ex / target_examples_));
+  }
+  absl::StrAppend(&line, "  ", Human(rate), " ex/s");
+  if (!per_worker.empty() && workers_.size() > 1) absl::StrAppend(&line, " [", per_worker, "]");
+  absl::StrAppend(&line, absl::StrFormat("  loss %.4f", recent_loss_));
+  if (eta >= 0) absl::StrAppend(&line, "  ETA ", Duration(eta));
+  std::cerr << line << std::endl;
+  if (metrics_.is_open()) {
+    nlohmann::json rec = {{"time_s", t},           {"examples", ex},
+                          {"steps", st},           {"examples_per_s", rate},
+                          {"loss", recent_loss_},  {"worker_examples_per_s", worker_rates}};
+    metrics_ << rec.dump() << "\n";
+    metrics_.flush();
+  }
+  last_ = Clock::now();
+  last_examples_ = ex;
+  last_steps_ = st;
+  last_loss_sum_ = loss_sum;
+}
+
+void ProgressTracker::RecordEval(const nlohmann::json& eval) {
+  if (!metrics_.is_open()) return;
+  nlohmann::json rec = {{"time_s", Since(start_)}, {"examples", examples()}, {"eval", eval}};
+  metrics_ << rec.dump() << "\n";
+  metrics_.flush();
+}
+
+TrainedModel MakeTrainedModel(const ModelSpec& spec, const TrainOptions& options, int num_servers,
+                              uint64_t examples, uint64_t steps, double seconds) {
+  TrainedModel m;
+  m.set_format_version(kTrainedModelFormatVersion);
+  m.set_kind(spec.kind);
+  *m.mutable_config() = spec.config;
+  for (int s = 0; s < num_servers; ++s) m.add_table_files(ServerTablesFile(s));
+  for (const auto& d : spec.dense) *m.add_dense() = d;
+  m.set_examples_trained(examples);
+  m.set_steps(steps);
+  m.set_train_seconds(seconds);
+  m.set_dataset(options.data_dir);
+  m.set_commit(RunInfo().value("commit", ""));
+  return m;
+}
+
+StatusOr<ServerProcess> StartServer(const ModelSpec& spec, const TrainOptions& options, int index,
+                                    int num_workers) {
+  ServerProcess p;
+  VREC_ASSIGN_OR_RETURN(p.storage, CreateServerStorage(spec, options, index));
+  std::vector<ps::EmbeddingStore*> tables;
+  for (const auto& t : spec.config.tables()) tables.push_back(p.storage->Find(t.name()));
+  p.service = std::make_unique<ps::PsService>(tables, static_cast<uint32_t>(num_workers));
+  net::ServerOptions so;
+  so.bind = absl::StrCat("tcp://", options.bind_host, ":*");
+  so.threads = options.server_threads;
+  VREC_ASSIGN_OR_RETURN(p.server, net::Server::Start(p.service.get(), so));
+  p.endpoint = p.server->endpoint();
+  return p;
+}
+
+Status RunWorker(const ModelSpec& spec, const JobData& data, const model::NegativeSampler& sampler,
+                 const TrainOptions& options, const std::vector<std::string>& endpoints,
+                 int worker, int num_workers, const std::atomic<bool>* stop,
+                 const std::function<void(const WorkerProgress&)>& report) {
+  VREC_ASSIGN_OR_RETURN(auto transport, net::Client::Connect(endpoints));
+  VREC_ASSIGN_OR_RETURN(ps::SlotRouter router,
+                        ps::SlotRouter::Contiguous(static_cast<uint32_t>(endpoints.size())));
+  ps::PsClient client(transport.get(), router, static_cast<uint32_t>(worker));
+  CandidateWorkerOptions wo;
+  wo.worker = worker;
+  wo.num_workers = num_workers;
+  wo.batch_size = options.batch_size;
+  wo.max_examples = WorkerShare(options.max_examples, worker, num_workers);
+  wo.max_seconds = options.max_seconds;
+  wo.max_staleness = options.max_staleness;
+  wo.seed = options.candidate.seed;
+  VREC_ASSIGN_OR_RETURN(auto w,
+                        CandidateWorker::Create(&spec, &data.corpus, &sampler, &client, wo));
+  VREC_ASSIGN_OR_RETURN(auto stream,
+                        ExampleStream<CandidateExample>::Open(
+                            ShardPaths(options.data_dir, data.manifest.candidate_train()), worker,
+                            num_workers, options.epochs));
+  return w->Run(stream.get(), stop, report);
+}
+
+StatusOr<nlohmann::json> EvaluateThroughServers(const ModelSpec& spec, const JobData& data,
+                                                const TrainOptions& options,
+                                                const std::vector<std::string>& endpoints,
+                                                const CandidateEvalOptions& eval) {
+  VREC_ASSIGN_OR_RETURN(auto transport, net::Client::Connect(endpoints));
+  VREC_ASSIGN_OR_RETURN(ps::SlotRouter router,
+                        ps::SlotRouter::Contiguous(static_cast<uint32_t>(endpoints.size())));
+  ps::PsClient client(transport.get(), router, 0);
+  PsParameters params(&spec, &client);
+  return EvaluateCandidate(spec, &params, options.data_dir, data.manifest, data.corpus, eval);
+}
+
+void PeriodicEval(const ModelSpec& spec, const JobData& data, const TrainOptions& options,
+                  const std::vector<std::string>& endpoints, ProgressTracker* tracker) {
+  CandidateEvalOptions eo = options.eval;
+  eo.max_examples = options.eval_examples_during;
+  auto eval = EvaluateThroughServers(spec, data, options, endpoints, eo);
+  if (!eval.ok()) {
+    LOG(WARNING) << "periodic evaluation failed: " << eval.status();
+    return;
+  }
+  tracker->RecordEval(*eval);
+  std::cerr << absl::StrFormat("[eval]  recall@1 %.4f  recall@100 %.4f  map %.4f (%d examples)",
+                               (*eval)["recall@1"].get<double>(),
+                               (*eval)["recall@100"].get<double>(), (*eval)["map"].get<double>(),
+                               (*eval)["examples"].get<int64_t>())
+            << std::endl;
+}
+
+nlohmann::json JobSummary(const ModelSpec& spec, int servers, int workers,
+                          const ProgressTracker& tracker, bool stopped) {
+  return {{"model", spec.kind},
+          {"servers", servers},
+          {"workers", workers},
+          {"examples", tracker.examples()},
+          {"steps", tracker.steps()},
+          {"seconds", tracker.seconds()},
+          {"examples_per_s", tracker.examples() / std::max(1e-9, tracker.seconds())},
+          {"final_loss", tracker.RecentLoss()},
+          {"stopped", stopped}};
+}
+
+StatusOr<nlohmann::json> TrainLocal(const TrainOptions& options, const std::atomic<bool>* stop) {
+  if (options.servers < 1 || options.workers < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("--servers (", options.servers,
+                                                   ") and --workers (", options.workers,
+                                                   ") must be at least 1"));
+  }
+  if (!options.model_dir.empty()) VREC_RETURN_IF_ERROR(MakeDirs(options.model_dir));
+  VREC_ASSIGN_OR_RETURN(ModelSpec spec, BuildSpec(options));
+  VREC_ASSIGN_OR_RETURN(JobData data, LoadJobData(options));
+  VREC_ASSIGN_OR_RETURN(model::NegativeSampler sampler, BuildSampler(spec, data.corpus));
+  LOG(INFO) << "dataset " << options.data_dir << ": " << data.corpus.ids.size() << " videos, "
+            << data.train_records << " training examples";
+
+  // Servers.
+  std::vector<ServerProcess> servers;
+  std::vector<std::string> endpoints;
+  for (int s = 0; s < options.servers; ++s) {
+    VREC_ASSIGN_OR_RETURN(ServerProcess server, StartServer(spec, options, s, options.workers));
+    endpoints.push_back(server.endpoint);
+    servers.push_back(std::move(server));
+  }
+
+  // Workers.
+  ProgressTracker tracker(options, options.workers, data.train_records);
+  std::mutex mu;
+  std::vector<WorkerProgress> reports;
+  std::vector<Status> worker_status(options.workers);
+  std::vector<std::thread> threads;
+  std::atomic<bool> stop_workers{false};
+  for (int w = 0; w < options.workers; ++w) {
+    threads.emplace_back([&, w] {
+      Status s = RunWorker(spec, data, sampler, options, endpoints, w, options.workers,
+                           &stop_workers, [&](const WorkerProgress& p) {
+                             std::lock_guard<std::mutex> lock(mu);
+                             reports.push_back(p);
+                           });
+      std::lock_guard<std::mutex> lock(mu);
+      worker_status[w] = s;
+      if (!s.ok()) {
+        WorkerProgress done;
+        done.worker = w;
+        done.done = true;
+        reports.push_back(done);
+      }
+    });
+  }
+
+  // Coordinator.
+  auto last_eval = Clock::now();
+  Status eval_status;
+  while (true) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      for (const auto& p : reports) tracker.Update(p);
+      reports.clear();
+      bool failed = false;
+      for (const Status& s : worker_status) failed |= !s.ok();
+      if (failed) stop_workers = true;
+    }
+    if (stop != nullptr && stop->load()) stop_workers = true;
+    if (tracker.AllDone()) break;
+    tracker.MaybeReport();
+    if (options.eval_every_seconds > 0 && Since(last_eval) >= options.eval_every_seconds) {
+      PeriodicEval(spec, data, options, endpoints, &tracker);
+      last_eval = Clock::now();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  for (auto& t : threads) t.join();
+  tracker.MaybeReport(/*force=*/true);
+  for (int w = 0; w < options.workers; ++w) {
+    if (!worker_status[w].ok()) {
+      return Status(worker_status[w].code(),
+                    absl::StrCat("worker ", w, ": ", worker_status[w].message()));
+    }
+  }
+
+  nlohmann::json summary = JobSummary(spec, options.servers, options.workers, tracker,
+                                      stop != nullptr && stop->load());
+  if (!options.model_dir.empty()) {
+    uint64_t rows = 0;
+    for (int s = 0; s < options.servers; ++s) {
+      VREC_ASSIGN_OR_RETURN(uint64_t r,
+                            SaveServerTables(*servers[s].storage, options.model_dir, s));
+      rows += r;
+    }
+    VREC_RETURN_IF_ERROR(WriteTrainedModel(
+        options.model_dir, MakeTrainedModel(spec, options, options.servers, tracker.examples(),
+                                            tracker.steps(), tracker.seconds())));
+    summary["model_dir"] = options.model_dir;
+    summary["rows_saved"] = rows;
+  }
+  if (options.final_eval) {
+    VREC_ASSIGN_OR_RETURN(nlohmann::json eval,
+                          EvaluateThroughServers(spec, data, options, endpoints, options.eval));
+    tracker.RecordEval(eval);
+    summary["eval"] = eval;
+  }
+  for (auto& s : servers) s.server->Stop();
+  return summary;
+}
+
+}  // namespace vrec::train

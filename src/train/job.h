@@ -1,0 +1,157 @@
+// A training job: parameter servers, workers and a coordinator.
+//
+// Roles (docs/training.md):
+//   coordinator  loads the dataset's manifest and corpus, follows the
+//                workers' progress (a line every progress_seconds, a JSONL
+//                metrics file), evaluates on held-out examples, decides when
+//                to stop, and writes the model folder's manifest last;
+//   server i     holds every table's rows for its virtual slots
+//                (ps::ServerStorage behind a ps::PsService);
+//   worker w     trains on its slice of the data (CandidateWorker).
+// TrainLocal runs every role in this process (servers on loopback ports,
+// workers on threads). Under mpirun (mpi_job.h) each rank takes one role and
+// MPI carries the control plane; the data plane is ZeroMQ in both.
+//
+// Stopping: at max_examples (all workers together), after `epochs`, after
+// max_seconds, or when *stop becomes true (SIGINT/SIGTERM): workers finish
+// their step, the servers save their rows into model_dir, and the
+// coordinator writes model.pb. Training without model_dir saves nothing.
+//
+// Thread safety: one job per process at a time.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "net/transport.h"
+#include "nlohmann/json.hpp"
+#include "ps/server_storage.h"
+#include "train/candidate_worker.h"
+#include "train/evaluate.h"
+#include "train/model_spec.h"
+
+namespace vrec::train {
+
+struct TrainOptions {
+  std::string data_dir;
+  std::string model_dir;  // empty = do not save
+  std::string model = "candidate";
+  int servers = 1;  // TrainLocal only; under mpirun the launch decides
+  int workers = 1;
+  CandidateSpecOptions candidate;
+  int batch_size = 512;
+  uint64_t max_examples = 0;  // all workers together; 0 = no limit
+  int epochs = 1;             // 0 = no limit
+  double max_seconds = 0;     // 0 = no limit
+  int64_t max_staleness = -1;
+  // Servers.
+  uint64_t server_memory_bytes = 0;  // per server process; 0 = unlimited
+  std::string spill_dir;             // RocksDB folders (default: model_dir/spill or /tmp)
+  int server_threads = 1;
+  std::string bind_host = "127.0.0.1";  // address servers bind (and workers dial)
+  // Coordinator.
+  double progress_seconds = 5;
+  std::string metrics_file;  // JSONL; default model_dir/metrics.jsonl
+  double eval_every_seconds = 0;     // 0 = evaluate at the end only
+  uint64_t eval_examples_during = 2000;  // test examples per periodic evaluation
+  CandidateEvalOptions eval;         // the final evaluation
+  bool final_eval = true;
+};
+
+// Everything a job needs to know about its data, loaded once.
+struct JobData {
+  DatasetManifest manifest;
+  Corpus corpus;
+  uint64_t train_records = 0;  // from the manifest
+};
+StatusOr<JobData> LoadJobData(const TrainOptions& options);
+
+// The spec of options.model. kInvalidArgument for an unknown model.
+StatusOr<ModelSpec> BuildSpec(const TrainOptions& options);
+
+// The sampler of the candidate model over the corpus.
+StatusOr<model::NegativeSampler> BuildSampler(const ModelSpec& spec, const Corpus& corpus);
+
+// Per-worker example limit: the total split as evenly as possible.
+uint64_t WorkerShare(uint64_t total, int worker, int num_workers);
+
+// Creates one server's storage (spill folder spill_dir/server-<i>).
+StatusOr<std::unique_ptr<ps::ServerStorage>> CreateServerStorage(const ModelSpec& spec,
+                                                                 const TrainOptions& options,
+                                                                 int server);
+
+// One parameter server: storage, request handler and transport.
+struct ServerProcess {
+  std::unique_ptr<ps::ServerStorage> storage;
+  std::unique_ptr<ps::PsService> service;
+  std::unique_ptr<net::Server> server;
+  std::string endpoint;  // what workers dial
+};
+// Creates and starts server `index` of a job with `num_workers` workers,
+// bound to options.bind_host on a free port.
+StatusOr<ServerProcess> StartServer(const ModelSpec& spec, const TrainOptions& options, int index,
+                                    int num_workers);
+
+// Runs worker `worker` of `num_workers` against the servers at `endpoints`
+// until its share is done or *stop; report() receives its progress.
+Status RunWorker(const ModelSpec& spec, const JobData& data, const model::NegativeSampler& sampler,
+                 const TrainOptions& options, const std::vector<std::string>& endpoints,
+                 int worker, int num_workers, const std::atomic<bool>* stop,
+                 const std::function<void(const WorkerProgress&)>& report);
+
+// Evaluates through the servers at `endpoints` (evaluation options `eval`).
+StatusOr<nlohmann::json> EvaluateThroughServers(const ModelSpec& spec, const JobData& data,
+                                                const TrainOptions& options,
+                                                const std::vector<std::string>& endpoints,
+                                                const CandidateEvalOptions& eval);
+
+// Follows the workers' progress: prints progress lines to stderr and appends
+// records to the metrics file.
+class ProgressTracker {
+ public:
+  ProgressTracker(const TrainOptions& options, int num_workers, uint64_t train_records);
+  void Update(const WorkerProgress& p);
+  // Prints a line if progress_seconds have passed since the last (or if
+  // `force`), and appends a metrics record.
+  void MaybeReport(bool force = false);
+  // Appends {"time_s", "eval": ...} to the metrics file.
+  void RecordEval(const nlohmann::json& eval);
+  bool AllDone() const;
+  uint64_t examples() const;
+  uint64_t steps() const;
+  double seconds() const;
+  double RecentLoss() const { return recent_loss_; }
+
+ private:
+  TrainOptions options_;
+  uint64_t target_examples_ = 0;  // 0 = unknown
+  std::vector<WorkerProgress> workers_;
+  std::chrono::steady_clock::time_point start_, last_;
+  uint64_t last_examples_ = 0, last_steps_ = 0;
+  double last_loss_sum_ = 0;
+  std::vector<uint64_t> last_worker_examples_;
+  double recent_loss_ = 0;
+  std::ofstream metrics_;
+};
+
+// Runs the whole job in this process. The last stdout line of `vrec train`
+// is the returned JSON summary.
+StatusOr<nlohmann::json> TrainLocal(const TrainOptions& options, const std::atomic<bool>* stop);
+
+// A short evaluation on eval_examples_during held-out examples: a line on
+// stderr and a metrics record; a failure is logged, not fatal.
+void PeriodicEval(const ModelSpec& spec, const JobData& data, const TrainOptions& options,
+                  const std::vector<std::string>& endpoints, ProgressTracker* tracker);
+
+// The job's summary line (without "eval" and the saved-model fields).
+nlohmann::json JobSummary(const ModelSpec& spec, int servers, int workers,
+                          const ProgressTracker& tracker, bool stopped);
+
+// The model folder's manifest for a finished job.
+TrainedModel MakeTrainedModel(const ModelSpec& spec, const TrainOptions& options, int num_servers,
+                              uint64_t examples, uint64_t steps, double seconds);
+
+}  // namespace vrec::train

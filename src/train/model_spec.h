@@ -1,0 +1,74 @@
+// ModelSpec: a model as the parameter servers hold it.
+//
+// Every parameter lives in a PS table (proto/model.proto TableConfig):
+//   candidate model  "video" (watch-history embeddings), "token", "region",
+//                    "device" (sparse, keyed by the example's ids) and
+//                    "video_out" (the softmax's [w_v | b_v], output_dim + 1
+//                    floats, keyed by video id);
+//   ranking model    one sparse table per RankingModelOptions::Table;
+//   both             one dense table per model::DenseParameters block
+//                    ("<kind>/<block>", e.g. "cand/hidden0/w"): weight
+//                    matrices Glorot-uniform with the layer's fans, biases 0.
+// A worker gathers the dense tables into the model's flat buffer (Gather)
+// and splits the flat gradient back (Scatter).
+//
+// Thread safety: immutable after construction.
+#pragma once
+
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/types/span.h"
+#include "model/candidate_model.h"
+#include "proto/model.pb.h"
+#include "proto/train.pb.h"
+#include "vrec/status.h"
+
+namespace vrec::train {
+
+struct CandidateSpecOptions {
+  uint64_t seed = 1;
+  model::CandidateModelOptions model;
+  OptimizerConfig optimizer;      // every table's optimizer
+  float embedding_init_scale = 0.05f;
+  SamplerConfig sampler;          // kind, power, num_negatives
+};
+
+struct ModelSpec {
+  std::string kind;  // "candidate" or "ranking"
+  ModelConfig config;
+  std::vector<DenseTableInfo> dense;  // in layout order
+  // (fan_in, fan_out) of each Glorot dense table, for ps::ServerStorage.
+  std::map<std::string, std::pair<uint64_t, uint64_t>> glorot_fans;
+
+  // Index of `table` in config.tables (the PS table index), or -1.
+  int TableIndex(const std::string& table) const;
+  const TableConfig& Table(int index) const { return config.tables(index); }
+  // Floats of the model's flat dense buffer.
+  uint64_t DenseSize() const;
+};
+
+// The candidate-generation model's tables. kInvalidArgument for invalid
+// model options (see CandidateModelOptions::Validate).
+StatusOr<ModelSpec> CandidateSpec(const CandidateSpecOptions& options);
+
+// The model options back from a spec (what `vrec eval` rebuilds).
+StatusOr<model::CandidateModelOptions> CandidateOptionsFromSpec(const ModelSpec& spec);
+
+// The PS table names of the candidate model's sparse tables.
+inline constexpr char kVideoTable[] = "video";
+inline constexpr char kTokenTable[] = "token";
+inline constexpr char kRegionTable[] = "region";
+inline constexpr char kDeviceTable[] = "device";
+inline constexpr char kVideoOutTable[] = "video_out";
+
+// Dense tables are split in blocks of this many floats (ps::ServerStorage's
+// dense_block_floats): a dense table of n floats has keys 0 .. ceil(n/B)-1.
+inline constexpr uint32_t kDenseBlockFloats = 4096;
+inline uint64_t DenseBlocks(uint64_t size) {
+  return (size + kDenseBlockFloats - 1) / kDenseBlockFloats;
+}
+
+}  // namespace vrec::train

@@ -1,0 +1,36 @@
+// The training job under mpirun: one role per rank, MPI for the control
+// plane, ZeroMQ for parameters (docs/training.md).
+//
+//   rank 0            coordinator (progress, evaluation, stop, model.pb)
+//   ranks 1 .. S      parameter servers (S = options.servers)
+//   ranks S+1 .. N-1  workers (at least one: N >= S + 2)
+//
+// Control messages (all small, point to point with rank 0):
+//   servers -> all     their ZeroMQ endpoints (MPI_Allgather)
+//   coordinator -> workers   the label counts of the corpus (MPI_Bcast on
+//                      the coordinator+workers communicator), later "stop"
+//   workers -> coordinator   progress about every second, the last one
+//                      marked done (with an error text if the worker failed)
+//   coordinator -> servers   "save into model_dir", then "shut down"
+// A rank that fails reports it and the job ends with a non-zero exit on
+// rank 0; SIGINT/SIGTERM (mpirun forwards them) stop it cleanly, model saved.
+//
+// Thread safety: call once per process, from the main thread.
+#pragma once
+
+#include <atomic>
+
+#include "nlohmann/json.hpp"
+#include "train/job.h"
+
+namespace vrec::train {
+
+// True when this process was started by mpirun/mpiexec (Open MPI's or a
+// PMI-based launcher's environment is present).
+bool LaunchedByMpirun();
+
+// Runs this rank's role. Initializes and finalizes MPI. Returns the job
+// summary on rank 0 and a null JSON on the others.
+StatusOr<nlohmann::json> TrainMpi(const TrainOptions& options, const std::atomic<bool>* stop);
+
+}  // namespace vrec::train

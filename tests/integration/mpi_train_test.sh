@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# vrec train under mpirun: datagen, then a job of 1 coordinator, 2 servers
+# and 2 workers (oversubscribed, as root where needed), then vrec eval of the
+# saved model. Every training example is trained once per epoch, the saved
+# model evaluates as the job did, and a launch with too few ranks is a clear
+# error.
+set -euo pipefail
+VREC="$1"
+SCRATCH="$2"
+rm -rf "$SCRATCH"
+mkdir -p "$SCRATCH"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+MPIRUN=(mpirun --oversubscribe --bind-to none)
+
+"$VREC" datagen --out="$SCRATCH/world" --seed=9 --num_videos=800 --num_users=1200 \
+  --num_tokens=400 --num_topics=8 --num_days=10 --test_users=200 --shards=3 --fsync=false \
+  >/dev/null 2>"$SCRATCH/datagen.err"
+
+MODEL=(--embedding_dim=16 --tower=32,16 --negatives=64 --batch_size=64 --learning_rate=0.1)
+"${MPIRUN[@]}" -np 5 "$VREC" train --data="$SCRATCH/world" --model_dir="$SCRATCH/model" \
+  --servers=2 --epochs=2 --progress_seconds=1 "${MODEL[@]}" >"$SCRATCH/train.out" \
+  2>"$SCRATCH/train.err" || { echo "FAIL: mpirun train"; tail -20 "$SCRATCH/train.err"; exit 1; }
+"$VREC" eval --model_dir="$SCRATCH/model" --data="$SCRATCH/world" >"$SCRATCH/eval.out" \
+  2>"$SCRATCH/eval.err"
+
+/usr/bin/python3 - "$SCRATCH/train.out" "$SCRATCH/eval.out" "$SCRATCH/world/manifest.json" <<'PY'
+import json, sys
+lines = [l for l in open(sys.argv[1]).read().splitlines() if l.startswith("{")]
+assert len(lines) == 1, "exactly one rank prints the summary: %r" % lines
+train = json.loads(lines[0])
+ev = json.loads(open(sys.argv[2]).read().splitlines()[-1])
+manifest = json.load(open(sys.argv[3]))
+records = sum(int(s["records"]) for s in manifest["candidate_train"])
+assert train["launcher"] == "mpirun" and train["workers"] == 2 and train["servers"] == 2, train
+assert train["examples"] == 2 * records, (train["examples"], records)
+for k in ["recall@1", "recall@10", "recall@50", "recall@100", "map"]:
+    assert ev[k] == train["eval"][k], ("saved model evaluates differently", k)
+assert train["eval"]["recall@50"] > train["eval"]["popularity"]["recall@50"], train["eval"]
+PY
+
+set +e
+"${MPIRUN[@]}" -np 2 "$VREC" train --data="$SCRATCH/world" --servers=1 >/dev/null \
+  2>"$SCRATCH/few.err"
+rc=$?
+set -e
+[[ $rc != 0 ]] && grep -q "at least --servers + 2" "$SCRATCH/few.err" ||
+  { echo "FAIL: too few ranks: rc $rc"; cat "$SCRATCH/few.err"; exit 1; }
+echo "mpi_train_test: OK"

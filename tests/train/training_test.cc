@@ -1,0 +1,266 @@
+// The training job's pieces on a tiny generated world: model spec, data
+// slicing, saving and reading a model, and whole in-process jobs.
+#include <fstream>
+#include <set>
+
+#include "common/file_util.h"
+
+#include "data/dataset.h"
+#include "data/generator.h"
+#include "data/world.h"
+#include "ps/slot_router.h"
+#include "testutil/testutil.h"
+#include "train/job.h"
+#include "train/saved_model.h"
+
+namespace vrec::train {
+namespace {
+
+// A tiny generated dataset, made once for the whole test binary.
+const std::string& TinyDataset() {
+  static const std::string* dir = [] {
+    auto* scratch = new testing::ScratchDir();  // leaked: lives for the binary
+    WorldOptions wo;
+    wo.seed = 7;
+    wo.num_videos = 600;
+    wo.num_users = 800;
+    wo.num_tokens = 300;
+    wo.num_topics = 8;
+    wo.num_days = 10;
+    auto world = World::Build(wo, 1);
+    CHECK(world.ok()) << world.status();
+    GeneratorOptions g;
+    g.out_dir = scratch->File("world");
+    g.shards = 3;
+    g.test_users = 150;
+    g.max_examples_per_user = 10;
+    g.sync = false;
+    g.progress_interval_s = 0;
+    g.threads = 1;
+    auto summary = GenerateDataset(**world, g);
+    CHECK(summary.ok()) << summary.status();
+    return new std::string(g.out_dir);
+  }();
+  return *dir;
+}
+
+CandidateSpecOptions SmallSpecOptions() {
+  CandidateSpecOptions o;
+  o.seed = 3;
+  o.model.embedding_dim = 16;
+  o.model.region_dim = 4;
+  o.model.device_dim = 4;
+  o.model.tower = {32, 16};
+  o.model.output_dim = 16;
+  o.optimizer.set_kind(OptimizerConfig::ADAGRAD);
+  o.optimizer.set_learning_rate(0.1f);
+  o.sampler.set_kind(SamplerConfig::UNIGRAM);
+  o.sampler.set_power(0.75f);
+  o.sampler.set_num_negatives(64);
+  return o;
+}
+
+TrainOptions SmallJob(const std::string& model_dir) {
+  TrainOptions o;
+  o.data_dir = TinyDataset();
+  o.model_dir = model_dir;
+  o.servers = 2;
+  o.workers = 2;
+  o.batch_size = 64;
+  o.epochs = 3;
+  o.candidate = SmallSpecOptions();
+  o.progress_seconds = 60;
+  return o;
+}
+
+TEST(ModelSpecTest, CandidateTablesAndDenseBlocksCoverTheLayout) {
+  ASSERT_OK_AND_ASSIGN(ModelSpec spec, CandidateSpec(SmallSpecOptions()));
+  EXPECT_EQ(spec.kind, "candidate");
+  for (const char* t : {kVideoTable, kTokenTable, kRegionTable, kDeviceTable, kVideoOutTable}) {
+    EXPECT_GE(spec.TableIndex(t), 0) << t;
+  }
+  EXPECT_EQ(spec.Table(spec.TableIndex(kVideoOutTable)).dim(), 17u);  // [w | b]
+  ASSERT_OK_AND_ASSIGN(auto model, model::CandidateModel<float>::Create(SmallSpecOptions().model));
+  EXPECT_EQ(spec.DenseSize(), static_cast<uint64_t>(model.layout().size()));
+  uint64_t covered = 0;
+  for (const DenseTableInfo& d : spec.dense) {
+    const TableConfig& t = spec.Table(spec.TableIndex(d.table()));
+    EXPECT_TRUE(t.dense());
+    EXPECT_EQ(t.dense_size(), d.size());
+    const bool weights = d.block().size() > 2 && d.block().substr(d.block().size() - 2) == "/w";
+    EXPECT_EQ(spec.glorot_fans.count(d.table()), weights ? 1u : 0u) << d.table();
+    covered += d.size();
+  }
+  uint64_t layout_floats = 0;
+  for (const auto& b : model.layout().blocks()) layout_floats += b.size();
+  EXPECT_EQ(covered, layout_floats);
+}
+
+TEST(WorkerShareTest, SplitsEvenlyAndSumsToTheTotal) {
+  uint64_t sum = 0;
+  for (int w = 0; w < 3; ++w) sum += WorkerShare(10, w, 3);
+  EXPECT_EQ(sum, 10u);
+  EXPECT_EQ(WorkerShare(10, 0, 3), 4u);
+  EXPECT_EQ(WorkerShare(10, 2, 3), 3u);
+  EXPECT_EQ(WorkerShare(0, 1, 3), 0u);
+}
+
+// Every worker's slice, by example id, for `workers` workers.
+std::vector<std::vector<uint64_t>> Slices(const std::vector<std::string>& files, int workers,
+                                          int epochs) {
+  std::vector<std::vector<uint64_t>> out(workers);
+  for (int w = 0; w < workers; ++w) {
+    auto stream = ExampleStream<CandidateExample>::Open(files, w, workers, epochs);
+    CHECK(stream.ok()) << stream.status();
+    CandidateExample e;
+    while (true) {
+      auto more = (*stream)->Next(&e);
+      CHECK(more.ok()) << more.status();
+      if (!*more) break;
+      out[w].push_back(e.example_id());
+    }
+  }
+  return out;
+}
+
+TEST(ExampleStreamTest, WorkerSlicesAreDisjointAndCoverTheData) {
+  ASSERT_OK_AND_ASSIGN(DatasetManifest m, ReadManifest(TinyDataset()));
+  const auto files = ShardPaths(TinyDataset(), m.candidate_train());
+  ASSERT_EQ(files.size(), 3u);
+  const auto all = Slices(files, 1, 1)[0];
+  ASSERT_GT(all.size(), 100u);
+  for (int workers : {2, 3, 5}) {  // by file (2, 3) and by record (5)
+    std::multiset<uint64_t> seen;
+    for (const auto& s : Slices(files, workers, 1)) {
+      EXPECT_FALSE(s.empty()) << workers;
+      seen.insert(s.begin(), s.end());
+    }
+    EXPECT_EQ(seen, std::multiset<uint64_t>(all.begin(), all.end())) << workers << " workers";
+  }
+  EXPECT_EQ(Slices(files, 2, 2)[1].size(), 2 * Slices(files, 2, 1)[1].size());
+}
+
+TEST(ExampleStreamTest, BadWorkerIndexIsAnError) {
+  EXPECT_FALSE(ExampleStream<CandidateExample>::Open({"x"}, 2, 2, 1).ok());
+  EXPECT_FALSE(ExampleStream<CandidateExample>::Open({}, 0, 1, 1).ok());
+}
+
+TEST(SavedModelTest, ReadsBackWhatTheServersHeldAndInitialValuesElsewhere) {
+  testing::ScratchDir dir;
+  TrainOptions o = SmallJob(dir.File("model"));
+  ASSERT_OK_AND_ASSIGN(ModelSpec spec, BuildSpec(o));
+  std::vector<std::unique_ptr<ps::ServerStorage>> servers;
+  for (int s = 0; s < 2; ++s) {
+    o.spill_dir = dir.File("spill");
+    ASSERT_OK_AND_ASSIGN(auto storage, CreateServerStorage(spec, o, s));
+    servers.push_back(std::move(storage));
+  }
+  ASSERT_OK_AND_ASSIGN(auto router, ps::SlotRouter::Contiguous(2));
+  // Touch and train some rows of the video table, spread over both servers.
+  const int video = spec.TableIndex(kVideoTable);
+  const uint32_t dim = spec.Table(video).dim();
+  std::vector<uint64_t> trained = {1, 2, 3, 1000, 123456789};
+  for (uint64_t k : trained) {
+    ps::EmbeddingStore* store = servers[router.Server(ps::TableId(kVideoTable), k)]->Find(kVideoTable);
+    std::vector<float> g(dim, 0.5f);
+    ASSERT_OK(store->Push({k}, g));
+  }
+  // Dense tables: pull every block once so they exist.
+  for (const auto& d : spec.dense) {
+    const int t = spec.TableIndex(d.table());
+    for (uint64_t b = 0; b < DenseBlocks(d.size()); ++b) {
+      ps::EmbeddingStore* store = servers[router.Server(ps::TableId(d.table()), b)]->Find(d.table());
+      std::vector<float> out(spec.Table(t).dim());
+      ASSERT_OK(store->Pull({b}, absl::MakeSpan(out)));
+    }
+  }
+  for (int s = 0; s < 2; ++s) ASSERT_OK(SaveServerTables(*servers[s], o.model_dir, s).status());
+  ASSERT_OK(WriteTrainedModel(o.model_dir, MakeTrainedModel(spec, o, 2, 10, 1, 0.5)));
+
+  ASSERT_OK_AND_ASSIGN(auto saved, SavedModel::Open(o.model_dir));
+  EXPECT_EQ(saved->info().examples_trained(), 10u);
+  std::vector<uint64_t> keys = trained;
+  keys.push_back(42);  // never touched: the initial value
+  std::vector<float> got(keys.size() * dim), want(dim);
+  ASSERT_OK(saved->Pull(video, keys, got.data()));
+  for (size_t i = 0; i < keys.size(); ++i) {
+    ps::EmbeddingStore* store =
+        servers[router.Server(ps::TableId(kVideoTable), keys[i])]->Find(kVideoTable);
+    ASSERT_OK(store->Pull({keys[i]}, absl::MakeSpan(want)));
+    for (uint32_t d = 0; d < dim; ++d) ASSERT_EQ(got[i * dim + d], want[d]) << "key " << keys[i] << " element " << d;
+  }
+  std::vector<float> dense_saved;
+  ASSERT_OK(GatherDense(saved->spec(), saved.get(), &dense_saved));
+  EXPECT_EQ(dense_saved.size(), spec.DenseSize());
+}
+
+TEST(SavedModelTest, MissingOrCorruptManifestIsAClearError) {
+  testing::ScratchDir dir;
+  auto missing = SavedModel::Open(dir.path());
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(missing.status().message(), ::testing::HasSubstr("model.pb"));
+  std::ofstream(dir.File("model.pb")) << "garbage";
+  auto corrupt = SavedModel::Open(dir.path());
+  ASSERT_FALSE(corrupt.ok());
+  EXPECT_THAT(corrupt.status().message(), ::testing::HasSubstr(dir.File("model.pb")));
+}
+
+TEST(TrainLocalTest, LearnsSavesAndEvaluatesTheSameThroughPsAndFolder) {
+  testing::ScratchDir dir;
+  TrainOptions o = SmallJob(dir.File("model"));
+  ASSERT_OK_AND_ASSIGN(nlohmann::json summary, TrainLocal(o, nullptr));
+  ASSERT_OK_AND_ASSIGN(DatasetManifest m, ReadManifest(TinyDataset()));
+  uint64_t records = 0;
+  for (const auto& s : m.candidate_train()) records += s.records();
+  EXPECT_EQ(summary["examples"].get<uint64_t>(), 3 * records);  // three epochs, nothing skipped
+  // The loss fell well below that of the first step (a job of one batch per
+  // worker), and the popularity baseline is beaten at recall@50.
+  TrainOptions first = SmallJob(dir.File("first"));
+  first.max_examples = 2 * 64;
+  first.final_eval = false;
+  ASSERT_OK_AND_ASSIGN(nlohmann::json one_step, TrainLocal(first, nullptr));
+  EXPECT_EQ(one_step["steps"].get<uint64_t>(), 2u);
+  EXPECT_LT(summary["final_loss"].get<double>(), 0.9 * one_step["final_loss"].get<double>());
+  const nlohmann::json& eval = summary["eval"];
+  EXPECT_GT(eval["recall@50"].get<double>(), eval["popularity"]["recall@50"].get<double>());
+  EXPECT_TRUE(eval.contains("oracle"));
+
+  // The saved folder evaluates exactly as the live servers did.
+  ASSERT_OK_AND_ASSIGN(auto saved, SavedModel::Open(o.model_dir));
+  ASSERT_OK_AND_ASSIGN(JobData data, LoadJobData(o));
+  ASSERT_OK_AND_ASSIGN(nlohmann::json again,
+                       EvaluateCandidate(saved->spec(), saved.get(), o.data_dir, data.manifest,
+                                         data.corpus, o.eval));
+  for (const char* k : {"recall@1", "recall@10", "recall@50", "recall@100", "map"}) {
+    EXPECT_EQ(again[k].get<double>(), eval[k].get<double>()) << k;
+  }
+  EXPECT_TRUE(PathExists(JoinPath(o.model_dir, "metrics.jsonl")));
+}
+
+TEST(TrainLocalTest, StopFlagEndsTheJobAndStillSavesTheModel) {
+  testing::ScratchDir dir;
+  TrainOptions o = SmallJob(dir.File("model"));
+  o.epochs = 0;  // without end: only the stop flag ends it
+  o.final_eval = false;
+  std::atomic<bool> stop{true};
+  ASSERT_OK_AND_ASSIGN(nlohmann::json summary, TrainLocal(o, &stop));
+  EXPECT_TRUE(summary["stopped"].get<bool>());
+  EXPECT_OK(SavedModel::Open(o.model_dir).status());
+}
+
+TEST(TrainLocalTest, BadOptionsAreErrors) {
+  testing::ScratchDir dir;
+  TrainOptions o = SmallJob(dir.File("model"));
+  o.model = "ranking-v9";
+  EXPECT_EQ(TrainLocal(o, nullptr).status().code(), absl::StatusCode::kInvalidArgument);
+  o = SmallJob(dir.File("model"));
+  o.data_dir = dir.File("no-such-dataset");
+  EXPECT_FALSE(TrainLocal(o, nullptr).ok());
+  o = SmallJob(dir.File("model"));
+  o.workers = 0;
+  EXPECT_EQ(TrainLocal(o, nullptr).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace vrec::train
