@@ -18,5 +18,6 @@ const std::vector<Bench>& Benches();
 int RunDatagenBench(int argc, char** argv);
 int RunModelBench(int argc, char** argv);
 int RunPsBench(int argc, char** argv);
+int RunTrainBench(int argc, char** argv);
 
 }  // namespace vrec::bench

@@ -12,6 +12,8 @@ const std::vector<Bench>& Benches() {
       {"datagen", "candidate examples/s of the world generator, one core", RunDatagenBench},
       {"model", "one training step of the paper-sized candidate tower vs sgemm", RunModelBench},
       {"ps", "parameter-server pull/push keys/s, GB/s and latency over loopback", RunPsBench},
+      {"train", "examples/s of the paper-sized candidate model, W workers and S servers",
+       RunTrainBench},
   };
   return kBenches;
 }

@@ -39,7 +39,6 @@ DEFINE_int32(clients, 1, "client threads, each with its own connection to every 
 DEFINE_string(dim, "64", "floats per row; a comma list sweeps (e.g. 8,64,256)");
 DEFINE_string(batch, "10000",
               "unique keys per request; a comma list sweeps (e.g. 1000,10000,100000)");
-DEFINE_double(seconds, 3, "measured seconds per (op, dim, batch)");
 DEFINE_string(ops, "pull,push", "operations to measure");
 DEFINE_uint64(rows, 1000000, "key space; rows are created by a warm-up pass first");
 DEFINE_double(zipf, 0, "Zipf exponent of key popularity (0 = uniform)");

@@ -17,3 +17,9 @@ DEFINE_string(optimizer, "adagrad", "Server-side optimizer of every table: sgd, 
 DEFINE_string(spill_dir, "",
               "Folder for the servers' RocksDB spill stores (default: vrec train uses "
               "MODEL_DIR/spill, vrec bench ps /tmp/vrec_ps_bench)");
+DEFINE_int32(workers, 1,
+             "Worker threads (vrec train without mpirun, vrec bench train; under mpirun every "
+             "rank after the servers is a worker)");
+DEFINE_double(seconds, 3,
+              "Measured seconds (vrec bench ps: per op, dim and batch; vrec bench train: after "
+              "the warm-up)");

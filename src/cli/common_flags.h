@@ -16,3 +16,5 @@ DECLARE_int32(servers);
 DECLARE_int32(server_threads);
 DECLARE_string(optimizer);
 DECLARE_string(spill_dir);
+DECLARE_int32(workers);
+DECLARE_double(seconds);

@@ -22,8 +22,6 @@
 DEFINE_string(data, "", "Dataset folder (from vrec datagen or vrec convert)");
 DEFINE_string(model_dir, "", "Folder for the trained model (model.pb, tables/, metrics.jsonl)");
 DEFINE_string(model, "candidate", "Which model to train: candidate");
-DEFINE_int32(workers, 1, "Worker threads (without mpirun; under mpirun every rank after the "
-                         "servers is a worker)");
 DEFINE_int32(batch_size, 512, "Examples per training step and worker");
 DEFINE_uint64(max_examples, 0, "Stop after this many examples, all workers together (0 = no limit)");
 DEFINE_int32(epochs, 1, "Passes over the training data (0 = no limit)");

@@ -112,7 +112,7 @@ StatusOr<std::unique_ptr<CandidateWorker>> CandidateWorker::Create(
   return w;
 }
 
-StatusOr<bool> CandidateWorker::Prepare(ExampleStream<CandidateExample>* stream, Step* step) {
+StatusOr<bool> CandidateWorker::Prepare(ExampleSource<CandidateExample>* stream, Step* step) {
   const model::CandidateModelOptions& mo = model_->options();
   int want = options_.batch_size;
   if (options_.max_examples > 0) {
@@ -206,7 +206,7 @@ Status CandidateWorker::Compute(Step* step, double* loss) {
   return absl::OkStatus();
 }
 
-Status CandidateWorker::Run(ExampleStream<CandidateExample>* stream, const std::atomic<bool>* stop,
+Status CandidateWorker::Run(ExampleSource<CandidateExample>* stream, const std::atomic<bool>* stop,
                             const std::function<void(const WorkerProgress&)>& report) {
   const auto start = Clock::now();
   auto last_report = start;

@@ -81,7 +81,7 @@ class CandidateWorker {
 
   // Trains until the stream ends, a limit is reached or *stop becomes true;
   // calls report() about every report_seconds and once at the end (done).
-  Status Run(ExampleStream<CandidateExample>* stream, const std::atomic<bool>* stop,
+  Status Run(ExampleSource<CandidateExample>* stream, const std::atomic<bool>* stop,
              const std::function<void(const WorkerProgress&)>& report);
 
  private:
@@ -89,7 +89,7 @@ class CandidateWorker {
   CandidateWorker() = default;
   // Reads up to batch_size examples into *step and issues its pulls; false
   // when the stream had nothing left.
-  StatusOr<bool> Prepare(ExampleStream<CandidateExample>* stream, Step* step);
+  StatusOr<bool> Prepare(ExampleSource<CandidateExample>* stream, Step* step);
   Status Compute(Step* step, double* loss);
 
   const ModelSpec* spec_ = nullptr;

@@ -45,14 +45,24 @@ struct Corpus {
 StatusOr<Corpus> LoadCorpus(const std::string& data_dir, const DatasetManifest& manifest,
                             bool count_labels);
 
+// Where a worker's examples come from.
 template <typename Example>
-class ExampleStream {
+class ExampleSource {
+ public:
+  virtual ~ExampleSource() = default;
+  // The next example; false when the source is exhausted.
+  virtual StatusOr<bool> Next(Example* example) = 0;
+  virtual int epoch() const = 0;  // 0-based pass being read
+};
+
+template <typename Example>
+class ExampleStream : public ExampleSource<Example> {
  public:
   static StatusOr<std::unique_ptr<ExampleStream>> Open(std::vector<std::string> files, int worker,
                                                        int num_workers, int epochs);
   // The next example of this worker's slice; false once `epochs` are done.
-  StatusOr<bool> Next(Example* example);
-  int epoch() const { return epoch_; }  // 0-based epoch being read
+  StatusOr<bool> Next(Example* example) override;
+  int epoch() const override { return epoch_; }
 
  private:
   ExampleStream() = default;
@@ -63,6 +73,32 @@ class ExampleStream {
   int epochs_ = 0, epoch_ = 0;
   uint64_t record_ = 0;
   std::unique_ptr<ShardedReader> reader_;
+};
+
+// Examples held in memory, cycled without end (benchmarks): worker w of W
+// reads examples w, w + W, ...
+template <typename Example>
+class MemoryExamples : public ExampleSource<Example> {
+ public:
+  // `examples` must outlive the source. REQUIRES: non-empty, 0 <= w < W.
+  MemoryExamples(const std::vector<Example>* examples, int worker, int num_workers)
+      : examples_(examples), next_(static_cast<size_t>(worker)), step_(num_workers) {}
+  StatusOr<bool> Next(Example* example) override {
+    if (next_ >= examples_->size()) {
+      next_ %= examples_->size();
+      ++epoch_;
+    }
+    *example = (*examples_)[next_];
+    next_ += step_;
+    return true;
+  }
+  int epoch() const override { return epoch_; }
+
+ private:
+  const std::vector<Example>* examples_;
+  size_t next_;
+  size_t step_;
+  int epoch_ = 0;
 };
 
 }  // namespace vrec::train
