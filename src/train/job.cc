@@ -137,9 +137,16 @@ uint64_t ProgressTracker::steps() const {
 double ProgressTracker::seconds() const { return Since(start_); }
 
 void ProgressTracker::MaybeReport(bool force) {
-  const double dt = Since(last_);
+  double dt = Since(last_);
   if (!force && dt < options_.progress_seconds) return;
   const double t = Since(start_);
+  // The final line after a short tail reports the whole run's rates (a
+  // rate over a fraction of a second says nothing).
+  if (force && dt < 1.0) {
+    dt = t;
+    last_examples_ = 0;
+    std::fill(last_worker_examples_.begin(), last_worker_examples_.end(), 0);
+  }
   const uint64_t ex = examples(), st = steps();
   double loss_sum = 0;
   for (const auto& w : workers_) loss_sum += w.loss_sum;
