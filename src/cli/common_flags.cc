@@ -8,8 +8,8 @@ DEFINE_int32(max_examples_per_user, 0,
              "Keep at most this many training examples per user, sampled uniformly (0 = all)");
 DEFINE_double(progress_seconds, 2.0, "Seconds between progress lines on stderr (0 = none)");
 DEFINE_int32(servers, 1,
-             "Parameter servers (vrec bench ps, and vrec train without mpirun: in this process, "
-             "each on its own port)");
+             "Parameter servers: vrec bench ps and vrec train without mpirun run them in this "
+             "process, each on its own port; under mpirun ranks 1..N serve");
 DEFINE_int32(server_threads, 1,
              "Handler threads per parameter server (1 is fastest on 2 cores: see "
              "docs/benchmarks.md)");

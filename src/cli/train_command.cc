@@ -49,6 +49,9 @@ DEFINE_double(eval_every_seconds, 0, "Evaluate on held-out examples this often (
 DEFINE_uint64(eval_examples, 0, "Held-out examples of the final evaluation (0 = all)");
 DEFINE_bool(exclude_watched, false, "Evaluation: drop already-watched videos from the ranking");
 DEFINE_string(metrics_file, "", "JSONL metrics (default MODEL_DIR/metrics.jsonl)");
+DEFINE_double(ps_stats_seconds, 30,
+              "Log every parameter server's table stats this often (rows in memory and on disk, "
+              "memory-hit rate, key rates, hottest keys; 0 = never)");
 
 namespace vrec::cli {
 namespace {
@@ -136,6 +139,7 @@ StatusOr<train::TrainOptions> TrainOptionsFromFlags() {
   o.progress_seconds = FLAGS_progress_seconds;
   o.metrics_file = FLAGS_metrics_file;
   o.eval_every_seconds = FLAGS_eval_every_seconds;
+  o.ps_stats_seconds = FLAGS_ps_stats_seconds;
   o.eval.max_examples = FLAGS_eval_examples;
   o.eval.exclude_watched = FLAGS_exclude_watched;
   return o;

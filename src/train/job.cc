@@ -190,6 +190,75 @@ void ProgressTracker::MaybeReport(bool force) {
   last_loss_sum_ = loss_sum;
 }
 
+void ProgressTracker::RecordPsStats(const nlohmann::json& stats) {
+  if (!metrics_.is_open()) return;
+  nlohmann::json rec = {{"time_s", Since(start_)}, {"examples", examples()}, {"ps", stats}};
+  metrics_ << rec.dump() << "\n";
+  metrics_.flush();
+}
+
+void LogPsStats(const std::vector<std::string>& endpoints, ProgressTracker* tracker,
+                nlohmann::json* previous) {
+  auto transport = net::Client::Connect(endpoints);
+  if (!transport.ok()) return;
+  auto router = ps::SlotRouter::Contiguous(static_cast<uint32_t>(endpoints.size()));
+  if (!router.ok()) return;
+  ps::PsClient client(transport->get(), *router, 0);
+  auto stats = client.Stats();
+  if (!stats.ok()) {
+    LOG(WARNING) << "parameter-server stats: " << stats.status();
+    return;
+  }
+  nlohmann::json all = nlohmann::json::array();
+  const double now = tracker->seconds();
+  for (size_t s = 0; s < stats->size(); ++s) {
+    nlohmann::json tables = nlohmann::json::parse((*stats)[s], nullptr, false);
+    if (tables.is_discarded()) continue;
+    uint64_t mem = 0, disk = 0, hits = 0, misses = 0, pulls = 0, pushes = 0, bytes = 0;
+    std::vector<std::pair<uint64_t, std::string>> hot;
+    for (const auto& t : tables) {
+      mem += t.value("rows_in_memory", uint64_t{0});
+      disk += t.value("rows_on_disk", uint64_t{0});
+      hits += t.value("memory_hits", uint64_t{0});
+      misses += t.value("disk_hits", uint64_t{0});
+      pulls += t.value("pull_keys", uint64_t{0});
+      pushes += t.value("push_keys", uint64_t{0});
+      bytes += t.value("memory_bytes", uint64_t{0});
+      for (const auto& h : t.value("hot_keys", nlohmann::json::array())) {
+        hot.emplace_back(h.value("count", uint64_t{0}),
+                         absl::StrCat(t.value("table", std::string()), ":", h.value("key", uint64_t{0})));
+      }
+    }
+    double pull_rate = 0, push_rate = 0;
+    if (previous->is_array() && s < previous->size()) {
+      const nlohmann::json& p = (*previous)[s];
+      const double dt = now - p.value("time_s", 0.0);
+      if (dt > 0) {
+        pull_rate = (pulls - p.value("pull_keys", uint64_t{0})) / dt;
+        push_rate = (pushes - p.value("push_keys", uint64_t{0})) / dt;
+      }
+    }
+    std::sort(hot.rbegin(), hot.rend());
+    std::string hottest;
+    for (size_t i = 0; i < std::min<size_t>(3, hot.size()); ++i) {
+      absl::StrAppend(&hottest, i ? " " : "", hot[i].second);
+    }
+    const double hit_rate = hits + misses > 0 ? static_cast<double>(hits) / (hits + misses) : 1.0;
+    std::cerr << absl::StrFormat(
+                     "[ps]    server %d: %s rows in memory (%.0f MB), %s on disk, memory hits "
+                     "%.1f%%, %s keys/s pulled, %s pushed; hottest %s",
+                     s, Human(mem), bytes / 1e6, Human(disk), 100 * hit_rate, Human(pull_rate),
+                     Human(push_rate), hottest.empty() ? "-" : hottest)
+              << std::endl;
+    all.push_back({{"server", s},       {"time_s", now},          {"rows_in_memory", mem},
+                   {"rows_on_disk", disk}, {"memory_bytes", bytes}, {"memory_hit_rate", hit_rate},
+                   {"pull_keys", pulls}, {"push_keys", pushes},    {"pull_keys_per_s", pull_rate},
+                   {"push_keys_per_s", push_rate}, {"tables", tables}});
+  }
+  tracker->RecordPsStats(all);
+  *previous = all;
+}
+
 void ProgressTracker::RecordEval(const nlohmann::json& eval) {
   if (!metrics_.is_open()) return;
   nlohmann::json rec = {{"time_s", Since(start_)}, {"examples", examples()}, {"eval", eval}};
@@ -344,6 +413,8 @@ StatusOr<nlohmann::json> TrainLocal(const TrainOptions& options, const std::atom
 
   // Coordinator.
   auto last_eval = Clock::now();
+  auto last_stats = Clock::now();
+  nlohmann::json previous_stats;
   Status eval_status;
   while (true) {
     {
@@ -360,6 +431,10 @@ StatusOr<nlohmann::json> TrainLocal(const TrainOptions& options, const std::atom
     if (options.eval_every_seconds > 0 && Since(last_eval) >= options.eval_every_seconds) {
       PeriodicEval(spec, data, options, endpoints, &tracker);
       last_eval = Clock::now();
+    }
+    if (options.ps_stats_seconds > 0 && Since(last_stats) >= options.ps_stats_seconds) {
+      LogPsStats(endpoints, &tracker, &previous_stats);
+      last_stats = Clock::now();
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }

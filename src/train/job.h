@@ -56,6 +56,7 @@ struct TrainOptions {
   double progress_seconds = 5;
   std::string metrics_file;  // JSONL; default model_dir/metrics.jsonl
   double eval_every_seconds = 0;     // 0 = evaluate at the end only
+  double ps_stats_seconds = 30;      // server stats lines; 0 = none
   uint64_t eval_examples_during = 2000;  // test examples per periodic evaluation
   CandidateEvalOptions eval;         // the final evaluation
   bool final_eval = true;
@@ -119,6 +120,8 @@ class ProgressTracker {
   void MaybeReport(bool force = false);
   // Appends {"time_s", "eval": ...} to the metrics file.
   void RecordEval(const nlohmann::json& eval);
+  // Appends {"time_s", "ps": [per server: [per table stats]]}.
+  void RecordPsStats(const nlohmann::json& stats);
   bool AllDone() const;
   uint64_t examples() const;
   uint64_t steps() const;
@@ -145,6 +148,14 @@ StatusOr<nlohmann::json> TrainLocal(const TrainOptions& options, const std::atom
 // stderr and a metrics record; a failure is logged, not fatal.
 void PeriodicEval(const ModelSpec& spec, const JobData& data, const TrainOptions& options,
                   const std::vector<std::string>& endpoints, ProgressTracker* tracker);
+
+// Asks every server for its table stats (ps::PsClient::Stats), logs one
+// line per server (rows in memory and on disk, memory-hit rate, request
+// rates since the previous call, hottest keys) and records them in the
+// metrics file. *previous carries the last stats between calls. A failure
+// is logged, not fatal.
+void LogPsStats(const std::vector<std::string>& endpoints, ProgressTracker* tracker,
+                nlohmann::json* previous);
 
 // The job's summary line (without "eval" and the saved-model fields).
 nlohmann::json JobSummary(const ModelSpec& spec, int servers, int workers,

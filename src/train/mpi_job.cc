@@ -254,6 +254,11 @@ StatusOr<nlohmann::json> TrainMpi(const TrainOptions& options, const std::atomic
   std::vector<WorkerProgress> last(workers);
   std::vector<bool> done(workers, false);
   std::string first_error;
+  if (!options.model_dir.empty()) {
+    if (Status s = MakeDirs(options.model_dir); !s.ok() && first_error.empty()) {
+      first_error = s.ToString();
+    }
+  }
   if (!all_ok && first_error.empty()) {
     first_error = !data_status.ok() ? data_status.ToString()
                                     : "a server or worker could not start (see its log)";
@@ -268,6 +273,8 @@ StatusOr<nlohmann::json> TrainMpi(const TrainOptions& options, const std::atomic
     stop_sent = true;
   };
   auto last_eval = std::chrono::steady_clock::now();
+  auto last_stats = last_eval;
+  nlohmann::json previous_stats;
   int remaining = workers;
   while (remaining > 0) {
     int flag = 0;
@@ -306,6 +313,12 @@ StatusOr<nlohmann::json> TrainMpi(const TrainOptions& options, const std::atomic
             options.eval_every_seconds) {
       PeriodicEval(*spec, data, options, endpoints, &tracker);
       last_eval = std::chrono::steady_clock::now();
+    }
+    if (all_ok && options.ps_stats_seconds > 0 &&
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - last_stats).count() >=
+            options.ps_stats_seconds) {
+      LogPsStats(endpoints, &tracker, &previous_stats);
+      last_stats = std::chrono::steady_clock::now();
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
