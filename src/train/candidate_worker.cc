@@ -9,12 +9,6 @@
 namespace vrec::train {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double Since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
-
 // Keys for the PS from deduplicated ids.
 void KeysOf(const model::IdDeduplicator& d, std::vector<uint64_t>* keys) {
   keys->assign(d.ids().begin(), d.ids().end());
@@ -77,6 +71,8 @@ struct CandidateWorker::Step {
   std::vector<float> dense;
 };
 
+CandidateWorker::~CandidateWorker() = default;
+
 StatusOr<std::unique_ptr<CandidateWorker>> CandidateWorker::Create(
     const ModelSpec* spec, const Corpus* corpus, const model::NegativeSampler* sampler,
     ps::PsClient* client, const CandidateWorkerOptions& options) {
@@ -109,6 +105,7 @@ StatusOr<std::unique_ptr<CandidateWorker>> CandidateWorker::Create(
   }
   w->rng_ = Rng(options.seed, 0x3a11 + static_cast<uint64_t>(options.worker));
   w->progress_.worker = options.worker;
+  for (auto& step : w->steps_) step = std::make_unique<Step>(*spec);
   return w;
 }
 
@@ -185,8 +182,7 @@ Status CandidateWorker::Compute(Step* step, double* loss) {
   VREC_RETURN_IF_ERROR(pulled);
   VREC_RETURN_IF_ERROR(dense);
   // The previous step's pushes must have landed before this one's go out.
-  for (ps::PsRequest& r : pushes_) VREC_RETURN_IF_ERROR(r.Wait());
-  pushes_.clear();
+  VREC_RETURN_IF_ERROR(WaitPushes());
 
   VREC_ASSIGN_OR_RETURN(float l, model_->TrainStep(step->dense, step->batch, &grads_));
   *loss = l;
@@ -206,65 +202,24 @@ Status CandidateWorker::Compute(Step* step, double* loss) {
   return absl::OkStatus();
 }
 
-Status CandidateWorker::Run(ExampleSource<CandidateExample>* stream, const std::atomic<bool>* stop,
+Status CandidateWorker::Run(ExampleSource<CandidateExample>* stream,
+                            const std::atomic<bool>* stop,
                             const std::function<void(const WorkerProgress&)>& report) {
-  const auto start = Clock::now();
-  auto last_report = start;
-  Step a(*spec_), b(*spec_);
-  Step* current = &a;
-  Step* next = &b;
-  auto finish = [&](Status status) {
-    for (ps::PsRequest& r : pushes_) {
-      Status s = r.Wait();
-      if (status.ok()) status = s;
-    }
-    pushes_.clear();
-    if (options_.max_staleness >= 0) {
-      Status s = client_->LeaveClock();
-      if (status.ok()) status = s;
-    }
-    progress_.seconds = Since(start);
-    progress_.epoch = stream->epoch();
-    progress_.done = true;
-    report(progress_);
-    return status;
-  };
-  auto limit_reached = [&] {
-    return (stop != nullptr && stop->load(std::memory_order_relaxed)) ||
-           (options_.max_seconds > 0 && Since(start) >= options_.max_seconds);
-  };
-  StatusOr<bool> have = Prepare(stream, current);
-  if (!have.ok()) return finish(have.status());
-  while (*have) {
-    StatusOr<bool> have_next = limit_reached() ? StatusOr<bool>(false) : Prepare(stream, next);
-    if (!have_next.ok()) return finish(have_next.status());
-    double loss = 0;
-    Status s = Compute(current, &loss);
-    if (!s.ok()) return finish(s);
-    progress_.examples += static_cast<uint64_t>(current->batch.batch_size);
-    progress_.steps += 1;
-    progress_.loss_sum += loss;
-    client_->set_step(progress_.steps);
-    if (options_.max_staleness >= 0) {
-      for (ps::PsRequest& r : pushes_) {
-        Status p = r.Wait();
-        if (!p.ok()) return finish(p);
-      }
-      pushes_.clear();
-      Status w = client_->WaitForStaleness(progress_.steps,
-                                           static_cast<uint64_t>(options_.max_staleness));
-      if (!w.ok()) return finish(w);
-    }
-    if (Since(last_report) >= options_.report_seconds) {
-      last_report = Clock::now();
-      progress_.seconds = Since(start);
-      progress_.epoch = stream->epoch();
-      report(progress_);
-    }
-    std::swap(current, next);
-    have = have_next;
-  }
-  return finish(absl::OkStatus());
+  stream_ = stream;
+  WorkerLoopOptions lo;
+  lo.max_seconds = options_.max_seconds;
+  lo.max_staleness = options_.max_staleness;
+  lo.report_seconds = options_.report_seconds;
+  return RunLoop(lo, client_, stop, report);
 }
+
+StatusOr<bool> CandidateWorker::PrepareSlot(int slot) { return Prepare(stream_, steps_[slot].get()); }
+
+Status CandidateWorker::ComputeSlot(int slot, double* loss, int* examples) {
+  *examples = steps_[slot]->batch.batch_size;
+  return Compute(steps_[slot].get(), loss);
+}
+
+int CandidateWorker::Epoch() const { return stream_->epoch(); }
 
 }  // namespace vrec::train

@@ -34,6 +34,7 @@
 #include "train/data_source.h"
 #include "train/model_spec.h"
 #include "train/parameters.h"
+#include "train/worker_loop.h"
 
 namespace vrec::train {
 
@@ -47,18 +48,6 @@ struct CandidateInputs {
              const model::CandidateModelOptions& options, model::CandidateBatch<float>* batch);
 };
 
-// What a worker has done so far (cumulative), reported to the coordinator.
-struct WorkerProgress {
-  int32_t worker = 0;
-  uint64_t examples = 0;
-  uint64_t steps = 0;
-  uint64_t skipped = 0;    // examples without a corpus label
-  double loss_sum = 0;     // sum over steps of the mean batch loss
-  double seconds = 0;      // since the worker started
-  int32_t epoch = 0;
-  bool done = false;       // no more steps will follow
-};
-
 struct CandidateWorkerOptions {
   int worker = 0;
   int num_workers = 1;
@@ -70,7 +59,7 @@ struct CandidateWorkerOptions {
   double report_seconds = 1.0;
 };
 
-class CandidateWorker {
+class CandidateWorker : public PipelinedWorker {
  public:
   // `spec`, `corpus`, `sampler`, `client` must outlive the worker.
   static StatusOr<std::unique_ptr<CandidateWorker>> Create(const ModelSpec* spec,
@@ -87,6 +76,14 @@ class CandidateWorker {
  private:
   struct Step;
   CandidateWorker() = default;
+
+ public:
+  ~CandidateWorker() override;
+
+ private:
+  StatusOr<bool> PrepareSlot(int slot) override;
+  Status ComputeSlot(int slot, double* loss, int* examples) override;
+  int Epoch() const override;
   // Reads up to batch_size examples into *step and issues its pulls; false
   // when the stream had nothing left.
   StatusOr<bool> Prepare(ExampleSource<CandidateExample>* stream, Step* step);
@@ -104,9 +101,9 @@ class CandidateWorker {
   std::vector<float> dense_;
   model::CandidateGradients<float> grads_;
   Rng rng_;
-  WorkerProgress progress_;
   uint64_t examples_read_ = 0;  // including skipped ones
-  std::vector<ps::PsRequest> pushes_;
+  ExampleSource<CandidateExample>* stream_ = nullptr;
+  std::unique_ptr<Step> steps_[2];
 };
 
 }  // namespace vrec::train

@@ -1,0 +1,70 @@
+// The loop every worker runs, whatever its model: two batch slots, so that
+// the next batch is read and its pulls issued before the current one is
+// computed (the network overlaps the arithmetic; the next batch's rows are
+// then one step stale, as in any asynchronous parameter server).
+//
+//   prepare(A); while A: prepare(B) unless stopping; compute(A); report;
+//   swap(A, B)
+//
+// Stopping: the data ends (prepare returns false), max_seconds pass, or
+// *stop becomes true; pushes in flight are waited for, and the last report
+// is marked done. Bounded staleness (max_staleness >= 0): after each step
+// the worker waits for its pushes, reports its step to server 0 and waits
+// until no worker is more than max_staleness steps behind; a finished worker
+// leaves the clock.
+//
+// Thread safety: a worker is used by one thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "ps/ps_service.h"
+#include "vrec/status.h"
+
+namespace vrec::train {
+
+// What a worker has done so far (cumulative), reported to the coordinator.
+struct WorkerProgress {
+  int32_t worker = 0;
+  uint64_t examples = 0;
+  uint64_t steps = 0;
+  uint64_t skipped = 0;    // examples that could not be used (e.g. label not in the corpus)
+  double loss_sum = 0;     // sum over steps of the mean batch loss
+  double seconds = 0;      // since the worker started
+  int32_t epoch = 0;
+  bool done = false;       // no more steps will follow
+};
+
+struct WorkerLoopOptions {
+  double max_seconds = 0;  // 0 = no limit
+  int64_t max_staleness = -1;
+  double report_seconds = 1.0;
+};
+
+class PipelinedWorker {
+ public:
+  virtual ~PipelinedWorker() = default;
+
+ protected:
+  // Reads the next batch into slot 0 or 1 and issues its pulls; false when
+  // the data has nothing left.
+  virtual StatusOr<bool> PrepareSlot(int slot) = 0;
+  // Waits for the slot's pulls, trains, and queues its pushes in pushes_;
+  // sets the batch's mean loss and size.
+  virtual Status ComputeSlot(int slot, double* loss, int* examples) = 0;
+  virtual int Epoch() const = 0;
+
+  Status RunLoop(const WorkerLoopOptions& options, ps::PsClient* client,
+                 const std::atomic<bool>* stop,
+                 const std::function<void(const WorkerProgress&)>& report);
+  // Waits for every queued push; the first error.
+  Status WaitPushes();
+
+  WorkerProgress progress_;
+  std::vector<ps::PsRequest> pushes_;
+};
+
+}  // namespace vrec::train
