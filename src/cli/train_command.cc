@@ -21,7 +21,13 @@
 // and --progress_seconds are shared: see cli/common_flags.h.
 DEFINE_string(data, "", "Dataset folder (from vrec datagen or vrec convert)");
 DEFINE_string(model_dir, "", "Folder for the trained model (model.pb, tables/, metrics.jsonl)");
-DEFINE_string(model, "candidate", "Which model to train: candidate");
+DEFINE_string(model, "candidate",
+              "Which model to train: candidate (generation, sampled softmax) or ranking "
+              "(weighted logistic regression on impressions)");
+DEFINE_bool(weighted, true,
+            "Ranking: weight clicked impressions by watch time (false: a click-trained logistic "
+            "regression, the paper's baseline)");
+DEFINE_int32(num_quantiles, 100, "Ranking: quantiles per continuous feature (fitted before training)");
 DEFINE_int32(batch_size, 512, "Examples per training step and worker");
 DEFINE_uint64(max_examples, 0, "Stop after this many examples, all workers together (0 = no limit)");
 DEFINE_int32(epochs, 1, "Passes over the training data (0 = no limit)");
@@ -29,7 +35,9 @@ DEFINE_double(max_seconds, 0, "Stop after this many seconds of training (0 = no 
 DEFINE_int64(staleness, -1,
              "Bounded staleness: no worker more than this many steps ahead of the slowest "
              "(-1 = asynchronous, 0 = synchronous)");
-DEFINE_int32(embedding_dim, 64, "Dimension of the watch-history and search-token embeddings");
+DEFINE_int32(embedding_dim, 64,
+             "Dimension of the video and search-token embeddings (ranking: topic gets half, "
+             "region and device 8)");
 DEFINE_string(tower, "256,128", "Hidden ReLU widths of the candidate tower, comma-separated; "
                                 "the last is the user-vector dimension (\"\" = no hidden layer)");
 DEFINE_int32(output_dim, 0, "User-vector dimension without a tower (0 = last tower width)");
@@ -132,6 +140,15 @@ StatusOr<train::TrainOptions> TrainOptionsFromFlags() {
     return absl::InvalidArgumentError(
         absl::StrCat("--sampler=", FLAGS_sampler, ": use uniform or unigram"));
   }
+  train::RankingSpecOptions& r = o.ranking;
+  r.seed = FLAGS_seed;
+  r.embedding_dim = FLAGS_embedding_dim;
+  r.tower = c.model.tower;
+  r.weighted = FLAGS_weighted;
+  r.max_history = FLAGS_max_history;
+  r.num_quantiles = FLAGS_num_quantiles;
+  r.optimizer = c.optimizer;
+  r.embedding_init_scale = c.embedding_init_scale;
   o.server_memory_bytes = FLAGS_server_memory_mb << 20;
   o.spill_dir = FLAGS_spill_dir;
   o.server_threads = FLAGS_server_threads;
@@ -179,14 +196,21 @@ int RunEval(int argc, char** argv) {
   auto run = [&]() -> StatusOr<nlohmann::json> {
     VREC_ASSIGN_OR_RETURN(auto model, train::SavedModel::Open(FLAGS_model_dir));
     VREC_ASSIGN_OR_RETURN(DatasetManifest manifest, ReadManifest(FLAGS_data));
-    VREC_ASSIGN_OR_RETURN(train::Corpus corpus,
-                          train::LoadCorpus(FLAGS_data, manifest, /*count_labels=*/true));
-    train::CandidateEvalOptions eo;
-    eo.max_examples = FLAGS_eval_examples;
-    eo.exclude_watched = FLAGS_exclude_watched;
-    VREC_ASSIGN_OR_RETURN(nlohmann::json eval,
-                          train::EvaluateCandidate(model->spec(), model.get(), FLAGS_data,
-                                                   manifest, corpus, eo));
+    nlohmann::json eval;
+    if (model->spec().kind == "ranking") {
+      train::RankingEvalOptions ro;
+      ro.max_examples = FLAGS_eval_examples;
+      VREC_ASSIGN_OR_RETURN(
+          eval, train::EvaluateRanking(model->spec(), model.get(), FLAGS_data, manifest, ro));
+    } else {
+      VREC_ASSIGN_OR_RETURN(train::Corpus corpus,
+                            train::LoadCorpus(FLAGS_data, manifest, /*count_labels=*/true));
+      train::CandidateEvalOptions eo;
+      eo.max_examples = FLAGS_eval_examples;
+      eo.exclude_watched = FLAGS_exclude_watched;
+      VREC_ASSIGN_OR_RETURN(eval, train::EvaluateCandidate(model->spec(), model.get(),
+                                                           FLAGS_data, manifest, corpus, eo));
+    }
     eval["model"] = model->info().kind();
     eval["model_dir"] = FLAGS_model_dir;
     eval["data"] = FLAGS_data;

@@ -40,9 +40,22 @@ std::string Duration(double s) {
 
 }  // namespace
 
-StatusOr<JobData> LoadJobData(const TrainOptions& options) {
+StatusOr<JobData> LoadJobData(const TrainOptions& options, const ModelSpec& spec) {
   JobData d;
   VREC_ASSIGN_OR_RETURN(d.manifest, ReadManifest(options.data_dir));
+  if (spec.kind == "ranking") {
+    if (d.manifest.ranking_train_size() == 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("dataset ", options.data_dir, " has no ranking training files"));
+    }
+    for (const ShardInfo& s : d.manifest.ranking_train()) d.train_records += s.records();
+    VREC_ASSIGN_OR_RETURN(
+        d.quantiles,
+        FitRankingQuantiles(ShardPaths(options.data_dir, d.manifest.ranking_train()),
+                            static_cast<int>(spec.config.ranking().num_quantiles()),
+                            spec.config.seed()));
+    return d;
+  }
   if (d.manifest.candidate_train_size() == 0) {
     return absl::FailedPreconditionError(
         absl::StrCat("dataset ", options.data_dir, " has no candidate-generation training files"));
@@ -55,11 +68,10 @@ StatusOr<JobData> LoadJobData(const TrainOptions& options) {
 }
 
 StatusOr<ModelSpec> BuildSpec(const TrainOptions& options) {
-  if (options.model != "candidate") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--model=", options.model, ": this version trains --model=candidate only"));
-  }
-  return CandidateSpec(options.candidate);
+  if (options.model == "candidate") return CandidateSpec(options.candidate);
+  if (options.model == "ranking") return RankingSpec(options.ranking);
+  return absl::InvalidArgumentError(
+      absl::StrCat("--model=", options.model, ": use candidate or ranking"));
 }
 
 StatusOr<model::NegativeSampler> BuildSampler(const ModelSpec& spec, const Corpus& corpus) {
@@ -274,6 +286,7 @@ TrainedModel MakeTrainedModel(const ModelSpec& spec, const TrainOptions& options
   *m.mutable_config() = spec.config;
   for (int s = 0; s < num_servers; ++s) m.add_table_files(ServerTablesFile(s));
   for (const auto& d : spec.dense) *m.add_dense() = d;
+  for (const auto& q : spec.quantiles) *m.add_quantiles() = q;
   m.set_examples_trained(examples);
   m.set_steps(steps);
   m.set_train_seconds(seconds);
@@ -305,6 +318,20 @@ Status RunWorker(const ModelSpec& spec, const JobData& data, const model::Negati
   VREC_ASSIGN_OR_RETURN(ps::SlotRouter router,
                         ps::SlotRouter::Contiguous(static_cast<uint32_t>(endpoints.size())));
   ps::PsClient client(transport.get(), router, static_cast<uint32_t>(worker));
+  if (spec.kind == "ranking") {
+    RankingWorkerOptions ro;
+    ro.worker = worker;
+    ro.batch_size = options.batch_size;
+    ro.max_examples = WorkerShare(options.max_examples, worker, num_workers);
+    ro.loop.max_seconds = options.max_seconds;
+    ro.loop.max_staleness = options.max_staleness;
+    VREC_ASSIGN_OR_RETURN(auto w, RankingWorker::Create(&spec, &client, ro));
+    VREC_ASSIGN_OR_RETURN(auto stream,
+                          ExampleStream<RankingExample>::Open(
+                              ShardPaths(options.data_dir, data.manifest.ranking_train()), worker,
+                              num_workers, options.epochs));
+    return w->Run(stream.get(), stop, report);
+  }
   CandidateWorkerOptions wo;
   wo.worker = worker;
   wo.num_workers = num_workers;
@@ -331,7 +358,23 @@ StatusOr<nlohmann::json> EvaluateThroughServers(const ModelSpec& spec, const Job
                         ps::SlotRouter::Contiguous(static_cast<uint32_t>(endpoints.size())));
   ps::PsClient client(transport.get(), router, 0);
   PsParameters params(&spec, &client);
+  if (spec.kind == "ranking") {
+    RankingEvalOptions ro;
+    ro.max_examples = eval.max_examples;
+    return EvaluateRanking(spec, &params, options.data_dir, data.manifest, ro);
+  }
   return EvaluateCandidate(spec, &params, options.data_dir, data.manifest, data.corpus, eval);
+}
+
+std::string EvalLine(const nlohmann::json& eval) {
+  if (eval.contains("weighted_per_user_loss")) {
+    return absl::StrFormat("[eval]  weighted per-user loss %.4f  auc %.4f (%d impressions)",
+                           eval["weighted_per_user_loss"].get<double>(),
+                           eval["auc"].get<double>(), eval["impressions"].get<int64_t>());
+  }
+  return absl::StrFormat("[eval]  recall@1 %.4f  recall@100 %.4f  map %.4f (%d examples)",
+                         eval["recall@1"].get<double>(), eval["recall@100"].get<double>(),
+                         eval["map"].get<double>(), eval["examples"].get<int64_t>());
 }
 
 void PeriodicEval(const ModelSpec& spec, const JobData& data, const TrainOptions& options,
@@ -344,11 +387,7 @@ void PeriodicEval(const ModelSpec& spec, const JobData& data, const TrainOptions
     return;
   }
   tracker->RecordEval(*eval);
-  std::cerr << absl::StrFormat("[eval]  recall@1 %.4f  recall@100 %.4f  map %.4f (%d examples)",
-                               (*eval)["recall@1"].get<double>(),
-                               (*eval)["recall@100"].get<double>(), (*eval)["map"].get<double>(),
-                               (*eval)["examples"].get<int64_t>())
-            << std::endl;
+  std::cerr << EvalLine(*eval) << std::endl;
 }
 
 nlohmann::json JobSummary(const ModelSpec& spec, int servers, int workers,
@@ -372,8 +411,12 @@ StatusOr<nlohmann::json> TrainLocal(const TrainOptions& options, const std::atom
   }
   if (!options.model_dir.empty()) VREC_RETURN_IF_ERROR(MakeDirs(options.model_dir));
   VREC_ASSIGN_OR_RETURN(ModelSpec spec, BuildSpec(options));
-  VREC_ASSIGN_OR_RETURN(JobData data, LoadJobData(options));
-  VREC_ASSIGN_OR_RETURN(model::NegativeSampler sampler, BuildSampler(spec, data.corpus));
+  VREC_ASSIGN_OR_RETURN(JobData data, LoadJobData(options, spec));
+  spec.quantiles = data.quantiles;
+  model::NegativeSampler sampler = model::NegativeSampler::Uniform(1).value();
+  if (spec.kind == "candidate") {
+    VREC_ASSIGN_OR_RETURN(sampler, BuildSampler(spec, data.corpus));
+  }
   LOG(INFO) << "dataset " << options.data_dir << ": " << data.corpus.ids.size() << " videos, "
             << data.train_records << " training examples";
 

@@ -32,16 +32,18 @@
 #include "train/candidate_worker.h"
 #include "train/evaluate.h"
 #include "train/model_spec.h"
+#include "train/ranking.h"
 
 namespace vrec::train {
 
 struct TrainOptions {
   std::string data_dir;
   std::string model_dir;  // empty = do not save
-  std::string model = "candidate";
+  std::string model = "candidate";  // or "ranking"
   int servers = 1;  // TrainLocal only; under mpirun the launch decides
   int workers = 1;
   CandidateSpecOptions candidate;
+  RankingSpecOptions ranking;
   int batch_size = 512;
   uint64_t max_examples = 0;  // all workers together; 0 = no limit
   int epochs = 1;             // 0 = no limit
@@ -65,10 +67,13 @@ struct TrainOptions {
 // Everything a job needs to know about its data, loaded once.
 struct JobData {
   DatasetManifest manifest;
-  Corpus corpus;
-  uint64_t train_records = 0;  // from the manifest
+  Corpus corpus;                       // candidate model
+  std::vector<QuantileInfo> quantiles;  // ranking model: fitted on the training data
+  uint64_t train_records = 0;          // from the manifest
 };
-StatusOr<JobData> LoadJobData(const TrainOptions& options);
+// Reads what `spec`'s model needs: the corpus and label counts (candidate),
+// or the continuous features' quantiles, fitted in one pass (ranking).
+StatusOr<JobData> LoadJobData(const TrainOptions& options, const ModelSpec& spec);
 
 // The spec of options.model. kInvalidArgument for an unknown model.
 StatusOr<ModelSpec> BuildSpec(const TrainOptions& options);

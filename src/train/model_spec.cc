@@ -16,9 +16,10 @@ void AddSparse(ModelConfig* config, const std::string& name, uint32_t dim, float
   *t->mutable_optimizer() = optimizer;
 }
 
-// One dense table per block of `layout`, named "<prefix>/<block>".
-void AddDense(const model::DenseParameters& layout, const std::string& prefix,
-              const OptimizerConfig& optimizer, ModelSpec* spec) {
+}  // namespace
+
+void AddDenseTables(const model::DenseParameters& layout, const std::string& prefix,
+                    const OptimizerConfig& optimizer, ModelSpec* spec) {
   for (const auto& b : layout.blocks()) {
     if (b.size() == 0) continue;
     TableConfig* t = spec->config.add_tables();
@@ -41,8 +42,6 @@ void AddDense(const model::DenseParameters& layout, const std::string& prefix,
     spec->dense.push_back(info);
   }
 }
-
-}  // namespace
 
 int ModelSpec::TableIndex(const std::string& table) const {
   for (int i = 0; i < config.tables_size(); ++i) {
@@ -80,7 +79,7 @@ StatusOr<ModelSpec> CandidateSpec(const CandidateSpecOptions& options) {
   AddSparse(&spec.config, kRegionTable, m.region_dim, scale, options.optimizer);
   AddSparse(&spec.config, kDeviceTable, m.device_dim, scale, options.optimizer);
   AddSparse(&spec.config, kVideoOutTable, m.output_dim + 1, scale, options.optimizer);
-  AddDense(probe.layout(), "cand", options.optimizer, &spec);
+  AddDenseTables(probe.layout(), "cand", options.optimizer, &spec);
   return spec;
 }
 

@@ -42,6 +42,9 @@ struct ModelSpec {
   std::vector<DenseTableInfo> dense;  // in layout order
   // (fan_in, fan_out) of each Glorot dense table, for ps::ServerStorage.
   std::map<std::string, std::pair<uint64_t, uint64_t>> glorot_fans;
+  // Ranking only: the continuous features' quantiles, fitted on the
+  // training data before training (empty until then).
+  std::vector<QuantileInfo> quantiles;
 
   // Index of `table` in config.tables (the PS table index), or -1.
   int TableIndex(const std::string& table) const;
@@ -53,6 +56,12 @@ struct ModelSpec {
 // The candidate-generation model's tables. kInvalidArgument for invalid
 // model options (see CandidateModelOptions::Validate).
 StatusOr<ModelSpec> CandidateSpec(const CandidateSpecOptions& options);
+
+// Adds one dense table per block of `layout`, named "<prefix>/<block>":
+// weight matrices ("/w") Glorot-uniform with the block's (rows, cols) as
+// fans, everything else zeros.
+void AddDenseTables(const model::DenseParameters& layout, const std::string& prefix,
+                    const OptimizerConfig& optimizer, ModelSpec* spec);
 
 // The model options back from a spec (what `vrec eval` rebuilds).
 StatusOr<model::CandidateModelOptions> CandidateOptionsFromSpec(const ModelSpec& spec);

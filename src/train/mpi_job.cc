@@ -164,12 +164,13 @@ StatusOr<nlohmann::json> TrainMpi(const TrainOptions& options, const std::atomic
   bool servers_up = true;
   for (const auto& e : endpoints) servers_up &= !e.empty();
 
-  // The coordinator reads the dataset and counts labels once; workers get
-  // the counts.
+  // The coordinator reads the dataset once (label counts, or the ranking
+  // features' quantiles); workers get the result.
+  const bool ranking = spec->kind == "ranking";
   JobData data;
   Status data_status;
   if (rank == 0) {
-    StatusOr<JobData> d = LoadJobData(options);
+    StatusOr<JobData> d = LoadJobData(options, *spec);
     if (d.ok()) {
       data = std::move(*d);
     } else {
@@ -177,7 +178,9 @@ StatusOr<nlohmann::json> TrainMpi(const TrainOptions& options, const std::atomic
     }
   } else {
     StatusOr<DatasetManifest> m = ReadManifest(options.data_dir);
-    StatusOr<Corpus> c = m.ok() ? LoadCorpus(options.data_dir, *m, false) : m.status();
+    StatusOr<Corpus> c = !m.ok() ? StatusOr<Corpus>(m.status())
+                         : ranking ? StatusOr<Corpus>(Corpus())
+                                   : LoadCorpus(options.data_dir, *m, false);
     if (c.ok()) {
       data.manifest = *m;
       data.corpus = std::move(*c);
@@ -191,11 +194,35 @@ StatusOr<nlohmann::json> TrainMpi(const TrainOptions& options, const std::atomic
   int64_t coordinator_size = corpus_size;
   MPI_Bcast(&coordinator_size, 1, MPI_INT64_T, 0, peers);
   if (all_ok && coordinator_size != corpus_size) all_ok = 0;
-  if (all_ok) {
+  if (all_ok && !ranking) {
     data.corpus.label_counts.resize(static_cast<size_t>(corpus_size));
     MPI_Bcast(data.corpus.label_counts.data(), static_cast<int>(corpus_size), MPI_DOUBLE, 0,
               peers);
   }
+  if (all_ok && ranking) {  // features x quantiles, as one block of doubles
+    int64_t shape[2] = {static_cast<int64_t>(data.quantiles.size()),
+                        data.quantiles.empty() ? 0 : data.quantiles[0].quantiles_size()};
+    MPI_Bcast(shape, 2, MPI_INT64_T, 0, peers);
+    std::vector<double> flat(static_cast<size_t>(shape[0] * shape[1]));
+    if (rank == 0) {
+      for (int64_t f = 0; f < shape[0]; ++f) {
+        for (int64_t q = 0; q < shape[1]; ++q) {
+          flat[f * shape[1] + q] = data.quantiles[f].quantiles(static_cast<int>(q));
+        }
+      }
+    }
+    MPI_Bcast(flat.data(), static_cast<int>(flat.size()), MPI_DOUBLE, 0, peers);
+    if (rank != 0) {
+      data.quantiles.clear();
+      for (int64_t f = 0; f < shape[0]; ++f) {
+        QuantileInfo q;
+        q.set_feature(RankingContinuousFeatures()[f]);
+        for (int64_t k = 0; k < shape[1]; ++k) q.add_quantiles(flat[f * shape[1] + k]);
+        data.quantiles.push_back(std::move(q));
+      }
+    }
+  }
+  spec->quantiles = data.quantiles;
 
   if (rank != 0) {  // a worker
     const int w = rank - 1 - servers;
@@ -206,7 +233,8 @@ StatusOr<nlohmann::json> TrainMpi(const TrainOptions& options, const std::atomic
                    ? data_status
                    : absl::UnavailableError("the job could not start (see the other ranks' logs)");
     if (s.ok()) {
-      StatusOr<model::NegativeSampler> sampler = BuildSampler(*spec, data.corpus);
+      StatusOr<model::NegativeSampler> sampler =
+          ranking ? model::NegativeSampler::Uniform(1) : BuildSampler(*spec, data.corpus);
       std::atomic<bool> stop_me{false};
       if (!sampler.ok()) {
         s = sampler.status();

@@ -86,6 +86,7 @@ StatusOr<ModelSpec> SpecOf(const TrainedModel& model) {
   spec.kind = model.kind();
   spec.config = model.config();
   spec.dense.assign(model.dense().begin(), model.dense().end());
+  spec.quantiles.assign(model.quantiles().begin(), model.quantiles().end());
   return spec;
 }
 

@@ -38,6 +38,25 @@ for k in ["recall@1", "recall@10", "recall@50", "recall@100", "map"]:
 assert train["eval"]["recall@50"] > train["eval"]["popularity"]["recall@50"], train["eval"]
 PY
 
+# The ranking model under mpirun: quantiles fitted by the coordinator and
+# broadcast; the saved folder evaluates as the job did.
+"${MPIRUN[@]}" -np 4 "$VREC" train --model=ranking --data="$SCRATCH/world" \
+  --model_dir="$SCRATCH/ranking" --servers=1 --epochs=2 --batch_size=64 --embedding_dim=8 --tower=16 \
+  --optimizer=adam --learning_rate=0.003 --num_quantiles=20 >"$SCRATCH/rtrain.out" \
+  2>"$SCRATCH/rtrain.err" || { echo "FAIL: mpirun ranking"; tail -20 "$SCRATCH/rtrain.err"; exit 1; }
+"$VREC" eval --model_dir="$SCRATCH/ranking" --data="$SCRATCH/world" >"$SCRATCH/reval.out" \
+  2>"$SCRATCH/reval.err"
+/usr/bin/python3 - "$SCRATCH/rtrain.out" "$SCRATCH/reval.out" <<'PY'
+import json, sys
+train = json.loads([l for l in open(sys.argv[1]) if l.startswith("{")][-1])
+ev = json.loads(open(sys.argv[2]).read().splitlines()[-1])
+assert train["model"] == "ranking", train
+e = train["eval"]
+assert 0 < e["weighted_per_user_loss"] < 0.5 and 0.5 < e["auc"] <= 1, e
+for k in ["weighted_per_user_loss", "auc"]:
+    assert ev[k] == e[k], ("saved ranking model evaluates differently", k, ev[k], e[k])
+PY
+
 set +e
 "${MPIRUN[@]}" -np 2 "$VREC" train --data="$SCRATCH/world" --servers=1 >/dev/null \
   2>"$SCRATCH/few.err"

@@ -228,7 +228,7 @@ TEST(TrainLocalTest, LearnsSavesAndEvaluatesTheSameThroughPsAndFolder) {
 
   // The saved folder evaluates exactly as the live servers did.
   ASSERT_OK_AND_ASSIGN(auto saved, SavedModel::Open(o.model_dir));
-  ASSERT_OK_AND_ASSIGN(JobData data, LoadJobData(o));
+  ASSERT_OK_AND_ASSIGN(JobData data, LoadJobData(o, saved->spec()));
   ASSERT_OK_AND_ASSIGN(nlohmann::json again,
                        EvaluateCandidate(saved->spec(), saved.get(), o.data_dir, data.manifest,
                                          data.corpus, o.eval));
@@ -236,6 +236,53 @@ TEST(TrainLocalTest, LearnsSavesAndEvaluatesTheSameThroughPsAndFolder) {
     EXPECT_EQ(again[k].get<double>(), eval[k].get<double>()) << k;
   }
   EXPECT_TRUE(PathExists(JoinPath(o.model_dir, "metrics.jsonl")));
+}
+
+TEST(TrainLocalTest, RankingLearnsAndEvaluatesTheSameThroughPsAndFolder) {
+  testing::ScratchDir dir;
+  TrainOptions o = SmallJob(dir.File("model"));
+  o.model = "ranking";
+  o.ranking.embedding_dim = 8;
+  o.ranking.tower = {16};
+  o.ranking.num_quantiles = 20;
+  o.ranking.optimizer.set_kind(OptimizerConfig::ADAM);
+  o.ranking.optimizer.set_learning_rate(0.003f);
+  o.epochs = 2;
+  ASSERT_OK_AND_ASSIGN(nlohmann::json summary, TrainLocal(o, nullptr));
+  ASSERT_OK_AND_ASSIGN(DatasetManifest m, ReadManifest(TinyDataset()));
+  uint64_t records = 0;
+  for (const auto& s : m.ranking_train()) records += s.records();
+  EXPECT_EQ(summary["examples"].get<uint64_t>(), 2 * records);
+  const nlohmann::json& eval = summary["eval"];
+  const double loss = eval["weighted_per_user_loss"].get<double>();
+  const double oracle = eval["oracle"]["weighted_per_user_loss"].get<double>();
+  // A random ranker loses about half; the model must be well on its way to
+  // the oracle.
+  EXPECT_LT(loss, 0.4);
+  EXPECT_GT(loss, oracle - 0.05);  // the oracle is the best in expectation
+  EXPECT_GT(eval["auc"].get<double>(), 0.55);
+
+  ASSERT_OK_AND_ASSIGN(auto saved, SavedModel::Open(o.model_dir));
+  EXPECT_EQ(saved->spec().quantiles.size(), RankingContinuousFeatures().size());
+  ASSERT_OK_AND_ASSIGN(nlohmann::json again,
+                       EvaluateRanking(saved->spec(), saved.get(), o.data_dir, m, {}));
+  EXPECT_EQ(again["weighted_per_user_loss"].get<double>(), loss);
+  EXPECT_EQ(again["auc"].get<double>(), eval["auc"].get<double>());
+}
+
+TEST(RankingSpecTest, QuantilesAreRequiredAndChecked) {
+  RankingSpecOptions ro;
+  ro.tower = {8};
+  ASSERT_OK_AND_ASSIGN(ModelSpec spec, RankingSpec(ro));
+  EXPECT_EQ(RankingOptionsFromSpec(spec).status().code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_OK_AND_ASSIGN(DatasetManifest m, ReadManifest(TinyDataset()));
+  ASSERT_OK_AND_ASSIGN(spec.quantiles,
+                       FitRankingQuantiles(ShardPaths(TinyDataset(), m.ranking_train()), 10, 1));
+  ASSERT_EQ(spec.quantiles.size(), 6u);
+  EXPECT_EQ(spec.quantiles[0].quantiles_size(), 11);
+  EXPECT_OK(RankingOptionsFromSpec(spec).status());
+  spec.quantiles[2].set_feature("something_else");
+  EXPECT_FALSE(RankingOptionsFromSpec(spec).ok());
 }
 
 TEST(TrainLocalTest, StopFlagEndsTheJobAndStillSavesTheModel) {
