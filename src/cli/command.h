@@ -12,7 +12,8 @@ struct Command {
   const char* summary;  // one line for `vrec help`
   const char* usage;    // shown by `vrec CMD --help`, may span lines
   // Flags whose defining source path contains one of these substrings are the
-  // ones `vrec CMD --help` lists (nullptr-terminated).
+  // ones `vrec CMD --help` lists (nullptr-terminated). "FILE:a,b" limits a
+  // file to the flags named a and b (for the shared common_flags.cc).
   const char* flag_sources[4];
   // argv[0] is "vrec CMD"; flags are already parsed and removed, so argv holds
   // only positional arguments. Returns the process exit code.

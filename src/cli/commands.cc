@@ -11,7 +11,9 @@ const std::vector<Command>& Commands() {
        "  videos.rec, truth.json and manifest.pb/json into DIR. The last stdout\n"
        "  line is a JSON summary with the oracle's recall@K and weighted\n"
        "  per-user loss.",
-       {"datagen_command.cc", "common_flags.cc", nullptr},
+       {"datagen_command.cc",
+        "common_flags.cc:out,seed,shards,max_history,max_examples_per_user,progress_seconds",
+        nullptr},
        RunDatagen},
       {"convert",
        "convert an interaction CSV (MovieLens layout) into examples",
@@ -19,7 +21,9 @@ const std::vector<Command>& Commands() {
        "  Columns by header name: userId, movieId, timestamp required; rating,\n"
        "  title, genres optional. Each user's last interaction becomes a test\n"
        "  example. The last stdout line is a JSON summary.",
-       {"convert_command.cc", "common_flags.cc", nullptr},
+       {"convert_command.cc",
+        "common_flags.cc:out,seed,shards,max_history,max_examples_per_user,progress_seconds",
+        nullptr},
        RunConvert},
       {"inspect",
        "validate record files and print their first examples",
@@ -36,7 +40,10 @@ const std::vector<Command>& Commands() {
        "  saves the model into --model_dir, evaluates it on the held-out examples\n"
        "  and prints a JSON summary as the last stdout line. Ctrl-C stops cleanly\n"
        "  (the model is still saved). See docs/training.md.",
-       {"train_command.cc", "common_flags.cc", nullptr},
+       {"train_command.cc",
+        "common_flags.cc:seed,max_history,progress_seconds,servers,server_threads,optimizer,"
+        "spill_dir,workers",
+        nullptr},
        RunTrain},
       {"eval",
        "evaluate a trained model on a dataset's held-out examples",
@@ -50,7 +57,8 @@ const std::vector<Command>& Commands() {
        "run a benchmark: vrec bench NAME (datagen, ...)",
        "vrec bench NAME [flags]\n"
        "  Prints one JSON object per result, with the commit and the machine.",
-       {"benchmarks/", nullptr},
+       {"benchmarks/", "common_flags.cc:servers,server_threads,optimizer,spill_dir,workers,seconds",
+        nullptr},
        RunBench},
   };
   return kCommands;

@@ -13,7 +13,9 @@ DEFINE_int32(servers, 1,
 DEFINE_int32(server_threads, 1,
              "Handler threads per parameter server (1 is fastest on 2 cores: see "
              "docs/benchmarks.md)");
-DEFINE_string(optimizer, "adagrad", "Server-side optimizer of every table: sgd, adagrad, adam, ftrl");
+DEFINE_string(optimizer, "adagrad",
+              "Server-side optimizer of every table: sgd, adagrad, adam, ftrl (vrec train "
+              "uses adam unless this is given)");
 DEFINE_string(spill_dir, "",
               "Folder for the servers' RocksDB spill stores (default: vrec train uses "
               "MODEL_DIR/spill, vrec bench ps /tmp/vrec_ps_bench)");

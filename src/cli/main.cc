@@ -33,7 +33,12 @@ void PrintOverview(std::ostream& os) {
 
 bool FlagBelongsTo(const gflags::CommandLineFlagInfo& flag, const Command& c) {
   for (const char* const* src = c.flag_sources; *src != nullptr; ++src) {
-    if (flag.filename.find(*src) != std::string::npos) return true;
+    const std::string entry = *src;
+    const size_t colon = entry.find(':');
+    if (flag.filename.find(entry.substr(0, colon)) == std::string::npos) continue;
+    if (colon == std::string::npos) return true;
+    const std::string names = "," + entry.substr(colon + 1) + ",";
+    if (names.find("," + flag.name + ",") != std::string::npos) return true;
   }
   return false;
 }

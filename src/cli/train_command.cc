@@ -3,6 +3,7 @@
 // src/train (docs/training.md).
 #include <gflags/gflags.h>
 
+#include <cmath>
 #include <csignal>
 #include <iostream>
 #include <string>
@@ -45,7 +46,9 @@ DEFINE_bool(use_example_age, true, "Feed the example age (t_max - t) to the cand
 DEFINE_int32(negatives, 256, "Shared sampled-softmax negatives per step");
 DEFINE_string(sampler, "unigram", "Negative sampler: uniform, or unigram (label counts^power)");
 DEFINE_double(sampler_power, 0.75, "Exponent of the unigram sampler's counts");
-DEFINE_double(learning_rate, 0.05, "Learning rate of every table's optimizer");
+DEFINE_double(learning_rate, 0,
+              "Learning rate of every table's optimizer (0 = the optimizer's default: adam "
+              "0.003, adagrad 0.1, sgd 0.05, ftrl 0.1)");
 DEFINE_double(init_scale, 0.05, "Sparse rows start in U(-scale, scale)");
 DEFINE_uint64(server_memory_mb, 0,
               "Memory budget of each parameter server in MiB; colder rows spill to RocksDB "
@@ -56,6 +59,9 @@ DEFINE_string(bind_host, "127.0.0.1",
 DEFINE_double(eval_every_seconds, 0, "Evaluate on held-out examples this often (0 = at the end)");
 DEFINE_uint64(eval_examples, 0, "Held-out examples of the final evaluation (0 = all)");
 DEFINE_bool(exclude_watched, false, "Evaluation: drop already-watched videos from the ranking");
+DEFINE_bool(serving_example_age, false,
+            "Evaluation: score every held-out example with example age 0, as at serving "
+            "(default: at its own example age, as the oracle sees it)");
 DEFINE_string(metrics_file, "", "JSONL metrics (default MODEL_DIR/metrics.jsonl)");
 DEFINE_double(ps_stats_seconds, 30,
               "Log every parameter server's table stats this often (rows in memory and on disk, "
@@ -81,21 +87,34 @@ StatusOr<std::vector<int>> ParseTower(const std::string& text) {
   return tower;
 }
 
+// vrec train's optimizer: --optimizer, or Adam when the flag is left at the
+// default it shares with vrec bench ps (Adam trained both models best on
+// generated worlds: docs/training.md).
 StatusOr<OptimizerConfig> ParseOptimizer() {
   OptimizerConfig o;
-  if (FLAGS_optimizer == "sgd") {
+  const bool unset = gflags::GetCommandLineFlagInfoOrDie("optimizer").is_default;
+  const std::string name = unset ? "adam" : FLAGS_optimizer;
+  double rate = FLAGS_learning_rate;
+  if (name == "sgd") {
     o.set_kind(OptimizerConfig::SGD);
-  } else if (FLAGS_optimizer == "adagrad") {
+    if (rate == 0) rate = 0.05;
+  } else if (name == "adagrad") {
     o.set_kind(OptimizerConfig::ADAGRAD);
-  } else if (FLAGS_optimizer == "adam") {
+    if (rate == 0) rate = 0.1;
+  } else if (name == "adam") {
     o.set_kind(OptimizerConfig::ADAM);
-  } else if (FLAGS_optimizer == "ftrl") {
+    if (rate == 0) rate = 0.003;
+  } else if (name == "ftrl") {
     o.set_kind(OptimizerConfig::FTRL);
+    if (rate == 0) rate = 0.1;
   } else {
     return absl::InvalidArgumentError(
         absl::StrCat("--optimizer=", FLAGS_optimizer, ": use sgd, adagrad, adam or ftrl"));
   }
-  o.set_learning_rate(static_cast<float>(FLAGS_learning_rate));
+  if (rate < 0 || !std::isfinite(rate)) {
+    return absl::InvalidArgumentError(absl::StrCat("--learning_rate=", rate, " must be >= 0"));
+  }
+  o.set_learning_rate(static_cast<float>(rate));
   return o;
 }
 
@@ -159,6 +178,7 @@ StatusOr<train::TrainOptions> TrainOptionsFromFlags() {
   o.ps_stats_seconds = FLAGS_ps_stats_seconds;
   o.eval.max_examples = FLAGS_eval_examples;
   o.eval.exclude_watched = FLAGS_exclude_watched;
+  o.eval.own_example_age = !FLAGS_serving_example_age;
   return o;
 }
 
@@ -208,6 +228,7 @@ int RunEval(int argc, char** argv) {
       train::CandidateEvalOptions eo;
       eo.max_examples = FLAGS_eval_examples;
       eo.exclude_watched = FLAGS_exclude_watched;
+      eo.own_example_age = !FLAGS_serving_example_age;
       VREC_ASSIGN_OR_RETURN(eval, train::EvaluateCandidate(model->spec(), model.get(),
                                                            FLAGS_data, manifest, corpus, eo));
     }

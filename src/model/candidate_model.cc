@@ -246,10 +246,10 @@ StatusOr<S> CandidateModel<S>::Loss(absl::Span<const S> dense, const CandidateBa
 
 template <typename S>
 Status CandidateModel<S>::UserVectors(absl::Span<const S> dense, const CandidateBatch<S>& b,
-                                      RowMatrix<S>* user_vectors) {
+                                      RowMatrix<S>* user_vectors, bool serving) {
   VREC_RETURN_IF_ERROR(CheckDense(dense));
   VREC_RETURN_IF_ERROR(ValidateBatch(b, /*with_softmax=*/false));
-  Forward(dense.data(), b, /*serving=*/true);
+  Forward(dense.data(), b, serving);
   *user_vectors = acts_.back();
   return absl::OkStatus();
 }

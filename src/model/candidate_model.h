@@ -121,10 +121,12 @@ class CandidateModel {
                         CandidateGradients<S>* grads);
   // Forward only: the mean sampled-softmax loss.
   StatusOr<S> Loss(absl::Span<const S> dense, const CandidateBatch<S>& batch);
-  // Serving: user vectors (batch x output_dim) with the example age set to 0.
+  // User vectors (batch x output_dim). `serving`: the example age is set to
+  // 0 (the end of the training window, as at serving); otherwise the batch's
+  // example ages are used (scoring held-out examples at their own time).
   // The output-table fields of the batch are ignored.
   Status UserVectors(absl::Span<const S> dense, const CandidateBatch<S>& batch,
-                     RowMatrix<S>* user_vectors);
+                     RowMatrix<S>* user_vectors, bool serving = true);
 
   // FLOPs per example of the dense part of a training step: every tower
   // layer's three GEMMs (forward, dL/dW, dL/dx) and the sampled softmax's

@@ -69,7 +69,8 @@ StatusOr<nlohmann::json> EvaluateCandidate(const ModelSpec& spec, ParameterSourc
     VREC_RETURN_IF_ERROR(pull(token, inputs.token, &b.token_rows));
     VREC_RETURN_IF_ERROR(pull(region, inputs.region, &b.region_rows));
     VREC_RETURN_IF_ERROR(pull(device, inputs.device, &b.device_rows));
-    VREC_RETURN_IF_ERROR(model.UserVectors(dense, b, &users));
+    VREC_RETURN_IF_ERROR(
+        model.UserVectors(dense, b, &users, /*serving=*/!options.own_example_age));
     VREC_RETURN_IF_ERROR(
         evaluator.Add(users, labels, options.exclude_watched ? &exclude : nullptr));
     all_labels.insert(all_labels.end(), labels.begin(), labels.end());
@@ -101,6 +102,7 @@ StatusOr<nlohmann::json> EvaluateCandidate(const ModelSpec& spec, ParameterSourc
 
   nlohmann::json out = evaluator.Metrics().ToJson();
   out["exclude_watched"] = options.exclude_watched;
+  out["example_age"] = options.own_example_age ? "own" : "zero";
   if (!corpus.label_counts.empty()) {
     absl::flat_hash_map<int64_t, int64_t> counts;
     for (size_t i = 0; i < corpus.ids.size(); ++i) {

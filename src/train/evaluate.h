@@ -26,6 +26,9 @@ namespace vrec::train {
 struct CandidateEvalOptions {
   uint64_t max_examples = 0;     // 0 = every test example
   bool exclude_watched = false;  // drop already-watched videos from the ranking
+  // Score each held-out example at its own time (its example age), as the
+  // oracle does; false: example age 0 for all, as at serving.
+  bool own_example_age = true;
   int batch_size = 512;
 };
 
