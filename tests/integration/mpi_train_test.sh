@@ -16,7 +16,7 @@ MPIRUN=(mpirun --oversubscribe --bind-to none)
   --num_tokens=400 --num_topics=8 --num_days=10 --test_users=200 --shards=3 --fsync=false \
   >/dev/null 2>"$SCRATCH/datagen.err"
 
-MODEL=(--embedding_dim=16 --tower=32,16 --negatives=64 --batch_size=64 --learning_rate=0.1)
+MODEL=(--embedding_dim=16 --tower=32,16 --negatives=64 --batch_size=64 --learning_rate=0.01)
 "${MPIRUN[@]}" -np 5 "$VREC" train --data="$SCRATCH/world" --model_dir="$SCRATCH/model" \
   --servers=2 --epochs=2 --progress_seconds=1 "${MODEL[@]}" >"$SCRATCH/train.out" \
   2>"$SCRATCH/train.err" || { echo "FAIL: mpirun train"; tail -20 "$SCRATCH/train.err"; exit 1; }
