@@ -127,8 +127,9 @@ int main(int argc, char** argv) {
   // buffers (pulled rows, gradients, messages). By default glibc serves such
   // sizes with mmap and unmaps them on free, so every step page-faults and
   // zeroes them again: `vrec bench train` ran 3x slower. Keep them in the
-  // heap instead, and give back only large idle tops.
-  mallopt(M_MMAP_THRESHOLD, 256 << 20);
+  // heap instead (up to 32 MiB, the largest threshold glibc accepts; larger
+  // buffers are still mapped per use), and give back only large idle tops.
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
   mallopt(M_TRIM_THRESHOLD, 256 << 20);
   mallopt(M_TOP_PAD, 16 << 20);
   return vrec::cli::Main(argc, argv);
