@@ -4,10 +4,8 @@
 #include "absl/strings/str_cat.h"
 
 namespace vrec::train {
-namespace {
-
-void AddSparse(ModelConfig* config, const std::string& name, uint32_t dim, float scale,
-               const OptimizerConfig& optimizer) {
+void AddSparseTable(ModelConfig* config, const std::string& name, uint32_t dim, float scale,
+                    const OptimizerConfig& optimizer) {
   TableConfig* t = config->add_tables();
   t->set_name(name);
   t->set_dim(dim);
@@ -15,8 +13,6 @@ void AddSparse(ModelConfig* config, const std::string& name, uint32_t dim, float
   t->mutable_initializer()->set_scale(scale);
   *t->mutable_optimizer() = optimizer;
 }
-
-}  // namespace
 
 void AddDenseTables(const model::DenseParameters& layout, const std::string& prefix,
                     const OptimizerConfig& optimizer, ModelSpec* spec) {
@@ -74,11 +70,11 @@ StatusOr<ModelSpec> CandidateSpec(const CandidateSpecOptions& options) {
   c->set_device_dim(m.device_dim);
   *c->mutable_sampler() = options.sampler;
   const float scale = options.embedding_init_scale;
-  AddSparse(&spec.config, kVideoTable, m.embedding_dim, scale, options.optimizer);
-  AddSparse(&spec.config, kTokenTable, m.embedding_dim, scale, options.optimizer);
-  AddSparse(&spec.config, kRegionTable, m.region_dim, scale, options.optimizer);
-  AddSparse(&spec.config, kDeviceTable, m.device_dim, scale, options.optimizer);
-  AddSparse(&spec.config, kVideoOutTable, m.output_dim + 1, scale, options.optimizer);
+  AddSparseTable(&spec.config, kVideoTable, m.embedding_dim, scale, options.optimizer);
+  AddSparseTable(&spec.config, kTokenTable, m.embedding_dim, scale, options.optimizer);
+  AddSparseTable(&spec.config, kRegionTable, m.region_dim, scale, options.optimizer);
+  AddSparseTable(&spec.config, kDeviceTable, m.device_dim, scale, options.optimizer);
+  AddSparseTable(&spec.config, kVideoOutTable, m.output_dim + 1, scale, options.optimizer);
   AddDenseTables(probe.layout(), "cand", options.optimizer, &spec);
   return spec;
 }

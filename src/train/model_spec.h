@@ -57,6 +57,10 @@ struct ModelSpec {
 // model options (see CandidateModelOptions::Validate).
 StatusOr<ModelSpec> CandidateSpec(const CandidateSpecOptions& options);
 
+// Adds a sparse table: rows of `dim` floats from U(-scale, scale).
+void AddSparseTable(ModelConfig* config, const std::string& name, uint32_t dim, float scale,
+                    const OptimizerConfig& optimizer);
+
 // Adds one dense table per block of `layout`, named "<prefix>/<block>":
 // weight matrices ("/w") Glorot-uniform with the block's (rows, cols) as
 // fans, everything else zeros.

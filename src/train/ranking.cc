@@ -114,12 +114,8 @@ StatusOr<ModelSpec> RankingSpec(const RankingSpecOptions& options) {
   r->set_weighted(options.weighted);
   r->set_num_quantiles(options.num_quantiles);
   for (const auto& t : mo.tables) {
-    TableConfig* c = spec.config.add_tables();
-    c->set_name(absl::StrCat(kPrefix, t.name));
-    c->set_dim(t.dim);
-    c->mutable_initializer()->set_kind(InitializerConfig::UNIFORM);
-    c->mutable_initializer()->set_scale(options.embedding_init_scale);
-    *c->mutable_optimizer() = options.optimizer;
+    AddSparseTable(&spec.config, absl::StrCat(kPrefix, t.name), static_cast<uint32_t>(t.dim),
+                   options.embedding_init_scale, options.optimizer);
   }
   AddDenseTables(probe.layout(), "rank", options.optimizer, &spec);
   return spec;
