@@ -368,13 +368,29 @@ StatusOr<nlohmann::json> EvaluateThroughServers(const ModelSpec& spec, const Job
 
 std::string EvalLine(const nlohmann::json& eval) {
   if (eval.contains("weighted_per_user_loss")) {
-    return absl::StrFormat("[eval]  weighted per-user loss %.4f  auc %.4f (%d impressions)",
-                           eval["weighted_per_user_loss"].get<double>(),
-                           eval["auc"].get<double>(), eval["impressions"].get<int64_t>());
+    std::string line =
+        absl::StrFormat("[eval]  weighted per-user loss %.4f  auc %.4f (%d impressions)",
+                        eval["weighted_per_user_loss"].get<double>(), eval["auc"].get<double>(),
+                        eval["impressions"].get<int64_t>());
+    if (eval.contains("oracle")) {
+      absl::StrAppend(&line, absl::StrFormat("  oracle loss %.4f",
+                                             eval["oracle"]["weighted_per_user_loss"].get<double>()));
+    }
+    return line;
   }
-  return absl::StrFormat("[eval]  recall@1 %.4f  recall@100 %.4f  map %.4f (%d examples)",
-                         eval["recall@1"].get<double>(), eval["recall@100"].get<double>(),
-                         eval["map"].get<double>(), eval["examples"].get<int64_t>());
+  std::string line =
+      absl::StrFormat("[eval]  recall@1 %.4f  recall@100 %.4f  map %.4f (%d examples)",
+                      eval["recall@1"].get<double>(), eval["recall@100"].get<double>(),
+                      eval["map"].get<double>(), eval["examples"].get<int64_t>());
+  if (eval.contains("popularity")) {
+    absl::StrAppend(&line, absl::StrFormat("  popularity recall@100 %.4f",
+                                           eval["popularity"]["recall@100"].get<double>()));
+  }
+  if (eval.contains("oracle") && eval["oracle"].contains("recall@100")) {
+    absl::StrAppend(&line, absl::StrFormat("  oracle recall@100 %.4f",
+                                           eval["oracle"]["recall@100"].get<double>()));
+  }
+  return line;
 }
 
 void PeriodicEval(const ModelSpec& spec, const JobData& data, const TrainOptions& options,
@@ -509,6 +525,7 @@ StatusOr<nlohmann::json> TrainLocal(const TrainOptions& options, const std::atom
     VREC_ASSIGN_OR_RETURN(nlohmann::json eval,
                           EvaluateThroughServers(spec, data, options, endpoints, options.eval));
     tracker.RecordEval(eval);
+    std::cerr << EvalLine(eval) << std::endl;
     summary["eval"] = eval;
   }
   for (auto& s : servers) s.server->Stop();

@@ -149,6 +149,9 @@ class ProgressTracker {
 // is the returned JSON summary.
 StatusOr<nlohmann::json> TrainLocal(const TrainOptions& options, const std::atomic<bool>* stop);
 
+// One human line for an evaluation result (candidate or ranking).
+std::string EvalLine(const nlohmann::json& eval);
+
 // A short evaluation on eval_examples_during held-out examples: a line on
 // stderr and a metrics record; a failure is logged, not fatal.
 void PeriodicEval(const ModelSpec& spec, const JobData& data, const TrainOptions& options,

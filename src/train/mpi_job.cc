@@ -389,6 +389,7 @@ StatusOr<nlohmann::json> TrainMpi(const TrainOptions& options, const std::atomic
         EvaluateThroughServers(*spec, data, options, endpoints, options.eval);
     if (eval.ok()) {
       tracker.RecordEval(*eval);
+      std::cerr << EvalLine(*eval) << std::endl;
       summary["eval"] = *eval;
     } else {
       status = eval.status();
