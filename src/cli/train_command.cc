@@ -32,6 +32,10 @@ DEFINE_int32(num_quantiles, 100, "Ranking: quantiles per continuous feature (fit
 DEFINE_int32(batch_size, 512, "Examples per training step and worker");
 DEFINE_uint64(max_examples, 0, "Stop after this many examples, all workers together (0 = no limit)");
 DEFINE_int32(epochs, 1, "Passes over the training data (0 = no limit)");
+DEFINE_bool(stream, false,
+            "Workers simulate the generated dataset's world on the fly instead of reading its "
+            "training files: the same examples in another order, nothing on disk (for runs "
+            "larger than the disk; --data must come from vrec datagen)");
 DEFINE_double(max_seconds, 0, "Stop after this many seconds of training (0 = no limit)");
 DEFINE_int64(staleness, -1,
              "Bounded staleness: no worker more than this many steps ahead of the slowest "
@@ -135,6 +139,7 @@ StatusOr<train::TrainOptions> TrainOptionsFromFlags() {
   o.epochs = FLAGS_epochs;
   o.max_seconds = FLAGS_max_seconds;
   o.max_staleness = FLAGS_staleness;
+  o.stream = FLAGS_stream;
   if (FLAGS_batch_size < 1) return absl::InvalidArgumentError("--batch_size must be >= 1");
   if (FLAGS_epochs < 0) return absl::InvalidArgumentError("--epochs must be >= 0");
   train::CandidateSpecOptions& c = o.candidate;

@@ -312,34 +312,69 @@ nlohmann::json GenerationSummary::ToJson() const {
   return j;
 }
 
+namespace {
+
+// Calls f(name, field) for every field of WorldOptions: one list for both
+// directions of the JSON mapping.
+template <typename Options, typename F>
+void VisitWorldOptions(Options& o, const F& f) {
+  f("seed", o.seed);
+  f("num_videos", o.num_videos);
+  f("num_users", o.num_users);
+  f("num_tokens", o.num_tokens);
+  f("num_topics", o.num_topics);
+  f("num_days", o.num_days);
+  f("num_regions", o.num_regions);
+  f("num_devices", o.num_devices);
+  f("topic_zipf_exponent", o.topic_zipf_exponent);
+  f("appeal_sigma", o.appeal_sigma);
+  f("prewindow_fraction", o.prewindow_fraction);
+  f("prewindow_days", o.prewindow_days);
+  f("series_fraction", o.series_fraction);
+  f("max_series_length", o.max_series_length);
+  f("clickbait_fraction", o.clickbait_fraction);
+  f("freshness_half_life_days", o.freshness_half_life_days);
+  f("freshness_floor", o.freshness_floor);
+  f("mean_duration_s", o.mean_duration_s);
+  f("token_zipf_exponent", o.token_zipf_exponent);
+  f("max_interests", o.max_interests);
+  f("mean_actions_per_user", o.mean_actions_per_user);
+  f("actions_sigma", o.actions_sigma);
+  f("max_actions_per_user", o.max_actions_per_user);
+  f("search_probability", o.search_probability);
+  f("p_series", o.p_series);
+  f("p_search", o.p_search);
+  f("p_sticky", o.p_sticky);
+}
+
+}  // namespace
+
 nlohmann::json WorldOptionsToJson(const WorldOptions& o) {
-  return {{"seed", o.seed},
-          {"num_videos", o.num_videos},
-          {"num_users", o.num_users},
-          {"num_tokens", o.num_tokens},
-          {"num_topics", o.num_topics},
-          {"num_days", o.num_days},
-          {"num_regions", o.num_regions},
-          {"num_devices", o.num_devices},
-          {"topic_zipf_exponent", o.topic_zipf_exponent},
-          {"appeal_sigma", o.appeal_sigma},
-          {"prewindow_fraction", o.prewindow_fraction},
-          {"prewindow_days", o.prewindow_days},
-          {"series_fraction", o.series_fraction},
-          {"max_series_length", o.max_series_length},
-          {"clickbait_fraction", o.clickbait_fraction},
-          {"freshness_half_life_days", o.freshness_half_life_days},
-          {"freshness_floor", o.freshness_floor},
-          {"mean_duration_s", o.mean_duration_s},
-          {"token_zipf_exponent", o.token_zipf_exponent},
-          {"max_interests", o.max_interests},
-          {"mean_actions_per_user", o.mean_actions_per_user},
-          {"actions_sigma", o.actions_sigma},
-          {"max_actions_per_user", o.max_actions_per_user},
-          {"search_probability", o.search_probability},
-          {"p_series", o.p_series},
-          {"p_search", o.p_search},
-          {"p_sticky", o.p_sticky}};
+  nlohmann::json j = nlohmann::json::object();
+  VisitWorldOptions(o, [&](const char* name, const auto& v) { j[name] = v; });
+  return j;
+}
+
+StatusOr<WorldOptions> WorldOptionsFromJson(const nlohmann::json& j) {
+  if (!j.is_object()) return absl::InvalidArgumentError("world options: not a JSON object");
+  WorldOptions o;
+  Status status;
+  VisitWorldOptions(o, [&](const char* name, auto& v) {
+    if (!status.ok()) return;
+    auto it = j.find(name);
+    if (it == j.end()) {
+      status = absl::InvalidArgumentError(absl::StrCat("world options: no field '", name, "'"));
+      return;
+    }
+    if (!it->is_number()) {
+      status = absl::InvalidArgumentError(
+          absl::StrCat("world options: '", name, "' is not a number"));
+      return;
+    }
+    v = it->get<std::remove_reference_t<decltype(v)>>();
+  });
+  VREC_RETURN_IF_ERROR(status);
+  return o;
 }
 
 namespace {

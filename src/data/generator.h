@@ -134,6 +134,9 @@ struct GenerationSummary {
 };
 
 nlohmann::json WorldOptionsToJson(const WorldOptions& options);
+// The inverse (truth.json's "world" object). kInvalidArgument naming a
+// missing or non-numeric field.
+StatusOr<WorldOptions> WorldOptionsFromJson(const nlohmann::json& json);
 
 // Writes the dataset into options.out_dir (dataset.h layout): shards in
 // parallel, then videos.rec, truth.json (`extra_truth` merged in), and the

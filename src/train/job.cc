@@ -43,6 +43,9 @@ std::string Duration(double s) {
 StatusOr<JobData> LoadJobData(const TrainOptions& options, const ModelSpec& spec) {
   JobData d;
   VREC_ASSIGN_OR_RETURN(d.manifest, ReadManifest(options.data_dir));
+  if (options.stream) {
+    VREC_ASSIGN_OR_RETURN(d.world, GeneratedWorld::Load(options.data_dir, d.manifest));
+  }
   if (spec.kind == "ranking") {
     if (d.manifest.ranking_train_size() == 0) {
       return absl::FailedPreconditionError(
@@ -326,11 +329,17 @@ Status RunWorker(const ModelSpec& spec, const JobData& data, const model::Negati
     ro.loop.max_seconds = options.max_seconds;
     ro.loop.max_staleness = options.max_staleness;
     VREC_ASSIGN_OR_RETURN(auto w, RankingWorker::Create(&spec, &client, ro));
-    VREC_ASSIGN_OR_RETURN(auto stream,
-                          ExampleStream<RankingExample>::Open(
-                              ShardPaths(options.data_dir, data.manifest.ranking_train()), worker,
-                              num_workers, options.epochs));
-    return w->Run(stream.get(), stop, report);
+    std::unique_ptr<ExampleSource<RankingExample>> source;
+    if (data.world != nullptr) {
+      source = std::make_unique<GeneratorSource<RankingExample>>(data.world, worker, num_workers,
+                                                                 options.epochs);
+    } else {
+      VREC_ASSIGN_OR_RETURN(source,
+                            ExampleStream<RankingExample>::Open(
+                                ShardPaths(options.data_dir, data.manifest.ranking_train()),
+                                worker, num_workers, options.epochs));
+    }
+    return w->Run(source.get(), stop, report);
   }
   CandidateWorkerOptions wo;
   wo.worker = worker;
@@ -342,11 +351,17 @@ Status RunWorker(const ModelSpec& spec, const JobData& data, const model::Negati
   wo.seed = options.candidate.seed;
   VREC_ASSIGN_OR_RETURN(auto w,
                         CandidateWorker::Create(&spec, &data.corpus, &sampler, &client, wo));
-  VREC_ASSIGN_OR_RETURN(auto stream,
-                        ExampleStream<CandidateExample>::Open(
-                            ShardPaths(options.data_dir, data.manifest.candidate_train()), worker,
-                            num_workers, options.epochs));
-  return w->Run(stream.get(), stop, report);
+  std::unique_ptr<ExampleSource<CandidateExample>> source;
+  if (data.world != nullptr) {
+    source = std::make_unique<GeneratorSource<CandidateExample>>(data.world, worker, num_workers,
+                                                                 options.epochs);
+  } else {
+    VREC_ASSIGN_OR_RETURN(source,
+                          ExampleStream<CandidateExample>::Open(
+                              ShardPaths(options.data_dir, data.manifest.candidate_train()),
+                              worker, num_workers, options.epochs));
+  }
+  return w->Run(source.get(), stop, report);
 }
 
 StatusOr<nlohmann::json> EvaluateThroughServers(const ModelSpec& spec, const JobData& data,

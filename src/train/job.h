@@ -33,6 +33,7 @@
 #include "train/evaluate.h"
 #include "train/model_spec.h"
 #include "train/ranking.h"
+#include "train/stream_source.h"
 
 namespace vrec::train {
 
@@ -49,6 +50,9 @@ struct TrainOptions {
   int epochs = 1;             // 0 = no limit
   double max_seconds = 0;     // 0 = no limit
   int64_t max_staleness = -1;
+  // Workers simulate the dataset's world instead of reading its training
+  // files (generated datasets; stream_source.h).
+  bool stream = false;
   // Servers.
   uint64_t server_memory_bytes = 0;  // per server process; 0 = unlimited
   std::string spill_dir;             // RocksDB folders (default: model_dir/spill or /tmp)
@@ -70,6 +74,7 @@ struct JobData {
   Corpus corpus;                       // candidate model
   std::vector<QuantileInfo> quantiles;  // ranking model: fitted on the training data
   uint64_t train_records = 0;          // from the manifest
+  std::shared_ptr<const GeneratedWorld> world;  // with options.stream
 };
 // Reads what `spec`'s model needs: the corpus and label counts (candidate),
 // or the continuous features' quantiles, fitted in one pass (ranking).

@@ -184,6 +184,14 @@ StatusOr<nlohmann::json> TrainMpi(const TrainOptions& options, const std::atomic
     if (c.ok()) {
       data.manifest = *m;
       data.corpus = std::move(*c);
+      if (options.stream) {  // each worker rank simulates its own users
+        auto world = GeneratedWorld::Load(options.data_dir, data.manifest);
+        if (world.ok()) {
+          data.world = *world;
+        } else {
+          data_status = world.status();
+        }
+      }
     } else {
       data_status = c.status();
     }

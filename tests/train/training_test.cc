@@ -140,6 +140,74 @@ TEST(ExampleStreamTest, WorkerSlicesAreDisjointAndCoverTheData) {
   EXPECT_EQ(Slices(files, 2, 2)[1].size(), 2 * Slices(files, 2, 1)[1].size());
 }
 
+// The generator streamed on the fly yields exactly the training examples the
+// dataset's files hold, split over the workers, epoch after epoch.
+TEST(GeneratorSourceTest, StreamsTheSameExamplesAsTheFiles) {
+  ASSERT_OK_AND_ASSIGN(DatasetManifest m, ReadManifest(TinyDataset()));
+  const auto files = Slices(ShardPaths(TinyDataset(), m.candidate_train()), 1, 1)[0];
+  ASSERT_OK_AND_ASSIGN(auto world, GeneratedWorld::Load(TinyDataset(), m));
+  std::multiset<uint64_t> streamed;
+  size_t first_worker = 0;
+  for (int w = 0; w < 2; ++w) {
+    GeneratorSource<CandidateExample> source(world, w, 2, /*epochs=*/2);
+    CandidateExample e;
+    size_t n = 0;
+    while (true) {
+      ASSERT_OK_AND_ASSIGN(bool more, source.Next(&e));
+      if (!more) break;
+      if (source.epoch() == 0) streamed.insert(e.example_id());
+      ++n;
+    }
+    EXPECT_EQ(source.epoch(), 2);
+    if (w == 0) first_worker = n;
+  }
+  EXPECT_EQ(streamed, std::multiset<uint64_t>(files.begin(), files.end()));
+  EXPECT_GT(first_worker, 0u);
+
+  // Ranking examples too.
+  const auto rfiles = ShardPaths(TinyDataset(), m.ranking_train());
+  std::multiset<uint64_t> want, got;
+  {
+    auto stream = ExampleStream<RankingExample>::Open(rfiles, 0, 1, 1);
+    ASSERT_OK(stream.status());
+    RankingExample r;
+    while (true) {
+      ASSERT_OK_AND_ASSIGN(bool more, (*stream)->Next(&r));
+      if (!more) break;
+      want.insert(r.example_id());
+    }
+  }
+  GeneratorSource<RankingExample> rsource(world, 0, 1, 1);
+  RankingExample r;
+  while (true) {
+    ASSERT_OK_AND_ASSIGN(bool more, rsource.Next(&r));
+    if (!more) break;
+    got.insert(r.example_id());
+  }
+  EXPECT_EQ(got, want);
+}
+
+TEST(GeneratorSourceTest, ADatasetWithoutTruthIsAClearError) {
+  testing::ScratchDir dir;
+  DatasetManifest m;  // e.g. from vrec convert: no truth.json
+  auto world = GeneratedWorld::Load(dir.path(), m);
+  ASSERT_FALSE(world.ok());
+  EXPECT_EQ(world.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(world.status().message(), ::testing::HasSubstr("--stream"));
+}
+
+TEST(TrainLocalTest, StreamsFromTheGeneratorWithoutReadingTrainingFiles) {
+  testing::ScratchDir dir;
+  TrainOptions o = SmallJob(dir.File("model"));
+  o.stream = true;
+  o.epochs = 1;
+  ASSERT_OK_AND_ASSIGN(nlohmann::json summary, TrainLocal(o, nullptr));
+  ASSERT_OK_AND_ASSIGN(DatasetManifest m, ReadManifest(TinyDataset()));
+  uint64_t records = 0;
+  for (const auto& s : m.candidate_train()) records += s.records();
+  EXPECT_EQ(summary["examples"].get<uint64_t>(), records);
+}
+
 TEST(ExampleStreamTest, BadWorkerIndexIsAnError) {
   EXPECT_FALSE(ExampleStream<CandidateExample>::Open({"x"}, 2, 2, 1).ok());
   EXPECT_FALSE(ExampleStream<CandidateExample>::Open({}, 0, 1, 1).ok());
