@@ -31,6 +31,9 @@ DEFINE_int64(train_tokens, 1000000, "search-token vocabulary");
 DEFINE_int32(train_history, 50, "watched videos and search tokens per example");
 DEFINE_int32(train_pool, 20000, "distinct synthetic examples held in memory (cycled)");
 DEFINE_double(train_warmup_seconds, 5, "unmeasured training before the measurement");
+DEFINE_string(train_transport, "inproc",
+              "how workers reach the servers: inproc (shared memory, no copies) or tcp "
+              "(loopback, as between processes)");
 
 namespace vrec::bench {
 namespace {
@@ -82,6 +85,11 @@ int RunTrainBench(int argc, char** argv) {
   options.batch_size = FLAGS_train_batch;
   options.server_threads = FLAGS_server_threads;
   options.spill_dir = FLAGS_spill_dir.empty() ? "/tmp/vrec_bench_train" : FLAGS_spill_dir;
+  if (FLAGS_train_transport != "inproc" && FLAGS_train_transport != "tcp") {
+    std::cerr << "vrec bench train: --train_transport is inproc or tcp\n";
+    return 2;
+  }
+  options.bind_host = FLAGS_train_transport == "inproc" ? "inproc" : "127.0.0.1";
   train::CandidateSpecOptions& c = options.candidate;
   c.model.embedding_dim = FLAGS_train_dim;
   c.model.tower.clear();
@@ -188,6 +196,7 @@ int RunTrainBench(int argc, char** argv) {
     return 1;
   }
   PrintBenchResult("train", {{"model", "candidate"},
+                             {"transport", FLAGS_train_transport},
                              {"workers", FLAGS_workers},
                              {"servers", FLAGS_servers},
                              {"batch", FLAGS_train_batch},

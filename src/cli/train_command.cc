@@ -57,9 +57,10 @@ DEFINE_double(init_scale, 0.05, "Sparse rows start in U(-scale, scale)");
 DEFINE_uint64(server_memory_mb, 0,
               "Memory budget of each parameter server in MiB; colder rows spill to RocksDB "
               "(0 = all in memory)");
-DEFINE_string(bind_host, "127.0.0.1",
-              "Address the parameter servers bind and workers dial (under mpirun across machines: "
-              "this machine's address on the cluster network, or * for every interface)");
+DEFINE_string(bind_host, "",
+              "Address the parameter servers bind and workers dial: inproc (one process, no "
+              "copies), an address, or * for every interface (mpirun across machines). Default: "
+              "inproc without mpirun, 127.0.0.1 under mpirun");
 DEFINE_double(eval_every_seconds, 0, "Evaluate on held-out examples this often (0 = at the end)");
 DEFINE_uint64(eval_examples, 0, "Held-out examples of the final evaluation (0 = all)");
 DEFINE_bool(exclude_watched, false, "Evaluation: drop already-watched videos from the ranking");

@@ -66,8 +66,18 @@ zmq::message_t FrameFromBytes(const void* data, size_t n) { return zmq::message_
 
 // ----------------------------------------------------------------- Server
 
+zmq::context_t& SharedContext() {
+  static zmq::context_t* const context = new zmq::context_t(1);  // lives until exit
+  return *context;
+}
+
+bool IsInproc(const std::string& endpoint) { return endpoint.rfind("inproc://", 0) == 0; }
+
 Server::Server(Handler* handler, const ServerOptions& options)
-    : handler_(handler), options_(options), context_(1) {}
+    : handler_(handler),
+      options_(options),
+      own_context_(1),
+      context_(IsInproc(options.bind) ? &SharedContext() : &own_context_) {}
 
 StatusOr<std::unique_ptr<Server>> Server::Start(Handler* handler, const ServerOptions& options) {
   if (options.threads < 1) return absl::InvalidArgumentError("server threads must be >= 1");
@@ -76,9 +86,9 @@ StatusOr<std::unique_ptr<Server>> Server::Start(Handler* handler, const ServerOp
   s->backend_endpoint_ = UniqueInproc("backend", s);
   s->control_endpoint_ = UniqueInproc("control", s);
 
-  zmq::socket_t frontend(s->context_, zmq::socket_type::router);
-  zmq::socket_t backend(s->context_, zmq::socket_type::dealer);
-  zmq::socket_t control(s->context_, zmq::socket_type::pair);
+  zmq::socket_t frontend(*s->context_, zmq::socket_type::router);
+  zmq::socket_t backend(*s->context_, zmq::socket_type::dealer);
+  zmq::socket_t control(*s->context_, zmq::socket_type::pair);
   try {
     frontend.set(zmq::sockopt::linger, 0);
     frontend.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(2 * options.max_message_bytes));
@@ -113,7 +123,7 @@ void Server::Stop() {
   for (auto& w : workers_) w.join();
   if (!proxy_thread_.joinable()) return;  // Start() failed before the proxy ran
   try {
-    zmq::socket_t control(context_, zmq::socket_type::pair);
+    zmq::socket_t control(*context_, zmq::socket_type::pair);
     control.connect(control_endpoint_);
     control.send(zmq::str_buffer("TERMINATE"), zmq::send_flags::none);
     proxy_thread_.join();
@@ -124,7 +134,7 @@ void Server::Stop() {
 }
 
 void Server::WorkerLoop(int index) {
-  zmq::socket_t socket(context_, zmq::socket_type::dealer);
+  zmq::socket_t socket(*context_, zmq::socket_type::dealer);
   socket.set(zmq::sockopt::linger, 0);
   socket.connect(backend_endpoint_);
   std::vector<zmq::message_t> parts;
@@ -195,14 +205,18 @@ struct Client::Impl {
     std::promise<StatusOr<Message>> promise;
   };
 
-  explicit Impl(const std::vector<std::string>& endpoints) : context(1) {
+  explicit Impl(const std::vector<std::string>& endpoints) : own_context(1), context(&own_context) {
+    // A client of any in-process server lives in the shared context.
+    for (const auto& ep : endpoints) {
+      if (IsInproc(ep)) context = &SharedContext();
+    }
     wake_endpoint = UniqueInproc("wake", this);
-    wake_recv = zmq::socket_t(context, zmq::socket_type::pair);
+    wake_recv = zmq::socket_t(*context, zmq::socket_type::pair);
     wake_recv.bind(wake_endpoint);
-    wake_send = zmq::socket_t(context, zmq::socket_type::pair);
+    wake_send = zmq::socket_t(*context, zmq::socket_type::pair);
     wake_send.connect(wake_endpoint);
     for (const auto& ep : endpoints) {
-      zmq::socket_t s(context, zmq::socket_type::dealer);
+      zmq::socket_t s(*context, zmq::socket_type::dealer);
       s.set(zmq::sockopt::linger, 0);
       s.connect(ep);
       dealers.push_back(std::move(s));
@@ -212,7 +226,8 @@ struct Client::Impl {
   void Loop(const std::vector<std::string>& endpoints);
   void FailAll(const Status& status);
 
-  zmq::context_t context;
+  zmq::context_t own_context;
+  zmq::context_t* context;
   std::string wake_endpoint;
   zmq::socket_t wake_recv;             // I/O thread only
   std::vector<zmq::socket_t> dealers;  // I/O thread only

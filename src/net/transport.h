@@ -63,8 +63,16 @@ class Handler {
   virtual Message ErrorReply(const Status& status) = 0;
 };
 
+// The process-wide ZeroMQ context of "inproc://" endpoints: a server bound
+// to one and the clients that dial it share it, and messages then pass
+// between threads without being copied (no kernel, no TCP). Never
+// terminated.
+zmq::context_t& SharedContext();
+bool IsInproc(const std::string& endpoint);
+
 struct ServerOptions {
-  // ZeroMQ endpoint; "tcp://127.0.0.1:*" picks a free port (see endpoint()).
+  // ZeroMQ endpoint; "tcp://127.0.0.1:*" picks a free port (see endpoint());
+  // "inproc://NAME" serves clients of this process only, without copies.
   std::string bind = "tcp://127.0.0.1:*";
   int threads = 2;
   size_t max_frames = 16;
@@ -93,7 +101,8 @@ class Server {
 
   Handler* const handler_;
   const ServerOptions options_;
-  zmq::context_t context_;
+  zmq::context_t own_context_;
+  zmq::context_t* context_;  // own_context_, or SharedContext() for inproc
   std::string endpoint_;
   std::string backend_endpoint_;
   std::string control_endpoint_;

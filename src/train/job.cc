@@ -306,7 +306,13 @@ StatusOr<ServerProcess> StartServer(const ModelSpec& spec, const TrainOptions& o
   for (const auto& t : spec.config.tables()) tables.push_back(p.storage->Find(t.name()));
   p.service = std::make_unique<ps::PsService>(tables, static_cast<uint32_t>(num_workers));
   net::ServerOptions so;
-  so.bind = absl::StrCat("tcp://", options.bind_host, ":*");
+  if (options.bind_host == "inproc") {
+    static std::atomic<int> instances{0};
+    so.bind = absl::StrCat("inproc://vrec-ps-", index, "-", instances.fetch_add(1));
+  } else {
+    so.bind = absl::StrCat("tcp://", options.bind_host.empty() ? "127.0.0.1" : options.bind_host,
+                           ":*");
+  }
   so.threads = options.server_threads;
   VREC_ASSIGN_OR_RETURN(p.server, net::Server::Start(p.service.get(), so));
   p.endpoint = p.server->endpoint();
@@ -434,7 +440,10 @@ nlohmann::json JobSummary(const ModelSpec& spec, int servers, int workers,
           {"stopped", stopped}};
 }
 
-StatusOr<nlohmann::json> TrainLocal(const TrainOptions& options, const std::atomic<bool>* stop) {
+StatusOr<nlohmann::json> TrainLocal(const TrainOptions& options_in,
+                                    const std::atomic<bool>* stop) {
+  TrainOptions options = options_in;
+  if (options.bind_host.empty()) options.bind_host = "inproc";
   if (options.servers < 1 || options.workers < 1) {
     return absl::InvalidArgumentError(absl::StrCat("--servers (", options.servers,
                                                    ") and --workers (", options.workers,

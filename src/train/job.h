@@ -57,7 +57,11 @@ struct TrainOptions {
   uint64_t server_memory_bytes = 0;  // per server process; 0 = unlimited
   std::string spill_dir;             // RocksDB folders (default: model_dir/spill or /tmp)
   int server_threads = 1;
-  std::string bind_host = "127.0.0.1";  // address servers bind (and workers dial)
+  // Address servers bind and workers dial: "inproc" (servers in this
+  // process, no copies: TrainLocal's default), an IP or host name, or "*"
+  // (every interface; mpirun across machines). Empty: TrainLocal uses
+  // inproc, TrainMpi 127.0.0.1.
+  std::string bind_host;
   // Coordinator.
   double progress_seconds = 5;
   std::string metrics_file;  // JSONL; default model_dir/metrics.jsonl

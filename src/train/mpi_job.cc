@@ -96,7 +96,11 @@ Status RunServerRank(const ModelSpec& spec, const TrainOptions& options, int ind
                      int num_workers, int world_size) {
   TrainOptions o = options;
   if (o.bind_host == "*") o.bind_host = "0.0.0.0";
-  StatusOr<ServerProcess> server = StartServer(spec, o, index, num_workers);
+  StatusOr<ServerProcess> server =
+      o.bind_host == "inproc"
+          ? StatusOr<ServerProcess>(absl::InvalidArgumentError(
+                "--bind_host=inproc serves only this process; under mpirun use an address or *"))
+          : StartServer(spec, o, index, num_workers);
   const std::string endpoint = server.ok() ? Advertised(server->endpoint) : "";
   AllGatherEndpoints(endpoint, world_size);
   if (!server.ok()) return server.status();

@@ -56,6 +56,43 @@ TEST(TransportTest, RoundTripWithFramesZeroCopyFromVector) {
   EXPECT_EQ(p[7], 1000 & 0xff);
 }
 
+// Records where each request's first frame lives.
+class AddressHandler : public Handler {
+ public:
+  Message Handle(Message request) override {
+    if (!request.frames.empty()) seen = request.frames[0].data();
+    Message reply;
+    reply.header = "ok";
+    return reply;
+  }
+  Message ErrorReply(const Status& status) override { return Message{}; }
+  std::atomic<const void*> seen{nullptr};
+};
+
+TEST(TransportTest, InprocServesThisProcessWithoutCopyingFrames) {
+  AddressHandler handler;
+  ServerOptions options;
+  options.bind = "inproc://transport-test-inproc";
+  ASSERT_OK_AND_ASSIGN(auto server, Server::Start(&handler, options));
+  EXPECT_EQ(server->endpoint(), options.bind);
+  // A client of an inproc server and a TCP server at once.
+  EchoHandler echo;
+  ASSERT_OK_AND_ASSIGN(auto tcp, Server::Start(&echo, {}));
+  ASSERT_OK_AND_ASSIGN(auto client, Client::Connect({server->endpoint(), tcp->endpoint()}));
+  std::vector<float> values(1 << 16, 1.5f);
+  const void* sent = values.data();
+  Message m;
+  m.header = "push";
+  m.frames.push_back(FrameFromVector(std::move(values)));
+  ASSERT_OK_AND_ASSIGN(Message reply, client->Call(0, std::move(m)).get());
+  EXPECT_EQ(reply.header, "ok");
+  EXPECT_EQ(handler.seen.load(), sent) << "the frame was copied on its way";
+  Message e;
+  e.header = "x";
+  ASSERT_OK_AND_ASSIGN(Message echoed, client->Call(1, std::move(e)).get());
+  EXPECT_EQ(echoed.header, "echo:x");
+}
+
 TEST(TransportTest, ManyThreadsManyCallsInFlightToSeveralServers) {
   EchoHandler h0, h1;
   ServerOptions opts;
