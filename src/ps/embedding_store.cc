@@ -733,6 +733,29 @@ uint64_t EmbeddingStore::AdvanceStep(uint64_t n) {
   return step_.fetch_add(n, std::memory_order_acq_rel) + n;
 }
 
+std::vector<std::pair<uint64_t, uint32_t>> EmbeddingStore::AdmissionCounts() const {
+  std::vector<std::pair<uint64_t, uint32_t>> out;
+  for (const auto& part : partitions_) {
+    MutexLock lock(&part->mu);
+    for (const auto& [key, count] : part->admission) out.emplace_back(key, count);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+void EmbeddingStore::RestoreState(uint64_t step,
+                                  absl::Span<const std::pair<uint64_t, uint32_t>> admission) {
+  step_.store(step, std::memory_order_release);
+  if (options_.admission_min_count <= 1) return;
+  for (const auto& [key, count] : admission) {
+    Partition& p = *partitions_[PartitionOf(key)];
+    MutexLock lock(&p.mu);
+    if (p.admission.size() >= p.admission_capacity || count == 0) continue;
+    uint32_t& c = p.admission[key];
+    c = std::max(c, count);
+  }
+}
+
 StatusOr<uint64_t> EmbeddingStore::ExpireStale() {
   if (options_.expiry_steps == 0) return uint64_t{0};
   const uint64_t now = step();

@@ -194,6 +194,14 @@ class EmbeddingStore {
   Status ForEachRow(
       const std::function<void(uint64_t key, const float* row, const RowMeta& meta)>& fn);
 
+  // Checkpoint state beside the rows: the keys seen but not yet admitted
+  // and their counts (empty without admission).
+  std::vector<std::pair<uint64_t, uint32_t>> AdmissionCounts() const;
+  // Restores a checkpoint's state: sets the step clock and adds admission
+  // counts (as far as the tracker's capacity allows: a key beyond it needs
+  // more sightings, never fewer). Call before the store serves requests.
+  void RestoreState(uint64_t step, absl::Span<const std::pair<uint64_t, uint32_t>> admission);
+
   StoreStats Stats() const;
   // Bytes of memory held by the in-memory tier (what the budget bounds).
   uint64_t MemoryBytes() const;

@@ -9,8 +9,18 @@
 // hold all their blocks in memory (their size is known and small next to
 // the embeddings) and are charged first.
 //
+// Checkpoints (docs/checkpoints.md): Checkpoint() flushes every row still
+// in memory to the spill store and takes a RocksDB checkpoint of it (rows
+// carry their optimizer state and expiry step), returning what lives beside
+// the rows (step clocks, admission counts). Restore() builds a server's
+// storage from a checkpoint written by any number of servers: the rows whose
+// virtual slot the new router gives this server are copied into its fresh
+// spill store (the checkpoint's files are hard-linked when the layout is
+// unchanged) and load into memory on first access.
+//
 // Thread safety: construction is single-threaded; afterwards every method is
-// thread-safe (the stores are; the table map is immutable).
+// thread-safe (the stores are; the table map is immutable), except that
+// Checkpoint() must not run while requests are in flight.
 #pragma once
 
 #include <cstdint>
@@ -20,8 +30,10 @@
 #include <utility>
 #include <vector>
 
+#include "proto/checkpoint.pb.h"
 #include "proto/model.pb.h"
 #include "ps/embedding_store.h"
+#include "ps/slot_router.h"
 #include "ps/spill_store.h"
 #include "vrec/status.h"
 
@@ -37,12 +49,31 @@ struct ServerStorageOptions {
   std::map<std::string, std::pair<uint64_t, uint64_t>> glorot_fans;
 };
 
+// One server's part of a checkpoint.
+struct CheckpointShard {
+  std::string db_dir;  // its RocksDB checkpoint
+  ServerState state;
+};
+
 class ServerStorage {
  public:
   // kInvalidArgument for duplicate or invalid tables, or explicit table
   // budgets (plus dense tables) that exceed the process budget.
   static StatusOr<std::unique_ptr<ServerStorage>> Create(const ModelConfig& model,
                                                          const ServerStorageOptions& options);
+
+  // The storage of server `server` under `router`, holding the rows of the
+  // checkpoint `shards` (written by servers 0..n-1 under `old_router`).
+  // options.spill_path is emptied first. kInvalidArgument if the shards do
+  // not match old_router; RocksDB errors name the folder.
+  static StatusOr<std::unique_ptr<ServerStorage>> Restore(
+      const ModelConfig& model, ServerStorageOptions options,
+      const std::vector<CheckpointShard>& shards, const SlotRouter& old_router,
+      const SlotRouter& router, uint32_t server);
+
+  // Writes every row to the spill store, then a RocksDB checkpoint of it
+  // into `db_dir` (which must not exist). REQUIRES: no requests in flight.
+  StatusOr<ServerState> Checkpoint(const std::string& db_dir);
 
   // nullptr if the model has no such table.
   EmbeddingStore* Find(const std::string& table) const;

@@ -6,6 +6,7 @@
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
 #include "rocksdb/table.h"
+#include "rocksdb/utilities/checkpoint.h"
 #include "rocksdb/write_batch.h"
 
 namespace vrec::ps {
@@ -56,6 +57,10 @@ uint64_t SpillKeyRowKey(const std::string& spill_key) {
   return spill_key.size() == 16 ? GetBigEndian(spill_key.data() + 8) : 0;
 }
 
+uint64_t SpillKeyTableId(const std::string& spill_key) {
+  return spill_key.size() == 16 ? GetBigEndian(spill_key.data()) : 0;
+}
+
 std::string SpillPrefix(uint64_t table_id) {
   std::string out(8, '\0');
   PutBigEndian(table_id, out.data());
@@ -83,6 +88,16 @@ StatusOr<std::unique_ptr<RocksSpillStore>> RocksSpillStore::Open(const RocksSpil
   opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   // The folder first: DestroyDB fails on a path whose parent is missing.
   VREC_RETURN_IF_ERROR(MakeDirs(options.path));
+  if (options.read_only) {
+    if (!PathExists(JoinPath(options.path, "CURRENT"))) {
+      return absl::NotFoundError(absl::StrCat("rocksdb ", options.path, ": no database there"));
+    }
+    rocksdb::DB* raw = nullptr;
+    VREC_RETURN_IF_ERROR(FromRocks(rocksdb::DB::OpenForReadOnly(opts, options.path, &raw),
+                                   options.path, "open read-only"));
+    return std::unique_ptr<RocksSpillStore>(
+        new RocksSpillStore(options.path, std::unique_ptr<rocksdb::DB>(raw)));
+  }
   if (options.destroy_existing) {
     VREC_RETURN_IF_ERROR(
         FromRocks(rocksdb::DestroyDB(options.path, opts), options.path, "destroy"));
@@ -93,6 +108,19 @@ StatusOr<std::unique_ptr<RocksSpillStore>> RocksSpillStore::Open(const RocksSpil
       FromRocks(rocksdb::DB::Open(opts, options.path, &raw), options.path, "open"));
   return std::unique_ptr<RocksSpillStore>(
       new RocksSpillStore(options.path, std::unique_ptr<rocksdb::DB>(raw)));
+}
+
+Status RocksSpillStore::Checkpoint(const std::string& dir) {
+  if (const size_t slash = dir.find_last_of('/'); slash != std::string::npos && slash > 0) {
+    VREC_RETURN_IF_ERROR(MakeDirs(dir.substr(0, slash)));
+  }
+  rocksdb::Checkpoint* raw = nullptr;
+  VREC_RETURN_IF_ERROR(FromRocks(rocksdb::Checkpoint::Create(db_.get(), &raw), path_,
+                                 "checkpoint"));
+  std::unique_ptr<rocksdb::Checkpoint> cp(raw);
+  // log_size_for_flush 0: always flush the memtable (rows written without a
+  // WAL would otherwise be missing from the copy).
+  return FromRocks(cp->CreateCheckpoint(dir, 0), path_, "checkpoint into " + dir);
 }
 
 Status RocksSpillStore::Write(const SpillBatch& batch) {

@@ -36,6 +36,7 @@ namespace vrec::ps {
 // 16-byte spill key of (table_id, key) and back.
 std::string SpillKey(uint64_t table_id, uint64_t key);
 uint64_t SpillKeyRowKey(const std::string& spill_key);
+uint64_t SpillKeyTableId(const std::string& spill_key);
 std::string SpillPrefix(uint64_t table_id);
 
 // Puts and deletes applied atomically by SpillStore::Write.
@@ -74,6 +75,7 @@ struct RocksSpillOptions {
   uint64_t block_cache_bytes = 64 << 20;
   uint64_t write_buffer_bytes = 64 << 20;
   bool destroy_existing = false;  // start from an empty DB
+  bool read_only = false;         // open an existing DB (e.g. a checkpoint) for reading only
 };
 
 class RocksSpillStore final : public SpillStore {
@@ -89,7 +91,12 @@ class RocksSpillStore final : public SpillStore {
               const std::function<bool(const std::string&, const std::string&)>& fn) override;
   std::string Describe() const override { return "rocksdb:" + path_; }
 
-  rocksdb::DB* db() { return db_.get(); }  // for checkpoints built later
+  // Writes a consistent copy of the DB into `dir` (which must not exist; its
+  // parent is created), flushing the memtable first (the WAL is off). The copy
+  // hard-links the immutable files where the file system allows.
+  Status Checkpoint(const std::string& dir);
+
+  rocksdb::DB* db() { return db_.get(); }
 
  private:
   RocksSpillStore(std::string path, std::unique_ptr<rocksdb::DB> db);

@@ -92,6 +92,30 @@ StatusOr<bool> ExampleStream<Example>::Next(Example* example) {
   }
 }
 
+template <typename Example>
+SourcePosition ExampleStream<Example>::Position() const {
+  SourcePosition p;
+  p.set_epoch(epoch_);
+  const DataPosition d = reader_->position();
+  p.set_shard(d.shard);
+  p.set_offset(d.offset);
+  p.set_record(record_);
+  return p;
+}
+
+template <typename Example>
+Status ExampleStream<Example>::Seek(const SourcePosition& p) {
+  if (p.epoch() < 0 || p.shard() > files_.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("data position (epoch ", p.epoch(), ", file ",
+                                                   p.shard(), ") is outside this worker's ",
+                                                   files_.size(), " files"));
+  }
+  VREC_ASSIGN_OR_RETURN(reader_, ShardedReader::Open(files_, DataPosition{p.shard(), p.offset()}));
+  epoch_ = p.epoch();
+  record_ = p.record();
+  return absl::OkStatus();
+}
+
 template class ExampleStream<CandidateExample>;
 template class ExampleStream<RankingExample>;
 

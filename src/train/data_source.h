@@ -12,6 +12,10 @@
 // and cover the data. At the end of the data the stream starts the next
 // epoch, up to `epochs` (0 = without end).
 //
+// Positions: every source reports where it stands (Position(): the next
+// example it would return) and can be put back there (Seek()), so that a
+// checkpointed worker resumes with exactly the examples it had not trained.
+//
 // Thread safety: Corpus is immutable after loading; a stream is used by one
 // thread.
 #pragma once
@@ -22,6 +26,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "proto/checkpoint.pb.h"
 #include "data/record_reader.h"
 #include "proto/data.pb.h"
 #include "vrec/status.h"
@@ -53,6 +58,12 @@ class ExampleSource {
   // The next example; false when the source is exhausted.
   virtual StatusOr<bool> Next(Example* example) = 0;
   virtual int epoch() const = 0;  // 0-based pass being read
+  // Where the source stands: Seek(Position()) changes nothing.
+  virtual SourcePosition Position() const = 0;
+  // Continues from `position` (taken from a source over the same data, worker
+  // slice and epochs). kInvalidArgument for a position this source cannot
+  // have produced; I/O errors as Next.
+  virtual Status Seek(const SourcePosition& position) = 0;
 };
 
 template <typename Example>
@@ -63,6 +74,8 @@ class ExampleStream : public ExampleSource<Example> {
   // The next example of this worker's slice; false once `epochs` are done.
   StatusOr<bool> Next(Example* example) override;
   int epoch() const override { return epoch_; }
+  SourcePosition Position() const override;
+  Status Seek(const SourcePosition& position) override;
 
  private:
   ExampleStream() = default;
@@ -93,6 +106,20 @@ class MemoryExamples : public ExampleSource<Example> {
     return true;
   }
   int epoch() const override { return epoch_; }
+  SourcePosition Position() const override {
+    SourcePosition p;
+    p.set_epoch(epoch_);
+    p.set_next_index(next_);
+    return p;
+  }
+  Status Seek(const SourcePosition& p) override {
+    if (p.epoch() < 0 || p.next_index() % step_ != next_ % step_) {
+      return absl::InvalidArgumentError("position of another worker's slice");
+    }
+    epoch_ = p.epoch();
+    next_ = p.next_index();
+    return absl::OkStatus();
+  }
 
  private:
   const std::vector<Example>* examples_;

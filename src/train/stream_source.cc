@@ -98,6 +98,42 @@ StatusOr<bool> GeneratorSource<Example>::Next(Example* example) {
   return true;
 }
 
+template <typename Example>
+SourcePosition GeneratorSource<Example>::Position() const {
+  SourcePosition p;
+  p.set_epoch(epoch_);
+  p.set_next_user(next_user_);
+  p.set_pending(sink_->queue.size());
+  return p;
+}
+
+template <typename Example>
+Status GeneratorSource<Example>::Seek(const SourcePosition& p) {
+  const int64_t users = world_->world->options().num_users;
+  if (p.epoch() < 0 || p.next_user() < first_user_ || (p.next_user() - first_user_) % step_ != 0 ||
+      p.next_user() > users + step_ || (p.pending() > 0 && p.next_user() - step_ >= users)) {
+    return absl::InvalidArgumentError(absl::StrCat("stream position (epoch ", p.epoch(), ", user ",
+                                                   p.next_user(), ") is not one of worker ",
+                                                   first_user_, " of ", step_, " over ", users,
+                                                   " users"));
+  }
+  epoch_ = p.epoch();
+  next_user_ = p.next_user();
+  sink_->queue.clear();
+  if (p.pending() > 0) {  // the user simulated last, minus what was returned
+    OracleStats oracle;
+    GenerationCounts counts;
+    VREC_RETURN_IF_ERROR(simulator_->Simulate(next_user_ - step_, sink_.get(), &oracle, &counts));
+    if (sink_->queue.size() < p.pending()) {
+      return absl::InvalidArgumentError(absl::StrCat("stream position: user ", next_user_ - step_,
+                                                     " has ", sink_->queue.size(),
+                                                     " training examples, not ", p.pending()));
+    }
+    while (sink_->queue.size() > p.pending()) sink_->queue.pop_front();
+  }
+  return absl::OkStatus();
+}
+
 template class GeneratorSource<CandidateExample>;
 template class GeneratorSource<RankingExample>;
 

@@ -44,6 +44,8 @@ class GeneratorSource : public ExampleSource<Example> {
   ~GeneratorSource() override;
   StatusOr<bool> Next(Example* example) override;
   int epoch() const override { return epoch_; }
+  SourcePosition Position() const override;
+  Status Seek(const SourcePosition& position) override;
 
  private:
   class Sink;
