@@ -158,7 +158,7 @@ int RunTrainBench(int argc, char** argv) {
         wo.worker = w;
         wo.num_workers = FLAGS_workers;
         wo.batch_size = FLAGS_train_batch;
-        wo.report_seconds = 0.2;
+        wo.loop.report_seconds = 0.2;
         VREC_ASSIGN_OR_RETURN(auto worker, train::CandidateWorker::Create(
                                                &*spec, &data.corpus, &*sampler, &client, wo));
         train::MemoryExamples<CandidateExample> source(&examples, w, FLAGS_workers);

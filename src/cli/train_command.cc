@@ -71,6 +71,21 @@ DEFINE_string(metrics_file, "", "JSONL metrics (default MODEL_DIR/metrics.jsonl)
 DEFINE_double(ps_stats_seconds, 30,
               "Log every parameter server's table stats this often (rows in memory and on disk, "
               "memory-hit rate, key rates, hottest keys; 0 = never)");
+DEFINE_string(checkpoint_dir, "",
+              "Folder of training checkpoints (ckpt-NNNNNNNN/, each complete when its MANIFEST "
+              "exists); one is also written when training ends. Under mpirun every rank must "
+              "see it (a shared file system)");
+DEFINE_string(checkpoint_every, "",
+              "Checkpoint this often: a time (30s, 10m, 2h) or a number of examples, all workers "
+              "together (e.g. 200000); \"\" = only at the end");
+DEFINE_int32(keep_checkpoints, 3, "Complete checkpoints kept (the newest)");
+DEFINE_bool(resume, false,
+            "Continue from the newest complete checkpoint in --checkpoint_dir (starts from "
+            "scratch when there is none yet): no example is trained twice or skipped. The "
+            "model and data flags must match the checkpoint's; --servers may differ");
+DEFINE_string(example_log_dir, "",
+              "Diagnostics: each worker appends \"<worker> <step> <example ids>\" per trained "
+              "step to DIR/worker-NNNNN.log");
 
 namespace vrec::cli {
 namespace {
@@ -185,6 +200,15 @@ StatusOr<train::TrainOptions> TrainOptionsFromFlags() {
   o.eval.max_examples = FLAGS_eval_examples;
   o.eval.exclude_watched = FLAGS_exclude_watched;
   o.eval.own_example_age = !FLAGS_serving_example_age;
+  o.checkpoint_dir = FLAGS_checkpoint_dir;
+  VREC_ASSIGN_OR_RETURN(o.checkpoint_every, train::ParseCheckpointEvery(FLAGS_checkpoint_every));
+  if (o.checkpoint_every.enabled() && o.checkpoint_dir.empty()) {
+    return absl::InvalidArgumentError("--checkpoint_every needs --checkpoint_dir");
+  }
+  if (FLAGS_keep_checkpoints < 1) return absl::InvalidArgumentError("--keep_checkpoints must be >= 1");
+  o.keep_checkpoints = FLAGS_keep_checkpoints;
+  o.resume = FLAGS_resume;
+  o.example_log_dir = FLAGS_example_log_dir;
   return o;
 }
 

@@ -73,7 +73,7 @@ StatusOr<net::Message> PsService::Clock(const PsHeader& header) {
                                                      "; this job has ", worker_steps_.size()));
     }
     uint64_t& mine = worker_steps_[header.worker()];
-    mine = std::max(mine, header.worker_step());
+    mine = header.set_step() ? header.worker_step() : std::max(mine, header.worker_step());
     min_step = *std::min_element(worker_steps_.begin(), worker_steps_.end());
   }
   PsHeader h;
@@ -325,12 +325,13 @@ Status PsClient::WaitForStaleness(uint64_t step, uint64_t max_staleness,
   }
 }
 
-Status PsClient::LeaveClock() {
+Status PsClient::SetClock(uint64_t step, bool exact) {
   PsHeader h;
   h.set_version(kPsWireVersion);
   h.set_op(PsHeader::CLOCK);
   h.set_worker(worker_);
-  h.set_worker_step(std::numeric_limits<uint64_t>::max());
+  h.set_worker_step(step);
+  h.set_set_step(exact);
   net::Message m;
   m.header = h.SerializeAsString();
   VREC_ASSIGN_OR_RETURN(net::Message reply, client_->Call(0, std::move(m)).get());
@@ -339,6 +340,10 @@ Status PsClient::LeaveClock() {
   if (r.status_code() != 0) return Status(static_cast<absl::StatusCode>(r.status_code()), r.error());
   return absl::OkStatus();
 }
+
+Status PsClient::LeaveClock() { return SetClock(std::numeric_limits<uint64_t>::max(), false); }
+
+Status PsClient::RejoinClock(uint64_t step) { return SetClock(step, true); }
 
 StatusOr<std::vector<std::string>> PsClient::Stats() {
   std::vector<std::future<StatusOr<net::Message>>> replies;

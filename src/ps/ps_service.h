@@ -115,10 +115,14 @@ class PsClient {
   // Tells server 0 that this worker takes no more steps, so that bounded
   // staleness no longer waits for it (its clock becomes "infinitely ahead").
   Status LeaveClock();
+  // Puts this worker back on the clock at `step` after a LeaveClock (a
+  // worker paused for a checkpoint leaves, then rejoins when it goes on).
+  Status RejoinClock(uint64_t step);
   const SlotRouter& router() const { return router_; }
 
  private:
   net::Message MakeRequest(PsHeader::Op op, const PsTable& table, uint64_t num_keys) const;
+  Status SetClock(uint64_t step, bool exact);
 
   net::Client* const client_;
   const SlotRouter router_;

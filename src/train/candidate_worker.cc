@@ -103,7 +103,6 @@ StatusOr<std::unique_ptr<CandidateWorker>> CandidateWorker::Create(
   if (std::min({w->video_, w->token_, w->region_, w->device_, w->video_out_}) < 0) {
     return absl::InvalidArgumentError("the model spec lacks a candidate-generation table");
   }
-  w->rng_ = Rng(options.seed, 0x3a11 + static_cast<uint64_t>(options.worker));
   w->progress_.worker = options.worker;
   for (auto& step : w->steps_) step = std::make_unique<Step>(*spec);
   return w;
@@ -138,7 +137,11 @@ StatusOr<bool> CandidateWorker::Prepare(ExampleSource<CandidateExample>* stream,
   if (n == 0) return false;
   step->inputs.Build(absl::MakeConstSpan(step->examples.data(), static_cast<size_t>(n)), mo, &b);
 
-  // The softmax's candidates: labels and shared negatives (class indices).
+  // The softmax's candidates: labels and shared negatives (class indices),
+  // drawn from a stream of this batch's own, so a resumed worker draws what
+  // it would have drawn.
+  rng_ = Rng(options_.seed, HashCombine(0x3a11 + static_cast<uint64_t>(options_.worker),
+                                        batches_prepared_));
   std::vector<float> neg_log_q;
   sampler_->Sample(num_negatives_, &rng_, &step->negatives, &neg_log_q);
   model::OutputCandidates out = model::BuildOutputCandidates(step->labels, step->negatives);
@@ -206,11 +209,7 @@ Status CandidateWorker::Run(ExampleSource<CandidateExample>* stream,
                             const std::atomic<bool>* stop,
                             const std::function<void(const WorkerProgress&)>& report) {
   stream_ = stream;
-  WorkerLoopOptions lo;
-  lo.max_seconds = options_.max_seconds;
-  lo.max_staleness = options_.max_staleness;
-  lo.report_seconds = options_.report_seconds;
-  return RunLoop(lo, client_, stop, report);
+  return RunLoop(options_.loop, client_, stop, report);
 }
 
 StatusOr<bool> CandidateWorker::PrepareSlot(int slot) { return Prepare(stream_, steps_[slot].get()); }
@@ -221,5 +220,11 @@ Status CandidateWorker::ComputeSlot(int slot, double* loss, int* examples) {
 }
 
 int CandidateWorker::Epoch() const { return stream_->epoch(); }
+
+void CandidateWorker::ExampleIds(int slot, std::vector<uint64_t>* ids) const {
+  const Step& step = *steps_[slot];
+  ids->clear();
+  for (int i = 0; i < step.batch.batch_size; ++i) ids->push_back(step.examples[i].example_id());
+}
 
 }  // namespace vrec::train

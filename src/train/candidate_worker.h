@@ -53,10 +53,8 @@ struct CandidateWorkerOptions {
   int num_workers = 1;
   int batch_size = 512;
   uint64_t max_examples = 0;  // this worker's share; 0 = no limit
-  double max_seconds = 0;     // 0 = no limit
-  int64_t max_staleness = -1;
-  uint64_t seed = 1;
-  double report_seconds = 1.0;
+  uint64_t seed = 1;          // negatives of batch b: Rng(seed, (worker, b))
+  WorkerLoopOptions loop;     // time limit, staleness, reports, checkpoints
 };
 
 class CandidateWorker : public PipelinedWorker {
@@ -84,6 +82,8 @@ class CandidateWorker : public PipelinedWorker {
   StatusOr<bool> PrepareSlot(int slot) override;
   Status ComputeSlot(int slot, double* loss, int* examples) override;
   int Epoch() const override;
+  SourcePosition Position() const override { return stream_->Position(); }
+  void ExampleIds(int slot, std::vector<uint64_t>* ids) const override;
   // Reads up to batch_size examples into *step and issues its pulls; false
   // when the stream had nothing left.
   StatusOr<bool> Prepare(ExampleSource<CandidateExample>* stream, Step* step);
@@ -101,7 +101,6 @@ class CandidateWorker : public PipelinedWorker {
   std::vector<float> dense_;
   model::CandidateGradients<float> grads_;
   Rng rng_;
-  uint64_t examples_read_ = 0;  // including skipped ones
   ExampleSource<CandidateExample>* stream_ = nullptr;
   std::unique_ptr<Step> steps_[2];
 };

@@ -1,12 +1,17 @@
 #include "train/job.h"
 
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
 #include <cstdio>
 #include <iostream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "common/file_util.h"
 #include "common/run_info.h"
 #include "data/dataset.h"
@@ -89,9 +94,9 @@ uint64_t WorkerShare(uint64_t total, int worker, int num_workers) {
   return total / w + (static_cast<uint64_t>(worker) < total % w ? 1 : 0);
 }
 
-StatusOr<std::unique_ptr<ps::ServerStorage>> CreateServerStorage(const ModelSpec& spec,
-                                                                 const TrainOptions& options,
-                                                                 int server) {
+StatusOr<std::unique_ptr<ps::ServerStorage>> CreateServerStorage(
+    const ModelSpec& spec, const TrainOptions& options, int server,
+    const FoundCheckpoint* restore, int num_servers) {
   ps::ServerStorageOptions so;
   std::string spill = options.spill_dir;
   if (spill.empty()) {
@@ -103,11 +108,14 @@ StatusOr<std::unique_ptr<ps::ServerStorage>> CreateServerStorage(const ModelSpec
   so.memory_budget_bytes = options.server_memory_bytes;
   so.dense_block_floats = kDenseBlockFloats;
   so.glorot_fans = spec.glorot_fans;
+  if (restore != nullptr) {
+    return RestoreServerStorage(spec.config, so, *restore, server, num_servers);
+  }
   return ps::ServerStorage::Create(spec.config, so);
 }
 
 ProgressTracker::ProgressTracker(const TrainOptions& options, int num_workers,
-                                 uint64_t train_records)
+                                 uint64_t train_records, const CheckpointManifest* resumed)
     : options_(options),
       workers_(num_workers),
       start_(Clock::now()),
@@ -123,7 +131,42 @@ ProgressTracker::ProgressTracker(const TrainOptions& options, int num_workers,
   if (path.empty() && !options.model_dir.empty()) {
     path = JoinPath(options.model_dir, "metrics.jsonl");
   }
-  if (!path.empty()) metrics_.open(path, std::ios::out | std::ios::trunc);
+  if (resumed != nullptr) {
+    for (const WorkerState& w : resumed->workers()) {
+      if (w.worker() < 0 || w.worker() >= num_workers) continue;
+      workers_[w.worker()] = FromWorkerState(w);
+      workers_[w.worker()].done = false;
+      last_worker_examples_[w.worker()] = w.examples();
+    }
+    last_examples_ = examples();
+    last_steps_ = steps();
+    for (const auto& w : workers_) last_loss_sum_ += w.loss_sum;
+    seconds_before_ = resumed->model().train_seconds();
+  }
+  if (path.empty()) return;
+  if (resumed != nullptr) {
+    // The curve carries on from the checkpoint: records written after it
+    // (by the run that stopped) are dropped.
+    std::string kept;
+    if (StatusOr<std::string> old = ReadFileToString(path); old.ok()) {
+      size_t start = 0;
+      while (start < old->size()) {
+        size_t end = old->find('\n', start);
+        if (end == std::string::npos) end = old->size();
+        const std::string line = old->substr(start, end - start);
+        start = end + 1;
+        nlohmann::json rec = nlohmann::json::parse(line, nullptr, false);
+        if (rec.is_discarded() || !rec.is_object()) continue;  // a torn last line
+        if (rec.value("examples", uint64_t{0}) <= resumed->model().examples_trained()) {
+          absl::StrAppend(&kept, line, "\n");
+        }
+      }
+    }
+    if (Status st = WriteFileAtomic(path, kept); !st.ok()) LOG(WARNING) << st;
+    metrics_.open(path, std::ios::out | std::ios::app);
+    return;
+  }
+  metrics_.open(path, std::ios::out | std::ios::trunc);
 }
 
 void ProgressTracker::Update(const WorkerProgress& p) {
@@ -149,12 +192,12 @@ uint64_t ProgressTracker::steps() const {
   return n;
 }
 
-double ProgressTracker::seconds() const { return Since(start_); }
+double ProgressTracker::seconds() const { return seconds_before_ + Since(start_); }
 
 void ProgressTracker::MaybeReport(bool force) {
   double dt = Since(last_);
   if (!force && dt < options_.progress_seconds) return;
-  const double t = Since(start_);
+  const double t = seconds();
   // The final line after a short tail reports the whole run's rates (a
   // rate over a fraction of a second says nothing).
   if (force && dt < 1.0) {
@@ -207,7 +250,7 @@ void ProgressTracker::MaybeReport(bool force) {
 
 void ProgressTracker::RecordPsStats(const nlohmann::json& stats) {
   if (!metrics_.is_open()) return;
-  nlohmann::json rec = {{"time_s", Since(start_)}, {"examples", examples()}, {"ps", stats}};
+  nlohmann::json rec = {{"time_s", seconds()}, {"examples", examples()}, {"ps", stats}};
   metrics_ << rec.dump() << "\n";
   metrics_.flush();
 }
@@ -276,7 +319,7 @@ void LogPsStats(const std::vector<std::string>& endpoints, ProgressTracker* trac
 
 void ProgressTracker::RecordEval(const nlohmann::json& eval) {
   if (!metrics_.is_open()) return;
-  nlohmann::json rec = {{"time_s", Since(start_)}, {"examples", examples()}, {"eval", eval}};
+  nlohmann::json rec = {{"time_s", seconds()}, {"examples", examples()}, {"eval", eval}};
   metrics_ << rec.dump() << "\n";
   metrics_.flush();
 }
@@ -298,10 +341,63 @@ TrainedModel MakeTrainedModel(const ModelSpec& spec, const TrainOptions& options
   return m;
 }
 
+StatusOr<std::optional<FoundCheckpoint>> FindResumeCheckpoint(const TrainOptions& options,
+                                                              const ModelSpec& spec,
+                                                              int num_workers) {
+  if (!options.resume) return std::optional<FoundCheckpoint>();
+  if (options.checkpoint_dir.empty()) {
+    return absl::InvalidArgumentError("--resume needs --checkpoint_dir (where the checkpoints are)");
+  }
+  StatusOr<FoundCheckpoint> found = FindCheckpoint(options.checkpoint_dir);
+  if (absl::IsNotFound(found.status())) {
+    LOG(INFO) << "--resume: " << found.status().message() << "; starting from scratch";
+    return std::optional<FoundCheckpoint>();
+  }
+  VREC_RETURN_IF_ERROR(found.status());
+  VREC_RETURN_IF_ERROR(CheckResumable(found->manifest, spec, num_workers, options.batch_size,
+                                      options.epochs, options.max_examples, options.stream));
+  return std::optional<FoundCheckpoint>(std::move(*found));
+}
+
+CheckpointManifest MakeCheckpointManifest(const ModelSpec& spec, const TrainOptions& options,
+                                          int num_servers, uint64_t sequence,
+                                          const std::vector<WorkerProgress>& workers,
+                                          const std::vector<ServerState>& servers,
+                                          double seconds) {
+  uint64_t examples = 0, steps = 0, rows = 0;
+  for (const auto& w : workers) {
+    examples += w.examples;
+    steps += w.steps;
+  }
+  for (const auto& s : servers) rows += s.rows();
+  CheckpointManifest m;
+  m.set_format_version(kCheckpointFormatVersion);
+  m.set_sequence(sequence);
+  *m.mutable_model() = MakeTrainedModel(spec, options, num_servers, examples, steps, seconds);
+  m.mutable_model()->clear_table_files();
+  m.set_num_servers(static_cast<uint32_t>(num_servers));
+  m.set_slot_router(
+      ps::SlotRouter::Contiguous(static_cast<uint32_t>(num_servers)).value().Serialize());
+  for (int s = 0; s < num_servers; ++s) {
+    m.add_server_dirs(ServerCheckpointDir(s));
+    m.add_server_states(ServerStateFile(s));
+  }
+  for (const auto& w : workers) *m.add_workers() = ToWorkerState(w);
+  m.set_created_unix_ms(absl::ToUnixMillis(absl::Now()));
+  m.set_batch_size(options.batch_size);
+  m.set_epochs(options.epochs);
+  m.set_max_examples(options.max_examples);
+  m.set_stream(options.stream);
+  m.set_rows(rows);
+  return m;
+}
+
 StatusOr<ServerProcess> StartServer(const ModelSpec& spec, const TrainOptions& options, int index,
-                                    int num_workers) {
+                                    int num_workers, const FoundCheckpoint* restore,
+                                    int num_servers) {
   ServerProcess p;
-  VREC_ASSIGN_OR_RETURN(p.storage, CreateServerStorage(spec, options, index));
+  VREC_ASSIGN_OR_RETURN(p.storage,
+                        CreateServerStorage(spec, options, index, restore, num_servers));
   std::vector<ps::EmbeddingStore*> tables;
   for (const auto& t : spec.config.tables()) tables.push_back(p.storage->Find(t.name()));
   p.service = std::make_unique<ps::PsService>(tables, static_cast<uint32_t>(num_workers));
@@ -319,32 +415,63 @@ StatusOr<ServerProcess> StartServer(const ModelSpec& spec, const TrainOptions& o
   return p;
 }
 
+namespace {
+
+// Opens worker `worker`'s example source, at the checkpoint's position when
+// resuming.
+template <typename Example>
+StatusOr<std::unique_ptr<ExampleSource<Example>>> OpenSource(
+    const JobData& data, const TrainOptions& options,
+    const google::protobuf::RepeatedPtrField<ShardInfo>& shards,
+    int worker, int num_workers, const WorkerHooks& hooks) {
+  std::unique_ptr<ExampleSource<Example>> source;
+  if (data.world != nullptr) {
+    source = std::make_unique<GeneratorSource<Example>>(data.world, worker, num_workers,
+                                                        options.epochs);
+  } else {
+    VREC_ASSIGN_OR_RETURN(source, ExampleStream<Example>::Open(ShardPaths(options.data_dir, shards),
+                                                               worker, num_workers,
+                                                               options.epochs));
+  }
+  if (hooks.resume != nullptr) VREC_RETURN_IF_ERROR(source->Seek(hooks.resume->position));
+  return source;
+}
+
+WorkerLoopOptions LoopOptions(const TrainOptions& options, int worker, const WorkerHooks& hooks) {
+  WorkerLoopOptions lo;
+  lo.max_seconds = options.max_seconds;
+  lo.max_staleness = options.max_staleness;
+  lo.pause_requested = hooks.pause_requested;
+  lo.paused = hooks.paused;
+  if (!options.example_log_dir.empty()) {
+    lo.example_log = JoinPath(options.example_log_dir, absl::StrFormat("worker-%05d.log", worker));
+  }
+  return lo;
+}
+
+}  // namespace
+
 Status RunWorker(const ModelSpec& spec, const JobData& data, const model::NegativeSampler& sampler,
                  const TrainOptions& options, const std::vector<std::string>& endpoints,
                  int worker, int num_workers, const std::atomic<bool>* stop,
-                 const std::function<void(const WorkerProgress&)>& report) {
+                 const std::function<void(const WorkerProgress&)>& report,
+                 const WorkerHooks& hooks) {
   VREC_ASSIGN_OR_RETURN(auto transport, net::Client::Connect(endpoints));
   VREC_ASSIGN_OR_RETURN(ps::SlotRouter router,
                         ps::SlotRouter::Contiguous(static_cast<uint32_t>(endpoints.size())));
   ps::PsClient client(transport.get(), router, static_cast<uint32_t>(worker));
+  if (!options.example_log_dir.empty()) VREC_RETURN_IF_ERROR(MakeDirs(options.example_log_dir));
   if (spec.kind == "ranking") {
     RankingWorkerOptions ro;
     ro.worker = worker;
     ro.batch_size = options.batch_size;
     ro.max_examples = WorkerShare(options.max_examples, worker, num_workers);
-    ro.loop.max_seconds = options.max_seconds;
-    ro.loop.max_staleness = options.max_staleness;
+    ro.loop = LoopOptions(options, worker, hooks);
     VREC_ASSIGN_OR_RETURN(auto w, RankingWorker::Create(&spec, &client, ro));
-    std::unique_ptr<ExampleSource<RankingExample>> source;
-    if (data.world != nullptr) {
-      source = std::make_unique<GeneratorSource<RankingExample>>(data.world, worker, num_workers,
-                                                                 options.epochs);
-    } else {
-      VREC_ASSIGN_OR_RETURN(source,
-                            ExampleStream<RankingExample>::Open(
-                                ShardPaths(options.data_dir, data.manifest.ranking_train()),
-                                worker, num_workers, options.epochs));
-    }
+    VREC_ASSIGN_OR_RETURN(auto source,
+                          OpenSource<RankingExample>(data, options, data.manifest.ranking_train(),
+                                                     worker, num_workers, hooks));
+    if (hooks.resume != nullptr) w->Restore(*hooks.resume);
     return w->Run(source.get(), stop, report);
   }
   CandidateWorkerOptions wo;
@@ -352,21 +479,14 @@ Status RunWorker(const ModelSpec& spec, const JobData& data, const model::Negati
   wo.num_workers = num_workers;
   wo.batch_size = options.batch_size;
   wo.max_examples = WorkerShare(options.max_examples, worker, num_workers);
-  wo.max_seconds = options.max_seconds;
-  wo.max_staleness = options.max_staleness;
   wo.seed = options.candidate.seed;
+  wo.loop = LoopOptions(options, worker, hooks);
   VREC_ASSIGN_OR_RETURN(auto w,
                         CandidateWorker::Create(&spec, &data.corpus, &sampler, &client, wo));
-  std::unique_ptr<ExampleSource<CandidateExample>> source;
-  if (data.world != nullptr) {
-    source = std::make_unique<GeneratorSource<CandidateExample>>(data.world, worker, num_workers,
-                                                                 options.epochs);
-  } else {
-    VREC_ASSIGN_OR_RETURN(source,
-                          ExampleStream<CandidateExample>::Open(
-                              ShardPaths(options.data_dir, data.manifest.candidate_train()),
-                              worker, num_workers, options.epochs));
-  }
+  VREC_ASSIGN_OR_RETURN(auto source,
+                        OpenSource<CandidateExample>(data, options, data.manifest.candidate_train(),
+                                                     worker, num_workers, hooks));
+  if (hooks.resume != nullptr) w->Restore(*hooks.resume);
   return w->Run(source.get(), stop, report);
 }
 
@@ -440,6 +560,64 @@ nlohmann::json JobSummary(const ModelSpec& spec, int servers, int workers,
           {"stopped", stopped}};
 }
 
+namespace {
+
+// Workers of one process stop here for a checkpoint until released.
+class PauseGate {
+ public:
+  explicit PauseGate(int workers) : paused_(workers) {}
+  bool requested() const { return requested_.load(std::memory_order_relaxed); }
+  void Request() { requested_ = true; }
+  Status Pause(const WorkerProgress& p) {
+    std::unique_lock<std::mutex> lock(mu_);
+    paused_[p.worker] = p;
+    const uint64_t generation = generation_;
+    cv_.wait(lock, [&] { return generation_ != generation; });
+    return absl::OkStatus();
+  }
+  // The paused workers' progress (nullopt: not paused).
+  std::vector<std::optional<WorkerProgress>> Paused() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return paused_;
+  }
+  void Release() {
+    std::lock_guard<std::mutex> lock(mu_);
+    requested_ = false;
+    std::fill(paused_.begin(), paused_.end(), std::nullopt);
+    ++generation_;
+    cv_.notify_all();
+  }
+
+ private:
+  std::atomic<bool> requested_{false};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::optional<WorkerProgress>> paused_;
+  uint64_t generation_ = 0;
+};
+
+}  // namespace
+
+CheckpointSchedule::CheckpointSchedule(const TrainOptions& options, uint64_t examples)
+    : every_(options.checkpoint_every),
+      enabled_(!options.checkpoint_dir.empty() && options.checkpoint_every.enabled()),
+      last_examples_(examples),
+      last_time_(Clock::now()),
+      sequence_(options.checkpoint_dir.empty() ? 1
+                                               : NextCheckpointSequence(options.checkpoint_dir)) {}
+
+bool CheckpointSchedule::Due(uint64_t examples) const {
+  if (!enabled_) return false;
+  return (every_.examples > 0 && examples >= last_examples_ + every_.examples) ||
+         (every_.seconds > 0 && Since(last_time_) >= every_.seconds);
+}
+
+uint64_t CheckpointSchedule::Taken(uint64_t examples) {
+  last_examples_ = examples;
+  last_time_ = Clock::now();
+  return sequence_++;
+}
+
 StatusOr<nlohmann::json> TrainLocal(const TrainOptions& options_in,
                                     const std::atomic<bool>* stop) {
   TrainOptions options = options_in;
@@ -451,6 +629,8 @@ StatusOr<nlohmann::json> TrainLocal(const TrainOptions& options_in,
   }
   if (!options.model_dir.empty()) VREC_RETURN_IF_ERROR(MakeDirs(options.model_dir));
   VREC_ASSIGN_OR_RETURN(ModelSpec spec, BuildSpec(options));
+  VREC_ASSIGN_OR_RETURN(std::optional<FoundCheckpoint> resume,
+                        FindResumeCheckpoint(options, spec, options.workers));
   VREC_ASSIGN_OR_RETURN(JobData data, LoadJobData(options, spec));
   spec.quantiles = data.quantiles;
   model::NegativeSampler sampler = model::NegativeSampler::Uniform(1).value();
@@ -463,14 +643,48 @@ StatusOr<nlohmann::json> TrainLocal(const TrainOptions& options_in,
   // Servers.
   std::vector<ServerProcess> servers;
   std::vector<std::string> endpoints;
+  if (resume) {
+    LOG(INFO) << "resuming from " << resume->dir << " ("
+              << resume->manifest.model().examples_trained() << " examples trained)";
+  }
   for (int s = 0; s < options.servers; ++s) {
-    VREC_ASSIGN_OR_RETURN(ServerProcess server, StartServer(spec, options, s, options.workers));
+    VREC_ASSIGN_OR_RETURN(ServerProcess server,
+                          StartServer(spec, options, s, options.workers,
+                                      resume ? &*resume : nullptr, options.servers));
     endpoints.push_back(server.endpoint);
     servers.push_back(std::move(server));
   }
+  // A checkpoint of every server and the workers' states.
+  auto write_checkpoint = [&](uint64_t sequence,
+                              const std::vector<WorkerProgress>& states,
+                              double seconds) -> Status {
+    const std::string dir = JoinPath(options.checkpoint_dir, CheckpointName(sequence));
+    std::vector<ServerState> server_states;
+    for (int s = 0; s < options.servers; ++s) {
+      VREC_ASSIGN_OR_RETURN(ServerState st,
+                            WriteServerCheckpoint(servers[s].storage.get(), dir, s));
+      server_states.push_back(std::move(st));
+    }
+    CheckpointManifest m = MakeCheckpointManifest(spec, options, options.servers, sequence,
+                                                  states, server_states, seconds);
+    VREC_ASSIGN_OR_RETURN(std::string written,
+                          CommitCheckpoint(options.checkpoint_dir, m, options.keep_checkpoints));
+    std::cerr << absl::StrFormat("[ckpt]  %s: %d examples, %d rows", written,
+                                 m.model().examples_trained(), m.rows())
+              << std::endl;
+    return absl::OkStatus();
+  };
 
   // Workers.
-  ProgressTracker tracker(options, options.workers, data.train_records);
+  ProgressTracker tracker(options, options.workers, data.train_records,
+                          resume ? &resume->manifest : nullptr);
+  std::vector<WorkerProgress> resumed(options.workers);
+  if (resume) {
+    for (const WorkerState& w : resume->manifest.workers()) resumed[w.worker()] = FromWorkerState(w);
+  }
+  CheckpointSchedule schedule(options, tracker.examples());
+  PauseGate gate(options.workers);
+  Status checkpoint_status;
   std::mutex mu;
   std::vector<WorkerProgress> reports;
   std::vector<Status> worker_status(options.workers);
@@ -478,11 +692,17 @@ StatusOr<nlohmann::json> TrainLocal(const TrainOptions& options_in,
   std::atomic<bool> stop_workers{false};
   for (int w = 0; w < options.workers; ++w) {
     threads.emplace_back([&, w] {
-      Status s = RunWorker(spec, data, sampler, options, endpoints, w, options.workers,
-                           &stop_workers, [&](const WorkerProgress& p) {
-                             std::lock_guard<std::mutex> lock(mu);
-                             reports.push_back(p);
-                           });
+      WorkerHooks hooks;
+      if (resume) hooks.resume = &resumed[w];
+      hooks.pause_requested = [&] { return gate.requested(); };
+      hooks.paused = [&](const WorkerProgress& p) { return gate.Pause(p); };
+      Status s = RunWorker(
+          spec, data, sampler, options, endpoints, w, options.workers, &stop_workers,
+          [&](const WorkerProgress& p) {
+            std::lock_guard<std::mutex> lock(mu);
+            reports.push_back(p);
+          },
+          hooks);
       std::lock_guard<std::mutex> lock(mu);
       worker_status[w] = s;
       if (!s.ok()) {
@@ -511,6 +731,38 @@ StatusOr<nlohmann::json> TrainLocal(const TrainOptions& options_in,
     if (stop != nullptr && stop->load()) stop_workers = true;
     if (tracker.AllDone()) break;
     tracker.MaybeReport();
+    if (!gate.requested() && checkpoint_status.ok() && schedule.Due(tracker.examples())) {
+      gate.Request();
+    }
+    if (gate.requested()) {  // every worker paused or done: write it
+      std::vector<std::optional<WorkerProgress>> paused = gate.Paused();
+      std::vector<WorkerProgress> states(options.workers);
+      bool all = true, failed = false;
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        for (const auto& p : reports) tracker.Update(p);
+        reports.clear();
+        for (int w = 0; w < options.workers; ++w) {
+          failed |= !worker_status[w].ok();
+          if (paused[w]) {
+            states[w] = *paused[w];
+          } else if (tracker.worker(w).done) {
+            states[w] = tracker.worker(w);
+          } else {
+            all = false;
+          }
+        }
+      }
+      if (failed) {
+        gate.Release();
+      } else if (all) {
+        uint64_t examples = 0;
+        for (const auto& st : states) examples += st.examples;
+        checkpoint_status = write_checkpoint(schedule.Taken(examples), states, tracker.seconds());
+        if (!checkpoint_status.ok()) stop_workers = true;
+        gate.Release();
+      }
+    }
     if (options.eval_every_seconds > 0 && Since(last_eval) >= options.eval_every_seconds) {
       PeriodicEval(spec, data, options, endpoints, &tracker);
       last_eval = Clock::now();
@@ -522,12 +774,24 @@ StatusOr<nlohmann::json> TrainLocal(const TrainOptions& options_in,
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   for (auto& t : threads) t.join();
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    for (const auto& p : reports) tracker.Update(p);
+    reports.clear();
+  }
   tracker.MaybeReport(/*force=*/true);
   for (int w = 0; w < options.workers; ++w) {
     if (!worker_status[w].ok()) {
       return Status(worker_status[w].code(),
                     absl::StrCat("worker ", w, ": ", worker_status[w].message()));
     }
+  }
+  VREC_RETURN_IF_ERROR(checkpoint_status);
+  if (!options.checkpoint_dir.empty()) {  // the final state, to resume or export from
+    std::vector<WorkerProgress> states(options.workers);
+    for (int w = 0; w < options.workers; ++w) states[w] = tracker.worker(w);
+    VREC_RETURN_IF_ERROR(
+        write_checkpoint(schedule.Taken(tracker.examples()), states, tracker.seconds()));
   }
 
   nlohmann::json summary = JobSummary(spec, options.servers, options.workers, tracker,

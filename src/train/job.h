@@ -23,6 +23,8 @@
 #include <atomic>
 #include <cstdint>
 #include <fstream>
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,6 +32,7 @@
 #include "nlohmann/json.hpp"
 #include "ps/server_storage.h"
 #include "train/candidate_worker.h"
+#include "train/checkpoint.h"
 #include "train/evaluate.h"
 #include "train/model_spec.h"
 #include "train/ranking.h"
@@ -70,6 +73,21 @@ struct TrainOptions {
   uint64_t eval_examples_during = 2000;  // test examples per periodic evaluation
   CandidateEvalOptions eval;         // the final evaluation
   bool final_eval = true;
+  // Checkpoints (checkpoint.h, docs/checkpoints.md).
+  std::string checkpoint_dir;        // empty = none
+  CheckpointEvery checkpoint_every;  // also one at the end of a run with checkpoint_dir
+  int keep_checkpoints = 3;
+  bool resume = false;  // continue from the newest complete checkpoint in checkpoint_dir
+  // Diagnostics: worker w appends "<worker> <step> <example id>..." per
+  // trained step to DIR/worker-<w>.log.
+  std::string example_log_dir;
+};
+
+// What a worker needs besides its data to take part in checkpoints.
+struct WorkerHooks {
+  const WorkerProgress* resume = nullptr;  // the checkpoint's state of this worker
+  std::function<bool()> pause_requested;
+  std::function<Status(const WorkerProgress&)> paused;
 };
 
 // Everything a job needs to know about its data, loaded once.
@@ -94,9 +112,11 @@ StatusOr<model::NegativeSampler> BuildSampler(const ModelSpec& spec, const Corpu
 uint64_t WorkerShare(uint64_t total, int worker, int num_workers);
 
 // Creates one server's storage (spill folder spill_dir/server-<i>).
-StatusOr<std::unique_ptr<ps::ServerStorage>> CreateServerStorage(const ModelSpec& spec,
-                                                                 const TrainOptions& options,
-                                                                 int server);
+// With `restore`, the storage holds that checkpoint's rows for server
+// `server` of `num_servers`.
+StatusOr<std::unique_ptr<ps::ServerStorage>> CreateServerStorage(
+    const ModelSpec& spec, const TrainOptions& options, int server,
+    const FoundCheckpoint* restore = nullptr, int num_servers = 1);
 
 // One parameter server: storage, request handler and transport.
 struct ServerProcess {
@@ -108,14 +128,16 @@ struct ServerProcess {
 // Creates and starts server `index` of a job with `num_workers` workers,
 // bound to options.bind_host on a free port.
 StatusOr<ServerProcess> StartServer(const ModelSpec& spec, const TrainOptions& options, int index,
-                                    int num_workers);
+                                    int num_workers, const FoundCheckpoint* restore = nullptr,
+                                    int num_servers = 1);
 
 // Runs worker `worker` of `num_workers` against the servers at `endpoints`
 // until its share is done or *stop; report() receives its progress.
 Status RunWorker(const ModelSpec& spec, const JobData& data, const model::NegativeSampler& sampler,
                  const TrainOptions& options, const std::vector<std::string>& endpoints,
                  int worker, int num_workers, const std::atomic<bool>* stop,
-                 const std::function<void(const WorkerProgress&)>& report);
+                 const std::function<void(const WorkerProgress&)>& report,
+                 const WorkerHooks& hooks = {});
 
 // Evaluates through the servers at `endpoints` (evaluation options `eval`).
 StatusOr<nlohmann::json> EvaluateThroughServers(const ModelSpec& spec, const JobData& data,
@@ -125,9 +147,14 @@ StatusOr<nlohmann::json> EvaluateThroughServers(const ModelSpec& spec, const Job
 
 // Follows the workers' progress: prints progress lines to stderr and appends
 // records to the metrics file.
+// Resumed from a checkpoint, it carries on from the checkpoint's progress:
+// examples, steps and time continue, and the metrics file keeps only the
+// records up to the checkpoint before new ones are appended.
 class ProgressTracker {
  public:
-  ProgressTracker(const TrainOptions& options, int num_workers, uint64_t train_records);
+  ProgressTracker(const TrainOptions& options, int num_workers, uint64_t train_records,
+                  const CheckpointManifest* resumed = nullptr);
+  const WorkerProgress& worker(int w) const { return workers_[w]; }
   void Update(const WorkerProgress& p);
   // Prints a line if progress_seconds have passed since the last (or if
   // `force`), and appends a metrics record.
@@ -147,11 +174,29 @@ class ProgressTracker {
   uint64_t target_examples_ = 0;  // 0 = unknown
   std::vector<WorkerProgress> workers_;
   std::chrono::steady_clock::time_point start_, last_;
+  double seconds_before_ = 0;  // training time before the checkpoint resumed from
   uint64_t last_examples_ = 0, last_steps_ = 0;
   double last_loss_sum_ = 0;
   std::vector<uint64_t> last_worker_examples_;
   double recent_loss_ = 0;
   std::ofstream metrics_;
+};
+
+// When the coordinator takes the next checkpoint, and its sequence number.
+class CheckpointSchedule {
+ public:
+  // `examples`: trained so far (a resumed job's count).
+  CheckpointSchedule(const TrainOptions& options, uint64_t examples);
+  bool Due(uint64_t examples) const;
+  // Records a checkpoint at `examples`; returns its sequence number.
+  uint64_t Taken(uint64_t examples);
+
+ private:
+  CheckpointEvery every_;
+  bool enabled_;
+  uint64_t last_examples_;
+  std::chrono::steady_clock::time_point last_time_;
+  uint64_t sequence_;
 };
 
 // Runs the whole job in this process. The last stdout line of `vrec train`
@@ -177,6 +222,21 @@ void LogPsStats(const std::vector<std::string>& endpoints, ProgressTracker* trac
 // The job's summary line (without "eval" and the saved-model fields).
 nlohmann::json JobSummary(const ModelSpec& spec, int servers, int workers,
                           const ProgressTracker& tracker, bool stopped);
+
+// The checkpoint to resume from (options.resume), or nullopt to start
+// afresh (no checkpoint yet: logged). Errors for a checkpoint this job
+// cannot continue.
+StatusOr<std::optional<FoundCheckpoint>> FindResumeCheckpoint(const TrainOptions& options,
+                                                              const ModelSpec& spec,
+                                                              int num_workers);
+
+// The manifest of checkpoint `sequence`: the model so far and every
+// worker's state (paused or done).
+CheckpointManifest MakeCheckpointManifest(const ModelSpec& spec, const TrainOptions& options,
+                                          int num_servers, uint64_t sequence,
+                                          const std::vector<WorkerProgress>& workers,
+                                          const std::vector<ServerState>& servers,
+                                          double seconds);
 
 // The model folder's manifest for a finished job.
 TrainedModel MakeTrainedModel(const ModelSpec& spec, const TrainOptions& options, int num_servers,

@@ -4,12 +4,14 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <optional>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
 #include "common/file_util.h"
 #include "data/dataset.h"
@@ -26,23 +28,35 @@ enum Tag : int {
   kStopTag = 3,      // coordinator -> worker: no payload
   kServerTag = 4,    // coordinator -> server: ServerCommand
   kServerAckTag = 5, // server -> coordinator: uint64 rows saved, or -1 on failure + kErrorTag
+  kPauseTag = 6,     // coordinator -> worker: pause for a checkpoint (no payload)
+  kResumeTag = 7,    // coordinator -> worker: the checkpoint is written, go on
+  kSequenceTag = 8,  // coordinator -> server: int64 checkpoint sequence (after kCheckpoint)
 };
 
-enum ServerCommand : int { kSave = 1, kShutdown = 2 };
+enum ServerCommand : int { kSave = 1, kShutdown = 2, kCheckpoint = 3 };
 
 // WorkerProgress on the wire (plain data; all ranks run the same binary).
 struct WireProgress {
   int32_t worker;
   int32_t epoch;
   int32_t done;
-  int32_t pad;
+  int32_t paused;
   uint64_t examples, steps, skipped;
   double loss_sum, seconds;
+  // SourcePosition
+  int32_t pos_epoch;
+  uint32_t pos_shard;
+  uint64_t pos_offset, pos_record;
+  int64_t pos_next_user;
+  uint64_t pos_pending, pos_next_index;
 };
 
 WireProgress ToWire(const WorkerProgress& p) {
-  return WireProgress{p.worker, p.epoch, p.done ? 1 : 0, 0, p.examples, p.steps, p.skipped,
-                      p.loss_sum, p.seconds};
+  const SourcePosition& q = p.position;
+  return WireProgress{p.worker,     p.epoch,      p.done ? 1 : 0,  p.paused ? 1 : 0,
+                      p.examples,   p.steps,      p.skipped,       p.loss_sum,
+                      p.seconds,    q.epoch(),    q.shard(),       q.offset(),
+                      q.record(),   q.next_user(), q.pending(),    q.next_index()};
 }
 
 WorkerProgress FromWire(const WireProgress& w) {
@@ -55,6 +69,14 @@ WorkerProgress FromWire(const WireProgress& w) {
   p.skipped = w.skipped;
   p.loss_sum = w.loss_sum;
   p.seconds = w.seconds;
+  p.paused = w.paused != 0;
+  p.position.set_epoch(w.pos_epoch);
+  p.position.set_shard(w.pos_shard);
+  p.position.set_offset(w.pos_offset);
+  p.position.set_record(w.pos_record);
+  p.position.set_next_user(w.pos_next_user);
+  p.position.set_pending(w.pos_pending);
+  p.position.set_next_index(w.pos_next_index);
   return p;
 }
 
@@ -93,14 +115,17 @@ std::string Advertised(const std::string& endpoint) {
 }
 
 Status RunServerRank(const ModelSpec& spec, const TrainOptions& options, int index,
-                     int num_workers, int world_size) {
+                     int num_servers, int num_workers, int world_size,
+                     const StatusOr<std::optional<FoundCheckpoint>>& resume) {
   TrainOptions o = options;
   if (o.bind_host == "*") o.bind_host = "0.0.0.0";
   StatusOr<ServerProcess> server =
-      o.bind_host == "inproc"
+      !resume.ok() ? StatusOr<ServerProcess>(resume.status())
+      : o.bind_host == "inproc"
           ? StatusOr<ServerProcess>(absl::InvalidArgumentError(
                 "--bind_host=inproc serves only this process; under mpirun use an address or *"))
-          : StartServer(spec, o, index, num_workers);
+          : StartServer(spec, o, index, num_workers, resume->has_value() ? &**resume : nullptr,
+                        num_servers);
   const std::string endpoint = server.ok() ? Advertised(server->endpoint) : "";
   AllGatherEndpoints(endpoint, world_size);
   if (!server.ok()) return server.status();
@@ -109,6 +134,17 @@ Status RunServerRank(const ModelSpec& spec, const TrainOptions& options, int ind
     int command = 0;
     MPI_Recv(&command, 1, MPI_INT, 0, kServerTag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
     if (command == kShutdown) break;
+    if (command == kCheckpoint) {
+      int64_t sequence = 0;
+      MPI_Recv(&sequence, 1, MPI_INT64_T, 0, kSequenceTag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+      StatusOr<ServerState> state = WriteServerCheckpoint(
+          server->storage.get(),
+          JoinPath(options.checkpoint_dir, CheckpointName(static_cast<uint64_t>(sequence))), index);
+      int64_t n = state.ok() ? static_cast<int64_t>(state->rows()) : -1;
+      if (!state.ok()) SendText(absl::StrCat("server ", index, ": ", state.status().ToString()), 0,
+                                kErrorTag);
+      MPI_Send(&n, 1, MPI_INT64_T, 0, kServerAckTag, MPI_COMM_WORLD);
+    }
     if (command == kSave) {
       StatusOr<uint64_t> rows = SaveServerTables(*server->storage, options.model_dir, index);
       int64_t n = rows.ok() ? static_cast<int64_t>(*rows) : -1;
@@ -151,12 +187,15 @@ StatusOr<nlohmann::json> TrainMpi(const TrainOptions& options, const std::atomic
   StatusOr<ModelSpec> spec = BuildSpec(options);
   if (!spec.ok()) return finalize(spec.status());
   const bool is_server = rank >= 1 && rank <= servers;
+  // Every rank reads the checkpoint it resumes from (a shared file system).
+  const StatusOr<std::optional<FoundCheckpoint>> resume =
+      FindResumeCheckpoint(options, *spec, workers);
 
   // Coordinator and workers share the corpus and its label counts.
   MPI_Comm peers;
   MPI_Comm_split(MPI_COMM_WORLD, is_server ? 1 : 0, rank, &peers);
   if (is_server) {
-    Status s = RunServerRank(*spec, options, rank - 1, workers, size);
+    Status s = RunServerRank(*spec, options, rank - 1, servers, workers, size, resume);
     MPI_Comm_free(&peers);
     if (!s.ok()) return finalize(Status(s.code(), absl::StrCat("server ", rank - 1, ": ",
                                                                 s.message())));
@@ -200,6 +239,7 @@ StatusOr<nlohmann::json> TrainMpi(const TrainOptions& options, const std::atomic
       data_status = c.status();
     }
   }
+  if (data_status.ok() && !resume.ok()) data_status = resume.status();
   int64_t corpus_size = static_cast<int64_t>(data.corpus.ids.size());
   int ok = data_status.ok() && servers_up ? 1 : 0, all_ok = 0;
   MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, peers);
@@ -248,6 +288,26 @@ StatusOr<nlohmann::json> TrainMpi(const TrainOptions& options, const std::atomic
       StatusOr<model::NegativeSampler> sampler =
           ranking ? model::NegativeSampler::Uniform(1) : BuildSampler(*spec, data.corpus);
       std::atomic<bool> stop_me{false};
+      WorkerHooks hooks;
+      WorkerProgress resumed;
+      if (resume.ok() && resume->has_value()) {
+        for (const WorkerState& ws : (*resume)->manifest.workers()) {
+          if (ws.worker() == w) resumed = FromWorkerState(ws);
+        }
+        hooks.resume = &resumed;
+      }
+      hooks.pause_requested = [&] {
+        int flag = 0;
+        MPI_Iprobe(0, kPauseTag, MPI_COMM_WORLD, &flag, MPI_STATUS_IGNORE);
+        if (flag) MPI_Recv(nullptr, 0, MPI_BYTE, 0, kPauseTag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        return flag != 0;
+      };
+      hooks.paused = [&](const WorkerProgress& p) {
+        WireProgress wp = ToWire(p);
+        MPI_Send(&wp, sizeof(wp), MPI_BYTE, 0, kProgressTag, MPI_COMM_WORLD);
+        MPI_Recv(nullptr, 0, MPI_BYTE, 0, kResumeTag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        return absl::OkStatus();
+      };
       if (!sampler.ok()) {
         s = sampler.status();
       } else {
@@ -263,7 +323,8 @@ StatusOr<nlohmann::json> TrainMpi(const TrainOptions& options, const std::atomic
                         WireProgress wp = ToWire(p);
                         MPI_Send(&wp, sizeof(wp), MPI_BYTE, 0, kProgressTag, MPI_COMM_WORLD);
                         last_sent = p;
-                      });
+                      },
+                      hooks);
       }
     }
     if (!s.ok()) SendText(absl::StrCat("worker ", w, ": ", s.ToString()), 0, kErrorTag);
@@ -275,10 +336,12 @@ StatusOr<nlohmann::json> TrainMpi(const TrainOptions& options, const std::atomic
     // A stop message sent after this worker finished is drained here.
     MPI_Barrier(peers);
     MPI_Comm_free(&peers);
-    int flag = 1;
-    while (flag) {
-      MPI_Iprobe(0, kStopTag, MPI_COMM_WORLD, &flag, MPI_STATUS_IGNORE);
-      if (flag) MPI_Recv(nullptr, 0, MPI_BYTE, 0, kStopTag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    for (int tag : {kStopTag, kPauseTag}) {
+      int flag = 1;
+      while (flag) {
+        MPI_Iprobe(0, tag, MPI_COMM_WORLD, &flag, MPI_STATUS_IGNORE);
+        if (flag) MPI_Recv(nullptr, 0, MPI_BYTE, 0, tag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+      }
     }
     if (!s.ok()) return finalize(s);
     return finalize(nlohmann::json());
@@ -303,7 +366,50 @@ StatusOr<nlohmann::json> TrainMpi(const TrainOptions& options, const std::atomic
     first_error = !data_status.ok() ? data_status.ToString()
                                     : "a server or worker could not start (see its log)";
   }
-  ProgressTracker tracker(options, workers, data.train_records);
+  const CheckpointManifest* resumed_manifest =
+      resume.ok() && resume->has_value() ? &(*resume)->manifest : nullptr;
+  ProgressTracker tracker(options, workers, data.train_records, resumed_manifest);
+  if (resumed_manifest != nullptr) {
+    LOG(INFO) << "resuming from " << (*resume)->dir << " ("
+              << resumed_manifest->model().examples_trained() << " examples trained)";
+    for (const WorkerState& ws : resumed_manifest->workers()) {
+      if (ws.worker() >= 0 && ws.worker() < workers) last[ws.worker()] = FromWorkerState(ws);
+    }
+  }
+  CheckpointSchedule schedule(options, tracker.examples());
+  bool pause_sent = false;
+  std::vector<std::optional<WorkerProgress>> paused(workers);
+  // Every server writes its part of checkpoint `sequence`, then the manifest.
+  auto write_checkpoint = [&](uint64_t sequence, const std::vector<WorkerProgress>& states) {
+    Status status;
+    std::vector<ServerState> server_states(servers);
+    for (int r = 1; r <= servers; ++r) {
+      int c = kCheckpoint;
+      int64_t seq = static_cast<int64_t>(sequence);
+      MPI_Send(&c, 1, MPI_INT, r, kServerTag, MPI_COMM_WORLD);
+      MPI_Send(&seq, 1, MPI_INT64_T, r, kSequenceTag, MPI_COMM_WORLD);
+    }
+    for (int r = 1; r <= servers; ++r) {
+      int64_t n = 0;
+      MPI_Recv(&n, 1, MPI_INT64_T, r, kServerAckTag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+      if (n < 0) {
+        const std::string e = RecvText(r, kErrorTag);
+        if (status.ok()) status = absl::InternalError(e);
+      } else {
+        server_states[r - 1].set_rows(static_cast<uint64_t>(n));
+      }
+    }
+    if (!status.ok()) return status;
+    CheckpointManifest m = MakeCheckpointManifest(*spec, options, servers, sequence, states,
+                                                  server_states, tracker.seconds());
+    StatusOr<std::string> dir = CommitCheckpoint(options.checkpoint_dir, m,
+                                                 options.keep_checkpoints);
+    if (!dir.ok()) return dir.status();
+    std::cerr << absl::StrFormat("[ckpt]  %s: %d examples, %d rows", *dir,
+                                 m.model().examples_trained(), m.rows())
+              << std::endl;
+    return absl::OkStatus();
+  };
   bool stop_sent = false;
   auto send_stop = [&] {
     if (stop_sent) return;
@@ -332,7 +438,12 @@ StatusOr<nlohmann::json> TrainMpi(const TrainOptions& options, const std::atomic
       MPI_Recv(&wp, sizeof(wp), MPI_BYTE, st.MPI_SOURCE, kProgressTag, MPI_COMM_WORLD,
                MPI_STATUS_IGNORE);
       const int w = wp.worker;
-      if (wp.done != 0) {
+      if (wp.paused != 0 && w >= 0 && w < workers) {
+        paused[w] = FromWire(wp);
+        last[w] = *paused[w];
+        last[w].paused = false;
+        tracker.Update(last[w]);
+      } else if (wp.done != 0) {
         if (w >= 0 && w < workers && !done[w]) {
           done[w] = true;
           --remaining;
@@ -348,6 +459,42 @@ StatusOr<nlohmann::json> TrainMpi(const TrainOptions& options, const std::atomic
     }
     if (stop != nullptr && stop->load()) send_stop();
     tracker.MaybeReport();
+    if (all_ok && first_error.empty() && !pause_sent && schedule.Due(tracker.examples())) {
+      for (int w = 0; w < workers; ++w) {
+        if (!done[w]) MPI_Send(nullptr, 0, MPI_BYTE, 1 + servers + w, kPauseTag, MPI_COMM_WORLD);
+      }
+      pause_sent = true;
+    }
+    if (pause_sent) {  // every worker paused or done: write it, then let them go on
+      bool all = true;
+      std::vector<WorkerProgress> states(workers);
+      for (int w = 0; w < workers; ++w) {
+        if (paused[w]) {
+          states[w] = *paused[w];
+        } else if (done[w]) {
+          states[w] = last[w];
+        } else {
+          all = false;
+        }
+      }
+      if (all) {
+        if (first_error.empty()) {
+          uint64_t examples = 0;
+          for (const auto& st : states) examples += st.examples;
+          Status s = write_checkpoint(schedule.Taken(examples), states);
+          if (!s.ok()) {
+            LOG(ERROR) << s;
+            first_error = s.ToString();
+            send_stop();
+          }
+        }
+        for (int w = 0; w < workers; ++w) {
+          if (paused[w]) MPI_Send(nullptr, 0, MPI_BYTE, 1 + servers + w, kResumeTag, MPI_COMM_WORLD);
+          paused[w].reset();
+        }
+        pause_sent = false;
+      }
+    }
     if (all_ok && options.eval_every_seconds > 0 &&
         std::chrono::duration<double>(std::chrono::steady_clock::now() - last_eval).count() >=
             options.eval_every_seconds) {
@@ -373,7 +520,10 @@ StatusOr<nlohmann::json> TrainMpi(const TrainOptions& options, const std::atomic
   nlohmann::json summary =
       JobSummary(*spec, servers, workers, tracker, stop != nullptr && stop->load());
   Status status;
-  if (!options.model_dir.empty()) {
+  if (!options.checkpoint_dir.empty()) {  // the final state, to resume or export from
+    status = write_checkpoint(schedule.Taken(tracker.examples()), last);
+  }
+  if (status.ok() && !options.model_dir.empty()) {
     int64_t rows = 0;
     for (int r = 1; r <= servers; ++r) {
       int c = kSave;

@@ -321,6 +321,12 @@ Status RankingWorker::ComputeSlot(int slot, double* loss, int* examples) {
   return absl::OkStatus();
 }
 
+void RankingWorker::ExampleIds(int slot, std::vector<uint64_t>* ids) const {
+  const Step& step = *steps_[slot];
+  ids->clear();
+  for (int i = 0; i < step.batch.batch_size; ++i) ids->push_back(step.examples[i].example_id());
+}
+
 StatusOr<nlohmann::json> EvaluateRanking(const ModelSpec& spec, ParameterSource* params,
                                          const std::string& data_dir,
                                          const DatasetManifest& manifest,

@@ -90,6 +90,8 @@ class RankingWorker : public PipelinedWorker {
   StatusOr<bool> PrepareSlot(int slot) override;
   Status ComputeSlot(int slot, double* loss, int* examples) override;
   int Epoch() const override { return stream_->epoch(); }
+  SourcePosition Position() const override { return stream_->Position(); }
+  void ExampleIds(int slot, std::vector<uint64_t>* ids) const override;
 
   const ModelSpec* spec_ = nullptr;
   ps::PsClient* client_ = nullptr;
@@ -97,7 +99,6 @@ class RankingWorker : public PipelinedWorker {
   std::unique_ptr<model::RankingModel<float>> model_;
   std::vector<int> table_index_;  // model table -> spec table
   model::RankingGradients<float> grads_;
-  uint64_t examples_read_ = 0;
   ExampleSource<RankingExample>* stream_ = nullptr;
   std::unique_ptr<Step> steps_[2];
 };

@@ -1,6 +1,10 @@
 #include "train/worker_loop.h"
 
 #include <chrono>
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "common/file_util.h"
 
 namespace vrec::train {
 namespace {
@@ -9,6 +13,43 @@ double Since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 }  // namespace
+
+WorkerState ToWorkerState(const WorkerProgress& p) {
+  WorkerState s;
+  s.set_worker(p.worker);
+  s.set_examples(p.examples);
+  s.set_steps(p.steps);
+  s.set_skipped(p.skipped);
+  s.set_loss_sum(p.loss_sum);
+  s.set_seconds(p.seconds);
+  s.set_done(p.done);
+  *s.mutable_position() = p.position;
+  return s;
+}
+
+WorkerProgress FromWorkerState(const WorkerState& s) {
+  WorkerProgress p;
+  p.worker = s.worker();
+  p.examples = s.examples();
+  p.steps = s.steps();
+  p.skipped = s.skipped();
+  p.loss_sum = s.loss_sum();
+  p.seconds = s.seconds();
+  p.done = s.done();
+  p.epoch = s.position().epoch();
+  p.position = s.position();
+  return p;
+}
+
+void PipelinedWorker::Restore(const WorkerProgress& progress) {
+  const int32_t worker = progress_.worker;
+  progress_ = progress;
+  progress_.worker = worker;
+  progress_.done = false;
+  progress_.paused = false;
+  examples_read_ = progress.examples + progress.skipped;
+  batches_prepared_ = progress.steps;
+}
 
 Status PipelinedWorker::WaitPushes() {
   Status first;
@@ -24,7 +65,19 @@ Status PipelinedWorker::RunLoop(const WorkerLoopOptions& options, ps::PsClient* 
                                 const std::atomic<bool>* stop,
                                 const std::function<void(const WorkerProgress&)>& report) {
   const auto start = Clock::now();
+  const double seconds_before = progress_.seconds;  // from a checkpoint
   auto last_report = start;
+  std::FILE* log = nullptr;
+  if (!options.example_log.empty()) {
+    log = std::fopen(options.example_log.c_str(), "a");
+    if (log == nullptr) return ErrnoStatus(errno, "opening example log " + options.example_log);
+  }
+  std::vector<uint64_t> ids;
+  auto snapshot = [&] {
+    progress_.seconds = seconds_before + Since(start);
+    progress_.epoch = Epoch();
+    progress_.position = Position();
+  };
   auto finish = [&](Status status) {
     Status s = WaitPushes();
     if (status.ok()) status = s;
@@ -32,8 +85,8 @@ Status PipelinedWorker::RunLoop(const WorkerLoopOptions& options, ps::PsClient* 
       s = client->LeaveClock();
       if (status.ok()) status = s;
     }
-    progress_.seconds = Since(start);
-    progress_.epoch = Epoch();
+    if (log != nullptr) std::fclose(log);
+    snapshot();
     progress_.done = true;
     report(progress_);
     return status;
@@ -42,11 +95,18 @@ Status PipelinedWorker::RunLoop(const WorkerLoopOptions& options, ps::PsClient* 
     return (stop != nullptr && stop->load(std::memory_order_relaxed)) ||
            (options.max_seconds > 0 && Since(start) >= options.max_seconds);
   };
+  auto prepare = [&](int slot) -> StatusOr<bool> {
+    StatusOr<bool> have = PrepareSlot(slot);
+    if (have.ok() && *have) ++batches_prepared_;
+    return have;
+  };
   int current = 0;
-  StatusOr<bool> have = PrepareSlot(current);
+  StatusOr<bool> have = stopping() ? StatusOr<bool>(false) : prepare(current);
   if (!have.ok()) return finish(have.status());
   while (*have) {
-    StatusOr<bool> have_next = stopping() ? StatusOr<bool>(false) : PrepareSlot(1 - current);
+    const bool pausing = options.pause_requested && options.pause_requested();
+    StatusOr<bool> have_next =
+        stopping() || pausing ? StatusOr<bool>(false) : prepare(1 - current);
     if (!have_next.ok()) return finish(have_next.status());
     double loss = 0;
     int examples = 0;
@@ -55,6 +115,14 @@ Status PipelinedWorker::RunLoop(const WorkerLoopOptions& options, ps::PsClient* 
     progress_.steps += 1;
     progress_.loss_sum += loss;
     client->set_step(progress_.steps);
+    if (log != nullptr) {
+      ExampleIds(current, &ids);
+      std::string line = absl::StrCat(progress_.worker, " ", progress_.steps);
+      for (uint64_t id : ids) absl::StrAppend(&line, " ", id);
+      line.push_back('\n');
+      std::fwrite(line.data(), 1, line.size(), log);
+      std::fflush(log);
+    }
     if (options.max_staleness >= 0) {
       if (Status s = WaitPushes(); !s.ok()) return finish(s);
       Status w =
@@ -63,9 +131,24 @@ Status PipelinedWorker::RunLoop(const WorkerLoopOptions& options, ps::PsClient* 
     }
     if (Since(last_report) >= options.report_seconds) {
       last_report = Clock::now();
-      progress_.seconds = Since(start);
-      progress_.epoch = Epoch();
+      snapshot();
       report(progress_);
+    }
+    if (pausing) {
+      if (Status s = WaitPushes(); !s.ok()) return finish(s);
+      if (options.max_staleness >= 0) {
+        if (Status s = client->LeaveClock(); !s.ok()) return finish(s);
+      }
+      snapshot();
+      progress_.paused = true;
+      Status s = options.paused(progress_);
+      progress_.paused = false;
+      if (!s.ok()) return finish(s);
+      if (options.max_staleness >= 0) {
+        if (Status r = client->RejoinClock(progress_.steps); !r.ok()) return finish(r);
+      }
+      have_next = stopping() ? StatusOr<bool>(false) : prepare(1 - current);
+      if (!have_next.ok()) return finish(have_next.status());
     }
     current = 1 - current;
     have = have_next;

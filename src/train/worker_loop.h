@@ -13,14 +13,25 @@
 // until no worker is more than max_staleness steps behind; a finished worker
 // leaves the clock.
 //
+// Checkpoints: when pause_requested() says so at the top of a step, the
+// worker computes the batch it has without reading the next one, waits for
+// its pushes, and calls paused() with its progress and data position; no
+// request of this worker is then in flight and the position is exactly
+// after the last trained example. paused() blocks until training may go on
+// (a worker with bounded staleness leaves the clock meanwhile and rejoins).
+// Restore() puts a worker back at a checkpoint's progress; the caller seeks
+// its example source to the checkpoint's position.
+//
 // Thread safety: a worker is used by one thread.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <vector>
 
+#include "proto/checkpoint.pb.h"
 #include "ps/ps_service.h"
 #include "vrec/status.h"
 
@@ -36,17 +47,32 @@ struct WorkerProgress {
   double seconds = 0;      // since the worker started
   int32_t epoch = 0;
   bool done = false;       // no more steps will follow
+  bool paused = false;     // stopped for a checkpoint (see paused())
+  // Where the worker's data stands (set in the final report and when paused).
+  SourcePosition position;
 };
+
+WorkerState ToWorkerState(const WorkerProgress& p);
+WorkerProgress FromWorkerState(const WorkerState& s);
 
 struct WorkerLoopOptions {
   double max_seconds = 0;  // 0 = no limit
   int64_t max_staleness = -1;
   double report_seconds = 1.0;
+  // Checkpoints (see above); both unset = never pause.
+  std::function<bool()> pause_requested;
+  std::function<Status(const WorkerProgress&)> paused;
+  // Diagnostics: a file to which each trained step appends a line
+  // "<worker> <step> <example id> ..." (the exact-resume test counts them).
+  std::string example_log;
 };
 
 class PipelinedWorker {
  public:
   virtual ~PipelinedWorker() = default;
+
+  // Continues from a checkpoint: progress, and the examples read so far.
+  void Restore(const WorkerProgress& progress);
 
  protected:
   // Reads the next batch into slot 0 or 1 and issues its pulls; false when
@@ -56,6 +82,9 @@ class PipelinedWorker {
   // sets the batch's mean loss and size.
   virtual Status ComputeSlot(int slot, double* loss, int* examples) = 0;
   virtual int Epoch() const = 0;
+  virtual SourcePosition Position() const = 0;
+  // The example ids of the batch in `slot` (for options.example_log).
+  virtual void ExampleIds(int slot, std::vector<uint64_t>* ids) const = 0;
 
   Status RunLoop(const WorkerLoopOptions& options, ps::PsClient* client,
                  const std::atomic<bool>* stop,
@@ -65,6 +94,8 @@ class PipelinedWorker {
 
   WorkerProgress progress_;
   std::vector<ps::PsRequest> pushes_;
+  uint64_t examples_read_ = 0;     // including skipped ones
+  uint64_t batches_prepared_ = 0;  // the index of the batch PrepareSlot reads next
 };
 
 }  // namespace vrec::train

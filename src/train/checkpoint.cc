@@ -1,0 +1,208 @@
+#include "train/checkpoint.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <system_error>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/file_util.h"
+#include "google/protobuf/util/json_util.h"
+#include "glog/logging.h"
+
+namespace vrec::train {
+namespace {
+
+constexpr char kManifest[] = "MANIFEST";
+constexpr char kPrefix[] = "ckpt-";
+
+// Sequence numbers of the checkpoint folders in root, with completeness.
+std::vector<std::pair<uint64_t, bool>> ListCheckpoints(const std::string& root) {
+  std::vector<std::pair<uint64_t, bool>> out;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(root, ec)) {
+    const std::string name = entry.path().filename().string();
+    uint64_t seq = 0;
+    if (!entry.is_directory() || name.rfind(kPrefix, 0) != 0 ||
+        !absl::SimpleAtoi(name.substr(sizeof(kPrefix) - 1), &seq)) {
+      continue;
+    }
+    out.emplace_back(seq, PathExists(JoinPath(entry.path().string(), kManifest)));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+StatusOr<CheckpointManifest> ReadManifestIn(const std::string& dir) {
+  const std::string path = JoinPath(dir, kManifest);
+  VREC_ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(path));
+  CheckpointManifest m;
+  if (!m.ParseFromString(bytes)) return absl::DataLossError(absl::StrCat(path, ": does not parse"));
+  if (m.format_version() != kCheckpointFormatVersion) {
+    return absl::DataLossError(absl::StrCat(path, ": unknown format version ", m.format_version()));
+  }
+  return m;
+}
+
+}  // namespace
+
+std::string CheckpointName(uint64_t sequence) {
+  return absl::StrFormat("%s%08d", kPrefix, sequence);
+}
+std::string ServerCheckpointDir(int server) { return absl::StrFormat("server-%05d", server); }
+std::string ServerStateFile(int server) { return absl::StrFormat("server-%05d.state", server); }
+
+StatusOr<CheckpointEvery> ParseCheckpointEvery(const std::string& text) {
+  CheckpointEvery every;
+  if (text.empty()) return every;
+  const char unit = text.back();
+  double value = 0;
+  const bool timed = unit == 's' || unit == 'm' || unit == 'h';
+  const std::string number = timed ? text.substr(0, text.size() - 1) : text;
+  if (!absl::SimpleAtod(number, &value) || value <= 0 || (!timed && value != std::floor(value))) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--checkpoint_every=", text,
+        ": give a time (30s, 10m, 2h) or a whole number of examples (e.g. 200000)"));
+  }
+  if (timed) {
+    every.seconds = value * (unit == 'h' ? 3600 : unit == 'm' ? 60 : 1);
+  } else {
+    every.examples = static_cast<uint64_t>(value);
+  }
+  return every;
+}
+
+StatusOr<ServerState> WriteServerCheckpoint(ps::ServerStorage* storage, const std::string& dir,
+                                            int server) {
+  VREC_RETURN_IF_ERROR(MakeDirs(dir));
+  const std::string db = JoinPath(dir, ServerCheckpointDir(server));
+  if (PathExists(db)) {  // left by a run that died while writing this checkpoint
+    std::error_code ec;
+    std::filesystem::remove_all(db, ec);
+  }
+  VREC_ASSIGN_OR_RETURN(ServerState state, storage->Checkpoint(db));
+  state.set_server(server);
+  VREC_RETURN_IF_ERROR(
+      WriteFileAtomic(JoinPath(dir, ServerStateFile(server)), state.SerializeAsString()));
+  return state;
+}
+
+StatusOr<std::string> CommitCheckpoint(const std::string& root, const CheckpointManifest& manifest,
+                                       int keep) {
+  const std::string dir = JoinPath(root, CheckpointName(manifest.sequence()));
+  for (int s = 0; s < static_cast<int>(manifest.num_servers()); ++s) {
+    if (!PathExists(JoinPath(dir, ServerStateFile(s)))) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("checkpoint ", dir, " lacks server ", s, "'s part"));
+    }
+  }
+  std::string json;
+  google::protobuf::util::JsonPrintOptions o;
+  o.add_whitespace = true;
+  o.preserve_proto_field_names = true;
+  CheckpointManifest readable = manifest;
+  readable.clear_slot_router();  // binary
+  if (!google::protobuf::util::MessageToJsonString(readable, &json, o).ok()) {
+    return absl::InternalError("cannot print the checkpoint manifest as JSON");
+  }
+  VREC_RETURN_IF_ERROR(WriteFileAtomic(JoinPath(dir, "manifest.json"), json));
+  VREC_RETURN_IF_ERROR(WriteFileAtomic(JoinPath(dir, kManifest), manifest.SerializeAsString()));
+  // Prune: every incomplete folder, and complete ones beyond the newest `keep`.
+  const auto all = ListCheckpoints(root);
+  int complete_seen = 0;
+  for (auto it = all.rbegin(); it != all.rend(); ++it) {
+    const bool complete = it->second;
+    if (complete && ++complete_seen <= std::max(1, keep)) continue;
+    std::error_code ec;
+    std::filesystem::remove_all(JoinPath(root, CheckpointName(it->first)), ec);
+    if (ec) LOG(WARNING) << "could not remove old checkpoint " << it->first << ": " << ec.message();
+  }
+  return dir;
+}
+
+StatusOr<FoundCheckpoint> FindCheckpoint(const std::string& path) {
+  FoundCheckpoint found;
+  if (PathExists(JoinPath(path, kManifest))) {
+    found.dir = path;
+  } else {
+    const auto all = ListCheckpoints(path);
+    for (auto it = all.rbegin(); it != all.rend(); ++it) {
+      if (it->second) {
+        found.dir = JoinPath(path, CheckpointName(it->first));
+        break;
+      }
+    }
+    if (found.dir.empty()) {
+      return absl::NotFoundError(absl::StrCat(
+          "no complete checkpoint in ", path,
+          all.empty() ? " (no ckpt-* folders)" : " (only incomplete ckpt-* folders, no MANIFEST)"));
+    }
+  }
+  VREC_ASSIGN_OR_RETURN(found.manifest, ReadManifestIn(found.dir));
+  return found;
+}
+
+uint64_t NextCheckpointSequence(const std::string& root) {
+  const auto all = ListCheckpoints(root);
+  return all.empty() ? 1 : all.back().first + 1;
+}
+
+StatusOr<std::unique_ptr<ps::ServerStorage>> RestoreServerStorage(
+    const ModelConfig& config, ps::ServerStorageOptions options, const FoundCheckpoint& checkpoint,
+    int server, int num_servers) {
+  const CheckpointManifest& m = checkpoint.manifest;
+  VREC_ASSIGN_OR_RETURN(ps::SlotRouter old_router, ps::SlotRouter::Deserialize(m.slot_router()));
+  VREC_ASSIGN_OR_RETURN(ps::SlotRouter router,
+                        ps::SlotRouter::Contiguous(static_cast<uint32_t>(num_servers),
+                                                   old_router.num_slots()));
+  if (m.server_dirs_size() != static_cast<int>(m.num_servers()) ||
+      m.server_states_size() != static_cast<int>(m.num_servers())) {
+    return absl::DataLossError(absl::StrCat(checkpoint.dir, ": the manifest lists ",
+                                            m.server_dirs_size(), " server folders for ",
+                                            m.num_servers(), " servers"));
+  }
+  std::vector<ps::CheckpointShard> shards(m.num_servers());
+  for (int s = 0; s < static_cast<int>(m.num_servers()); ++s) {
+    shards[s].db_dir = JoinPath(checkpoint.dir, m.server_dirs(s));
+    const std::string state_path = JoinPath(checkpoint.dir, m.server_states(s));
+    VREC_ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(state_path));
+    if (!shards[s].state.ParseFromString(bytes)) {
+      return absl::DataLossError(absl::StrCat(state_path, ": does not parse"));
+    }
+  }
+  return ps::ServerStorage::Restore(config, std::move(options), shards, old_router, router,
+                                    static_cast<uint32_t>(server));
+}
+
+Status CheckResumable(const CheckpointManifest& m, const ModelSpec& spec, int num_workers,
+                      int batch_size, int epochs, uint64_t max_examples, bool stream) {
+  auto differs = [&](const std::string& what, const std::string& was, const std::string& now) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot resume: the checkpoint was trained with ", what, "=", was, ", this run has ", now,
+        "; pass the same setting (the data positions and the model depend on it)"));
+  };
+  if (m.model().kind() != spec.kind) return differs("--model", m.model().kind(), spec.kind);
+  if (m.workers_size() != num_workers) {
+    return differs("workers", absl::StrCat(m.workers_size()), absl::StrCat(num_workers));
+  }
+  if (m.batch_size() != batch_size) {
+    return differs("--batch_size", absl::StrCat(m.batch_size()), absl::StrCat(batch_size));
+  }
+  if (m.epochs() != epochs) return differs("--epochs", absl::StrCat(m.epochs()), absl::StrCat(epochs));
+  if (m.max_examples() != max_examples) {
+    return differs("--max_examples", absl::StrCat(m.max_examples()), absl::StrCat(max_examples));
+  }
+  if (m.stream() != stream) {
+    return differs("--stream", m.stream() ? "true" : "false", stream ? "true" : "false");
+  }
+  if (m.model().config().SerializeAsString() != spec.config.SerializeAsString()) {
+    return absl::FailedPreconditionError(
+        "cannot resume: the model flags (tables, tower, optimizer, sampler, seed) differ from "
+        "the checkpoint's (see its manifest.json, \"config\"); pass the same model flags");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace vrec::train
