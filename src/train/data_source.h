@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
 #include "proto/checkpoint.pb.h"
 #include "data/record_reader.h"
 #include "proto/data.pb.h"
@@ -113,8 +114,9 @@ class MemoryExamples : public ExampleSource<Example> {
     return p;
   }
   Status Seek(const SourcePosition& p) override {
-    if (p.epoch() < 0 || p.next_index() % step_ != next_ % step_) {
-      return absl::InvalidArgumentError("position of another worker's slice");
+    if (p.epoch() < 0 || p.next_index() >= examples_->size() + step_) {
+      return absl::InvalidArgumentError(absl::StrCat("position ", p.next_index(), " is beyond ",
+                                                     examples_->size(), " examples"));
     }
     epoch_ = p.epoch();
     next_ = p.next_index();

@@ -187,6 +187,63 @@ TEST(GeneratorSourceTest, StreamsTheSameExamplesAsTheFiles) {
   EXPECT_EQ(got, want);
 }
 
+// Reads up to n example ids.
+template <typename Example>
+std::vector<uint64_t> Take(ExampleSource<Example>* source, size_t n) {
+  std::vector<uint64_t> ids;
+  Example e;
+  while (ids.size() < n) {
+    auto more = source->Next(&e);
+    EXPECT_OK(more.status());
+    if (!more.ok() || !*more) break;
+    ids.push_back(e.example_id());
+  }
+  return ids;
+}
+
+// A source put at another's position goes on with exactly the examples the
+// other would have returned, for every kind of source and across epochs.
+TEST(SourcePositionTest, SeekContinuesExactlyWhereThePositionWasTaken) {
+  ASSERT_OK_AND_ASSIGN(DatasetManifest m, ReadManifest(TinyDataset()));
+  const auto files = ShardPaths(TinyDataset(), m.candidate_train());
+  ASSERT_OK_AND_ASSIGN(auto world, GeneratedWorld::Load(TinyDataset(), m));
+  std::vector<CandidateExample> memory(50);
+  for (size_t i = 0; i < memory.size(); ++i) memory[i].set_example_id(1000 + i);
+  using Factory = std::function<std::unique_ptr<ExampleSource<CandidateExample>>()>;
+  const std::vector<std::pair<std::string, Factory>> kinds = {
+      {"files by file", [&] { return std::move(ExampleStream<CandidateExample>::Open(files, 1, 2, 3).value()); }},
+      {"files by record", [&] { return std::move(ExampleStream<CandidateExample>::Open(files, 3, 5, 3).value()); }},
+      {"generator", [&] { return std::make_unique<GeneratorSource<CandidateExample>>(world, 1, 3, 3); }},
+      {"memory", [&] { return std::make_unique<MemoryExamples<CandidateExample>>(&memory, 1, 4); }},
+  };
+  for (const auto& [name, make] : kinds) {
+    SCOPED_TRACE(name);
+    auto whole = make();
+    const std::vector<uint64_t> all = Take(whole.get(), 100000);
+    ASSERT_GT(all.size(), 40u);
+    for (size_t cut : {size_t{0}, size_t{1}, size_t{7}, all.size() / 2, all.size() - 1}) {
+      auto a = make();
+      const std::vector<uint64_t> head = Take(a.get(), cut);
+      const SourcePosition at = a->Position();
+      auto b = make();
+      ASSERT_OK(b->Seek(at));
+      EXPECT_EQ(b->epoch(), a->epoch());
+      std::vector<uint64_t> joined = head;
+      const std::vector<uint64_t> tail = Take(b.get(), all.size() - cut);
+      joined.insert(joined.end(), tail.begin(), tail.end());
+      EXPECT_EQ(joined, all) << "cut at " << cut;
+    }
+  }
+  // Positions of another slice are refused.
+  GeneratorSource<CandidateExample> g(world, 0, 3, 1);
+  SourcePosition p;
+  p.set_next_user(1);
+  EXPECT_THAT(g.Seek(p), StatusIs(absl::StatusCode::kInvalidArgument, "not one of worker 0 of 3"));
+  auto stream = ExampleStream<CandidateExample>::Open(files, 0, 1, 1).value();
+  p.set_shard(9);
+  EXPECT_THAT(stream->Seek(p), StatusIs(absl::StatusCode::kInvalidArgument, "outside"));
+}
+
 TEST(GeneratorSourceTest, ADatasetWithoutTruthIsAClearError) {
   testing::ScratchDir dir;
   DatasetManifest m;  // e.g. from vrec convert: no truth.json
