@@ -19,32 +19,60 @@ nlohmann::json OracleFigures(const std::string& data_dir, const DatasetManifest&
   return truth["oracle"];
 }
 
-StatusOr<nlohmann::json> EvaluateCandidate(const ModelSpec& spec, ParameterSource* params,
-                                           const std::string& data_dir,
-                                           const DatasetManifest& manifest, const Corpus& corpus,
-                                           const CandidateEvalOptions& options) {
+StatusOr<std::unique_ptr<UserTower>> UserTower::Create(const ModelSpec& spec,
+                                                      ParameterSource* params) {
   VREC_ASSIGN_OR_RETURN(auto model_options, CandidateOptionsFromSpec(spec));
   VREC_ASSIGN_OR_RETURN(auto model, model::CandidateModel<float>::Create(model_options));
-  const int video = spec.TableIndex(kVideoTable), token = spec.TableIndex(kTokenTable),
-            region = spec.TableIndex(kRegionTable), device = spec.TableIndex(kDeviceTable),
-            video_out = spec.TableIndex(kVideoOutTable);
-  if (std::min({video, token, region, device, video_out}) < 0) {
+  std::unique_ptr<UserTower> t(new UserTower());
+  t->params_ = params;
+  t->model_ = std::make_unique<model::CandidateModel<float>>(std::move(model));
+  t->video_ = spec.TableIndex(kVideoTable);
+  t->token_ = spec.TableIndex(kTokenTable);
+  t->region_ = spec.TableIndex(kRegionTable);
+  t->device_ = spec.TableIndex(kDeviceTable);
+  t->video_out_ = spec.TableIndex(kVideoOutTable);
+  if (std::min({t->video_, t->token_, t->region_, t->device_, t->video_out_}) < 0) {
     return absl::InvalidArgumentError("not a candidate-generation model");
   }
-  std::vector<float> dense;
-  VREC_RETURN_IF_ERROR(GatherDense(spec, params, &dense));
+  VREC_RETURN_IF_ERROR(GatherDense(spec, params, &t->dense_));
+  return t;
+}
 
-  // The corpus's output rows, pulled in chunks.
-  const int64_t n = static_cast<int64_t>(corpus.ids.size());
-  const int width = model_options.output_dim + 1;
+Status UserTower::UserVectors(absl::Span<const CandidateExample> examples, bool serving,
+                              RowMatrix<float>* users) {
+  inputs_.Build(examples, model_->options(), &batch_);
+  auto pull = [&](int table, const model::IdDeduplicator& ids, RowMatrix<float>* out) {
+    keys_.assign(ids.ids().begin(), ids.ids().end());
+    return params_->Pull(table, keys_, out->data());
+  };
+  VREC_RETURN_IF_ERROR(pull(video_, inputs_.video, &batch_.video_rows));
+  VREC_RETURN_IF_ERROR(pull(token_, inputs_.token, &batch_.token_rows));
+  VREC_RETURN_IF_ERROR(pull(region_, inputs_.region, &batch_.region_rows));
+  VREC_RETURN_IF_ERROR(pull(device_, inputs_.device, &batch_.device_rows));
+  return model_->UserVectors(dense_, batch_, users, serving);
+}
+
+StatusOr<RowMatrix<float>> CorpusRows(const UserTower& tower, absl::Span<const int64_t> ids) {
+  const int64_t n = static_cast<int64_t>(ids.size());
+  const int width = tower.options().output_dim + 1;
   RowMatrix<float> rows(n, width);
   constexpr int64_t kChunk = 1 << 16;
   std::vector<uint64_t> keys;
   for (int64_t begin = 0; begin < n; begin += kChunk) {
     const int64_t end = std::min(n, begin + kChunk);
-    keys.assign(corpus.ids.begin() + begin, corpus.ids.begin() + end);
-    VREC_RETURN_IF_ERROR(params->Pull(video_out, keys, rows.data() + begin * width));
+    keys.assign(ids.begin() + begin, ids.begin() + end);
+    VREC_RETURN_IF_ERROR(
+        tower.params()->Pull(tower.video_out_table(), keys, rows.data() + begin * width));
   }
+  return rows;
+}
+
+StatusOr<nlohmann::json> EvaluateCandidate(const ModelSpec& spec, ParameterSource* params,
+                                           const std::string& data_dir,
+                                           const DatasetManifest& manifest, const Corpus& corpus,
+                                           const CandidateEvalOptions& options) {
+  VREC_ASSIGN_OR_RETURN(auto tower, UserTower::Create(spec, params));
+  VREC_ASSIGN_OR_RETURN(RowMatrix<float> rows, CorpusRows(*tower, corpus.ids));
   VREC_ASSIGN_OR_RETURN(RetrievalEvaluator evaluator,
                         RetrievalEvaluator::Create(corpus.ids, std::move(rows)));
 
@@ -54,23 +82,11 @@ StatusOr<nlohmann::json> EvaluateCandidate(const ModelSpec& spec, ParameterSourc
   std::vector<CandidateExample> batch;
   std::vector<int64_t> labels, all_labels;
   std::vector<std::vector<int64_t>> exclude, all_exclude;
-  CandidateInputs inputs;
-  model::CandidateBatch<float> b;
   RowMatrix<float> users;
   uint64_t seen = 0;
   auto flush = [&]() -> Status {
     if (batch.empty()) return absl::OkStatus();
-    inputs.Build(batch, model_options, &b);
-    auto pull = [&](int table, const model::IdDeduplicator& ids, RowMatrix<float>* out) {
-      keys.assign(ids.ids().begin(), ids.ids().end());
-      return params->Pull(table, keys, out->data());
-    };
-    VREC_RETURN_IF_ERROR(pull(video, inputs.video, &b.video_rows));
-    VREC_RETURN_IF_ERROR(pull(token, inputs.token, &b.token_rows));
-    VREC_RETURN_IF_ERROR(pull(region, inputs.region, &b.region_rows));
-    VREC_RETURN_IF_ERROR(pull(device, inputs.device, &b.device_rows));
-    VREC_RETURN_IF_ERROR(
-        model.UserVectors(dense, b, &users, /*serving=*/!options.own_example_age));
+    VREC_RETURN_IF_ERROR(tower->UserVectors(batch, /*serving=*/!options.own_example_age, &users));
     VREC_RETURN_IF_ERROR(
         evaluator.Add(users, labels, options.exclude_watched ? &exclude : nullptr));
     all_labels.insert(all_labels.end(), labels.begin(), labels.end());

@@ -12,10 +12,13 @@
 // thread only.
 #pragma once
 
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "nlohmann/json.hpp"
 #include "proto/data.pb.h"
+#include "train/candidate_worker.h"
 #include "train/data_source.h"
 #include "train/metrics.h"
 #include "train/model_spec.h"
@@ -31,6 +34,34 @@ struct CandidateEvalOptions {
   bool own_example_age = true;
   int batch_size = 512;
 };
+
+// The candidate model's user side over a ParameterSource: user vectors of
+// examples (their history, tokens, demographics, example age).
+class UserTower {
+ public:
+  // kInvalidArgument if `spec` is not a candidate-generation model.
+  static StatusOr<std::unique_ptr<UserTower>> Create(const ModelSpec& spec,
+                                                     ParameterSource* params);
+  // users row i = the user vector of examples[i]; serving = example age 0.
+  Status UserVectors(absl::Span<const CandidateExample> examples, bool serving,
+                     RowMatrix<float>* users);
+  const model::CandidateModelOptions& options() const { return model_->options(); }
+  ParameterSource* params() const { return params_; }
+  int video_out_table() const { return video_out_; }
+
+ private:
+  UserTower() = default;
+  ParameterSource* params_ = nullptr;
+  std::unique_ptr<model::CandidateModel<float>> model_;
+  std::vector<float> dense_;
+  int video_ = -1, token_ = -1, region_ = -1, device_ = -1, video_out_ = -1;
+  CandidateInputs inputs_;
+  model::CandidateBatch<float> batch_;
+  std::vector<uint64_t> keys_;
+};
+
+// The corpus's output rows [w | b] (n x (d+1)), in corpus order.
+StatusOr<RowMatrix<float>> CorpusRows(const UserTower& tower, absl::Span<const int64_t> ids);
 
 // {"examples", "recall@1", ..., "map", "popularity": {...}, "oracle": {...}}
 // `corpus` needs label_counts for the popularity figures (omitted without).
