@@ -34,5 +34,6 @@ int RunInspect(int argc, char** argv);
 int RunBench(int argc, char** argv);
 int RunTrain(int argc, char** argv);
 int RunEval(int argc, char** argv);
+int RunExport(int argc, char** argv);
 
 }  // namespace vrec::cli

@@ -53,6 +53,16 @@ const std::vector<Command>& Commands() {
        "  stdout line is one JSON object.",
        {"train_command.cc", nullptr},
        RunEval},
+      {"export",
+       "export a trained model into a serving bundle (models, corpus, ANN index)",
+       "vrec export --checkpoint=D [--ranking=R] --out=E [--data=DIR] [--index=auto]\n"
+       "  D and R: a checkpoint folder, a --checkpoint_dir (its newest complete\n"
+       "  checkpoint) or a trained-model folder. Writes E with the tower weights and\n"
+       "  embeddings, the corpus, a faiss inner-product index (its recall@100\n"
+       "  against exact search measured on held-out users and recorded) and a\n"
+       "  manifest, then prints the manifest as JSON. See docs/serving.md.",
+       {"export_command.cc", "train_command.cc:data,model_dir", "common_flags.cc:out", nullptr},
+       RunExport},
       {"bench",
        "run a benchmark: vrec bench NAME (datagen, ...)",
        "vrec bench NAME [flags]\n"

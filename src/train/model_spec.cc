@@ -35,6 +35,8 @@ void AddDenseTables(const model::DenseParameters& layout, const std::string& pre
     info.set_block(b.name);
     info.set_offset(static_cast<uint64_t>(b.offset));
     info.set_size(static_cast<uint64_t>(b.size()));
+    info.set_fan_in(static_cast<uint64_t>(b.rows));
+    info.set_fan_out(static_cast<uint64_t>(b.cols));
     spec->dense.push_back(info);
   }
 }

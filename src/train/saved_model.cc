@@ -86,6 +86,14 @@ StatusOr<ModelSpec> SpecOf(const TrainedModel& model) {
   spec.kind = model.kind();
   spec.config = model.config();
   spec.dense.assign(model.dense().begin(), model.dense().end());
+  for (const TableConfig& t : spec.config.tables()) {
+    if (!t.dense() || t.initializer().kind() != InitializerConfig::GLOROT_UNIFORM) continue;
+    std::pair<uint64_t, uint64_t> fans = {t.dense_size(), 1};  // folders before fans were kept
+    for (const DenseTableInfo& d : spec.dense) {
+      if (d.table() == t.name() && d.fan_in() + d.fan_out() > 0) fans = {d.fan_in(), d.fan_out()};
+    }
+    spec.glorot_fans[t.name()] = fans;
+  }
   spec.quantiles.assign(model.quantiles().begin(), model.quantiles().end());
   return spec;
 }
