@@ -35,5 +35,6 @@ int RunBench(int argc, char** argv);
 int RunTrain(int argc, char** argv);
 int RunEval(int argc, char** argv);
 int RunExport(int argc, char** argv);
+int RunServe(int argc, char** argv);
 
 }  // namespace vrec::cli

@@ -63,6 +63,16 @@ const std::vector<Command>& Commands() {
        "  manifest, then prints the manifest as JSON. See docs/serving.md.",
        {"export_command.cc", "train_command.cc:data,model_dir", "common_flags.cc:out", nullptr},
        RunExport},
+      {"serve",
+       "serve recommendations over HTTP/JSON from an exported bundle",
+       "vrec serve --model=E [--port=8080] [--host=127.0.0.1]\n"
+       "  POST /v1/recommend {\"watch_history\": [ids, oldest first], \"search_tokens\": [...],\n"
+       "  \"region\", \"device\", \"age\" (years), \"gender\" (0..1), \"num\"} returns\n"
+       "  {\"items\": [{\"video\", \"score\", \"expected_watch_time\"}, ...]} best first;\n"
+       "  GET /healthz; GET /metrics (Prometheus). A new bundle written into E is\n"
+       "  loaded without a restart. See docs/serving.md.",
+       {"serve_command.cc", nullptr},
+       RunServe},
       {"bench",
        "run a benchmark: vrec bench NAME (datagen, ...)",
        "vrec bench NAME [flags]\n"

@@ -327,35 +327,48 @@ void RankingWorker::ExampleIds(int slot, std::vector<uint64_t>* ids) const {
   for (int i = 0; i < step.batch.batch_size; ++i) ids->push_back(step.examples[i].example_id());
 }
 
+StatusOr<std::unique_ptr<RankingScorer>> RankingScorer::Create(const ModelSpec& spec,
+                                                              ParameterSource* params) {
+  VREC_ASSIGN_OR_RETURN(auto mo, RankingOptionsFromSpec(spec));
+  VREC_ASSIGN_OR_RETURN(auto model, model::RankingModel<float>::Create(mo));
+  std::unique_ptr<RankingScorer> r(new RankingScorer());
+  r->params_ = params;
+  r->model_ = std::make_unique<model::RankingModel<float>>(std::move(model));
+  for (const auto& t : mo.tables) {
+    const int index = spec.TableIndex(absl::StrCat(kPrefix, t.name));
+    if (index < 0) return absl::InvalidArgumentError(absl::StrCat("no table for ", t.name));
+    r->table_index_.push_back(index);
+  }
+  VREC_RETURN_IF_ERROR(GatherDense(spec, params, &r->dense_));
+  return r;
+}
+
+Status RankingScorer::Logits(absl::Span<const RankingExample> examples, std::vector<float>* z) {
+  const model::RankingModelOptions& mo = model_->options();
+  inputs_.Build(examples, mo, &batch_);
+  for (size_t t = 0; t < mo.tables.size(); ++t) {
+    keys_.assign(inputs_.tables[t].ids().begin(), inputs_.tables[t].ids().end());
+    VREC_RETURN_IF_ERROR(params_->Pull(table_index_[t], keys_, batch_.table_rows[t].data()));
+  }
+  return model_->Logits(dense_, batch_, z);
+}
+
 StatusOr<nlohmann::json> EvaluateRanking(const ModelSpec& spec, ParameterSource* params,
                                          const std::string& data_dir,
                                          const DatasetManifest& manifest,
                                          const RankingEvalOptions& options) {
-  VREC_ASSIGN_OR_RETURN(auto mo, RankingOptionsFromSpec(spec));
-  VREC_ASSIGN_OR_RETURN(auto model, model::RankingModel<float>::Create(mo));
-  std::vector<int> table_index;
-  for (const auto& t : mo.tables) table_index.push_back(spec.TableIndex(absl::StrCat(kPrefix, t.name)));
-  std::vector<float> dense;
-  VREC_RETURN_IF_ERROR(GatherDense(spec, params, &dense));
+  VREC_ASSIGN_OR_RETURN(auto scorer, RankingScorer::Create(spec, params));
   VREC_ASSIGN_OR_RETURN(auto reader,
                         ShardedReader::Open(ShardPaths(data_dir, manifest.ranking_test())));
   std::map<uint64_t, std::vector<ScoredImpression>> pages;
   std::vector<double> scores;
   std::vector<uint8_t> clicks;
   std::vector<RankingExample> batch;
-  RankingInputs inputs;
-  model::RankingBatch<float> b;
   std::vector<float> logits;
-  std::vector<uint64_t> keys;
   uint64_t seen = 0;
   auto flush = [&]() -> Status {
     if (batch.empty()) return absl::OkStatus();
-    inputs.Build(batch, mo, &b);
-    for (size_t t = 0; t < mo.tables.size(); ++t) {
-      keys.assign(inputs.tables[t].ids().begin(), inputs.tables[t].ids().end());
-      VREC_RETURN_IF_ERROR(params->Pull(table_index[t], keys, b.table_rows[t].data()));
-    }
-    VREC_RETURN_IF_ERROR(model.Logits(dense, b, &logits));
+    VREC_RETURN_IF_ERROR(scorer->Logits(batch, &logits));
     for (size_t j = 0; j < batch.size(); ++j) {
       const RankingExample& e = batch[j];
       pages[e.page_id()].push_back({logits[j], e.clicked(), e.watch_time()});

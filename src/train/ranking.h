@@ -103,6 +103,26 @@ class RankingWorker : public PipelinedWorker {
   std::unique_ptr<Step> steps_[2];
 };
 
+// The ranking model over a ParameterSource: logits of impressions (their
+// odds estimate the expected watch time: exp(logit)).
+class RankingScorer {
+ public:
+  static StatusOr<std::unique_ptr<RankingScorer>> Create(const ModelSpec& spec,
+                                                         ParameterSource* params);
+  // z[i] = the logit of examples[i].
+  Status Logits(absl::Span<const RankingExample> examples, std::vector<float>* z);
+
+ private:
+  RankingScorer() = default;
+  ParameterSource* params_ = nullptr;
+  std::unique_ptr<model::RankingModel<float>> model_;
+  std::vector<int> table_index_;
+  std::vector<float> dense_;
+  RankingInputs inputs_;
+  model::RankingBatch<float> batch_;
+  std::vector<uint64_t> keys_;
+};
+
 struct RankingEvalOptions {
   uint64_t max_examples = 0;  // 0 = every test impression
   int batch_size = 1024;

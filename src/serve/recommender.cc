@@ -1,0 +1,173 @@
+#include "serve/recommender.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "train/evaluate.h"
+#include "train/ranking.h"
+
+namespace vrec::serve {
+
+struct Recommender::Scorer {
+  std::unique_ptr<train::UserTower> tower;
+  std::unique_ptr<train::RankingScorer> ranking;
+  model::RowMatrix<float> users;
+  std::vector<float> query, scores, logits;
+  std::vector<int64_t> labels;
+};
+
+Recommender::~Recommender() = default;
+
+StatusOr<std::unique_ptr<Recommender>> Recommender::Create(
+    std::shared_ptr<const LoadedBundle> bundle, const RecommenderOptions& options) {
+  if (options.num_candidates < 1) {
+    return absl::InvalidArgumentError("num_candidates must be >= 1");
+  }
+  std::unique_ptr<Recommender> r(new Recommender());
+  r->bundle_ = std::move(bundle);
+  r->options_ = options;
+  VREC_ASSIGN_OR_RETURN(auto scorer, r->NewScorer());  // fails early on a bad bundle
+  r->pool_.push_back(std::move(scorer));
+  return r;
+}
+
+StatusOr<std::unique_ptr<Recommender::Scorer>> Recommender::NewScorer() const {
+  auto s = std::make_unique<Scorer>();
+  VREC_ASSIGN_OR_RETURN(s->tower,
+                        train::UserTower::Create(bundle_->candidate()->spec(), bundle_->candidate()));
+  if (bundle_->ranking() != nullptr) {
+    VREC_ASSIGN_OR_RETURN(s->ranking, train::RankingScorer::Create(bundle_->ranking()->spec(),
+                                                                   bundle_->ranking()));
+  }
+  return s;
+}
+
+CandidateExample Recommender::UserExample(const RecommendRequest& q) const {
+  CandidateExample e;
+  for (int64_t v : q.watch_history) e.add_watch_history(static_cast<uint64_t>(v));
+  for (int64_t t : q.search_tokens) e.add_search_tokens(static_cast<uint64_t>(t));
+  e.set_region(q.region);
+  e.set_device(q.device);
+  e.set_age(q.age);
+  e.set_gender(q.gender);
+  e.set_logged_in(q.watch_history.empty() && q.search_tokens.empty() ? 0.f : 1.f);
+  e.set_example_age(0);
+  return e;
+}
+
+std::vector<RankingExample> Recommender::Impressions(const RecommendRequest& q,
+                                                     const std::vector<int32_t>& candidates) const {
+  const auto& videos = bundle_->videos();
+  // The history's topics (the last 50), most recent last.
+  const size_t h0 = q.watch_history.size() > 50 ? q.watch_history.size() - 50 : 0;
+  absl::flat_hash_map<uint32_t, int> topic_count;
+  int known = 0;
+  for (size_t i = h0; i < q.watch_history.size(); ++i) {
+    const int32_t k = bundle_->IndexOf(q.watch_history[i]);
+    if (k < 0) continue;
+    ++topic_count[videos[k].topic];
+    ++known;
+  }
+  std::vector<RankingExample> out;
+  out.reserve(candidates.size());
+  for (int32_t c : candidates) {
+    const Video& v = videos[c];
+    RankingExample e;
+    e.set_impression_video(static_cast<uint64_t>(v.id));
+    e.set_video_topic(v.topic);
+    e.set_region(q.region);
+    e.set_device(q.device);
+    for (int64_t h : q.watch_history) e.add_watch_history(static_cast<uint64_t>(h));
+    for (int64_t t : q.search_tokens) e.add_search_tokens(static_cast<uint64_t>(t));
+    auto it = topic_count.find(v.topic);
+    const int in_topic = it == topic_count.end() ? 0 : it->second;
+    e.set_time_since_last_watch(in_topic > 0 ? 1.f : 365.f);
+    e.set_previous_impressions(0);
+    e.set_video_age(static_cast<float>(std::max(0.0, bundle_->manifest().now_days() - v.upload_time)));
+    e.set_topic_watch_share(known > 0 ? static_cast<float>(in_topic) / known : 0.f);
+    e.set_age(q.age);
+    e.set_gender(q.gender);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+StatusOr<std::vector<RecommendItem>> Recommender::Recommend(const RecommendRequest& q) const {
+  if (q.num < 1) return absl::InvalidArgumentError("num must be >= 1");
+  if (q.age < 0 || q.age > 1 || q.gender < 0 || q.gender > 1 || !std::isfinite(q.age) ||
+      !std::isfinite(q.gender)) {
+    return absl::InvalidArgumentError("age and gender must be in [0, 1]");
+  }
+  std::unique_ptr<Scorer> s;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!pool_.empty()) {
+      s = std::move(pool_.back());
+      pool_.pop_back();
+    }
+  }
+  if (s == nullptr) {
+    VREC_ASSIGN_OR_RETURN(s, NewScorer());
+  }
+  auto give_back = [&] {
+    std::lock_guard<std::mutex> lock(mu_);
+    pool_.push_back(std::move(s));
+  };
+
+  // 1. Candidates.
+  const CandidateExample user = UserExample(q);
+  if (Status st = s->tower->UserVectors(absl::MakeConstSpan(&user, 1), true, &s->users); !st.ok()) {
+    give_back();
+    return st;
+  }
+  const int64_t d = s->users.cols();
+  s->query.assign(s->users.data(), s->users.data() + d);
+  s->query.push_back(1.f);
+  absl::flat_hash_set<int64_t> watched;
+  if (options_.exclude_watched) watched.insert(q.watch_history.begin(), q.watch_history.end());
+  const int64_t want = std::max<int64_t>(options_.num_candidates, q.num) +
+                       static_cast<int64_t>(watched.size());
+  if (Status st = bundle_->Search(s->query.data(), 1, want, &s->labels, &s->scores); !st.ok()) {
+    give_back();
+    return st;
+  }
+  std::vector<int32_t> candidates;
+  std::vector<float> retrieval;
+  for (size_t i = 0; i < s->labels.size(); ++i) {
+    const int64_t c = s->labels[i];
+    if (c < 0) continue;  // fewer videos than asked for
+    if (watched.contains(bundle_->videos()[c].id)) continue;
+    candidates.push_back(static_cast<int32_t>(c));
+    retrieval.push_back(s->scores[i]);
+    if (static_cast<int>(candidates.size()) >= std::max(options_.num_candidates, q.num)) break;
+  }
+
+  // 2. Ranking.
+  std::vector<RecommendItem> items(candidates.size());
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    items[i].video = bundle_->videos()[candidates[i]].id;
+    items[i].retrieval_score = retrieval[i];
+    items[i].score = retrieval[i];
+  }
+  if (s->ranking != nullptr && !candidates.empty()) {
+    const std::vector<RankingExample> impressions = Impressions(q, candidates);
+    if (Status st = s->ranking->Logits(impressions, &s->logits); !st.ok()) {
+      give_back();
+      return st;
+    }
+    for (size_t i = 0; i < items.size(); ++i) {
+      items[i].score = s->logits[i];
+      items[i].expected_watch_time = std::exp(s->logits[i]);
+    }
+  }
+  give_back();
+  std::stable_sort(items.begin(), items.end(),
+                   [](const RecommendItem& a, const RecommendItem& b) { return a.score > b.score; });
+  if (static_cast<int>(items.size()) > q.num) items.resize(q.num);
+  return items;
+}
+
+}  // namespace vrec::serve
