@@ -1,4 +1,7 @@
 #!/usr/bin/env bash
+# The whole journey under mpirun: datagen, train with checkpoints, kill -9,
+# resume, export, serve, a real HTTP request.
+#
 # Checkpoints under mpirun (and in one process): a job (2 servers, 2 workers) checkpointing every
 # second is killed with SIGKILL (every rank and mpirun) once a checkpoint is
 # complete, then resumed onto 3 servers. Proof of exact resume: each
@@ -135,4 +138,51 @@ assert len(complete) == 2, complete  # --keep_checkpoints=2
 assert not [p for p in glob.glob(os.path.join(d, "ckpt", "ckpt-*"))
             if not os.path.exists(os.path.join(p, "MANIFEST"))], "incomplete left behind"
 PY
-echo "checkpoint_test: ok"
+# Export (the candidate model from the resumed run's checkpoints, a ranking
+# model trained here) and serve; a real HTTP request.
+"$VREC" train --model=ranking --data="$SCRATCH/world" --checkpoint_dir="$SCRATCH/rckpt" \
+  --epochs=1 --batch_size=64 --embedding_dim=8 --tower=16 --num_quantiles=10 \
+  >"$SCRATCH/rank.out" 2>"$SCRATCH/rank.err" || { echo "FAIL: ranking"; tail "$SCRATCH/rank.err"; exit 1; }
+"$VREC" export --checkpoint="$SCRATCH/ckpt" --ranking="$SCRATCH/rckpt" --out="$SCRATCH/bundle" \
+  >"$SCRATCH/export.out" 2>"$SCRATCH/export.err" || { echo "FAIL: export"; tail "$SCRATCH/export.err"; exit 1; }
+"$VREC" serve --model="$SCRATCH/bundle" --port=0 >"$SCRATCH/serve.out" 2>"$SCRATCH/serve.err" &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null || true' EXIT
+for _ in $(seq 100); do grep -q port "$SCRATCH/serve.out" 2>/dev/null && break; sleep 0.1; done
+/usr/bin/python3 - "$SCRATCH" "$TOTAL" <<'PY'
+import json, os, sys, urllib.request, urllib.error
+d = sys.argv[1]
+port = json.loads(open(os.path.join(d, "serve.out")).readline())["port"]
+bundle = json.loads(open(os.path.join(d, "export.out")).read().splitlines()[-1])
+assert bundle["index"]["recall_at_100"] >= 0.95, bundle["index"]
+assert int(bundle["candidate_examples_trained"]) == int(sys.argv[2]), bundle
+
+def recommend(body):
+    req = urllib.request.Request("http://127.0.0.1:%d/v1/recommend" % port,
+                                 data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    return json.loads(urllib.request.urlopen(req, timeout=10).read())
+
+first = recommend({"age": 25, "num": 5})
+watched = [i["video"] for i in first["items"]]
+out = recommend({"watch_history": watched, "search_tokens": [], "region": 1, "device": 1,
+                 "age": 25, "gender": 0.5, "num": 10})
+items = out["items"]
+assert len(items) == 10, out
+assert not set(watched) & {i["video"] for i in items}, "a watched video was recommended"
+assert all(a["expected_watch_time"] >= b["expected_watch_time"] for a, b in zip(items, items[1:])), items
+assert out["version"] == bundle["version"]
+try:
+    urllib.request.urlopen(urllib.request.Request(
+        "http://127.0.0.1:%d/v1/recommend" % port, data=b'{"num": "ten"}'), timeout=10)
+    raise AssertionError("a bad request was accepted")
+except urllib.error.HTTPError as e:
+    assert e.code == 400 and b"num must be a number" in e.read()
+health = json.loads(urllib.request.urlopen("http://127.0.0.1:%d/healthz" % port, timeout=10).read())
+assert health["status"] == "ok" and health["videos"] == 500, health
+print("served", [i["video"] for i in items[:3]], "...")
+PY
+kill $SERVER
+wait $SERVER 2>/dev/null || true
+trap - EXIT
+echo "journey_test: ok"
