@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The journey, as far as it exists today: install what is missing, build,
-# generate a small synthetic world and print what its oracle can reach, train
-# the candidate model under mpirun and evaluate it.
+# The whole journey: install what is missing, build, generate a small
+# synthetic world and print what its oracle can reach, train the candidate
+# model under mpirun (with checkpoints) and evaluate it, train the ranking
+# model, export a serving bundle, serve it and print recommendations for a
+# sample user.
 # Idempotent: reruns reuse the build and regenerate the world in out/demo/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,9 +31,10 @@ echo "== 2. check the files (vrec inspect)"
 
 echo "== 3. train the candidate model under mpirun: 1 coordinator, 1 server, 2 workers"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-rm -rf "$OUT/model"
+rm -rf "$OUT/model" "$OUT/ckpt" "$OUT/ranking" "$OUT/rckpt"
 mpirun --oversubscribe --bind-to none -np 4 "$VREC" train --data="$OUT/world" \
   --model_dir="$OUT/model" --servers=1 --epochs=10 --optimizer=adam --learning_rate=0.003 \
+  --checkpoint_dir="$OUT/ckpt" --checkpoint_every=10s \
   --eval_every_seconds=10 --progress_seconds=5 2> >(grep -v '^[IW][0-9]' >&2) |
   tail -n 1 >"$OUT/train.json"
 /usr/bin/python3 - "$OUT/train.json" <<'PY'
@@ -49,4 +52,49 @@ if [[ -x scripts/plot_metrics.py ]]; then
   /usr/bin/python3 scripts/plot_metrics.py "$OUT/model/metrics.jsonl" --out="$OUT/training.png" \
     >/dev/null && echo "   loss and recall curves: $OUT/training.png"
 fi
-echo "done: the world is in $OUT/world, the model in $OUT/model (vrec eval --model_dir=$OUT/model --data=$OUT/world)"
+
+echo "== 4. train the ranking model (weighted logistic regression) in one process"
+"$VREC" train --model=ranking --data="$OUT/world" --model_dir="$OUT/ranking" \
+  --checkpoint_dir="$OUT/rckpt" --epochs=2 --workers=2 --progress_seconds=5 \
+  2> >(grep -v '^[IW][0-9]' >&2) | tail -n 1 >"$OUT/ranking.json"
+/usr/bin/python3 - "$OUT/ranking.json" <<'PY'
+import json, sys
+e = json.load(open(sys.argv[1]))["eval"]
+print(f"   weighted per-user loss {e['weighted_per_user_loss']:.3f} (oracle "
+      f"{e['oracle']['weighted_per_user_loss']:.3f}), AUC {e['auc']:.3f}")
+PY
+
+echo "== 5. export a serving bundle from the newest checkpoints (vrec export)"
+"$VREC" export --checkpoint="$OUT/ckpt" --ranking="$OUT/rckpt" --out="$OUT/bundle" \
+  2>"$OUT/export.log" | tail -n 1 >"$OUT/bundle.json"
+/usr/bin/python3 - "$OUT/bundle.json" <<'PY'
+import json, sys
+b = json.load(open(sys.argv[1]))
+i = b["index"]
+print(f"   bundle {b['version']}: {b['num_videos']} videos, {i['kind']} index, "
+      f"recall@100 {i['recall_at_100']:.3f} vs exact ({i['queries']} {i['query_source']})")
+PY
+
+echo "== 6. serve it (vrec serve) and ask for recommendations"
+"$VREC" serve --model="$OUT/bundle" --port=0 >"$OUT/serve.out" 2>"$OUT/serve.log" &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null || true' EXIT
+for _ in $(seq 100); do grep -q port "$OUT/serve.out" 2>/dev/null && break; sleep 0.1; done
+/usr/bin/python3 - "$OUT/serve.out" <<'PY'
+import json, sys, urllib.request
+port = json.loads(open(sys.argv[1]).readline())["port"]
+url = "http://127.0.0.1:%d/v1/recommend" % port
+def ask(body):
+    req = urllib.request.Request(url, data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    return json.loads(urllib.request.urlopen(req, timeout=10).read())
+seen = [i["video"] for i in ask({"num": 3})["items"]]
+user = {"watch_history": seen, "region": 3, "device": 1, "age": 27, "gender": 0.2, "num": 5}
+print(f"   POST {url}")
+print(f"     {json.dumps(user)}")
+for i in ask(user)["items"]:
+    print(f"     video {i['video']:>20}  expected watch time {i['expected_watch_time']:6.1f} s")
+PY
+kill $SERVER; wait $SERVER 2>/dev/null || true; trap - EXIT
+echo "done: the world is in $OUT/world, the models in $OUT/model and $OUT/ranking, checkpoints in"
+echo "      $OUT/ckpt, the bundle in $OUT/bundle (vrec serve --model=$OUT/bundle --port=8080)"
