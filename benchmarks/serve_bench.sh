@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# Serving latency and throughput of a 1M-video bundle under wrk.
+#
+#   benchmarks/serve_bench.sh [--videos=1000000] [--users=20000] [--train_seconds=40]
+#                             [--seconds=20] [--runs=3] [--clients="4 50"] [--threads=2]
+#                             [--out=docs] [--keep=0]
+#
+# Generates a world with --videos videos, trains the candidate model (paper
+# tower 1024-512-256, 256-d embeddings) and the ranking model (tower
+# 1024-512-256) for --train_seconds each (weights, not quality, matter here),
+# times `vrec export` (IVF index, recall@100 vs exact recorded), then serves
+# the bundle (300 candidates ranked per request) and drives POST
+# /v1/recommend with wrk at each client count, --runs times. Prints and
+# writes OUT/serving.json: p50/p90/p99 latency and requests/s (medians over
+# runs) beside the towers' arithmetic bound on these cores. Needs wrk
+# (apt-get install wrk). Takes roughly 10 minutes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VIDEOS=1000000; USERS=20000; TRAIN_SECONDS=40; SECONDS_=20; RUNS=3; CLIENTS="4 50"; THREADS=2
+OUT=docs; KEEP=0
+for arg in "$@"; do
+  case "$arg" in
+    --videos=*) VIDEOS="${arg#*=}" ;;
+    --users=*) USERS="${arg#*=}" ;;
+    --train_seconds=*) TRAIN_SECONDS="${arg#*=}" ;;
+    --seconds=*) SECONDS_="${arg#*=}" ;;
+    --runs=*) RUNS="${arg#*=}" ;;
+    --clients=*) CLIENTS="${arg#*=}" ;;
+    --threads=*) THREADS="${arg#*=}" ;;
+    --out=*) OUT="${arg#*=}" ;;
+    --keep=*) KEEP="${arg#*=}" ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    *) echo "serve_bench.sh: unknown argument '$arg' (see --help)" >&2; exit 2 ;;
+  esac
+done
+VREC=${VREC:-${VREC_BUILD_DIR:-build}/vrec}
+[[ -x "$VREC" ]] || { echo "serve_bench.sh: no $VREC; run scripts/build.sh first" >&2; exit 2; }
+command -v wrk >/dev/null || { echo "serve_bench.sh: wrk is missing (apt-get install wrk)" >&2; exit 2; }
+WORK=$(mktemp -d /tmp/vrec-serve-bench.XXXXXX)
+SERVER=""
+cleanup() { [[ -n "$SERVER" ]] && kill "$SERVER" 2>/dev/null; [[ "$KEEP" == 1 ]] || rm -rf "$WORK"; }
+trap cleanup EXIT
+mkdir -p "$OUT"
+
+echo "== world: $VIDEOS videos, $USERS users ($WORK)" >&2
+"$VREC" datagen --out="$WORK/world" --seed=5 --num_videos="$VIDEOS" --num_users="$USERS" \
+  --test_users=1000 --fsync=false >/dev/null 2>"$WORK/datagen.log"
+echo "== train both models for ${TRAIN_SECONDS}s each" >&2
+"$VREC" train --data="$WORK/world" --checkpoint_dir="$WORK/ckpt" --workers=2 \
+  --embedding_dim=256 --tower=1024,512,256 --negatives=2048 --max_seconds="$TRAIN_SECONDS" \
+  --epochs=0 --eval_examples=200 --ps_stats_seconds=0 >/dev/null 2>"$WORK/train.log"
+"$VREC" train --model=ranking --data="$WORK/world" --checkpoint_dir="$WORK/rckpt" --workers=2 \
+  --embedding_dim=64 --tower=1024,512,256 --max_seconds="$TRAIN_SECONDS" --epochs=0 \
+  --eval_examples=2000 --ps_stats_seconds=0 >/dev/null 2>"$WORK/rtrain.log"
+echo "== export" >&2
+START=$(date +%s.%N)
+"$VREC" export --checkpoint="$WORK/ckpt" --ranking="$WORK/rckpt" --out="$WORK/bundle" \
+  >"$WORK/bundle.json" 2>"$WORK/export.log"
+EXPORT_SECONDS=$(echo "$(date +%s.%N) - $START" | bc)
+tail -n 3 "$WORK/export.log" >&2
+
+"$VREC" serve --model="$WORK/bundle" --port=0 --http_threads=8 --reload_seconds=0 \
+  >"$WORK/serve.out" 2>"$WORK/serve.log" &
+SERVER=$!
+for _ in $(seq 600); do grep -q port "$WORK/serve.out" 2>/dev/null && break; sleep 0.1; done
+PORT=$(/usr/bin/python3 -c "import json,sys; print(json.loads(open(sys.argv[1]).readline())['port'])" "$WORK/serve.out")
+# A request body: a user who watched ten videos the service itself recommended.
+/usr/bin/python3 - "$PORT" "$WORK/body.json" <<'PY'
+import json, sys, urllib.request
+url = "http://127.0.0.1:%s/v1/recommend" % sys.argv[1]
+ask = lambda b: json.loads(urllib.request.urlopen(urllib.request.Request(
+    url, data=json.dumps(b).encode(), headers={"Content-Type": "application/json"}), timeout=60).read())
+seen = [i["video"] for i in ask({"num": 10})["items"]]
+json.dump({"watch_history": seen, "search_tokens": [3, 14, 15], "region": 2, "device": 1,
+           "age": 30, "gender": 0.5, "num": 20}, open(sys.argv[2], "w"))
+PY
+cat >"$WORK/post.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local f = io.open("$WORK/body.json")
+wrk.body = f:read("*a")
+f:close()
+LUA
+# Warm up, then measure.
+wrk -t"$THREADS" -c4 -d3s -s "$WORK/post.lua" "http://127.0.0.1:$PORT/v1/recommend" >/dev/null
+LINES="$WORK/runs.txt"
+: >"$LINES"
+for c in $CLIENTS; do
+  for r in $(seq "$RUNS"); do
+    echo "== wrk: $c clients, run $r" >&2
+    t=$THREADS; (( c < t )) && t=$c
+    wrk -t"$t" -c"$c" -d"${SECONDS_}s" --latency -s "$WORK/post.lua" \
+      "http://127.0.0.1:$PORT/v1/recommend" >"$WORK/wrk-$c-$r.txt"
+    echo "$c $WORK/wrk-$c-$r.txt" >>"$LINES"
+  done
+done
+curl -s "http://127.0.0.1:$PORT/metrics" >"$WORK/metrics.txt" 2>/dev/null || true
+/usr/bin/python3 - "$LINES" "$WORK/bundle.json" "$EXPORT_SECONDS" "$OUT/serving.json" \
+  "$WORK/bundle/candidate/model.json" "$WORK/bundle/ranking/model.json" <<'PY'
+import json, re, statistics, subprocess, sys
+runs_file, bundle_file, export_s, out = sys.argv[1:5]
+bundle = json.loads(open(bundle_file).read().splitlines()[-1])
+
+def ms(text):
+    v, unit = float(text[:-2] if text.endswith(("ms", "us")) else text[:-1]), text[-2:]
+    return v / 1000 if unit == "us" else v if unit == "ms" else v * 1000
+
+def parse(path):
+    t = open(path).read()
+    lat = dict(re.findall(r"^\s+(50|90|99)%\s+(\S+)", t, re.M))
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
+    return {"p50_ms": ms(lat["50"]), "p90_ms": ms(lat["90"]), "p99_ms": ms(lat["99"]),
+            "requests_per_s": rps, "non_2xx": int(errors.group(1)) if errors else 0}
+
+by_c = {}
+for line in open(runs_file):
+    c, path = line.split()
+    by_c.setdefault(int(c), []).append(parse(path))
+
+# The towers' arithmetic per request: ranking 300 candidates through
+# input -> 1024 -> 512 -> 256 -> 1 (2 FLOP per weight), the user tower once,
+# and the index scan (IVF: nprobe/nlist of the corpus, d+1 floats each).
+def tower_flops(model_json, rows):
+    m = json.load(open(model_json))
+    w = sum(int(d["size"]) for d in m["dense"] if d["block"].endswith("/w"))
+    return 2 * w * rows
+cand = tower_flops(sys.argv[5], 1)
+rank = tower_flops(sys.argv[6], 300)
+idx = bundle["index"]
+nlist = int(re.search(r"IVF(\d+)", idx["factory"]).group(1)) if "IVF" in idx["factory"] else 1
+scan = 2 * int(idx["count"]) * int(idx["dim"]) * (int(idx["search_param"]) / nlist if nlist > 1 else 1)
+flops = cand + rank + scan
+cores = int(subprocess.check_output(["nproc"]).decode())
+peak = 145e9 * cores  # sgemm per core, measured (../shared/ENV.md)
+bound = peak / flops
+result = {"bench": "serve", "videos": int(bundle["num_videos"]), "index": idx,
+          "export_seconds": float(export_s), "flops_per_request": flops,
+          "flops": {"user_tower": cand, "ranking_300": rank, "index_scan": scan},
+          "cores": cores, "arithmetic_bound_requests_per_s": bound, "runs": by_c, "median": {}}
+print("| clients | p50 ms | p90 ms | p99 ms | requests/s | of the arithmetic bound |")
+print("|---|---|---|---|---|---|")
+for c, rs in sorted(by_c.items()):
+    med = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
+    result["median"][c] = med
+    print("| %d | %.2f | %.2f | %.2f | %.0f | %.2f |" % (c, med["p50_ms"], med["p90_ms"],
+          med["p99_ms"], med["requests_per_s"], med["requests_per_s"] / bound))
+print("arithmetic: %.0f MFLOP/request (user tower %.1f, ranking 300 x tower %.0f, index scan %.1f);"
+      " %d cores x 145 GFLOP/s -> %.0f requests/s bound; export %.0f s"
+      % (flops / 1e6, cand / 1e6, rank / 1e6, scan / 1e6, cores, bound, float(export_s)))
+json.dump(result, open(out, "w"), indent=1)
+print(json.dumps(result))
+PY
