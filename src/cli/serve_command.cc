@@ -19,6 +19,9 @@ DEFINE_double(reload_seconds, 10,
               "Check the bundle folder this often and load a new bundle without a restart "
               "(0 = only on POST /v1/reload)");
 DEFINE_int32(num_candidates, 300, "Candidates retrieved per request and scored by the ranking model");
+DEFINE_int32(max_concurrent, 0,
+             "Requests scored at once (0 = hardware threads); more wait their turn instead of "
+             "time-slicing the cores");
 DEFINE_bool(recommend_watched, false, "Also recommend videos in the request's watch_history");
 
 namespace vrec::cli {
@@ -44,6 +47,7 @@ int RunServe(int argc, char** argv) {
   o.reload_seconds = FLAGS_reload_seconds;
   o.recommender.num_candidates = FLAGS_num_candidates;
   o.recommender.exclude_watched = !FLAGS_recommend_watched;
+  o.recommender.max_concurrent = FLAGS_max_concurrent;
   auto server = serve::RecommendationServer::Start(o);
   if (!server.ok()) {
     std::cerr << "vrec serve: " << server.status() << "\n";

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <thread>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
@@ -29,6 +30,9 @@ StatusOr<std::unique_ptr<Recommender>> Recommender::Create(
   std::unique_ptr<Recommender> r(new Recommender());
   r->bundle_ = std::move(bundle);
   r->options_ = options;
+  r->max_busy_ = options.max_concurrent > 0
+                     ? options.max_concurrent
+                     : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   VREC_ASSIGN_OR_RETURN(auto scorer, r->NewScorer());  // fails early on a bad bundle
   r->pool_.push_back(std::move(scorer));
   return r;
@@ -103,19 +107,30 @@ StatusOr<std::vector<RecommendItem>> Recommender::Recommend(const RecommendReque
   }
   std::unique_ptr<Scorer> s;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return busy_ < max_busy_; });
+    ++busy_;
     if (!pool_.empty()) {
       s = std::move(pool_.back());
       pool_.pop_back();
     }
   }
-  if (s == nullptr) {
-    VREC_ASSIGN_OR_RETURN(s, NewScorer());
-  }
   auto give_back = [&] {
-    std::lock_guard<std::mutex> lock(mu_);
-    pool_.push_back(std::move(s));
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      --busy_;
+      if (s != nullptr) pool_.push_back(std::move(s));
+    }
+    cv_.notify_one();
   };
+  if (s == nullptr) {
+    StatusOr<std::unique_ptr<Scorer>> fresh = NewScorer();
+    if (!fresh.ok()) {
+      give_back();
+      return fresh.status();
+    }
+    s = std::move(fresh).value();
+  }
 
   // 1. Candidates.
   const CandidateExample user = UserExample(q);

@@ -13,9 +13,11 @@
 // Without a ranking model items are ordered by the retrieval score.
 //
 // Thread safety: Recommend is thread-safe (model scratch buffers come from a
-// pool, one per concurrent request).
+// pool, one per request being scored; at most max_concurrent are scored at
+// once).
 #pragma once
 
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -46,6 +48,10 @@ struct RecommendItem {
 struct RecommenderOptions {
   int num_candidates = 300;
   bool exclude_watched = true;
+  // Requests scored at once (0 = the machine's hardware threads). More
+  // requests than cores only time-slice the arithmetic and stretch the tail;
+  // the rest wait their turn.
+  int max_concurrent = 0;
 };
 
 class Recommender {
@@ -73,7 +79,10 @@ class Recommender {
   std::shared_ptr<const LoadedBundle> bundle_;
   RecommenderOptions options_;
   mutable std::mutex mu_;
+  mutable std::condition_variable cv_;
   mutable std::vector<std::unique_ptr<Scorer>> pool_;
+  mutable int busy_ = 0;
+  int max_busy_ = 1;
 };
 
 }  // namespace vrec::serve
