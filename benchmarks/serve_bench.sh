@@ -3,7 +3,7 @@
 #
 #   benchmarks/serve_bench.sh [--videos=1000000] [--users=20000] [--train_seconds=40]
 #                             [--seconds=20] [--runs=3] [--clients="4 50"] [--threads=2]
-#                             [--out=docs] [--keep=0]
+#                             [--out=docs] [--keep=0] [--bundle=DIR]
 #
 # Generates a world with --videos videos, trains the candidate model (paper
 # tower 1024-512-256, 256-d embeddings) and the ranking model (tower
@@ -13,11 +13,12 @@
 # /v1/recommend with wrk at each client count, --runs times. Prints and
 # writes OUT/serving.json: p50/p90/p99 latency and requests/s (medians over
 # runs) beside the towers' arithmetic bound on these cores. Needs wrk
-# (apt-get install wrk). Takes roughly 10 minutes.
+# (apt-get install wrk). Takes roughly 10 minutes. --keep=1 keeps the work
+# folder; --bundle=DIR measures an existing bundle (export time then 0).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VIDEOS=1000000; USERS=20000; TRAIN_SECONDS=40; SECONDS_=20; RUNS=3; CLIENTS="4 50"; THREADS=2
-OUT=docs; KEEP=0
+OUT=docs; KEEP=0; BUNDLE=""
 for arg in "$@"; do
   case "$arg" in
     --videos=*) VIDEOS="${arg#*=}" ;;
@@ -29,6 +30,7 @@ for arg in "$@"; do
     --threads=*) THREADS="${arg#*=}" ;;
     --out=*) OUT="${arg#*=}" ;;
     --keep=*) KEEP="${arg#*=}" ;;
+    --bundle=*) BUNDLE="${arg#*=}" ;;
     -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "serve_bench.sh: unknown argument '$arg' (see --help)" >&2; exit 2 ;;
   esac
@@ -42,6 +44,14 @@ cleanup() { [[ -n "$SERVER" ]] && kill "$SERVER" 2>/dev/null; [[ "$KEEP" == 1 ]]
 trap cleanup EXIT
 mkdir -p "$OUT"
 
+if [[ -n "$BUNDLE" ]]; then
+  mkdir -p "$WORK"
+  ln -s "$(realpath "$BUNDLE")" "$WORK/bundle"
+  cp "$BUNDLE/bundle.json" "$WORK/bundle.json.pretty"
+  /usr/bin/python3 -c "import json,sys; print(json.dumps(json.load(open(sys.argv[1]))))" \
+    "$BUNDLE/bundle.json" >"$WORK/bundle.json"
+  EXPORT_SECONDS=0
+else
 echo "== world: $VIDEOS videos, $USERS users ($WORK)" >&2
 "$VREC" datagen --out="$WORK/world" --seed=5 --num_videos="$VIDEOS" --num_users="$USERS" \
   --test_users=1000 --fsync=false >/dev/null 2>"$WORK/datagen.log"
@@ -58,8 +68,9 @@ START=$(date +%s.%N)
   >"$WORK/bundle.json" 2>"$WORK/export.log"
 EXPORT_SECONDS=$(echo "$(date +%s.%N) - $START" | bc)
 tail -n 3 "$WORK/export.log" >&2
+fi
 
-"$VREC" serve --model="$WORK/bundle" --port=0 --http_threads=8 --reload_seconds=0 \
+"$VREC" serve --model="$WORK/bundle" --port=0 --reload_seconds=0 \
   >"$WORK/serve.out" 2>"$WORK/serve.log" &
 SERVER=$!
 for _ in $(seq 600); do grep -q port "$WORK/serve.out" 2>/dev/null && break; sleep 0.1; done
@@ -129,7 +140,9 @@ cand = tower_flops(sys.argv[5], 1)
 rank = tower_flops(sys.argv[6], 300)
 idx = bundle["index"]
 nlist = int(re.search(r"IVF(\d+)", idx["factory"]).group(1)) if "IVF" in idx["factory"] else 1
-scan = 2 * int(idx["count"]) * int(idx["dim"]) * (int(idx["search_param"]) / nlist if nlist > 1 else 1)
+# the coarse step (every centroid) and the scan of nprobe lists
+scan = 2 * int(idx["dim"]) * ((nlist + int(idx["count"]) * int(idx["search_param"]) / nlist)
+                              if nlist > 1 else int(idx["count"]))
 flops = cand + rank + scan
 cores = int(subprocess.check_output(["nproc"]).decode())
 peak = 145e9 * cores  # sgemm per core, measured (../shared/ENV.md)

@@ -14,7 +14,9 @@
 DECLARE_string(model);  // shared with vrec train: here the bundle folder
 DEFINE_string(host, "127.0.0.1", "Address to listen on (0.0.0.0 = every interface)");
 DEFINE_int32(port, 8080, "Port to listen on (0 = any free port, printed at start)");
-DEFINE_int32(http_threads, 8, "Threads answering requests");
+DEFINE_int32(http_threads, 64,
+             "Connections served at once (a keep-alive connection holds its thread; the "
+             "scoring itself is limited by --max_concurrent)");
 DEFINE_double(reload_seconds, 10,
               "Check the bundle folder this often and load a new bundle without a restart "
               "(0 = only on POST /v1/reload)");

@@ -121,6 +121,7 @@ class RankingScorer {
   RankingInputs inputs_;
   model::RankingBatch<float> batch_;
   std::vector<uint64_t> keys_;
+  std::vector<RankingExample> padded_;
 };
 
 struct RankingEvalOptions {

@@ -138,6 +138,47 @@ TEST(ExportTest, TheBundleHoldsExactlyTheTrainedWeights) {
   EXPECT_THAT(LoadedBundle::Load(dir.path()), StatusIs(absl::StatusCode::kNotFound, "BUNDLE"));
 }
 
+// An IVF bundle: serving's search (Eigen coarse step, faiss list scans) finds
+// what exact search finds, as the recorded recall says.
+TEST(ExportTest, IvfSearchAgreesWithExactSearch) {
+  testing::ScratchDir dir;
+  ExportOptions o;
+  o.candidate = Models().candidate_model;  // a model folder works too
+  o.out = dir.File("bundle");
+  o.index = "ivf";
+  ASSERT_OK_AND_ASSIGN(ServingBundle b, ExportBundle(o));
+  EXPECT_EQ(b.index().kind(), "ivf");
+  EXPECT_GE(b.index().recall_at_100(), 0.95);
+  ASSERT_OK_AND_ASSIGN(auto bundle, LoadedBundle::Load(o.out));
+  ASSERT_OK_AND_ASSIGN(auto tower, train::UserTower::Create(bundle->candidate()->spec(),
+                                                            bundle->candidate()));
+  std::vector<int64_t> ids;
+  for (const Video& v : bundle->videos()) ids.push_back(v.id);
+  ASSERT_OK_AND_ASSIGN(model::RowMatrix<float> rows, train::CorpusRows(*tower, ids));
+  // Queries: corpus rows as user vectors.
+  uint64_t hits = 0, total = 0;
+  for (int64_t qi = 0; qi < rows.rows(); qi += 25) {
+    std::vector<float> q(rows.row(qi).data(), rows.row(qi).data() + rows.cols());
+    q.back() = 1.f;
+    std::vector<int64_t> labels;
+    std::vector<float> scores;
+    ASSERT_OK(bundle->Search(q.data(), 1, 20, &labels, &scores));
+    std::vector<std::pair<float, int64_t>> exact;
+    for (int64_t i = 0; i < rows.rows(); ++i) {
+      float s = 0;
+      for (int64_t j = 0; j < rows.cols(); ++j) s += q[j] * rows(i, j);
+      exact.emplace_back(s, i);
+    }
+    std::partial_sort(exact.begin(), exact.begin() + 20, exact.end(), std::greater<>());
+    for (int j = 0; j < 20; ++j) {
+      hits += std::count(labels.begin(), labels.end(), exact[j].second);
+      ++total;
+    }
+    for (size_t j = 1; j < scores.size(); ++j) EXPECT_GE(scores[j - 1], scores[j]);
+  }
+  EXPECT_GE(static_cast<double>(hits) / total, 0.9);
+}
+
 // The recommender's retrieval scores and ranking scores equal offline scoring
 // of the trained model folders (exact dot products; RankingScorer).
 TEST(RecommenderTest, ScoresEqualOfflineScoringOfTheSameModel) {
