@@ -67,6 +67,10 @@ DEFINE_bool(exclude_watched, false, "Evaluation: drop already-watched videos fro
 DEFINE_bool(serving_example_age, false,
             "Evaluation: score every held-out example with example age 0, as at serving "
             "(default: at its own example age, as the oracle sees it)");
+DEFINE_bool(video_age_shares, false,
+            "vrec eval, candidate model: also report how the model's probability and the "
+            "held-out next watches spread over video age (days since upload; the paper's "
+            "Figure 4)");
 DEFINE_string(metrics_file, "", "JSONL metrics (default MODEL_DIR/metrics.jsonl)");
 DEFINE_double(ps_stats_seconds, 30,
               "Log every parameter server's table stats this often (rows in memory and on disk, "
@@ -261,6 +265,11 @@ int RunEval(int argc, char** argv) {
       eo.own_example_age = !FLAGS_serving_example_age;
       VREC_ASSIGN_OR_RETURN(eval, train::EvaluateCandidate(model->spec(), model.get(),
                                                            FLAGS_data, manifest, corpus, eo));
+      if (FLAGS_video_age_shares) {
+        VREC_ASSIGN_OR_RETURN(eval["video_age_shares"],
+                              train::VideoAgeShares(model->spec(), model.get(), FLAGS_data,
+                                                    manifest, corpus, eo));
+      }
     }
     eval["model"] = model->info().kind();
     eval["model_dir"] = FLAGS_model_dir;

@@ -1,10 +1,12 @@
 #include "train/evaluate.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
 #include "data/dataset.h"
+#include "data/record_reader.h"
 #include "model/candidate_model.h"
 #include "train/candidate_worker.h"
 
@@ -134,6 +136,100 @@ StatusOr<nlohmann::json> EvaluateCandidate(const ModelSpec& spec, ParameterSourc
   }
   nlohmann::json oracle = OracleFigures(data_dir, manifest);
   if (!oracle.is_null()) out["oracle"] = oracle;
+  return out;
+}
+
+StatusOr<nlohmann::json> VideoAgeShares(const ModelSpec& spec, ParameterSource* params,
+                                        const std::string& data_dir,
+                                        const DatasetManifest& manifest, const Corpus& corpus,
+                                        const CandidateEvalOptions& options, int max_days) {
+  if (max_days < 1) return absl::InvalidArgumentError("max_days must be >= 1");
+  // Upload times, in corpus order.
+  std::vector<double> upload(corpus.ids.size(), 0);
+  {
+    const std::string path = JoinPath(data_dir, manifest.videos());
+    VREC_ASSIGN_OR_RETURN(auto reader, RecordReader::Open(path));
+    VideoInfo v;
+    while (true) {
+      VREC_ASSIGN_OR_RETURN(bool more, reader->NextMessage(&v));
+      if (!more) break;
+      const int32_t k = corpus.IndexOf(static_cast<int64_t>(v.video_id()));
+      if (k >= 0) upload[k] = v.upload_time();
+    }
+  }
+  VREC_ASSIGN_OR_RETURN(auto tower, UserTower::Create(spec, params));
+  VREC_ASSIGN_OR_RETURN(RowMatrix<float> rows, CorpusRows(*tower, corpus.ids));
+  const int64_t n = rows.rows(), d = rows.cols() - 1;
+  VREC_ASSIGN_OR_RETURN(auto reader,
+                        ShardedReader::Open(ShardPaths(data_dir, manifest.candidate_test())));
+  std::vector<double> predicted(max_days, 0), empirical(max_days, 0);
+  double not_yet = 0, empirical_not_yet = 0;
+  uint64_t examples = 0;
+  std::vector<CandidateExample> batch;
+  RowMatrix<float> users;
+  auto bucket = [&](double age) {
+    return static_cast<int>(std::min<double>(max_days - 1, std::floor(std::max(0.0, age))));
+  };
+  auto flush = [&]() -> Status {
+    if (batch.empty()) return absl::OkStatus();
+    VREC_RETURN_IF_ERROR(tower->UserVectors(batch, !options.own_example_age, &users));
+    Eigen::MatrixXf scores = rows.leftCols(d) * users.transpose();  // n x batch
+    scores.colwise() += rows.col(d);
+    for (size_t j = 0; j < batch.size(); ++j) {
+      const double t = batch[j].time();
+      const float top = scores.col(static_cast<int64_t>(j)).maxCoeff();
+      double z = 0;
+      std::vector<double> share(max_days, 0);
+      double early = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        const double p = std::exp(static_cast<double>(scores(i, static_cast<int64_t>(j)) - top));
+        z += p;
+        if (upload[i] > t) {
+          early += p;
+        } else {
+          share[bucket(t - upload[i])] += p;
+        }
+      }
+      for (int b = 0; b < max_days; ++b) predicted[b] += share[b] / z;
+      not_yet += early / z;
+      const int32_t label = corpus.IndexOf(static_cast<int64_t>(batch[j].label_video()));
+      if (label >= 0) {
+        if (upload[label] > t) {
+          empirical_not_yet += 1;
+        } else {
+          empirical[bucket(t - upload[label])] += 1;
+        }
+      }
+      ++examples;
+    }
+    batch.clear();
+    return absl::OkStatus();
+  };
+  CandidateExample e;
+  while (options.max_examples == 0 || examples + batch.size() < options.max_examples) {
+    VREC_ASSIGN_OR_RETURN(bool more, reader->NextMessage(&e));
+    if (!more) break;
+    batch.push_back(std::move(e));
+    if (static_cast<int>(batch.size()) >= 256) VREC_RETURN_IF_ERROR(flush());
+  }
+  VREC_RETURN_IF_ERROR(flush());
+  if (examples == 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("dataset ", data_dir, " has no candidate-generation test examples"));
+  }
+  nlohmann::json out = {{"examples", examples}, {"example_age", options.own_example_age ? "own" : "zero"}};
+  nlohmann::json days = nlohmann::json::array(), pred = nlohmann::json::array(),
+                 emp = nlohmann::json::array();
+  for (int b = 0; b < max_days; ++b) {
+    days.push_back(b);
+    pred.push_back(predicted[b] / examples);
+    emp.push_back(empirical[b] / examples);
+  }
+  out["days"] = days;
+  out["predicted"] = pred;
+  out["empirical"] = emp;
+  out["not_yet_uploaded"] = not_yet / examples;
+  out["empirical_not_yet_uploaded"] = empirical_not_yet / examples;
   return out;
 }
 

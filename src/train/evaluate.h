@@ -63,6 +63,21 @@ class UserTower {
 // The corpus's output rows [w | b] (n x (d+1)), in corpus order.
 StatusOr<RowMatrix<float>> CorpusRows(const UserTower& tower, absl::Span<const int64_t> ids);
 
+// The paper's Figure 4: how the model spreads its probability over videos by
+// their age (days since upload at the example's time), beside where the
+// held-out next watches actually fell. For each held-out example the full
+// softmax over the corpus is summed into day buckets (0 .. max_days - 1, the
+// last bucket also holding older videos; videos not yet uploaded go to
+// "not_yet_uploaded"), then averaged over examples; the empirical share is
+// the labels' histogram. Scored at each example's own example age unless
+// options.own_example_age is false.
+// {"examples", "days": [0..], "predicted": [...], "empirical": [...],
+//  "not_yet_uploaded": p}
+StatusOr<nlohmann::json> VideoAgeShares(const ModelSpec& spec, ParameterSource* params,
+                                        const std::string& data_dir,
+                                        const DatasetManifest& manifest, const Corpus& corpus,
+                                        const CandidateEvalOptions& options, int max_days = 30);
+
 // {"examples", "recall@1", ..., "map", "popularity": {...}, "oracle": {...}}
 // `corpus` needs label_counts for the popularity figures (omitted without).
 StatusOr<nlohmann::json> EvaluateCandidate(const ModelSpec& spec, ParameterSource* params,

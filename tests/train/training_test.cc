@@ -319,6 +319,31 @@ TEST(SavedModelTest, ReadsBackWhatTheServersHeldAndInitialValuesElsewhere) {
   EXPECT_EQ(dense_saved.size(), spec.DenseSize());
 }
 
+// The video-age shares are distributions: the model's buckets plus its mass
+// on videos not yet uploaded sum to 1, and so do the labels'.
+TEST(VideoAgeSharesTest, SharesAreDistributions) {
+  testing::ScratchDir dir;
+  TrainOptions o = SmallJob(dir.File("model"));
+  o.max_examples = 4000;
+  o.final_eval = false;
+  ASSERT_OK(TrainLocal(o, nullptr).status());
+  ASSERT_OK_AND_ASSIGN(auto saved, SavedModel::Open(o.model_dir));
+  ASSERT_OK_AND_ASSIGN(JobData data, LoadJobData(o, saved->spec()));
+  ASSERT_OK_AND_ASSIGN(nlohmann::json s, VideoAgeShares(saved->spec(), saved.get(), o.data_dir,
+                                                        data.manifest, data.corpus, o.eval, 10));
+  ASSERT_EQ(s["days"].size(), 10u);
+  double predicted = s["not_yet_uploaded"].get<double>();
+  double empirical = s["empirical_not_yet_uploaded"].get<double>();
+  for (int b = 0; b < 10; ++b) {
+    predicted += s["predicted"][b].get<double>();
+    empirical += s["empirical"][b].get<double>();
+  }
+  EXPECT_NEAR(predicted, 1.0, 1e-6);
+  EXPECT_NEAR(empirical, 1.0, 1e-9);  // every label is in the corpus
+  EXPECT_EQ(s["empirical_not_yet_uploaded"].get<double>(), 0.0);  // watched after upload
+  EXPECT_GT(s["examples"].get<uint64_t>(), 100u);
+}
+
 TEST(SavedModelTest, MissingOrCorruptManifestIsAClearError) {
   testing::ScratchDir dir;
   auto missing = SavedModel::Open(dir.path());
