@@ -29,6 +29,10 @@ DEFINE_int32(num_devices, 4, "Devices (categorical user feature)");
 DEFINE_int64(test_users, 2000, "Held-out users: each one's last watch is a test example");
 DEFINE_double(page_rate, 0.1, "Share of watch events that also show a ranking page");
 DEFINE_int32(page_size, 10, "Impressions per ranking page");
+DEFINE_bool(random_labels, false,
+            "Training labels are randomly held-out watches whose history is every other watch "
+            "and search of the user, earlier and later (the paper's Figure 5 baseline); default: "
+            "next watches, history before them. Test examples are next watches either way");
 DEFINE_int32(threads, 0, "Generator threads (0 = all cores); the output does not depend on it");
 DEFINE_bool(fsync, true, "fsync every file on close");
 // The generative process (see docs/datagen.md).
@@ -95,6 +99,7 @@ int RunDatagen(int argc, char** argv) {
   go.test_users = FLAGS_test_users;
   go.page_rate = FLAGS_page_rate;
   go.page_size = FLAGS_page_size;
+  go.random_labels = FLAGS_random_labels;
   go.progress_interval_s = FLAGS_progress_seconds;
   go.sync = FLAGS_fsync;
   if (Status s = ValidateGeneratorOptions(go, wo); !s.ok()) {

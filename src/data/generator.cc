@@ -165,13 +165,35 @@ Status UserSimulator::Simulate(int64_t u, ExampleSink* sink, OracleStats* oracle
     ++counts->watches;
   }
 
+  // Random labels see the user's whole sequence, except a held-out user's
+  // test watch and what followed it (the future stays unseen).
+  uint32_t end_watches = static_cast<uint32_t>(watches_.size());
+  uint32_t end_tokens = static_cast<uint32_t>(tokens_.size());
+  if (test && !events_.empty()) {
+    end_watches = events_.back().watches_before;
+    end_tokens = events_.back().tokens_before;
+  }
   auto emit = [&](const WatchEvent& e, bool is_test) -> Status {
     CandidateExample& c = candidate_;
     c.Clear();
     c.set_example_id((static_cast<uint64_t>(u) << kSeqBits) | static_cast<uint64_t>(sequence++));
     c.set_user_id(user.id);
-    FillHistory(e.watches_before, e.tokens_before, c.mutable_watch_history(),
-                c.mutable_search_tokens());
+    if (options_.random_labels && !is_test) {
+      // The label is watch e.watches_before; the history every other watch
+      // before end_watches, the most recent max_history of them.
+      const uint32_t h = static_cast<uint32_t>(options_.max_history);
+      std::vector<uint64_t> others;
+      for (uint32_t i = 0; i < end_watches; ++i) {
+        if (i != e.watches_before) others.push_back(watch_ids_[i]);
+      }
+      const size_t w0 = others.size() > h ? others.size() - h : 0;
+      c.mutable_watch_history()->Add(others.begin() + w0, others.end());
+      const uint32_t t0 = end_tokens > h ? end_tokens - h : 0;
+      c.mutable_search_tokens()->Add(token_ids_.begin() + t0, token_ids_.begin() + end_tokens);
+    } else {
+      FillHistory(e.watches_before, e.tokens_before, c.mutable_watch_history(),
+                  c.mutable_search_tokens());
+    }
     c.set_region(user.region);
     c.set_device(user.device);
     c.set_age(user.age);
@@ -534,7 +556,8 @@ StatusOr<GenerationSummary> GenerateDataset(const World& world, const GeneratorO
   truth["generator"] = {
       {"shards", options.shards},         {"max_examples_per_user", options.max_examples_per_user},
       {"test_users", options.test_users}, {"page_rate", options.page_rate},
-      {"page_size", options.page_size},   {"max_history", options.max_history}};
+      {"page_size", options.page_size},   {"max_history", options.max_history},
+      {"random_labels", options.random_labels}};
   truth["t_max"] = world.t_max();
   if (extra_truth.is_object()) truth.update(extra_truth);
   VREC_RETURN_IF_ERROR(WriteFileAtomic(JoinPath(dir, "truth.json"), truth.dump(2) + "\n"));

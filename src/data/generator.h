@@ -43,6 +43,12 @@ struct GeneratorOptions {
   double page_rate = 0.1;              // share of watch events that show a page
   int32_t page_size = 10;              // impressions per page
   int32_t max_history = 50;            // watches / search tokens per example
+  // Training labels (the paper's Figure 5): false = each label is a next
+  // watch and its history what came before; true = a randomly held-out
+  // watch whose history is the user's other watches and searches, earlier
+  // and later (the last max_history of them). Test examples are always
+  // next watches, so both are evaluated on predicting the future.
+  bool random_labels = false;
   double progress_interval_s = 5;      // stderr progress period; <= 0: none
   bool sync = true;                    // fsync the files on close
 };

@@ -28,6 +28,7 @@ StatusOr<std::shared_ptr<const GeneratedWorld>> GeneratedWorld::Load(
   const nlohmann::json& gj = truth["generator"];
   g->generator.max_examples_per_user =
       gj.value("max_examples_per_user", g->generator.max_examples_per_user);
+  g->generator.random_labels = gj.value("random_labels", false);
   g->generator.test_users = gj.value("test_users", g->generator.test_users);
   g->generator.page_rate = gj.value("page_rate", g->generator.page_rate);
   g->generator.page_size = gj.value("page_size", g->generator.page_size);

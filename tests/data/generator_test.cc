@@ -162,6 +162,60 @@ TEST(UserSimulatorTest, ZeroMaxExamplesKeepsEveryWatch) {
   }
 }
 
+// Random held-out labels: the same examples (ids, labels, times), the test
+// examples unchanged, and training histories that see the user's later
+// watches too, but never a held-out user's test watch or what followed it.
+TEST(UserSimulatorTest, RandomLabelsSeeTheWholeSequenceButNotTheTest) {
+  auto world = World::Build(TinyWorldOptions(testing::TestSeed(46)), 1);
+  ASSERT_OK(world);
+  const std::vector<bool> test = ChooseTestUsers(1, 3000, 1500);
+  GeneratorOptions g = SmallGenerator();
+  g.page_rate = 0;
+  g.max_examples_per_user = 0;
+  GeneratorOptions r = g;
+  r.random_labels = true;
+  UserSimulator next(world->get(), g, &test), random(world->get(), r, &test);
+  uint64_t longer = 0, compared = 0;
+  for (int64_t u = 0; u < 200; ++u) {
+    MemorySink a, b;
+    OracleStats oa, ob;
+    GenerationCounts ca, cb;
+    ASSERT_OK(next.Simulate(u, &a, &oa, &ca));
+    ASSERT_OK(random.Simulate(u, &b, &ob, &cb));
+    ASSERT_EQ(a.candidate_test.size(), b.candidate_test.size());
+    for (size_t i = 0; i < a.candidate_test.size(); ++i) {
+      EXPECT_EQ(a.candidate_test[i].SerializeAsString(), b.candidate_test[i].SerializeAsString());
+    }
+    ASSERT_EQ(a.candidate_train.size(), b.candidate_train.size());
+    // The user's visible sequence: the last training history in next-watch
+    // mode plus its label is every watch before the test watch (or all).
+    for (size_t i = 0; i < a.candidate_train.size(); ++i) {
+      const CandidateExample &x = a.candidate_train[i], &y = b.candidate_train[i];
+      EXPECT_EQ(x.example_id(), y.example_id());
+      EXPECT_EQ(x.label_video(), y.label_video());
+      EXPECT_EQ(x.time(), y.time());
+      EXPECT_GE(y.watch_history_size(), std::min(x.watch_history_size(), g.max_history));
+      longer += y.watch_history_size() > x.watch_history_size();
+      ++compared;
+    }
+    if (!a.candidate_train.empty()) {
+      // Every random-label history is drawn from the watches a next-watch
+      // example of this user could see (the test watch is never among them
+      // unless watched earlier too).
+      std::multiset<uint64_t> visible;
+      const CandidateExample& last = a.candidate_train.back();
+      visible.insert(last.watch_history().begin(), last.watch_history().end());
+      visible.insert(last.label_video());
+      if (last.watch_history_size() < g.max_history) {
+        for (const CandidateExample& y : b.candidate_train) {
+          for (uint64_t v : y.watch_history()) EXPECT_TRUE(visible.count(v) > 0) << "user " << u;
+        }
+      }
+    }
+  }
+  EXPECT_GT(longer, compared / 2);  // most examples see later watches too
+}
+
 TEST(UserSimulatorTest, SinkErrorsPropagate) {
   auto world = World::Build(TinyWorldOptions(1), 1);
   ASSERT_OK(world);
