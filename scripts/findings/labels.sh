@@ -4,21 +4,23 @@
 # predicts the future better than training on randomly held-out watches
 # whose context includes later watches, both evaluated on the next watch.
 #
-#   scripts/findings/labels.sh [--seed=1] [--epochs=10] [--out=docs/results]
+#   scripts/findings/labels.sh [--seed=1] [--epochs=10] [--runs=3] [--out=docs/results]
 #
 # Generates the world of `vrec datagen --seed=SEED` twice, identical but for
 # the training labels (`--random_labels`: a random watch, the history every
 # other watch and search of the user), trains the same candidate model on
 # each (tower 256-128, 64-d embeddings, Adam, 2 workers) and evaluates both on
-# the same held-out next watches. Writes OUT/labels.json and prints a table.
-# About 2 minutes on 2 cores.
+# the same held-out next watches, --runs times with model seeds 1..runs
+# (medians, and the range). Writes OUT/labels.json and prints a table.
+# About 4 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-SEED=1; EPOCHS=10; OUT=docs/results
+SEED=1; EPOCHS=10; RUNS=3; OUT=docs/results
 for arg in "$@"; do
   case "$arg" in
     --seed=*) SEED="${arg#*=}" ;;
     --epochs=*) EPOCHS="${arg#*=}" ;;
+    --runs=*) RUNS="${arg#*=}" ;;
     --out=*) OUT="${arg#*=}" ;;
     -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "labels.sh: unknown argument '$arg' (see --help)" >&2; exit 2 ;;
@@ -33,25 +35,32 @@ for mode in next random; do
   flag=""; [[ "$mode" == random ]] && flag="--random_labels"
   echo "== world seed $SEED, $mode-watch labels" >&2
   "$VREC" datagen --out="$WORK/$mode" --seed="$SEED" --fsync=false $flag >/dev/null 2>&1
-  "$VREC" train --data="$WORK/$mode" --workers=2 --epochs="$EPOCHS" --ps_stats_seconds=0 \
-    --progress_seconds=60 2>"$WORK/train-$mode.log" | tail -n 1 >"$WORK/$mode.json"
+  for run in $(seq "$RUNS"); do
+    "$VREC" train --data="$WORK/$mode" --workers=2 --epochs="$EPOCHS" --seed="$run" \
+      --ps_stats_seconds=0 --progress_seconds=60 2>"$WORK/train-$mode-$run.log" |
+      tail -n 1 >"$WORK/$mode-$run.json"
+  done
 done
-/usr/bin/python3 - "$WORK" "$OUT" "$SEED" "$EPOCHS" <<'PY'
-import json, os, sys
-work, out, seed, epochs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-runs = {m: json.load(open(os.path.join(work, m + ".json"))) for m in ("next", "random")}
-ev = {m: r["eval"] for m, r in runs.items()}
-json.dump({"finding": "labels", "seed": seed, "epochs": epochs,
+/usr/bin/python3 - "$WORK" "$OUT" "$SEED" "$EPOCHS" "$RUNS" <<'PY'
+import json, os, statistics, sys
+work, out, seed, epochs, nruns = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+runs = {m: [json.load(open(os.path.join(work, "%s-%d.json" % (m, r)))) for r in range(1, nruns + 1)]
+        for m in ("next", "random")}
+json.dump({"finding": "labels", "seed": seed, "epochs": epochs, "model_seeds": list(range(1, nruns + 1)),
            "world": "vrec datagen --seed=%d (defaults), with and without --random_labels" % seed,
            "runs": runs}, open(os.path.join(out, "labels.json"), "w"), indent=1)
-print("| training labels | recall@1 | recall@10 | recall@50 | recall@100 | MAP |")
+keys = ("recall@1", "recall@10", "recall@50", "recall@100", "map")
+print("| training labels (median of %d runs, range) | recall@1 | recall@10 | recall@50 | recall@100 | MAP |" % nruns)
 print("|---|---|---|---|---|---|")
 for m, name in (("next", "next watch (history before it)"),
                 ("random", "random held-out watch (history all around it)")):
-    e = ev[m]
-    print("| %s | %.3f | %.3f | %.3f | %.3f | %.3f |" % (name, e["recall@1"], e["recall@10"],
-          e["recall@50"], e["recall@100"], e["map"]))
-o, p = ev["next"].get("oracle", {}), ev["next"].get("popularity", {})
+    cells = []
+    for k in keys:
+        v = [r["eval"][k] for r in runs[m]]
+        cells.append("%.3f (%.3f-%.3f)" % (statistics.median(v), min(v), max(v)))
+    print("| %s | %s |" % (name, " | ".join(cells)))
+e = runs["next"][0]["eval"]
+o, p = e.get("oracle", {}), e.get("popularity", {})
 if o:
     print("| oracle | %.3f | %.3f | %.3f | %.3f | |" % (o["recall@1"], o["recall@10"], o["recall@50"],
           o["recall@100"]))
