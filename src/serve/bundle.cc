@@ -76,14 +76,14 @@ std::vector<int64_t> ExactTopK(const float* rows, int64_t n, int dim, const floa
   return std::vector<int64_t>(l.begin(), l.end());
 }
 
-double RecallAtK(const std::vector<int64_t>& exact, const std::vector<faiss::Index::idx_t>& got,
-                 int64_t nq, int64_t k) {
+double RecallAtK(const std::vector<int64_t>& exact, const std::vector<int64_t>& got, int64_t nq,
+                 int64_t k) {
   uint64_t hit = 0;
   for (int64_t q = 0; q < nq; ++q) {
     std::vector<int64_t> want(exact.begin() + q * k, exact.begin() + (q + 1) * k);
     std::sort(want.begin(), want.end());
     for (int64_t j = 0; j < k; ++j) {
-      hit += std::binary_search(want.begin(), want.end(), static_cast<int64_t>(got[q * k + j]));
+      hit += std::binary_search(want.begin(), want.end(), got[q * k + j]);
     }
   }
   return nq * k == 0 ? 1.0 : static_cast<double>(hit) / (nq * k);
@@ -117,6 +117,71 @@ StatusOr<std::vector<Video>> ReadVideos(const std::string& path) {
     videos.push_back({static_cast<int64_t>(v.video_id()), v.topic(), v.upload_time()});
   }
   return videos;
+}
+
+// Top-k of n queries by inner product: what serving and export's recall
+// measurement both run.
+Status SearchIndex(const faiss::Index& index, const float* queries, int64_t n, int64_t k,
+                   std::vector<int64_t>* labels, std::vector<float>* scores) {
+  k = std::min<int64_t>(k, index.ntotal);
+  std::vector<faiss::Index::idx_t> l(n * k);
+  scores->resize(n * k);
+  auto* ivf = dynamic_cast<const faiss::IndexIVF*>(&index);
+  auto* coarse = ivf != nullptr && dynamic_cast<const faiss::IndexIVFFlat*>(ivf) != nullptr
+                     ? dynamic_cast<const faiss::IndexFlat*>(ivf->quantizer)
+                     : nullptr;
+  if (coarse == nullptr) {
+    VREC_RETURN_IF_ERROR(
+        FaissCall("search", [&] { index.search(n, queries, k, scores->data(), l.data()); }));
+    labels->assign(l.begin(), l.end());
+    return absl::OkStatus();
+  }
+  // IVF over raw floats: the coarse step (every centroid against the query)
+  // and the scan of the chosen lists as Eigen GEMVs. Debian's faiss is built
+  // without SIMD; its scalar inner products were a third of a request.
+  const int64_t nlist = static_cast<int64_t>(ivf->nlist);
+  const int64_t d = index.d;
+  const int64_t nprobe = std::min<int64_t>(static_cast<int64_t>(ivf->nprobe), nlist);
+  Eigen::Map<const model::RowMatrix<float>> centroids(coarse->get_xb(), nlist, d);
+  std::vector<faiss::Index::idx_t> assign(nprobe);
+  Eigen::VectorXf dots(nlist);
+  std::vector<int64_t> order(nlist);
+  for (int64_t q = 0; q < n; ++q) {
+    dots.noalias() = centroids * Eigen::Map<const Eigen::VectorXf>(queries + q * d, d);
+    std::iota(order.begin(), order.end(), 0);
+    std::partial_sort(order.begin(), order.begin() + nprobe, order.end(),
+                      [&](int64_t a, int64_t b) { return dots[a] > dots[b]; });
+    for (int64_t j = 0; j < nprobe; ++j) {
+      assign[j] = order[j];
+    }
+    // The lists' rows are the raw floats (IVF...,Flat): scored with Eigen too.
+    std::vector<std::pair<float, int64_t>> hits;
+    const Eigen::Map<const Eigen::VectorXf> query(queries + q * d, d);
+    for (int64_t j = 0; j < nprobe; ++j) {
+      const size_t size = ivf->invlists->list_size(assign[j]);
+      if (size == 0) continue;
+      const auto* codes = reinterpret_cast<const float*>(ivf->invlists->get_codes(assign[j]));
+      const faiss::Index::idx_t* list_ids = ivf->invlists->get_ids(assign[j]);
+      Eigen::Map<const model::RowMatrix<float>> vectors(codes, static_cast<int64_t>(size), d);
+      const Eigen::VectorXf s = vectors * query;
+      for (size_t r = 0; r < size; ++r) hits.emplace_back(s[r], list_ids[r]);
+    }
+    const int64_t found = std::min<int64_t>(k, static_cast<int64_t>(hits.size()));
+    std::partial_sort(hits.begin(), hits.begin() + found, hits.end(),
+                      [](const auto& a, const auto& b) { return a.first > b.first; });
+    for (int64_t j = 0; j < k; ++j) {
+      (*scores)[q * k + j] = j < found ? hits[j].first : -std::numeric_limits<float>::infinity();
+      l[q * k + j] = j < found ? hits[j].second : -1;
+    }
+  }
+  labels->assign(l.begin(), l.end());
+  return absl::OkStatus();
+}
+
+// efSearch (HNSW) or nprobe (IVF); other indexes have none.
+void SetSearchParam(faiss::Index* index, uint32_t param) {
+  if (auto* hnsw = dynamic_cast<faiss::IndexHNSW*>(index)) hnsw->hnsw.efSearch = static_cast<int>(param);
+  if (auto* ivf = dynamic_cast<faiss::IndexIVF*>(index)) ivf->nprobe = param;
 }
 
 }  // namespace
@@ -309,24 +374,23 @@ StatusOr<ServingBundle> ExportBundle(const ExportOptions& options) {
   // reaches the target.
   const int64_t k = std::min<int64_t>(100, n);
   const std::vector<int64_t> exact = ExactTopK(rows->data(), n, dim, queries.data(), nq, k);
-  std::vector<float> d(nq * k);
-  std::vector<faiss::Index::idx_t> l(nq * k);
   auto* hnsw = dynamic_cast<faiss::IndexHNSW*>(index.get());
   auto* ivf = dynamic_cast<faiss::IndexIVF*>(index.get());
   uint32_t param = hnsw != nullptr ? 64 : ivf != nullptr ? 8 : 0;
   const uint32_t max_param = hnsw != nullptr ? 2048 : ivf != nullptr ? static_cast<uint32_t>(ivf->nlist) : 0;
+  std::vector<int64_t> found(nq * k), one;
+  std::vector<float> scores;
   while (true) {
-    if (hnsw != nullptr) hnsw->hnsw.efSearch = static_cast<int>(param);
-    if (ivf != nullptr) ivf->nprobe = param;
+    SetSearchParam(index.get(), param);
     const auto t = Clock::now();
-    Status searched = FaissCall("search", [&] {
-      for (int64_t q = 0; q < nq; ++q) {  // one at a time, as a server does
-        index->search(1, queries.data() + q * dim, k, d.data() + q * k, l.data() + q * k);
-      }
-    });
+    Status searched;
+    for (int64_t q = 0; q < nq && searched.ok(); ++q) {  // one at a time, as a server does
+      searched = SearchIndex(*index, queries.data() + q * dim, 1, k, &one, &scores);
+      std::copy(one.begin(), one.end(), found.begin() + q * k);
+    }
     if (!searched.ok()) return fail(searched);
     info->set_search_us(nq > 0 ? 1e6 * Since(t) / nq : 0);
-    info->set_recall_at_100(RecallAtK(exact, l, nq, k));
+    info->set_recall_at_100(RecallAtK(exact, found, nq, k));
     info->set_search_param(param);
     std::cerr << absl::StrFormat("[export] %s %d: recall@%d %.4f vs exact, %.0f us/query", kind,
                                  param, k, info->recall_at_100(), info->search_us())
@@ -406,70 +470,13 @@ StatusOr<std::unique_ptr<LoadedBundle>> LoadedBundle::Load(const std::string& di
                                             b->index_->d, " floats for ", b->videos_.size(),
                                             " videos"));
   }
-  if (auto* hnsw = dynamic_cast<faiss::IndexHNSW*>(b->index_.get())) {
-    hnsw->hnsw.efSearch = static_cast<int>(b->manifest_.index().search_param());
-  }
-  if (auto* ivf = dynamic_cast<faiss::IndexIVF*>(b->index_.get())) {
-    ivf->nprobe = b->manifest_.index().search_param();
-  }
+  SetSearchParam(b->index_.get(), b->manifest_.index().search_param());
   return b;
 }
 
 Status LoadedBundle::Search(const float* queries, int64_t n, int64_t k,
                             std::vector<int64_t>* labels, std::vector<float>* scores) const {
-  k = std::min<int64_t>(k, index_->ntotal);
-  std::vector<faiss::Index::idx_t> l(n * k);
-  scores->resize(n * k);
-  auto* ivf = dynamic_cast<const faiss::IndexIVF*>(index_.get());
-  auto* coarse = ivf != nullptr && dynamic_cast<const faiss::IndexIVFFlat*>(ivf) != nullptr
-                     ? dynamic_cast<const faiss::IndexFlat*>(ivf->quantizer)
-                     : nullptr;
-  if (coarse == nullptr) {
-    VREC_RETURN_IF_ERROR(
-        FaissCall("search", [&] { index_->search(n, queries, k, scores->data(), l.data()); }));
-    labels->assign(l.begin(), l.end());
-    return absl::OkStatus();
-  }
-  // IVF over raw floats: the coarse step (every centroid against the query)
-  // and the scan of the chosen lists as Eigen GEMVs. Debian's faiss is built
-  // without SIMD; its scalar inner products were a third of a request.
-  const int64_t nlist = static_cast<int64_t>(ivf->nlist);
-  const int64_t d = index_->d;
-  const int64_t nprobe = std::min<int64_t>(static_cast<int64_t>(ivf->nprobe), nlist);
-  Eigen::Map<const model::RowMatrix<float>> centroids(coarse->get_xb(), nlist, d);
-  std::vector<faiss::Index::idx_t> assign(nprobe);
-  Eigen::VectorXf dots(nlist);
-  std::vector<int64_t> order(nlist);
-  for (int64_t q = 0; q < n; ++q) {
-    dots.noalias() = centroids * Eigen::Map<const Eigen::VectorXf>(queries + q * d, d);
-    std::iota(order.begin(), order.end(), 0);
-    std::partial_sort(order.begin(), order.begin() + nprobe, order.end(),
-                      [&](int64_t a, int64_t b) { return dots[a] > dots[b]; });
-    for (int64_t j = 0; j < nprobe; ++j) {
-      assign[j] = order[j];
-    }
-    // The lists' rows are the raw floats (IVF...,Flat): scored with Eigen too.
-    std::vector<std::pair<float, int64_t>> hits;
-    const Eigen::Map<const Eigen::VectorXf> query(queries + q * d, d);
-    for (int64_t j = 0; j < nprobe; ++j) {
-      const size_t size = ivf->invlists->list_size(assign[j]);
-      if (size == 0) continue;
-      const auto* codes = reinterpret_cast<const float*>(ivf->invlists->get_codes(assign[j]));
-      const faiss::Index::idx_t* list_ids = ivf->invlists->get_ids(assign[j]);
-      Eigen::Map<const model::RowMatrix<float>> vectors(codes, static_cast<int64_t>(size), d);
-      const Eigen::VectorXf s = vectors * query;
-      for (size_t r = 0; r < size; ++r) hits.emplace_back(s[r], list_ids[r]);
-    }
-    const int64_t found = std::min<int64_t>(k, static_cast<int64_t>(hits.size()));
-    std::partial_sort(hits.begin(), hits.begin() + found, hits.end(),
-                      [](const auto& a, const auto& b) { return a.first > b.first; });
-    for (int64_t j = 0; j < k; ++j) {
-      (*scores)[q * k + j] = j < found ? hits[j].first : -std::numeric_limits<float>::infinity();
-      l[q * k + j] = j < found ? hits[j].second : -1;
-    }
-  }
-  labels->assign(l.begin(), l.end());
-  return absl::OkStatus();
+  return SearchIndex(*index_, queries, n, k, labels, scores);
 }
 
 }  // namespace vrec::serve

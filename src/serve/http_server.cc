@@ -158,7 +158,18 @@ struct RecommendationServer::Impl {
     return out;
   }
 
+  // Loads the bundle if its version changed; a failure is counted and the
+  // old bundle stays.
   StatusOr<bool> Reload() {
+    StatusOr<bool> changed = LoadIfChanged();
+    if (!changed.ok()) {
+      std::lock_guard<std::mutex> lock(metrics_mu);
+      ++reload_failures;
+    }
+    return changed;
+  }
+
+  StatusOr<bool> LoadIfChanged() {
     auto bytes = ReadFileToString(JoinPath(options.bundle_dir, "BUNDLE"));
     if (!bytes.ok()) return bytes.status();
     ServingBundle m;
@@ -187,20 +198,13 @@ RecommendationServer::~RecommendationServer() { Stop(); }
 
 int RecommendationServer::port() const { return impl_->port; }
 
-StatusOr<bool> RecommendationServer::Reload() {
-  StatusOr<bool> r = impl_->Reload();
-  if (!r.ok()) {
-    std::lock_guard<std::mutex> lock(impl_->metrics_mu);
-    ++impl_->reload_failures;
-  }
-  return r;
-}
+StatusOr<bool> RecommendationServer::Reload() { return impl_->Reload(); }
 
 StatusOr<std::unique_ptr<RecommendationServer>> RecommendationServer::Start(
     const ServeOptions& options) {
   auto impl = std::make_unique<Impl>();
   impl->options = options;
-  VREC_RETURN_IF_ERROR(impl->Reload().status());
+  VREC_RETURN_IF_ERROR(impl->LoadIfChanged().status());
   Impl* s = impl.get();
   const int threads = std::max(1, options.threads);
   s->http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
@@ -252,10 +256,6 @@ StatusOr<std::unique_ptr<RecommendationServer>> RecommendationServer::Start(
   });
   s->http.Post("/v1/reload", [s, json_reply](const httplib::Request&, httplib::Response& res) {
     StatusOr<bool> changed = s->Reload();
-    if (!changed.ok()) {
-      std::lock_guard<std::mutex> lock(s->metrics_mu);
-      ++s->reload_failures;
-    }
     const int code = changed.ok() ? 200 : 500;
     json_reply(res, code,
                changed.ok() ? nlohmann::json{{"reloaded", *changed},
@@ -294,8 +294,6 @@ StatusOr<std::unique_ptr<RecommendationServer>> RecommendationServer::Start(
         StatusOr<bool> r = s->Reload();
         if (!r.ok()) {
           LOG(WARNING) << "bundle reload: " << r.status() << " (still serving the old one)";
-          std::lock_guard<std::mutex> m(s->metrics_mu);
-          ++s->reload_failures;
         }
         lock.lock();
       }

@@ -1,7 +1,7 @@
 #include "train/checkpoint.h"
 
 #include <algorithm>
-#include <cstdlib>
+#include <cmath>
 #include <filesystem>
 #include <system_error>
 

@@ -359,11 +359,9 @@ StatusOr<std::optional<FoundCheckpoint>> FindResumeCheckpoint(const TrainOptions
   return std::optional<FoundCheckpoint>(std::move(*found));
 }
 
-CheckpointManifest MakeCheckpointManifest(const ModelSpec& spec, const TrainOptions& options,
-                                          int num_servers, uint64_t sequence,
-                                          const std::vector<WorkerProgress>& workers,
-                                          const std::vector<ServerState>& servers,
-                                          double seconds) {
+Status CommitJobCheckpoint(const ModelSpec& spec, const TrainOptions& options, int num_servers,
+                           uint64_t sequence, const std::vector<WorkerProgress>& workers,
+                           const std::vector<ServerState>& servers, double seconds) {
   uint64_t examples = 0, steps = 0, rows = 0;
   for (const auto& w : workers) {
     examples += w.examples;
@@ -389,7 +387,11 @@ CheckpointManifest MakeCheckpointManifest(const ModelSpec& spec, const TrainOpti
   m.set_max_examples(options.max_examples);
   m.set_stream(options.stream);
   m.set_rows(rows);
-  return m;
+  VREC_ASSIGN_OR_RETURN(std::string written,
+                        CommitCheckpoint(options.checkpoint_dir, m, options.keep_checkpoints));
+  std::cerr << absl::StrFormat("[ckpt]  %s: %d examples, %d rows", written, examples, rows)
+            << std::endl;
+  return absl::OkStatus();
 }
 
 StatusOr<ServerProcess> StartServer(const ModelSpec& spec, const TrainOptions& options, int index,
@@ -665,14 +667,8 @@ StatusOr<nlohmann::json> TrainLocal(const TrainOptions& options_in,
                             WriteServerCheckpoint(servers[s].storage.get(), dir, s));
       server_states.push_back(std::move(st));
     }
-    CheckpointManifest m = MakeCheckpointManifest(spec, options, options.servers, sequence,
-                                                  states, server_states, seconds);
-    VREC_ASSIGN_OR_RETURN(std::string written,
-                          CommitCheckpoint(options.checkpoint_dir, m, options.keep_checkpoints));
-    std::cerr << absl::StrFormat("[ckpt]  %s: %d examples, %d rows", written,
-                                 m.model().examples_trained(), m.rows())
-              << std::endl;
-    return absl::OkStatus();
+    return CommitJobCheckpoint(spec, options, options.servers, sequence, states, server_states,
+                               seconds);
   };
 
   // Workers.
@@ -739,9 +735,7 @@ StatusOr<nlohmann::json> TrainLocal(const TrainOptions& options_in,
       std::vector<WorkerProgress> states(options.workers);
       bool all = true, failed = false;
       {
-        std::lock_guard<std::mutex> lock(mu);
-        for (const auto& p : reports) tracker.Update(p);
-        reports.clear();
+        std::lock_guard<std::mutex> lock(mu);  // reports were drained above
         for (int w = 0; w < options.workers; ++w) {
           failed |= !worker_status[w].ok();
           if (paused[w]) {

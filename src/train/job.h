@@ -230,13 +230,13 @@ StatusOr<std::optional<FoundCheckpoint>> FindResumeCheckpoint(const TrainOptions
                                                               const ModelSpec& spec,
                                                               int num_workers);
 
-// The manifest of checkpoint `sequence`: the model so far and every
-// worker's state (paused or done).
-CheckpointManifest MakeCheckpointManifest(const ModelSpec& spec, const TrainOptions& options,
-                                          int num_servers, uint64_t sequence,
-                                          const std::vector<WorkerProgress>& workers,
-                                          const std::vector<ServerState>& servers,
-                                          double seconds);
+// The coordinator's last step of checkpoint `sequence`, once every server
+// has written its part: the manifest (the model so far, every worker's state,
+// paused or done) is committed and pruned (CommitCheckpoint), and a [ckpt]
+// line goes to stderr.
+Status CommitJobCheckpoint(const ModelSpec& spec, const TrainOptions& options, int num_servers,
+                           uint64_t sequence, const std::vector<WorkerProgress>& workers,
+                           const std::vector<ServerState>& servers, double seconds);
 
 // The model folder's manifest for a finished job.
 TrainedModel MakeTrainedModel(const ModelSpec& spec, const TrainOptions& options, int num_servers,

@@ -11,7 +11,6 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
 #include "common/file_util.h"
 #include "data/dataset.h"
@@ -400,15 +399,8 @@ StatusOr<nlohmann::json> TrainMpi(const TrainOptions& options, const std::atomic
       }
     }
     if (!status.ok()) return status;
-    CheckpointManifest m = MakeCheckpointManifest(*spec, options, servers, sequence, states,
-                                                  server_states, tracker.seconds());
-    StatusOr<std::string> dir = CommitCheckpoint(options.checkpoint_dir, m,
-                                                 options.keep_checkpoints);
-    if (!dir.ok()) return dir.status();
-    std::cerr << absl::StrFormat("[ckpt]  %s: %d examples, %d rows", *dir,
-                                 m.model().examples_trained(), m.rows())
-              << std::endl;
-    return absl::OkStatus();
+    return CommitJobCheckpoint(*spec, options, servers, sequence, states, server_states,
+                               tracker.seconds());
   };
   bool stop_sent = false;
   auto send_stop = [&] {
