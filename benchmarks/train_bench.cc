@@ -159,8 +159,8 @@ int RunTrainBench(int argc, char** argv) {
         wo.num_workers = FLAGS_workers;
         wo.batch_size = FLAGS_train_batch;
         wo.loop.report_seconds = 0.2;
-        VREC_ASSIGN_OR_RETURN(auto worker, train::CandidateWorker::Create(
-                                               &*spec, &data.corpus, &*sampler, &client, wo));
+        VREC_ASSIGN_OR_RETURN(auto worker, train::CandidateWorker::Create(&*spec, &data.corpus,
+                                                                          &*sampler, &client, wo));
         train::MemoryExamples<CandidateExample> source(&examples, w, FLAGS_workers);
         return worker->Run(&source, &stop, [&](const train::WorkerProgress& p) {
           done[w].store(p.examples, std::memory_order_relaxed);

@@ -1,6 +1,7 @@
 #include "cli/common_flags.h"
 
-DEFINE_string(out, "", "Output folder: the dataset (datagen, convert) or the serving bundle (export)");
+DEFINE_string(out, "",
+              "Output folder: the dataset (datagen, convert) or the serving bundle (export)");
 DEFINE_uint64(seed, 1, "Random seed; the output is a function of the seed and the flags");
 DEFINE_int32(shards, 4, "Training shard files per example kind; users are spread over them");
 DEFINE_int32(max_history, 50, "Most recent earlier watches (and search tokens) kept per example");

@@ -20,7 +20,8 @@ DEFINE_int32(http_threads, 64,
 DEFINE_double(reload_seconds, 10,
               "Check the bundle folder this often and load a new bundle without a restart "
               "(0 = only on POST /v1/reload)");
-DEFINE_int32(num_candidates, 300, "Candidates retrieved per request and scored by the ranking model");
+DEFINE_int32(num_candidates, 300,
+             "Candidates retrieved per request and scored by the ranking model");
 DEFINE_int32(max_concurrent, 0,
              "Requests scored at once (0 = hardware threads); more wait their turn instead of "
              "time-slicing the cores");

@@ -28,9 +28,11 @@ DEFINE_string(model, "candidate",
 DEFINE_bool(weighted, true,
             "Ranking: weight clicked impressions by watch time (false: a click-trained logistic "
             "regression, the paper's baseline)");
-DEFINE_int32(num_quantiles, 100, "Ranking: quantiles per continuous feature (fitted before training)");
+DEFINE_int32(num_quantiles, 100,
+             "Ranking: quantiles per continuous feature (fitted before training)");
 DEFINE_int32(batch_size, 512, "Examples per training step and worker");
-DEFINE_uint64(max_examples, 0, "Stop after this many examples, all workers together (0 = no limit)");
+DEFINE_uint64(max_examples, 0,
+              "Stop after this many examples, all workers together (0 = no limit)");
 DEFINE_int32(epochs, 1, "Passes over the training data (0 = no limit)");
 DEFINE_bool(stream, false,
             "Workers simulate the generated dataset's world on the fly instead of reading its "
@@ -43,8 +45,9 @@ DEFINE_int64(staleness, -1,
 DEFINE_int32(embedding_dim, 64,
              "Dimension of the video and search-token embeddings (ranking: topic gets half, "
              "region and device 8)");
-DEFINE_string(tower, "256,128", "Hidden ReLU widths of the candidate tower, comma-separated; "
-                                "the last is the user-vector dimension (\"\" = no hidden layer)");
+DEFINE_string(tower, "256,128",
+              "Hidden ReLU widths of the candidate tower, comma-separated; "
+              "the last is the user-vector dimension (\"\" = no hidden layer)");
 DEFINE_int32(output_dim, 0, "User-vector dimension without a tower (0 = last tower width)");
 DEFINE_bool(use_example_age, true, "Feed the example age (t_max - t) to the candidate tower");
 DEFINE_int32(negatives, 256, "Shared sampled-softmax negatives per step");
@@ -103,8 +106,8 @@ StatusOr<std::vector<int>> ParseTower(const std::string& text) {
   for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipWhitespace())) {
     int w = 0;
     if (!absl::SimpleAtoi(part, &w) || w <= 0) {
-      return absl::InvalidArgumentError(absl::StrCat("--tower: '", part,
-                                                     "' is not a positive width (e.g. 256,128)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--tower: '", part, "' is not a positive width (e.g. 256,128)"));
     }
     tower.push_back(w);
   }
@@ -209,7 +212,8 @@ StatusOr<train::TrainOptions> TrainOptionsFromFlags() {
   if (o.checkpoint_every.enabled() && o.checkpoint_dir.empty()) {
     return absl::InvalidArgumentError("--checkpoint_every needs --checkpoint_dir");
   }
-  if (FLAGS_keep_checkpoints < 1) return absl::InvalidArgumentError("--keep_checkpoints must be >= 1");
+  if (FLAGS_keep_checkpoints < 1)
+    return absl::InvalidArgumentError("--keep_checkpoints must be >= 1");
   o.keep_checkpoints = FLAGS_keep_checkpoints;
   o.resume = FLAGS_resume;
   o.example_log_dir = FLAGS_example_log_dir;
@@ -263,12 +267,12 @@ int RunEval(int argc, char** argv) {
       eo.max_examples = FLAGS_eval_examples;
       eo.exclude_watched = FLAGS_exclude_watched;
       eo.own_example_age = !FLAGS_serving_example_age;
-      VREC_ASSIGN_OR_RETURN(eval, train::EvaluateCandidate(model->spec(), model.get(),
-                                                           FLAGS_data, manifest, corpus, eo));
+      VREC_ASSIGN_OR_RETURN(eval, train::EvaluateCandidate(model->spec(), model.get(), FLAGS_data,
+                                                           manifest, corpus, eo));
       if (FLAGS_video_age_shares) {
-        VREC_ASSIGN_OR_RETURN(eval["video_age_shares"],
-                              train::VideoAgeShares(model->spec(), model.get(), FLAGS_data,
-                                                    manifest, corpus, eo));
+        VREC_ASSIGN_OR_RETURN(
+            eval["video_age_shares"],
+            train::VideoAgeShares(model->spec(), model.get(), FLAGS_data, manifest, corpus, eo));
       }
     }
     eval["model"] = model->info().kind();

@@ -389,8 +389,8 @@ StatusOr<WorldOptions> WorldOptionsFromJson(const nlohmann::json& j) {
       return;
     }
     if (!it->is_number()) {
-      status = absl::InvalidArgumentError(
-          absl::StrCat("world options: '", name, "' is not a number"));
+      status =
+          absl::InvalidArgumentError(absl::StrCat("world options: '", name, "' is not a number"));
       return;
     }
     v = it->get<std::remove_reference_t<decltype(v)>>();
@@ -553,11 +553,13 @@ StatusOr<GenerationSummary> GenerateDataset(const World& world, const GeneratorO
   VREC_RETURN_IF_ERROR(WriteVideos(world, JoinPath(dir, "videos.rec"), options.sync));
   nlohmann::json truth = summary.ToJson();
   truth["world"] = WorldOptionsToJson(wo);
-  truth["generator"] = {
-      {"shards", options.shards},         {"max_examples_per_user", options.max_examples_per_user},
-      {"test_users", options.test_users}, {"page_rate", options.page_rate},
-      {"page_size", options.page_size},   {"max_history", options.max_history},
-      {"random_labels", options.random_labels}};
+  truth["generator"] = {{"shards", options.shards},
+                        {"max_examples_per_user", options.max_examples_per_user},
+                        {"test_users", options.test_users},
+                        {"page_rate", options.page_rate},
+                        {"page_size", options.page_size},
+                        {"max_history", options.max_history},
+                        {"random_labels", options.random_labels}};
   truth["t_max"] = world.t_max();
   if (extra_truth.is_object()) truth.update(extra_truth);
   VREC_RETURN_IF_ERROR(WriteFileAtomic(JoinPath(dir, "truth.json"), truth.dump(2) + "\n"));

@@ -337,7 +337,8 @@ Status PsClient::SetClock(uint64_t step, bool exact) {
   VREC_ASSIGN_OR_RETURN(net::Message reply, client_->Call(0, std::move(m)).get());
   PsHeader r;
   if (!r.ParseFromString(reply.header)) return absl::DataLossError("unparseable clock reply");
-  if (r.status_code() != 0) return Status(static_cast<absl::StatusCode>(r.status_code()), r.error());
+  if (r.status_code() != 0)
+    return Status(static_cast<absl::StatusCode>(r.status_code()), r.error());
   return absl::OkStatus();
 }
 

@@ -207,14 +207,14 @@ StatusOr<std::unique_ptr<ServerStorage>> ServerStorage::Restore(
                                                    old_router.num_servers(), " servers"));
   }
   if (server >= router.num_servers()) {
-    return absl::InvalidArgumentError(absl::StrCat("server ", server, " of ",
-                                                   router.num_servers()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("server ", server, " of ", router.num_servers()));
   }
   std::error_code ec;
   std::filesystem::remove_all(options.spill_path, ec);
   if (ec) {
-    return absl::UnavailableError(absl::StrCat("emptying ", options.spill_path, ": ",
-                                               ec.message()));
+    return absl::UnavailableError(
+        absl::StrCat("emptying ", options.spill_path, ": ", ec.message()));
   }
   VREC_RETURN_IF_ERROR(MakeDirs(options.spill_path));
   if (old_router.Serialize() == router.Serialize()) {  // the same layout: take the files
@@ -237,10 +237,10 @@ StatusOr<std::unique_ptr<ServerStorage>> ServerStorage::Restore(
       for (const TableState& t : shard.state.tables()) {
         if (t.table() != name) continue;
         if (t.admission_keys_size() != t.admission_counts_size()) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              "checkpoint state of table ", name, " in ", shard.db_dir, ": ",
-              t.admission_keys_size(), " admission keys but ", t.admission_counts_size(),
-              " counts"));
+          return absl::InvalidArgumentError(
+              absl::StrCat("checkpoint state of table ", name, " in ", shard.db_dir, ": ",
+                           t.admission_keys_size(), " admission keys but ",
+                           t.admission_counts_size(), " counts"));
         }
         step = std::max(step, t.step());
         for (int i = 0; i < t.admission_keys_size(); ++i) {

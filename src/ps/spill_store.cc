@@ -115,8 +115,8 @@ Status RocksSpillStore::Checkpoint(const std::string& dir) {
     VREC_RETURN_IF_ERROR(MakeDirs(dir.substr(0, slash)));
   }
   rocksdb::Checkpoint* raw = nullptr;
-  VREC_RETURN_IF_ERROR(FromRocks(rocksdb::Checkpoint::Create(db_.get(), &raw), path_,
-                                 "checkpoint"));
+  VREC_RETURN_IF_ERROR(
+      FromRocks(rocksdb::Checkpoint::Create(db_.get(), &raw), path_, "checkpoint"));
   std::unique_ptr<rocksdb::Checkpoint> cp(raw);
   // log_size_for_flush 0: always flush the memtable (rows written without a
   // WAL would otherwise be missing from the copy).

@@ -45,7 +45,8 @@ double Since(Clock::time_point t) {
 Status CopyFile(const std::string& from, const std::string& to) {
   std::error_code ec;
   fs::copy_file(from, to, fs::copy_options::overwrite_existing, ec);
-  if (ec) return absl::UnavailableError(absl::StrCat("copying ", from, " to ", to, ": ", ec.message()));
+  if (ec)
+    return absl::UnavailableError(absl::StrCat("copying ", from, " to ", to, ": ", ec.message()));
   return absl::OkStatus();
 }
 
@@ -180,7 +181,8 @@ Status SearchIndex(const faiss::Index& index, const float* queries, int64_t n, i
 
 // efSearch (HNSW) or nprobe (IVF); other indexes have none.
 void SetSearchParam(faiss::Index* index, uint32_t param) {
-  if (auto* hnsw = dynamic_cast<faiss::IndexHNSW*>(index)) hnsw->hnsw.efSearch = static_cast<int>(param);
+  if (auto* hnsw = dynamic_cast<faiss::IndexHNSW*>(index))
+    hnsw->hnsw.efSearch = static_cast<int>(param);
   if (auto* ivf = dynamic_cast<faiss::IndexIVF*>(index)) ivf->nprobe = param;
 }
 
@@ -198,8 +200,10 @@ Status MaterializeModel(const std::string& path, const std::string& out) {
   StatusOr<train::FoundCheckpoint> found = train::FindCheckpoint(path);
   if (!found.ok()) {
     return Status(found.status().code(),
-                  absl::StrCat(path, " is neither a trained-model folder (no model.pb) nor a "
-                                     "checkpoint: ", found.status().message()));
+                  absl::StrCat(path,
+                               " is neither a trained-model folder (no model.pb) nor a "
+                               "checkpoint: ",
+                               found.status().message()));
   }
   VREC_ASSIGN_OR_RETURN(train::ModelSpec spec, train::SpecOf(found->manifest.model()));
   ps::ServerStorageOptions so;
@@ -207,8 +211,7 @@ Status MaterializeModel(const std::string& path, const std::string& out) {
   so.dense_block_floats = train::kDenseBlockFloats;
   so.glorot_fans = spec.glorot_fans;
   {
-    VREC_ASSIGN_OR_RETURN(auto storage,
-                          train::RestoreServerStorage(spec.config, so, *found, 0, 1));
+    VREC_ASSIGN_OR_RETURN(auto storage, train::RestoreServerStorage(spec.config, so, *found, 0, 1));
     VREC_RETURN_IF_ERROR(train::SaveServerTables(*storage, out, 0).status());
   }
   RemoveAll(so.spill_path);
@@ -256,9 +259,9 @@ StatusOr<ServingBundle> ExportBundle(const ExportOptions& options) {
     auto ranking = train::SavedModel::Open(JoinPath(tmp, "ranking"));
     if (!ranking.ok()) return fail(ranking.status());
     if ((*ranking)->info().kind() != "ranking") {
-      return fail(absl::InvalidArgumentError(
-          absl::StrCat(options.ranking, " holds a ", (*ranking)->info().kind(),
-                       " model, not the ranking model")));
+      return fail(absl::InvalidArgumentError(absl::StrCat(options.ranking, " holds a ",
+                                                          (*ranking)->info().kind(),
+                                                          " model, not the ranking model")));
     }
     b.set_ranking_source(options.ranking);
     b.set_ranking_examples_trained((*ranking)->info().examples_trained());
@@ -271,7 +274,8 @@ StatusOr<ServingBundle> ExportBundle(const ExportOptions& options) {
   if (!manifest.ok()) {
     return fail(Status(manifest.status().code(),
                        absl::StrCat("the corpus (--data, default the dataset the model was "
-                                    "trained on): ", manifest.status().message())));
+                                    "trained on): ",
+                                    manifest.status().message())));
   }
   auto corpus = train::LoadCorpus(data_dir, *manifest, false);
   if (!corpus.ok()) return fail(corpus.status());
@@ -377,7 +381,9 @@ StatusOr<ServingBundle> ExportBundle(const ExportOptions& options) {
   auto* hnsw = dynamic_cast<faiss::IndexHNSW*>(index.get());
   auto* ivf = dynamic_cast<faiss::IndexIVF*>(index.get());
   uint32_t param = hnsw != nullptr ? 64 : ivf != nullptr ? 8 : 0;
-  const uint32_t max_param = hnsw != nullptr ? 2048 : ivf != nullptr ? static_cast<uint32_t>(ivf->nlist) : 0;
+  const uint32_t max_param = hnsw != nullptr  ? 2048
+                             : ivf != nullptr ? static_cast<uint32_t>(ivf->nlist)
+                                              : 0;
   std::vector<int64_t> found(nq * k), one;
   std::vector<float> scores;
   while (true) {
@@ -398,9 +404,8 @@ StatusOr<ServingBundle> ExportBundle(const ExportOptions& options) {
     if (info->recall_at_100() >= options.target_recall || param == 0 || param >= max_param) break;
     param = std::min(max_param, param * 2);
   }
-  if (Status s = FaissCall("write", [&] {
-        faiss::write_index(index.get(), JoinPath(tmp, "index.faiss").c_str());
-      });
+  if (Status s = FaissCall(
+          "write", [&] { faiss::write_index(index.get(), JoinPath(tmp, "index.faiss").c_str()); });
       !s.ok()) {
     return fail(s);
   }
@@ -423,12 +428,14 @@ StatusOr<ServingBundle> ExportBundle(const ExportOptions& options) {
   std::error_code ec;
   if (PathExists(out)) {
     fs::rename(out, old, ec);
-    if (ec) return fail(absl::UnavailableError(absl::StrCat("moving the old bundle ", out,
-                                                            " aside: ", ec.message())));
+    if (ec)
+      return fail(absl::UnavailableError(
+          absl::StrCat("moving the old bundle ", out, " aside: ", ec.message())));
   }
   fs::rename(tmp, out, ec);
-  if (ec) return fail(absl::UnavailableError(absl::StrCat("renaming ", tmp, " to ", out, ": ",
-                                                          ec.message())));
+  if (ec)
+    return fail(
+        absl::UnavailableError(absl::StrCat("renaming ", tmp, " to ", out, ": ", ec.message())));
   RemoveAll(old);
   std::cerr << absl::StrFormat("[export] %s written in %.1fs", out, Since(start)) << std::endl;
   return b;
@@ -461,9 +468,8 @@ StatusOr<std::unique_ptr<LoadedBundle>> LoadedBundle::Load(const std::string& di
     b->index_of_[b->videos_[i].id] = static_cast<int32_t>(i);
   }
   const std::string index_path = JoinPath(dir, "index.faiss");
-  VREC_RETURN_IF_ERROR(FaissCall("read " + index_path, [&] {
-    b->index_.reset(faiss::read_index(index_path.c_str()));
-  }));
+  VREC_RETURN_IF_ERROR(FaissCall("read " + index_path,
+                                 [&] { b->index_.reset(faiss::read_index(index_path.c_str())); }));
   if (b->index_->ntotal != static_cast<int64_t>(b->videos_.size()) ||
       b->index_->d != static_cast<int>(b->manifest_.index().dim())) {
     return absl::DataLossError(absl::StrCat(index_path, ": ", b->index_->ntotal, " vectors of ",

@@ -34,10 +34,10 @@ namespace vrec::serve {
 inline constexpr uint32_t kBundleFormatVersion = 1;
 
 struct ExportOptions {
-  std::string candidate;  // checkpoint (folder or root) or trained-model folder
-  std::string ranking;    // the same for the ranking model; "" = none
-  std::string data_dir;   // the corpus; "" = the candidate model's dataset
-  std::string out;        // the bundle folder (replaced if it exists)
+  std::string candidate;       // checkpoint (folder or root) or trained-model folder
+  std::string ranking;         // the same for the ranking model; "" = none
+  std::string data_dir;        // the corpus; "" = the candidate model's dataset
+  std::string out;             // the bundle folder (replaced if it exists)
   std::string index = "auto";  // auto, flat, hnsw, ivf
   uint64_t recall_queries = 1000;
   double target_recall = 0.95;

@@ -22,7 +22,8 @@ constexpr std::array<double, 11> kBuckets = {0.0005, 0.001, 0.002, 0.005, 0.01, 
                                              0.05,   0.1,   0.25,  0.5,   1.0};
 
 StatusOr<std::vector<int64_t>> IdList(const nlohmann::json& j, const char* field) {
-  if (!j.is_array()) return absl::InvalidArgumentError(absl::StrCat(field, " must be an array of ids"));
+  if (!j.is_array())
+    return absl::InvalidArgumentError(absl::StrCat(field, " must be an array of ids"));
   std::vector<int64_t> out;
   for (size_t i = 0; i < j.size(); ++i) {
     if (!j[i].is_number_integer()) {
@@ -37,7 +38,8 @@ StatusOr<double> Number(const nlohmann::json& j, const char* field, double lo, d
   if (!j.is_number()) return absl::InvalidArgumentError(absl::StrCat(field, " must be a number"));
   const double v = j.get<double>();
   if (!(v >= lo && v <= hi)) {
-    return absl::InvalidArgumentError(absl::StrCat(field, " = ", v, " is outside [", lo, ", ", hi, "]"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, " = ", v, " is outside [", lo, ", ", hi, "]"));
   }
   return v;
 }
@@ -151,9 +153,8 @@ struct RecommendationServer::Impl {
     if (r != nullptr) {
       const ServingBundle& m = r->bundle().manifest();
       absl::StrAppend(&out, "# HELP vrec_bundle_info The bundle being served.\n",
-                      "# TYPE vrec_bundle_info gauge\n", "vrec_bundle_info{version=\"",
-                      m.version(), "\",videos=\"", m.num_videos(), "\",index=\"",
-                      m.index().kind(), "\"} 1\n");
+                      "# TYPE vrec_bundle_info gauge\n", "vrec_bundle_info{version=\"", m.version(),
+                      "\",videos=\"", m.num_videos(), "\",index=\"", m.index().kind(), "\"} 1\n");
     }
     return out;
   }
@@ -215,11 +216,11 @@ StatusOr<std::unique_ptr<RecommendationServer>> RecommendationServer::Start(
     res.status = code;
     res.set_content(body.dump(), "application/json");
   };
-  s->http.Post("/v1/recommend", [s, json_reply](const httplib::Request& req, httplib::Response& res) {
+  s->http.Post("/v1/recommend", [s, json_reply](const httplib::Request& req,
+                                                httplib::Response& res) {
     const auto t0 = Clock::now();
     auto finish = [&](int code) {
-      s->Record("/v1/recommend", code,
-                std::chrono::duration<double>(Clock::now() - t0).count());
+      s->Record("/v1/recommend", code, std::chrono::duration<double>(Clock::now() - t0).count());
     };
     StatusOr<RecommendRequest> q = ParseRecommendRequest(req.body);
     if (!q.ok()) {
@@ -245,9 +246,10 @@ StatusOr<std::unique_ptr<RecommendationServer>> RecommendationServer::Start(
   });
   s->http.Get("/healthz", [s, json_reply](const httplib::Request&, httplib::Response& res) {
     auto r = s->Current();
-    json_reply(res, 200, {{"status", "ok"},
-                          {"version", r->bundle().manifest().version()},
-                          {"videos", r->bundle().manifest().num_videos()}});
+    json_reply(res, 200,
+               {{"status", "ok"},
+                {"version", r->bundle().manifest().version()},
+                {"videos", r->bundle().manifest().num_videos()}});
     s->Record("/healthz", 200, 0);
   });
   s->http.Get("/metrics", [s](const httplib::Request&, httplib::Response& res) {
@@ -258,16 +260,18 @@ StatusOr<std::unique_ptr<RecommendationServer>> RecommendationServer::Start(
     StatusOr<bool> changed = s->Reload();
     const int code = changed.ok() ? 200 : 500;
     json_reply(res, code,
-               changed.ok() ? nlohmann::json{{"reloaded", *changed},
-                                             {"version", s->Current()->bundle().manifest().version()}}
-                            : nlohmann::json{{"error", std::string(changed.status().message())}});
+               changed.ok()
+                   ? nlohmann::json{{"reloaded", *changed},
+                                    {"version", s->Current()->bundle().manifest().version()}}
+                   : nlohmann::json{{"error", std::string(changed.status().message())}});
     s->Record("/v1/reload", code, 0);
   });
   s->http.set_error_handler([s, json_reply](const httplib::Request& req, httplib::Response& res) {
     if (res.status == 404) {
-      json_reply(res, 404, {{"error", absl::StrCat("no such endpoint: ", req.method, " ", req.path,
-                                                   " (POST /v1/recommend, GET /healthz, GET "
-                                                   "/metrics, POST /v1/reload)")}});
+      json_reply(res, 404,
+                 {{"error", absl::StrCat("no such endpoint: ", req.method, " ", req.path,
+                                         " (POST /v1/recommend, GET /healthz, GET "
+                                         "/metrics, POST /v1/reload)")}});
       s->Record("other", 404, 0);
     }
   });

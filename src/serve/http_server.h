@@ -29,8 +29,8 @@ namespace vrec::serve {
 struct ServeOptions {
   std::string bundle_dir;
   std::string host = "127.0.0.1";
-  int port = 8080;  // 0 = any free port (see port())
-  int threads = 64;  // connections served at once (keep-alive holds a thread)
+  int port = 8080;             // 0 = any free port (see port())
+  int threads = 64;            // connections served at once (keep-alive holds a thread)
   double reload_seconds = 10;  // 0 = only POST /v1/reload
   RecommenderOptions recommender;
 };

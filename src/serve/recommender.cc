@@ -40,11 +40,11 @@ StatusOr<std::unique_ptr<Recommender>> Recommender::Create(
 
 StatusOr<std::unique_ptr<Recommender::Scorer>> Recommender::NewScorer() const {
   auto s = std::make_unique<Scorer>();
-  VREC_ASSIGN_OR_RETURN(s->tower,
-                        train::UserTower::Create(bundle_->candidate()->spec(), bundle_->candidate()));
+  VREC_ASSIGN_OR_RETURN(
+      s->tower, train::UserTower::Create(bundle_->candidate()->spec(), bundle_->candidate()));
   if (bundle_->ranking() != nullptr) {
-    VREC_ASSIGN_OR_RETURN(s->ranking, train::RankingScorer::Create(bundle_->ranking()->spec(),
-                                                                   bundle_->ranking()));
+    VREC_ASSIGN_OR_RETURN(
+        s->ranking, train::RankingScorer::Create(bundle_->ranking()->spec(), bundle_->ranking()));
   }
   return s;
 }
@@ -90,7 +90,8 @@ std::vector<RankingExample> Recommender::Impressions(const RecommendRequest& q,
     const int in_topic = it == topic_count.end() ? 0 : it->second;
     e.set_time_since_last_watch(in_topic > 0 ? 1.f : 365.f);
     e.set_previous_impressions(0);
-    e.set_video_age(static_cast<float>(std::max(0.0, bundle_->manifest().now_days() - v.upload_time)));
+    e.set_video_age(
+        static_cast<float>(std::max(0.0, bundle_->manifest().now_days() - v.upload_time)));
     e.set_topic_watch_share(known > 0 ? static_cast<float>(in_topic) / known : 0.f);
     e.set_age(q.age);
     e.set_gender(q.gender);
@@ -143,8 +144,8 @@ StatusOr<std::vector<RecommendItem>> Recommender::Recommend(const RecommendReque
   s->query.push_back(1.f);
   absl::flat_hash_set<int64_t> watched;
   if (options_.exclude_watched) watched.insert(q.watch_history.begin(), q.watch_history.end());
-  const int64_t want = std::max<int64_t>(options_.num_candidates, q.num) +
-                       static_cast<int64_t>(watched.size());
+  const int64_t want =
+      std::max<int64_t>(options_.num_candidates, q.num) + static_cast<int64_t>(watched.size());
   if (Status st = bundle_->Search(s->query.data(), 1, want, &s->labels, &s->scores); !st.ok()) {
     give_back();
     return st;
@@ -179,8 +180,9 @@ StatusOr<std::vector<RecommendItem>> Recommender::Recommend(const RecommendReque
     }
   }
   give_back();
-  std::stable_sort(items.begin(), items.end(),
-                   [](const RecommendItem& a, const RecommendItem& b) { return a.score > b.score; });
+  std::stable_sort(items.begin(), items.end(), [](const RecommendItem& a, const RecommendItem& b) {
+    return a.score > b.score;
+  });
   if (static_cast<int>(items.size()) > q.num) items.resize(q.num);
   return items;
 }

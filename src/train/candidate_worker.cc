@@ -140,8 +140,8 @@ StatusOr<bool> CandidateWorker::Prepare(ExampleSource<CandidateExample>* stream,
   // The softmax's candidates: labels and shared negatives (class indices),
   // drawn from a stream of this batch's own, so a resumed worker draws what
   // it would have drawn.
-  rng_ = Rng(options_.seed, HashCombine(0x3a11 + static_cast<uint64_t>(options_.worker),
-                                        batches_prepared_));
+  rng_ = Rng(options_.seed,
+             HashCombine(0x3a11 + static_cast<uint64_t>(options_.worker), batches_prepared_));
   std::vector<float> neg_log_q;
   sampler_->Sample(num_negatives_, &rng_, &step->negatives, &neg_log_q);
   model::OutputCandidates out = model::BuildOutputCandidates(step->labels, step->negatives);
@@ -149,7 +149,8 @@ StatusOr<bool> CandidateWorker::Prepare(ExampleSource<CandidateExample>* stream,
   b.negatives = std::move(out.negative_rows);
   b.negative_log_q.assign(neg_log_q.begin(), neg_log_q.end());
   b.label_log_q.resize(n);
-  for (int i = 0; i < n; ++i) b.label_log_q[i] = static_cast<float>(sampler_->LogQ(step->labels[i]));
+  for (int i = 0; i < n; ++i)
+    b.label_log_q[i] = static_cast<float>(sampler_->LogQ(step->labels[i]));
   step->out_keys.resize(out.ids.size());
   for (size_t i = 0; i < out.ids.size(); ++i) {
     step->out_keys[i] = static_cast<uint64_t>(corpus_->ids[out.ids[i]]);
@@ -205,14 +206,15 @@ Status CandidateWorker::Compute(Step* step, double* loss) {
   return absl::OkStatus();
 }
 
-Status CandidateWorker::Run(ExampleSource<CandidateExample>* stream,
-                            const std::atomic<bool>* stop,
+Status CandidateWorker::Run(ExampleSource<CandidateExample>* stream, const std::atomic<bool>* stop,
                             const std::function<void(const WorkerProgress&)>& report) {
   stream_ = stream;
   return RunLoop(options_.loop, client_, stop, report);
 }
 
-StatusOr<bool> CandidateWorker::PrepareSlot(int slot) { return Prepare(stream_, steps_[slot].get()); }
+StatusOr<bool> CandidateWorker::PrepareSlot(int slot) {
+  return Prepare(stream_, steps_[slot].get());
+}
 
 Status CandidateWorker::ComputeSlot(int slot, double* loss, int* examples) {
   *examples = steps_[slot]->batch.batch_size;

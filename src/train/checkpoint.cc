@@ -9,8 +9,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/file_util.h"
-#include "google/protobuf/util/json_util.h"
 #include "glog/logging.h"
+#include "google/protobuf/util/json_util.h"
 
 namespace vrec::train {
 namespace {
@@ -62,9 +62,9 @@ StatusOr<CheckpointEvery> ParseCheckpointEvery(const std::string& text) {
   const bool timed = unit == 's' || unit == 'm' || unit == 'h';
   const std::string number = timed ? text.substr(0, text.size() - 1) : text;
   if (!absl::SimpleAtod(number, &value) || value <= 0 || (!timed && value != std::floor(value))) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--checkpoint_every=", text,
-        ": give a time (30s, 10m, 2h) or a whole number of examples (e.g. 200000)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--checkpoint_every=", text,
+                     ": give a time (30s, 10m, 2h) or a whole number of examples (e.g. 200000)"));
   }
   if (timed) {
     every.seconds = value * (unit == 'h' ? 3600 : unit == 'm' ? 60 : 1);
@@ -149,14 +149,15 @@ uint64_t NextCheckpointSequence(const std::string& root) {
   return all.empty() ? 1 : all.back().first + 1;
 }
 
-StatusOr<std::unique_ptr<ps::ServerStorage>> RestoreServerStorage(
-    const ModelConfig& config, ps::ServerStorageOptions options, const FoundCheckpoint& checkpoint,
-    int server, int num_servers) {
+StatusOr<std::unique_ptr<ps::ServerStorage>> RestoreServerStorage(const ModelConfig& config,
+                                                                  ps::ServerStorageOptions options,
+                                                                  const FoundCheckpoint& checkpoint,
+                                                                  int server, int num_servers) {
   const CheckpointManifest& m = checkpoint.manifest;
   VREC_ASSIGN_OR_RETURN(ps::SlotRouter old_router, ps::SlotRouter::Deserialize(m.slot_router()));
-  VREC_ASSIGN_OR_RETURN(ps::SlotRouter router,
-                        ps::SlotRouter::Contiguous(static_cast<uint32_t>(num_servers),
-                                                   old_router.num_slots()));
+  VREC_ASSIGN_OR_RETURN(
+      ps::SlotRouter router,
+      ps::SlotRouter::Contiguous(static_cast<uint32_t>(num_servers), old_router.num_slots()));
   if (m.server_dirs_size() != static_cast<int>(m.num_servers()) ||
       m.server_states_size() != static_cast<int>(m.num_servers())) {
     return absl::DataLossError(absl::StrCat(checkpoint.dir, ": the manifest lists ",
@@ -190,7 +191,8 @@ Status CheckResumable(const CheckpointManifest& m, const ModelSpec& spec, int nu
   if (m.batch_size() != batch_size) {
     return differs("--batch_size", absl::StrCat(m.batch_size()), absl::StrCat(batch_size));
   }
-  if (m.epochs() != epochs) return differs("--epochs", absl::StrCat(m.epochs()), absl::StrCat(epochs));
+  if (m.epochs() != epochs)
+    return differs("--epochs", absl::StrCat(m.epochs()), absl::StrCat(epochs));
   if (m.max_examples() != max_examples) {
     return differs("--max_examples", absl::StrCat(m.max_examples()), absl::StrCat(max_examples));
   }

@@ -70,9 +70,10 @@ uint64_t NextCheckpointSequence(const std::string& root);
 
 // The server storage of server `server` of `num_servers`, restored from
 // `checkpoint` (written by any number of servers).
-StatusOr<std::unique_ptr<ps::ServerStorage>> RestoreServerStorage(
-    const ModelConfig& config, ps::ServerStorageOptions options, const FoundCheckpoint& checkpoint,
-    int server, int num_servers);
+StatusOr<std::unique_ptr<ps::ServerStorage>> RestoreServerStorage(const ModelConfig& config,
+                                                                  ps::ServerStorageOptions options,
+                                                                  const FoundCheckpoint& checkpoint,
+                                                                  int server, int num_servers);
 
 // Why a job with these settings cannot continue `manifest`, or OK.
 Status CheckResumable(const CheckpointManifest& manifest, const ModelSpec& spec, int num_workers,

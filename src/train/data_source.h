@@ -27,18 +27,18 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
-#include "proto/checkpoint.pb.h"
 #include "data/record_reader.h"
+#include "proto/checkpoint.pb.h"
 #include "proto/data.pb.h"
 #include "vrec/status.h"
 
 namespace vrec::train {
 
 struct Corpus {
-  std::vector<int64_t> ids;                      // class index -> video id
-  absl::flat_hash_map<int64_t, int32_t> index;   // video id -> class index
-  std::vector<double> label_counts;              // per class; empty unless counted
-  uint64_t train_examples = 0;                   // counted with the labels
+  std::vector<int64_t> ids;                     // class index -> video id
+  absl::flat_hash_map<int64_t, int32_t> index;  // video id -> class index
+  std::vector<double> label_counts;             // per class; empty unless counted
+  uint64_t train_examples = 0;                  // counted with the labels
 
   int32_t IndexOf(int64_t id) const {
     auto it = index.find(id);
@@ -115,8 +115,8 @@ class MemoryExamples : public ExampleSource<Example> {
   }
   Status Seek(const SourcePosition& p) override {
     if (p.epoch() < 0 || p.next_index() >= examples_->size() + step_) {
-      return absl::InvalidArgumentError(absl::StrCat("position ", p.next_index(), " is beyond ",
-                                                     examples_->size(), " examples"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("position ", p.next_index(), " is beyond ", examples_->size(), " examples"));
     }
     epoch_ = p.epoch();
     next_ = p.next_index();

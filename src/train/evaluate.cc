@@ -22,7 +22,7 @@ nlohmann::json OracleFigures(const std::string& data_dir, const DatasetManifest&
 }
 
 StatusOr<std::unique_ptr<UserTower>> UserTower::Create(const ModelSpec& spec,
-                                                      ParameterSource* params) {
+                                                       ParameterSource* params) {
   VREC_ASSIGN_OR_RETURN(auto model_options, CandidateOptionsFromSpec(spec));
   VREC_ASSIGN_OR_RETURN(auto model, model::CandidateModel<float>::Create(model_options));
   std::unique_ptr<UserTower> t(new UserTower());
@@ -128,10 +128,9 @@ StatusOr<nlohmann::json> EvaluateCandidate(const ModelSpec& spec, ParameterSourc
         counts[corpus.ids[i]] = static_cast<int64_t>(corpus.label_counts[i]);
       }
     }
-    VREC_ASSIGN_OR_RETURN(
-        RetrievalMetrics pop,
-        PopularityMetrics(counts, corpus.ids, all_labels,
-                          options.exclude_watched ? &all_exclude : nullptr));
+    VREC_ASSIGN_OR_RETURN(RetrievalMetrics pop,
+                          PopularityMetrics(counts, corpus.ids, all_labels,
+                                            options.exclude_watched ? &all_exclude : nullptr));
     out["popularity"] = pop.ToJson();
   }
   nlohmann::json oracle = OracleFigures(data_dir, manifest);
@@ -217,7 +216,8 @@ StatusOr<nlohmann::json> VideoAgeShares(const ModelSpec& spec, ParameterSource* 
     return absl::FailedPreconditionError(
         absl::StrCat("dataset ", data_dir, " has no candidate-generation test examples"));
   }
-  nlohmann::json out = {{"examples", examples}, {"example_age", options.own_example_age ? "own" : "zero"}};
+  nlohmann::json out = {{"examples", examples},
+                        {"example_age", options.own_example_age ? "own" : "zero"}};
   nlohmann::json days = nlohmann::json::array(), pred = nlohmann::json::array(),
                  emp = nlohmann::json::array();
   for (int b = 0; b < max_days; ++b) {

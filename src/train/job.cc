@@ -2,10 +2,10 @@
 
 #include <chrono>
 #include <condition_variable>
-#include <mutex>
-#include <optional>
 #include <cstdio>
 #include <iostream>
+#include <mutex>
+#include <optional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -58,10 +58,9 @@ StatusOr<JobData> LoadJobData(const TrainOptions& options, const ModelSpec& spec
     }
     for (const ShardInfo& s : d.manifest.ranking_train()) d.train_records += s.records();
     VREC_ASSIGN_OR_RETURN(
-        d.quantiles,
-        FitRankingQuantiles(ShardPaths(options.data_dir, d.manifest.ranking_train()),
-                            static_cast<int>(spec.config.ranking().num_quantiles()),
-                            spec.config.seed()));
+        d.quantiles, FitRankingQuantiles(ShardPaths(options.data_dir, d.manifest.ranking_train()),
+                                         static_cast<int>(spec.config.ranking().num_quantiles()),
+                                         spec.config.seed()));
     return d;
   }
   if (d.manifest.candidate_train_size() == 0) {
@@ -70,8 +69,7 @@ StatusOr<JobData> LoadJobData(const TrainOptions& options, const ModelSpec& spec
   }
   for (const ShardInfo& s : d.manifest.candidate_train()) d.train_records += s.records();
   // Label counts: the unigram sampler's background and the popularity baseline.
-  VREC_ASSIGN_OR_RETURN(d.corpus,
-                        LoadCorpus(options.data_dir, d.manifest, /*count_labels=*/true));
+  VREC_ASSIGN_OR_RETURN(d.corpus, LoadCorpus(options.data_dir, d.manifest, /*count_labels=*/true));
   return d;
 }
 
@@ -94,9 +92,11 @@ uint64_t WorkerShare(uint64_t total, int worker, int num_workers) {
   return total / w + (static_cast<uint64_t>(worker) < total % w ? 1 : 0);
 }
 
-StatusOr<std::unique_ptr<ps::ServerStorage>> CreateServerStorage(
-    const ModelSpec& spec, const TrainOptions& options, int server,
-    const FoundCheckpoint* restore, int num_servers) {
+StatusOr<std::unique_ptr<ps::ServerStorage>> CreateServerStorage(const ModelSpec& spec,
+                                                                 const TrainOptions& options,
+                                                                 int server,
+                                                                 const FoundCheckpoint* restore,
+                                                                 int num_servers) {
   ps::ServerStorageOptions so;
   std::string spill = options.spill_dir;
   if (spill.empty()) {
@@ -236,9 +236,9 @@ void ProgressTracker::MaybeReport(bool force) {
   if (eta >= 0) absl::StrAppend(&line, "  ETA ", Duration(eta));
   std::cerr << line << std::endl;
   if (metrics_.is_open()) {
-    nlohmann::json rec = {{"time_s", t},           {"examples", ex},
-                          {"steps", st},           {"examples_per_s", rate},
-                          {"loss", recent_loss_},  {"worker_examples_per_s", worker_rates}};
+    nlohmann::json rec = {{"time_s", t},          {"examples", ex},
+                          {"steps", st},          {"examples_per_s", rate},
+                          {"loss", recent_loss_}, {"worker_examples_per_s", worker_rates}};
     metrics_ << rec.dump() << "\n";
     metrics_.flush();
   }
@@ -283,8 +283,9 @@ void LogPsStats(const std::vector<std::string>& endpoints, ProgressTracker* trac
       pushes += t.value("push_keys", uint64_t{0});
       bytes += t.value("memory_bytes", uint64_t{0});
       for (const auto& h : t.value("hot_keys", nlohmann::json::array())) {
-        hot.emplace_back(h.value("count", uint64_t{0}),
-                         absl::StrCat(t.value("table", std::string()), ":", h.value("key", uint64_t{0})));
+        hot.emplace_back(
+            h.value("count", uint64_t{0}),
+            absl::StrCat(t.value("table", std::string()), ":", h.value("key", uint64_t{0})));
       }
     }
     double pull_rate = 0, push_rate = 0;
@@ -308,10 +309,17 @@ void LogPsStats(const std::vector<std::string>& endpoints, ProgressTracker* trac
                      s, Human(mem), bytes / 1e6, Human(disk), 100 * hit_rate, Human(pull_rate),
                      Human(push_rate), hottest.empty() ? "-" : hottest)
               << std::endl;
-    all.push_back({{"server", s},       {"time_s", now},          {"rows_in_memory", mem},
-                   {"rows_on_disk", disk}, {"memory_bytes", bytes}, {"memory_hit_rate", hit_rate},
-                   {"pull_keys", pulls}, {"push_keys", pushes},    {"pull_keys_per_s", pull_rate},
-                   {"push_keys_per_s", push_rate}, {"tables", tables}});
+    all.push_back({{"server", s},
+                   {"time_s", now},
+                   {"rows_in_memory", mem},
+                   {"rows_on_disk", disk},
+                   {"memory_bytes", bytes},
+                   {"memory_hit_rate", hit_rate},
+                   {"pull_keys", pulls},
+                   {"push_keys", pushes},
+                   {"pull_keys_per_s", pull_rate},
+                   {"push_keys_per_s", push_rate},
+                   {"tables", tables}});
   }
   tracker->RecordPsStats(all);
   *previous = all;
@@ -346,7 +354,8 @@ StatusOr<std::optional<FoundCheckpoint>> FindResumeCheckpoint(const TrainOptions
                                                               int num_workers) {
   if (!options.resume) return std::optional<FoundCheckpoint>();
   if (options.checkpoint_dir.empty()) {
-    return absl::InvalidArgumentError("--resume needs --checkpoint_dir (where the checkpoints are)");
+    return absl::InvalidArgumentError(
+        "--resume needs --checkpoint_dir (where the checkpoints are)");
   }
   StatusOr<FoundCheckpoint> found = FindCheckpoint(options.checkpoint_dir);
   if (absl::IsNotFound(found.status())) {
@@ -398,8 +407,7 @@ StatusOr<ServerProcess> StartServer(const ModelSpec& spec, const TrainOptions& o
                                     int num_workers, const FoundCheckpoint* restore,
                                     int num_servers) {
   ServerProcess p;
-  VREC_ASSIGN_OR_RETURN(p.storage,
-                        CreateServerStorage(spec, options, index, restore, num_servers));
+  VREC_ASSIGN_OR_RETURN(p.storage, CreateServerStorage(spec, options, index, restore, num_servers));
   std::vector<ps::EmbeddingStore*> tables;
   for (const auto& t : spec.config.tables()) tables.push_back(p.storage->Find(t.name()));
   p.service = std::make_unique<ps::PsService>(tables, static_cast<uint32_t>(num_workers));
@@ -408,8 +416,8 @@ StatusOr<ServerProcess> StartServer(const ModelSpec& spec, const TrainOptions& o
     static std::atomic<int> instances{0};
     so.bind = absl::StrCat("inproc://vrec-ps-", index, "-", instances.fetch_add(1));
   } else {
-    so.bind = absl::StrCat("tcp://", options.bind_host.empty() ? "127.0.0.1" : options.bind_host,
-                           ":*");
+    so.bind =
+        absl::StrCat("tcp://", options.bind_host.empty() ? "127.0.0.1" : options.bind_host, ":*");
   }
   so.threads = options.server_threads;
   VREC_ASSIGN_OR_RETURN(p.server, net::Server::Start(p.service.get(), so));
@@ -424,16 +432,16 @@ namespace {
 template <typename Example>
 StatusOr<std::unique_ptr<ExampleSource<Example>>> OpenSource(
     const JobData& data, const TrainOptions& options,
-    const google::protobuf::RepeatedPtrField<ShardInfo>& shards,
-    int worker, int num_workers, const WorkerHooks& hooks) {
+    const google::protobuf::RepeatedPtrField<ShardInfo>& shards, int worker, int num_workers,
+    const WorkerHooks& hooks) {
   std::unique_ptr<ExampleSource<Example>> source;
   if (data.world != nullptr) {
-    source = std::make_unique<GeneratorSource<Example>>(data.world, worker, num_workers,
-                                                        options.epochs);
+    source =
+        std::make_unique<GeneratorSource<Example>>(data.world, worker, num_workers, options.epochs);
   } else {
-    VREC_ASSIGN_OR_RETURN(source, ExampleStream<Example>::Open(ShardPaths(options.data_dir, shards),
-                                                               worker, num_workers,
-                                                               options.epochs));
+    VREC_ASSIGN_OR_RETURN(source,
+                          ExampleStream<Example>::Open(ShardPaths(options.data_dir, shards), worker,
+                                                       num_workers, options.epochs));
   }
   if (hooks.resume != nullptr) VREC_RETURN_IF_ERROR(source->Seek(hooks.resume->position));
   return source;
@@ -454,8 +462,8 @@ WorkerLoopOptions LoopOptions(const TrainOptions& options, int worker, const Wor
 }  // namespace
 
 Status RunWorker(const ModelSpec& spec, const JobData& data, const model::NegativeSampler& sampler,
-                 const TrainOptions& options, const std::vector<std::string>& endpoints,
-                 int worker, int num_workers, const std::atomic<bool>* stop,
+                 const TrainOptions& options, const std::vector<std::string>& endpoints, int worker,
+                 int num_workers, const std::atomic<bool>* stop,
                  const std::function<void(const WorkerProgress&)>& report,
                  const WorkerHooks& hooks) {
   VREC_ASSIGN_OR_RETURN(auto transport, net::Client::Connect(endpoints));
@@ -516,8 +524,9 @@ std::string EvalLine(const nlohmann::json& eval) {
                         eval["weighted_per_user_loss"].get<double>(), eval["auc"].get<double>(),
                         eval["impressions"].get<int64_t>());
     if (eval.contains("oracle")) {
-      absl::StrAppend(&line, absl::StrFormat("  oracle loss %.4f",
-                                             eval["oracle"]["weighted_per_user_loss"].get<double>()));
+      absl::StrAppend(&line,
+                      absl::StrFormat("  oracle loss %.4f",
+                                      eval["oracle"]["weighted_per_user_loss"].get<double>()));
     }
     return line;
   }
@@ -620,8 +629,7 @@ uint64_t CheckpointSchedule::Taken(uint64_t examples) {
   return sequence_++;
 }
 
-StatusOr<nlohmann::json> TrainLocal(const TrainOptions& options_in,
-                                    const std::atomic<bool>* stop) {
+StatusOr<nlohmann::json> TrainLocal(const TrainOptions& options_in, const std::atomic<bool>* stop) {
   TrainOptions options = options_in;
   if (options.bind_host.empty()) options.bind_host = "inproc";
   if (options.servers < 1 || options.workers < 1) {
@@ -657,8 +665,7 @@ StatusOr<nlohmann::json> TrainLocal(const TrainOptions& options_in,
     servers.push_back(std::move(server));
   }
   // A checkpoint of every server and the workers' states.
-  auto write_checkpoint = [&](uint64_t sequence,
-                              const std::vector<WorkerProgress>& states,
+  auto write_checkpoint = [&](uint64_t sequence, const std::vector<WorkerProgress>& states,
                               double seconds) -> Status {
     const std::string dir = JoinPath(options.checkpoint_dir, CheckpointName(sequence));
     std::vector<ServerState> server_states;
@@ -676,7 +683,8 @@ StatusOr<nlohmann::json> TrainLocal(const TrainOptions& options_in,
                           resume ? &resume->manifest : nullptr);
   std::vector<WorkerProgress> resumed(options.workers);
   if (resume) {
-    for (const WorkerState& w : resume->manifest.workers()) resumed[w.worker()] = FromWorkerState(w);
+    for (const WorkerState& w : resume->manifest.workers())
+      resumed[w.worker()] = FromWorkerState(w);
   }
   CheckpointSchedule schedule(options, tracker.examples());
   PauseGate gate(options.workers);
@@ -788,8 +796,8 @@ StatusOr<nlohmann::json> TrainLocal(const TrainOptions& options_in,
         write_checkpoint(schedule.Taken(tracker.examples()), states, tracker.seconds()));
   }
 
-  nlohmann::json summary = JobSummary(spec, options.servers, options.workers, tracker,
-                                      stop != nullptr && stop->load());
+  nlohmann::json summary =
+      JobSummary(spec, options.servers, options.workers, tracker, stop != nullptr && stop->load());
   if (!options.model_dir.empty()) {
     uint64_t rows = 0;
     for (int s = 0; s < options.servers; ++s) {

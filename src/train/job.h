@@ -42,9 +42,9 @@ namespace vrec::train {
 
 struct TrainOptions {
   std::string data_dir;
-  std::string model_dir;  // empty = do not save
+  std::string model_dir;            // empty = do not save
   std::string model = "candidate";  // or "ranking"
-  int servers = 1;  // TrainLocal only; under mpirun the launch decides
+  int servers = 1;                  // TrainLocal only; under mpirun the launch decides
   int workers = 1;
   CandidateSpecOptions candidate;
   RankingSpecOptions ranking;
@@ -67,11 +67,11 @@ struct TrainOptions {
   std::string bind_host;
   // Coordinator.
   double progress_seconds = 5;
-  std::string metrics_file;  // JSONL; default model_dir/metrics.jsonl
-  double eval_every_seconds = 0;     // 0 = evaluate at the end only
-  double ps_stats_seconds = 30;      // server stats lines; 0 = none
+  std::string metrics_file;              // JSONL; default model_dir/metrics.jsonl
+  double eval_every_seconds = 0;         // 0 = evaluate at the end only
+  double ps_stats_seconds = 30;          // server stats lines; 0 = none
   uint64_t eval_examples_during = 2000;  // test examples per periodic evaluation
-  CandidateEvalOptions eval;         // the final evaluation
+  CandidateEvalOptions eval;             // the final evaluation
   bool final_eval = true;
   // Checkpoints (checkpoint.h, docs/checkpoints.md).
   std::string checkpoint_dir;        // empty = none
@@ -93,9 +93,9 @@ struct WorkerHooks {
 // Everything a job needs to know about its data, loaded once.
 struct JobData {
   DatasetManifest manifest;
-  Corpus corpus;                       // candidate model
-  std::vector<QuantileInfo> quantiles;  // ranking model: fitted on the training data
-  uint64_t train_records = 0;          // from the manifest
+  Corpus corpus;                                // candidate model
+  std::vector<QuantileInfo> quantiles;          // ranking model: fitted on the training data
+  uint64_t train_records = 0;                   // from the manifest
   std::shared_ptr<const GeneratedWorld> world;  // with options.stream
 };
 // Reads what `spec`'s model needs: the corpus and label counts (candidate),
@@ -134,8 +134,8 @@ StatusOr<ServerProcess> StartServer(const ModelSpec& spec, const TrainOptions& o
 // Runs worker `worker` of `num_workers` against the servers at `endpoints`
 // until its share is done or *stop; report() receives its progress.
 Status RunWorker(const ModelSpec& spec, const JobData& data, const model::NegativeSampler& sampler,
-                 const TrainOptions& options, const std::vector<std::string>& endpoints,
-                 int worker, int num_workers, const std::atomic<bool>* stop,
+                 const TrainOptions& options, const std::vector<std::string>& endpoints, int worker,
+                 int num_workers, const std::atomic<bool>* stop,
                  const std::function<void(const WorkerProgress&)>& report,
                  const WorkerHooks& hooks = {});
 

@@ -31,9 +31,9 @@ namespace vrec::train {
 struct CandidateSpecOptions {
   uint64_t seed = 1;
   model::CandidateModelOptions model;
-  OptimizerConfig optimizer;      // every table's optimizer
+  OptimizerConfig optimizer;  // every table's optimizer
   float embedding_init_scale = 0.05f;
-  SamplerConfig sampler;          // kind, power, num_negatives
+  SamplerConfig sampler;  // kind, power, num_negatives
 };
 
 struct ModelSpec {

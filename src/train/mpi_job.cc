@@ -4,10 +4,10 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <optional>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <optional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -22,14 +22,14 @@ namespace {
 
 // Message tags of the control plane.
 enum Tag : int {
-  kProgressTag = 1,  // worker -> coordinator: WireProgress
-  kErrorTag = 2,     // worker -> coordinator: error text (before its last progress)
-  kStopTag = 3,      // coordinator -> worker: no payload
-  kServerTag = 4,    // coordinator -> server: ServerCommand
-  kServerAckTag = 5, // server -> coordinator: uint64 rows saved, or -1 on failure + kErrorTag
-  kPauseTag = 6,     // coordinator -> worker: pause for a checkpoint (no payload)
-  kResumeTag = 7,    // coordinator -> worker: the checkpoint is written, go on
-  kSequenceTag = 8,  // coordinator -> server: int64 checkpoint sequence (after kCheckpoint)
+  kProgressTag = 1,   // worker -> coordinator: WireProgress
+  kErrorTag = 2,      // worker -> coordinator: error text (before its last progress)
+  kStopTag = 3,       // coordinator -> worker: no payload
+  kServerTag = 4,     // coordinator -> server: ServerCommand
+  kServerAckTag = 5,  // server -> coordinator: uint64 rows saved, or -1 on failure + kErrorTag
+  kPauseTag = 6,      // coordinator -> worker: pause for a checkpoint (no payload)
+  kResumeTag = 7,     // coordinator -> worker: the checkpoint is written, go on
+  kSequenceTag = 8,   // coordinator -> server: int64 checkpoint sequence (after kCheckpoint)
 };
 
 enum ServerCommand : int { kSave = 1, kShutdown = 2, kCheckpoint = 3 };
@@ -52,10 +52,10 @@ struct WireProgress {
 
 WireProgress ToWire(const WorkerProgress& p) {
   const SourcePosition& q = p.position;
-  return WireProgress{p.worker,     p.epoch,      p.done ? 1 : 0,  p.paused ? 1 : 0,
-                      p.examples,   p.steps,      p.skipped,       p.loss_sum,
-                      p.seconds,    q.epoch(),    q.shard(),       q.offset(),
-                      q.record(),   q.next_user(), q.pending(),    q.next_index()};
+  return WireProgress{p.worker,   p.epoch,       p.done ? 1 : 0, p.paused ? 1 : 0,
+                      p.examples, p.steps,       p.skipped,      p.loss_sum,
+                      p.seconds,  q.epoch(),     q.shard(),      q.offset(),
+                      q.record(), q.next_user(), q.pending(),    q.next_index()};
 }
 
 WorkerProgress FromWire(const WireProgress& w) {
@@ -113,8 +113,8 @@ std::string Advertised(const std::string& endpoint) {
   return absl::StrReplaceAll(endpoint, {{"0.0.0.0", host}});
 }
 
-Status RunServerRank(const ModelSpec& spec, const TrainOptions& options, int index,
-                     int num_servers, int num_workers, int world_size,
+Status RunServerRank(const ModelSpec& spec, const TrainOptions& options, int index, int num_servers,
+                     int num_workers, int world_size,
                      const StatusOr<std::optional<FoundCheckpoint>>& resume) {
   TrainOptions o = options;
   if (o.bind_host == "*") o.bind_host = "0.0.0.0";
@@ -140,15 +140,15 @@ Status RunServerRank(const ModelSpec& spec, const TrainOptions& options, int ind
           server->storage.get(),
           JoinPath(options.checkpoint_dir, CheckpointName(static_cast<uint64_t>(sequence))), index);
       int64_t n = state.ok() ? static_cast<int64_t>(state->rows()) : -1;
-      if (!state.ok()) SendText(absl::StrCat("server ", index, ": ", state.status().ToString()), 0,
-                                kErrorTag);
+      if (!state.ok())
+        SendText(absl::StrCat("server ", index, ": ", state.status().ToString()), 0, kErrorTag);
       MPI_Send(&n, 1, MPI_INT64_T, 0, kServerAckTag, MPI_COMM_WORLD);
     }
     if (command == kSave) {
       StatusOr<uint64_t> rows = SaveServerTables(*server->storage, options.model_dir, index);
       int64_t n = rows.ok() ? static_cast<int64_t>(*rows) : -1;
-      if (!rows.ok()) SendText(absl::StrCat("server ", index, ": ", rows.status().ToString()), 0,
-                               kErrorTag);
+      if (!rows.ok())
+        SendText(absl::StrCat("server ", index, ": ", rows.status().ToString()), 0, kErrorTag);
       MPI_Send(&n, 1, MPI_INT64_T, 0, kServerAckTag, MPI_COMM_WORLD);
     }
   }
@@ -196,8 +196,8 @@ StatusOr<nlohmann::json> TrainMpi(const TrainOptions& options, const std::atomic
   if (is_server) {
     Status s = RunServerRank(*spec, options, rank - 1, servers, workers, size, resume);
     MPI_Comm_free(&peers);
-    if (!s.ok()) return finalize(Status(s.code(), absl::StrCat("server ", rank - 1, ": ",
-                                                                s.message())));
+    if (!s.ok())
+      return finalize(Status(s.code(), absl::StrCat("server ", rank - 1, ": ", s.message())));
     return finalize(nlohmann::json());
   }
   std::vector<std::string> all = AllGatherEndpoints("", size);
@@ -220,7 +220,7 @@ StatusOr<nlohmann::json> TrainMpi(const TrainOptions& options, const std::atomic
     }
   } else {
     StatusOr<DatasetManifest> m = ReadManifest(options.data_dir);
-    StatusOr<Corpus> c = !m.ok() ? StatusOr<Corpus>(m.status())
+    StatusOr<Corpus> c = !m.ok()   ? StatusOr<Corpus>(m.status())
                          : ranking ? StatusOr<Corpus>(Corpus())
                                    : LoadCorpus(options.data_dir, *m, false);
     if (c.ok()) {
@@ -247,8 +247,7 @@ StatusOr<nlohmann::json> TrainMpi(const TrainOptions& options, const std::atomic
   if (all_ok && coordinator_size != corpus_size) all_ok = 0;
   if (all_ok && !ranking) {
     data.corpus.label_counts.resize(static_cast<size_t>(corpus_size));
-    MPI_Bcast(data.corpus.label_counts.data(), static_cast<int>(corpus_size), MPI_DOUBLE, 0,
-              peers);
+    MPI_Bcast(data.corpus.label_counts.data(), static_cast<int>(corpus_size), MPI_DOUBLE, 0, peers);
   }
   if (all_ok && ranking) {  // features x quantiles, as one block of doubles
     int64_t shape[2] = {static_cast<int64_t>(data.quantiles.size()),
@@ -310,20 +309,21 @@ StatusOr<nlohmann::json> TrainMpi(const TrainOptions& options, const std::atomic
       if (!sampler.ok()) {
         s = sampler.status();
       } else {
-        s = RunWorker(*spec, data, *sampler, options, endpoints, w, workers, &stop_me,
-                      [&](const WorkerProgress& p) {
-                        int flag = 0;
-                        MPI_Iprobe(0, kStopTag, MPI_COMM_WORLD, &flag, MPI_STATUS_IGNORE);
-                        if (flag || (stop != nullptr && stop->load())) stop_me = true;
-                        if (p.done) {  // sent below, after any error text
-                          last_sent = p;
-                          return;
-                        }
-                        WireProgress wp = ToWire(p);
-                        MPI_Send(&wp, sizeof(wp), MPI_BYTE, 0, kProgressTag, MPI_COMM_WORLD);
-                        last_sent = p;
-                      },
-                      hooks);
+        s = RunWorker(
+            *spec, data, *sampler, options, endpoints, w, workers, &stop_me,
+            [&](const WorkerProgress& p) {
+              int flag = 0;
+              MPI_Iprobe(0, kStopTag, MPI_COMM_WORLD, &flag, MPI_STATUS_IGNORE);
+              if (flag || (stop != nullptr && stop->load())) stop_me = true;
+              if (p.done) {  // sent below, after any error text
+                last_sent = p;
+                return;
+              }
+              WireProgress wp = ToWire(p);
+              MPI_Send(&wp, sizeof(wp), MPI_BYTE, 0, kProgressTag, MPI_COMM_WORLD);
+              last_sent = p;
+            },
+            hooks);
       }
     }
     if (!s.ok()) SendText(absl::StrCat("worker ", w, ": ", s.ToString()), 0, kErrorTag);
@@ -481,7 +481,8 @@ StatusOr<nlohmann::json> TrainMpi(const TrainOptions& options, const std::atomic
           }
         }
         for (int w = 0; w < workers; ++w) {
-          if (paused[w]) MPI_Send(nullptr, 0, MPI_BYTE, 1 + servers + w, kResumeTag, MPI_COMM_WORLD);
+          if (paused[w])
+            MPI_Send(nullptr, 0, MPI_BYTE, 1 + servers + w, kResumeTag, MPI_COMM_WORLD);
           paused[w].reset();
         }
         pause_sent = false;

@@ -88,9 +88,12 @@ void FeatureIds(const RankingExample& e, int f, int max_history, const Add& add)
 }  // namespace
 
 const std::vector<std::string>& RankingContinuousFeatures() {
-  static const std::vector<std::string> kNames = {"time_since_last_watch", "previous_impressions",
-                                                  "video_age",             "topic_watch_share",
-                                                  "age",                   "gender"};
+  static const std::vector<std::string> kNames = {"time_since_last_watch",
+                                                  "previous_impressions",
+                                                  "video_age",
+                                                  "topic_watch_share",
+                                                  "age",
+                                                  "gender"};
   return kNames;
 }
 
@@ -98,8 +101,7 @@ StatusOr<ModelSpec> RankingSpec(const RankingSpecOptions& options) {
   if (options.embedding_dim < 1 || options.max_history < 1 || options.num_quantiles < 1) {
     return absl::InvalidArgumentError(absl::StrCat(
         "ranking model: embedding_dim (", options.embedding_dim, "), max_history (",
-        options.max_history, ") and num_quantiles (", options.num_quantiles,
-        ") must be positive"));
+        options.max_history, ") and num_quantiles (", options.num_quantiles, ") must be positive"));
   }
   model::RankingModelOptions mo =
       BaseOptions(options.embedding_dim, options.max_history, options.tower, options.weighted);
@@ -136,15 +138,15 @@ StatusOr<model::RankingModelOptions> RankingOptionsFromSpec(const ModelSpec& spe
                   std::vector<int>(r.tower().begin(), r.tower().end()), r.weighted());
   const auto& names = RankingContinuousFeatures();
   if (spec.quantiles.size() != names.size()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("ranking model: ", spec.quantiles.size(), " fitted quantile lists, need ",
-                     names.size(), " (fit them on the training data first)"));
+    return absl::FailedPreconditionError(absl::StrCat("ranking model: ", spec.quantiles.size(),
+                                                      " fitted quantile lists, need ", names.size(),
+                                                      " (fit them on the training data first)"));
   }
   for (size_t i = 0; i < names.size(); ++i) {
     if (spec.quantiles[i].feature() != names[i]) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "ranking model: quantiles of '", spec.quantiles[i].feature(), "' where '", names[i],
-          "' belongs"));
+      return absl::FailedPreconditionError(absl::StrCat("ranking model: quantiles of '",
+                                                        spec.quantiles[i].feature(), "' where '",
+                                                        names[i], "' belongs"));
     }
     VREC_ASSIGN_OR_RETURN(
         auto n, model::QuantileNormalizer::FromQuantiles(std::vector<double>(
@@ -171,8 +173,8 @@ StatusOr<std::vector<QuantileInfo>> FitRankingQuantiles(const std::vector<std::s
     for (size_t i = 0; i < names.size(); ++i) {
       Status s = builders[i].Add(raw[i]);
       if (!s.ok()) {
-        return Status(s.code(), absl::StrCat("feature ", names[i], " of example ",
-                                             e.example_id(), ": ", s.message()));
+        return Status(s.code(), absl::StrCat("feature ", names[i], " of example ", e.example_id(),
+                                             ": ", s.message()));
       }
     }
   }
@@ -332,7 +334,7 @@ void RankingWorker::ExampleIds(int slot, std::vector<uint64_t>* ids) const {
 }
 
 StatusOr<std::unique_ptr<RankingScorer>> RankingScorer::Create(const ModelSpec& spec,
-                                                              ParameterSource* params) {
+                                                               ParameterSource* params) {
   VREC_ASSIGN_OR_RETURN(auto mo, RankingOptionsFromSpec(spec));
   VREC_ASSIGN_OR_RETURN(auto model, model::RankingModel<float>::Create(mo));
   std::unique_ptr<RankingScorer> r(new RankingScorer());
@@ -449,10 +451,9 @@ StatusOr<nlohmann::json> EvaluateRanking(const ModelSpec& spec, ParameterSource*
       top_cb += top.clickbait;
       truth_cb += top.truth_clickbait;
     }
-    out["clickbait"] = {
-        {"top1_share", static_cast<double>(top_cb) / tops.size()},
-        {"impressions_share", static_cast<double>(clickbait_impressions) / seen},
-        {"oracle_top1_share", static_cast<double>(truth_cb) / tops.size()}};
+    out["clickbait"] = {{"top1_share", static_cast<double>(top_cb) / tops.size()},
+                        {"impressions_share", static_cast<double>(clickbait_impressions) / seen},
+                        {"oracle_top1_share", static_cast<double>(truth_cb) / tops.size()}};
   }
   nlohmann::json oracle = OracleFigures(data_dir, manifest);
   if (!oracle.is_null() && oracle.contains("weighted_per_user_loss")) {

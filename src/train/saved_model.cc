@@ -68,15 +68,15 @@ StatusOr<TrainedModel> ReadTrainedModel(const std::string& dir) {
   const std::string path = JoinPath(dir, "model.pb");
   if (!PathExists(path)) {
     return absl::NotFoundError(absl::StrCat(
-        dir, " is not a trained model folder (no model.pb: training did not finish, or this is "
-             "not the --model_dir of vrec train)"));
+        dir,
+        " is not a trained model folder (no model.pb: training did not finish, or this is "
+        "not the --model_dir of vrec train)"));
   }
   VREC_ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(path));
   TrainedModel m;
   if (!m.ParseFromString(bytes)) return absl::DataLossError(absl::StrCat(path, ": does not parse"));
   if (m.format_version() != kTrainedModelFormatVersion) {
-    return absl::DataLossError(absl::StrCat(path, ": unknown format version ",
-                                            m.format_version()));
+    return absl::DataLossError(absl::StrCat(path, ": unknown format version ", m.format_version()));
   }
   return m;
 }
@@ -125,10 +125,9 @@ StatusOr<std::unique_ptr<SavedModel>> SavedModel::Open(const std::string& dir) {
       if (index < 0 || chunk.dim() != m->tables_[index].dim ||
           static_cast<uint64_t>(chunk.values_size()) !=
               static_cast<uint64_t>(chunk.keys_size()) * chunk.dim()) {
-        return absl::DataLossError(absl::StrCat(path, ": a chunk of table '", chunk.table(),
-                                                "' does not match the model (dim ", chunk.dim(),
-                                                ", ", chunk.keys_size(), " keys, ",
-                                                chunk.values_size(), " values)"));
+        return absl::DataLossError(absl::StrCat(
+            path, ": a chunk of table '", chunk.table(), "' does not match the model (dim ",
+            chunk.dim(), ", ", chunk.keys_size(), " keys, ", chunk.values_size(), " values)"));
       }
       Table& table = m->tables_[index];
       const uint64_t first_row = table.values.size() / table.dim;
@@ -157,8 +156,8 @@ Status SavedModel::Pull(int table, absl::Span<const uint64_t> keys, float* out) 
     } else if (t.init != nullptr) {
       t.init->InitRow(keys[i], t.dim, dst);
     } else {
-      return absl::DataLossError(absl::StrCat("dense table '", spec_.Table(table).name(),
-                                              "' lacks block ", keys[i]));
+      return absl::DataLossError(
+          absl::StrCat("dense table '", spec_.Table(table).name(), "' lacks block ", keys[i]));
     }
   }
   return absl::OkStatus();

@@ -105,8 +105,7 @@ Status PipelinedWorker::RunLoop(const WorkerLoopOptions& options, ps::PsClient* 
   if (!have.ok()) return finish(have.status());
   while (*have) {
     const bool pausing = options.pause_requested && options.pause_requested();
-    StatusOr<bool> have_next =
-        stopping() || pausing ? StatusOr<bool>(false) : prepare(1 - current);
+    StatusOr<bool> have_next = stopping() || pausing ? StatusOr<bool>(false) : prepare(1 - current);
     if (!have_next.ok()) return finish(have_next.status());
     double loss = 0;
     int examples = 0;

@@ -42,12 +42,12 @@ struct WorkerProgress {
   int32_t worker = 0;
   uint64_t examples = 0;
   uint64_t steps = 0;
-  uint64_t skipped = 0;    // examples that could not be used (e.g. label not in the corpus)
-  double loss_sum = 0;     // sum over steps of the mean batch loss
-  double seconds = 0;      // since the worker started
+  uint64_t skipped = 0;  // examples that could not be used (e.g. label not in the corpus)
+  double loss_sum = 0;   // sum over steps of the mean batch loss
+  double seconds = 0;    // since the worker started
   int32_t epoch = 0;
-  bool done = false;       // no more steps will follow
-  bool paused = false;     // stopped for a checkpoint (see paused())
+  bool done = false;    // no more steps will follow
+  bool paused = false;  // stopped for a checkpoint (see paused())
   // Where the worker's data stands (set in the final report and when paused).
   SourcePosition position;
 };

@@ -40,7 +40,8 @@ ModelConfig Tables() {
 // A job's servers, addressed like the client does (keys split by router).
 class Cluster {
  public:
-  Cluster(const std::string& dir, uint32_t n, uint64_t budget) : router_(*SlotRouter::Contiguous(n)) {
+  Cluster(const std::string& dir, uint32_t n, uint64_t budget)
+      : router_(*SlotRouter::Contiguous(n)) {
     for (uint32_t s = 0; s < n; ++s) {
       options_.push_back(Options(dir, s, budget));
       servers_.push_back(*ServerStorage::Create(Tables(), options_.back()));
@@ -52,8 +53,8 @@ class Cluster {
       : router_(*SlotRouter::Contiguous(n)) {
     for (uint32_t s = 0; s < n; ++s) {
       options_.push_back(Options(dir, s, budget));
-      auto restored = ServerStorage::Restore(Tables(), options_.back(), shards, old_router,
-                                             router_, s);
+      auto restored =
+          ServerStorage::Restore(Tables(), options_.back(), shards, old_router, router_, s);
       EXPECT_OK(restored.status());
       servers_.push_back(std::move(restored).value());
     }

@@ -150,8 +150,8 @@ TEST(ExportTest, IvfSearchAgreesWithExactSearch) {
   EXPECT_EQ(b.index().kind(), "ivf");
   EXPECT_GE(b.index().recall_at_100(), 0.95);
   ASSERT_OK_AND_ASSIGN(auto bundle, LoadedBundle::Load(o.out));
-  ASSERT_OK_AND_ASSIGN(auto tower, train::UserTower::Create(bundle->candidate()->spec(),
-                                                            bundle->candidate()));
+  ASSERT_OK_AND_ASSIGN(auto tower,
+                       train::UserTower::Create(bundle->candidate()->spec(), bundle->candidate()));
   std::vector<int64_t> ids;
   for (const Video& v : bundle->videos()) ids.push_back(v.id);
   ASSERT_OK_AND_ASSIGN(model::RowMatrix<float> rows, train::CorpusRows(*tower, ids));
@@ -184,7 +184,8 @@ TEST(ExportTest, IvfSearchAgreesWithExactSearch) {
 TEST(RecommenderTest, ScoresEqualOfflineScoringOfTheSameModel) {
   testing::ScratchDir dir;
   ASSERT_OK(Export(dir.File("bundle")).status());
-  ASSERT_OK_AND_ASSIGN(std::unique_ptr<LoadedBundle> loaded, LoadedBundle::Load(dir.File("bundle")));
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<LoadedBundle> loaded,
+                       LoadedBundle::Load(dir.File("bundle")));
   std::shared_ptr<const LoadedBundle> bundle = std::move(loaded);
   RecommenderOptions ro;
   ro.num_candidates = 50;

@@ -4,7 +4,6 @@
 #include <set>
 
 #include "common/file_util.h"
-
 #include "data/dataset.h"
 #include "data/generator.h"
 #include "data/world.h"
@@ -211,9 +210,12 @@ TEST(SourcePositionTest, SeekContinuesExactlyWhereThePositionWasTaken) {
   for (size_t i = 0; i < memory.size(); ++i) memory[i].set_example_id(1000 + i);
   using Factory = std::function<std::unique_ptr<ExampleSource<CandidateExample>>()>;
   const std::vector<std::pair<std::string, Factory>> kinds = {
-      {"files by file", [&] { return std::move(ExampleStream<CandidateExample>::Open(files, 1, 2, 3).value()); }},
-      {"files by record", [&] { return std::move(ExampleStream<CandidateExample>::Open(files, 3, 5, 3).value()); }},
-      {"generator", [&] { return std::make_unique<GeneratorSource<CandidateExample>>(world, 1, 3, 3); }},
+      {"files by file",
+       [&] { return std::move(ExampleStream<CandidateExample>::Open(files, 1, 2, 3).value()); }},
+      {"files by record",
+       [&] { return std::move(ExampleStream<CandidateExample>::Open(files, 3, 5, 3).value()); }},
+      {"generator",
+       [&] { return std::make_unique<GeneratorSource<CandidateExample>>(world, 1, 3, 3); }},
       {"memory", [&] { return std::make_unique<MemoryExamples<CandidateExample>>(&memory, 1, 4); }},
   };
   for (const auto& [name, make] : kinds) {
@@ -286,7 +288,8 @@ TEST(SavedModelTest, ReadsBackWhatTheServersHeldAndInitialValuesElsewhere) {
   const uint32_t dim = spec.Table(video).dim();
   std::vector<uint64_t> trained = {1, 2, 3, 1000, 123456789};
   for (uint64_t k : trained) {
-    ps::EmbeddingStore* store = servers[router.Server(ps::TableId(kVideoTable), k)]->Find(kVideoTable);
+    ps::EmbeddingStore* store =
+        servers[router.Server(ps::TableId(kVideoTable), k)]->Find(kVideoTable);
     std::vector<float> g(dim, 0.5f);
     ASSERT_OK(store->Push({k}, g));
   }
@@ -294,7 +297,8 @@ TEST(SavedModelTest, ReadsBackWhatTheServersHeldAndInitialValuesElsewhere) {
   for (const auto& d : spec.dense) {
     const int t = spec.TableIndex(d.table());
     for (uint64_t b = 0; b < DenseBlocks(d.size()); ++b) {
-      ps::EmbeddingStore* store = servers[router.Server(ps::TableId(d.table()), b)]->Find(d.table());
+      ps::EmbeddingStore* store =
+          servers[router.Server(ps::TableId(d.table()), b)]->Find(d.table());
       std::vector<float> out(spec.Table(t).dim());
       ASSERT_OK(store->Pull({b}, absl::MakeSpan(out)));
     }
@@ -312,7 +316,8 @@ TEST(SavedModelTest, ReadsBackWhatTheServersHeldAndInitialValuesElsewhere) {
     ps::EmbeddingStore* store =
         servers[router.Server(ps::TableId(kVideoTable), keys[i])]->Find(kVideoTable);
     ASSERT_OK(store->Pull({keys[i]}, absl::MakeSpan(want)));
-    for (uint32_t d = 0; d < dim; ++d) ASSERT_EQ(got[i * dim + d], want[d]) << "key " << keys[i] << " element " << d;
+    for (uint32_t d = 0; d < dim; ++d)
+      ASSERT_EQ(got[i * dim + d], want[d]) << "key " << keys[i] << " element " << d;
   }
   std::vector<float> dense_saved;
   ASSERT_OK(GatherDense(saved->spec(), saved.get(), &dense_saved));
@@ -339,7 +344,7 @@ TEST(VideoAgeSharesTest, SharesAreDistributions) {
     empirical += s["empirical"][b].get<double>();
   }
   EXPECT_NEAR(predicted, 1.0, 1e-6);
-  EXPECT_NEAR(empirical, 1.0, 1e-9);  // every label is in the corpus
+  EXPECT_NEAR(empirical, 1.0, 1e-9);                              // every label is in the corpus
   EXPECT_EQ(s["empirical_not_yet_uploaded"].get<double>(), 0.0);  // watched after upload
   EXPECT_GT(s["examples"].get<uint64_t>(), 100u);
 }
