@@ -28,6 +28,7 @@
 #include "bench.h"
 #include "cli/common_flags.h"
 #include "common/random.h"
+#include "common/zipf.h"
 #include "common/run_info.h"
 #include "net/transport.h"
 #include "nlohmann/json.hpp"
@@ -66,30 +67,21 @@ std::vector<int> ParseList(const std::string& s, const char* flag) {
   return out;
 }
 
-// Zipf over ranks 0..n-1 by inverse CDF (binary search): exact and simple.
-class ZipfKeys {
- public:
-  ZipfKeys(uint64_t n, double s) : cdf_(n) {
-    double sum = 0;
-    for (uint64_t r = 0; r < n; ++r) cdf_[r] = (sum += std::pow(r + 1.0, -s));
-    for (auto& c : cdf_) c /= sum;
-  }
-  uint64_t Rank(Rng& rng) const {
-    return std::lower_bound(cdf_.begin(), cdf_.end(), rng.Uniform()) - cdf_.begin();
-  }
-
- private:
-  std::vector<double> cdf_;
-};
-
 // Batches of keys each client draws up front and cycles through.
 constexpr int kBatchPool = 64;
 
 // The key of rank r: spread by a hash so hot keys land on every server.
 uint64_t KeyOf(uint64_t rank) { return Mix64(rank + 1); }
 
+// A bijection of 0..n-1: r * p mod n for a prime p that does not divide n.
+uint64_t ScrambledRank(uint64_t r, uint64_t n) {
+  constexpr uint64_t kPrime = 2654435761ULL;  // prime; r * p is taken in 128 bits
+  const uint64_t p = n % kPrime == 0 ? 4294967311ULL : kPrime;
+  return static_cast<uint64_t>((static_cast<unsigned __int128>(r) * p) % n);
+}
+
 // One batch of `batch` unique keys.
-void MakeBatch(Rng& rng, const ZipfKeys* zipf, int batch, absl::flat_hash_set<uint64_t>* seen,
+void MakeBatch(Rng& rng, const ZipfSampler* zipf, int batch, absl::flat_hash_set<uint64_t>* seen,
                std::vector<uint64_t>* keys) {
   keys->clear();
   seen->clear();
@@ -193,7 +185,7 @@ uint64_t SumCounter(const std::vector<std::string>& stats, const char* name) {
 
 // Runs one (op, dim, batch) measurement and prints its JSON line.
 Status Measure(const std::string& op, int dim, int batch, const std::vector<std::string>& endpoints,
-               const ZipfKeys* zipf, double seconds, bool report) {
+               const ZipfSampler* zipf, double seconds, bool report) {
   const ps::PsTable table{0, ps::TableId("bench"), static_cast<uint32_t>(dim)};
   std::atomic<uint64_t> keys_done{0}, requests_done{0};
   std::vector<std::vector<double>> latencies(FLAGS_clients);
@@ -325,8 +317,8 @@ int RunPsBench(int argc, char** argv) {
   }
   const std::vector<int> dims = ParseList(FLAGS_dim, "dim");
   const std::vector<int> batches = ParseList(FLAGS_batch, "batch");
-  std::unique_ptr<ZipfKeys> zipf;
-  if (FLAGS_zipf > 0) zipf = std::make_unique<ZipfKeys>(FLAGS_rows, FLAGS_zipf);
+  std::unique_ptr<ZipfSampler> zipf;
+  if (FLAGS_zipf > 0) zipf = std::make_unique<ZipfSampler>(FLAGS_rows, FLAGS_zipf);
   for (int dim : dims) {
     auto setup = StartServers(dim);
     if (!setup.ok()) {
@@ -344,8 +336,10 @@ int RunPsBench(int argc, char** argv) {
       const auto t0 = Clock::now();
       for (uint64_t start = 0; start < FLAGS_rows; start += chunk) {
         keys.clear();
+        // Ranks in a scrambled order (a bijection of 0..rows-1), so that the
+        // memory tier does not start out holding exactly the hottest rows.
         for (uint64_t r = start; r < std::min<uint64_t>(FLAGS_rows, start + chunk); ++r) {
-          keys.push_back(KeyOf(r));
+          keys.push_back(KeyOf(ScrambledRank(r, FLAGS_rows)));
         }
         buf.resize(keys.size() * dim);
         Status st = client.Pull(table, keys, buf.data()).Wait();

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/random.h"
+#include "ps/frequency_sketch.h"
 #include "ps/initializer.h"
 #include "ps/slot_router.h"
 
@@ -49,7 +50,7 @@ struct Counters {
   uint64_t pull_keys = 0, push_keys = 0, memory_hits = 0, disk_hits = 0, rows_created = 0;
   uint64_t admission_rejected_pulls = 0, dropped_pushes = 0, evictions = 0;
   uint64_t spill_rows_written = 0, spill_bytes_written = 0, spill_keys_read = 0, expiries = 0;
-  uint64_t spill_write_failures = 0;
+  uint64_t spill_write_failures = 0, bypasses = 0;
 };
 
 bool ParseMeta(const std::string& v, RowMeta* meta) {
@@ -108,9 +109,15 @@ struct EmbeddingStore::Partition {
            static_cast<size_t>(slot % store->big_chunk_rows_) * store->row_floats_;
   }
 
-  // A free slot (unused, not indexed). May evict a cold row to the pending
-  // spill queue or drop an expired one.
-  uint32_t AllocSlot(uint64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+  // A slot for `candidate`, a key about to enter memory: a free one while the
+  // partition is under its row limit; otherwise the least frequently used of
+  // the next kVictimSample rows from the clock hand (ties: one not touched
+  // since the hand last passed) is evicted to make room, but only if the
+  // candidate is strictly more frequent (TinyLFU admission: a row seen once
+  // does not push out one seen often). An expired row is dropped at once.
+  // Returns -1 when the candidate is not admitted: the caller serves it from
+  // its record without caching it.
+  int64_t AdmitSlot(uint64_t candidate, uint64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     if (!free_slots.empty()) {
       const uint32_t s = free_slots.back();
       free_slots.pop_back();
@@ -134,20 +141,30 @@ struct EmbeddingStore::Partition {
       slot_flags.push_back(0);
       return num_slots++;
     }
-    for (;;) {  // CLOCK: second chance for recently touched rows
+    // Full (every slot holds a row): sample victims.
+    constexpr uint32_t kVictimSample = 8;
+    uint32_t victim = clock_hand;
+    uint64_t victim_score = UINT64_MAX;
+    for (uint32_t i = 0; i < std::min(kVictimSample, num_slots); ++i) {
       const uint32_t s = clock_hand;
       clock_hand = clock_hand + 1 == num_slots ? 0 : clock_hand + 1;
-      if (slot_flags[s] & kRef) {
-        slot_flags[s] &= ~kRef;
-        continue;
-      }
       if (store->Expired(slot_last_seen[s], now)) {
         Remove(s);
-      } else {
-        Evict(s);
+        return s;
       }
-      return s;
+      const uint64_t score = 2 * uint64_t{freq->Estimate(slot_key[s])} + ((slot_flags[s] & kRef) ? 1 : 0);
+      slot_flags[s] &= ~kRef;
+      if (score < victim_score) {
+        victim_score = score;
+        victim = s;
+      }
     }
+    if (2 * uint64_t{freq->Estimate(candidate)} <= (victim_score & ~uint64_t{1})) {
+      ++c.bypasses;
+      return -1;
+    }
+    Evict(victim);
+    return victim;
   }
 
   // Drops resident row `s` from memory, queueing a spill write if needed.
@@ -155,13 +172,8 @@ struct EmbeddingStore::Partition {
     const uint64_t key = slot_key[s];
     const uint8_t f = slot_flags[s];
     if ((f & kDirty) || !(f & kOnDisk)) {
-      PendingPut put;
-      put.value = store->EncodeRow(Row(s), {slot_last_seen[s], slot_updates[s]});
-      put.was_on_disk = (f & kOnDisk) != 0;
-      // A queued delete of an older record is superseded by this put.
-      if (pending_deletes.erase(key) > 0) put.was_on_disk = true;
-      pending_bytes += put.value.size();
-      pending_puts[key] = std::move(put);
+      Queue(key, store->EncodeRow(Row(s), {slot_last_seen[s], slot_updates[s]}),
+            (f & kOnDisk) != 0);
     } else {
       // Clean, and its spill record is current: nothing to write. But the
       // request that evicts it may still ask for it, and its MultiGet ran
@@ -175,6 +187,18 @@ struct EmbeddingStore::Partition {
     index.erase(key);
     slot_flags[s] = 0;
     ++c.evictions;
+  }
+
+  // Queues `record` (EncodeRow) as the newest copy of `key`, to be written
+  // by Flush. REQUIRES: the key is neither resident nor queued.
+  void Queue(uint64_t key, std::string record, bool on_disk) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    PendingPut put;
+    put.value = std::move(record);
+    put.was_on_disk = on_disk;
+    // A queued delete of an older record is superseded by this put.
+    if (pending_deletes.erase(key) > 0) put.was_on_disk = true;
+    pending_bytes += put.value.size();
+    pending_puts[key] = std::move(put);
   }
 
   // Removes resident row `s` for good (expiry), queueing deletion of its
@@ -245,7 +269,8 @@ struct EmbeddingStore::Partition {
            slot_updates.capacity() * sizeof(uint32_t) + slot_flags.capacity() +
            free_slots.capacity() * sizeof(uint32_t) + MapBytes(index) + MapBytes(admission) +
            pending_bytes + MapBytes(pending_puts) + MapBytes(pending_deletes) + clean_bytes +
-           MapBytes(clean_evicted) + hot.MemoryBytes();
+           MapBytes(clean_evicted) + hot.MemoryBytes() +
+           (freq ? freq->MemoryBytes() : 0);
   }
 
   const EmbeddingStore* const store;
@@ -272,6 +297,8 @@ struct EmbeddingStore::Partition {
   absl::flat_hash_map<uint64_t, uint32_t> admission ABSL_GUARDED_BY(mu);
   uint64_t admission_capacity ABSL_GUARDED_BY(mu) = 1;
   SpaceSaving hot ABSL_GUARDED_BY(mu);
+  // Access frequencies for admission to a full partition (with a budget).
+  std::unique_ptr<FrequencySketch> freq ABSL_GUARDED_BY(mu);
   uint32_t sample_tick ABSL_GUARDED_BY(mu) = 0;
   Counters c ABSL_GUARDED_BY(mu);
 };
@@ -347,10 +374,11 @@ Status EmbeddingStore::Init() {
       fixed += p.hot.MemoryBytes();  // reserved in its constructor; never grows
     }
     const uint64_t per_part = budget / num_parts;
-    // Row arena + slot metadata (key, last seen, updates, flags) + free list.
+    // Row arena + slot metadata (key, last seen, updates, flags) + free list;
+    // then the index and the frequency sketch (8-16 bytes a row) below.
     const uint64_t per_row = uint64_t{row_floats_} * sizeof(float) + 8 + 8 + 4 + 1 + 4 +
                              sizeof(void*);  // chunk pointer, amortized upper bound
-    uint64_t m = per_part > fixed ? (per_part - fixed) / (per_row + 50) : 0;
+    uint64_t m = per_part > fixed ? (per_part - fixed) / (per_row + 62) : 0;
     m = std::min<uint64_t>(m, UINT32_MAX - 1);
     absl::flat_hash_map<uint64_t, uint32_t> probe;
     while (m > 0) {
@@ -358,14 +386,14 @@ Status EmbeddingStore::Init() {
       // rehash in place and the index never grows past this capacity.
       absl::flat_hash_map<uint64_t, uint32_t>().swap(probe);
       probe.reserve(m * 32 / 25 + 1);
-      if (fixed + m * per_row + MapBytes(probe) <= per_part) break;
+      if (fixed + m * per_row + MapBytes(probe) + FrequencySketch::BytesFor(m) <= per_part) break;
       m -= std::max<uint64_t>(1, m / 32);
     }
     if (m == 0) {
       return absl::InvalidArgumentError(absl::StrCat(
           "table ", options_.table_name, ": memory budget ", budget, " bytes is too small for ",
           num_parts, " partitions of rows of ", row_floats_, " floats; need at least ",
-          num_parts * (fixed + per_row + 64), " bytes"));
+          num_parts * (fixed + per_row + 128), " bytes"));
     }
     max_rows_per_partition_ = static_cast<uint32_t>(m);
     for (auto& part : partitions_) {
@@ -379,6 +407,7 @@ Status EmbeddingStore::Init() {
       p.slot_flags.reserve(m);
       p.free_slots.reserve(m);
       p.chunks.reserve(ChunksFor(static_cast<uint32_t>(m)));
+      p.freq = std::make_unique<FrequencySketch>(m);
     }
   }
   // Rows already in the spill store (a reopened DB) count as on disk.
@@ -478,6 +507,30 @@ Status EmbeddingStore::DecodeRow(uint64_t key, const std::string& value, float* 
   }
   std::memcpy(row, value.data() + kRecordHeader, sizeof(float) * row_floats_);
   return absl::OkStatus();
+}
+
+bool EmbeddingStore::ServeRecord(Op op, float* out_row, const float* grad, uint64_t now,
+                                 std::string* record) const {
+  float* row = reinterpret_cast<float*>(record->data() + kRecordHeader);
+  RowMeta meta;
+  ParseMeta(*record, &meta);
+  bool changed = false;
+  if (op == Op::kPull) {
+    std::memcpy(out_row, row, sizeof(float) * dim_);
+  } else {
+    options_.optimizer->Apply(row, row + dim_, grad, dim_);
+    if (meta.updates != UINT32_MAX) ++meta.updates;
+    changed = true;
+  }
+  if (options_.expiry_steps > 0) {  // last_seen_step is kept only where expiry reads it
+    meta.last_seen_step = now;
+    changed = true;
+  }
+  if (changed) {
+    std::memcpy(record->data() + 8, &meta.last_seen_step, 8);
+    std::memcpy(record->data() + 16, &meta.updates, 4);
+  }
+  return changed;
 }
 
 Status EmbeddingStore::Pull(absl::Span<const uint64_t> keys, absl::Span<float> out) {
@@ -590,6 +643,7 @@ Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint
   // and the row is prefetched; then the key is served.
   constexpr size_t kNear = 16, kFar = 32;
   const size_t prefetch_bytes = sizeof(float) * (op == Op::kPull ? dim_ : row_floats_);
+  FrequencySketch* const freq = p.freq.get();
   auto prefetch_row = [&](size_t pos) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p.mu) {
     if (pos >= idx.size()) return;
     auto it = p.index.find(keys[idx[pos]]);
@@ -597,13 +651,24 @@ Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint
     const char* row = reinterpret_cast<const char*>(p.Row(it->second));
     for (size_t b = 0; b < prefetch_bytes; b += 64) __builtin_prefetch(row + b);
   };
-  for (size_t pos = 0; pos < std::min(kFar, idx.size()); ++pos) p.index.prefetch(keys[idx[pos]]);
+  auto prefetch_far = [&](size_t pos) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p.mu) {
+    p.index.prefetch(keys[idx[pos]]);
+    if (freq != nullptr) freq->Prefetch(keys[idx[pos]]);
+  };
+  for (size_t pos = 0; pos < std::min(kFar, idx.size()); ++pos) prefetch_far(pos);
   for (size_t pos = 0; pos < kNear; ++pos) prefetch_row(pos);
   for (size_t pos = 0; pos < idx.size(); ++pos) {
-    if (pos + kFar < idx.size()) p.index.prefetch(keys[idx[pos + kFar]]);
+    if (pos + kFar < idx.size()) prefetch_far(pos + kFar);
     prefetch_row(pos + kNear);
     const uint32_t i = idx[pos];
     const uint64_t k = keys[i];
+    float* const out_row = op == Op::kPull ? out + static_cast<size_t>(i) * dim_ : nullptr;
+    const float* const grad = op == Op::kPush ? grads + static_cast<size_t>(i) * dim_ : nullptr;
+    if (freq != nullptr) freq->Increment(k);
+    if (++p.sample_tick >= options_.hot_key_sample) {
+      p.sample_tick = 0;
+      p.hot.Offer(k, options_.hot_key_sample);
+    }
     int64_t slot = -1;
     if (auto it = p.index.find(k); it != p.index.end()) {
       slot = it->second;
@@ -615,36 +680,23 @@ Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint
         ++p.c.memory_hits;
       }
     } else {
-      // Not resident: the spill queue, then what the disk returned.
+      // Not resident: its newest record is in the spill queue, or is a clean
+      // copy evicted earlier in this request, or is what the disk returned.
       std::string value;
-      bool found = false, on_disk = false, from_queue = false;
+      bool found = false, on_disk = false, from_queue = false, from_memory = false;
       if (auto q = p.pending_puts.find(k); q != p.pending_puts.end()) {
         value = std::move(q->second.value);
         on_disk = q->second.was_on_disk;
         p.pending_bytes -= value.size();
         p.pending_puts.erase(q);
-        found = from_queue = true;
+        found = from_queue = from_memory = true;
       } else if (auto c = p.clean_evicted.find(k); c != p.clean_evicted.end()) {
-        // Evicted earlier in this request, unchanged since its spill record.
-        // Moved out first: AllocSlot below may insert into clean_evicted.
-        CleanCopy copy = std::move(c->second);
+        // Unchanged since its spill record. Moved out first: AdmitSlot below
+        // may insert into clean_evicted.
+        value = EncodeRow(c->second.row.data(), c->second.meta);
         p.clean_evicted.erase(c);
         p.clean_bytes -= sizeof(float) * row_floats_;
-        if (Expired(copy.meta.last_seen_step, now)) {
-          p.pending_deletes.insert(k);
-          ++p.c.expiries;
-        } else {
-          const uint32_t s = p.AllocSlot(now);
-          std::memcpy(p.Row(s), copy.row.data(), sizeof(float) * row_floats_);
-          p.slot_key[s] = k;
-          p.slot_last_seen[s] = copy.meta.last_seen_step;
-          p.slot_updates[s] = copy.meta.updates;
-          p.slot_flags[s] = kUsed | kOnDisk;
-          ++p.resident_on_disk;
-          p.index[k] = s;
-          slot = s;
-          ++p.c.memory_hits;
-        }
+        found = on_disk = from_memory = true;
       } else if (auto f = fetched.find(k); f != fetched.end()) {
         value = std::move(f->second);
         fetched.erase(f);
@@ -657,20 +709,28 @@ Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint
           if (on_disk) p.pending_deletes.insert(k);
           ++p.c.expiries;
         } else {
-          const uint32_t s = p.AllocSlot(now);
+          ++(from_memory ? p.c.memory_hits : p.c.disk_hits);
+          const int64_t s = p.AdmitSlot(k, now);
+          if (s < 0) {
+            // Not admitted: served from the record, which goes back where it
+            // was unless it changed (then it is queued for the disk).
+            if (ServeRecord(op, out_row, grad, now, &value)) {
+              p.Queue(k, std::move(value), on_disk);
+            } else if (from_queue) {
+              p.Queue(k, std::move(value), on_disk);
+            } else {
+              fetched.emplace(k, std::move(value));  // equal to the disk's record
+            }
+            continue;
+          }
           std::memcpy(p.Row(s), value.data() + kRecordHeader, sizeof(float) * row_floats_);
           p.slot_key[s] = k;
           p.slot_last_seen[s] = meta.last_seen_step;
           p.slot_updates[s] = meta.updates;
           p.slot_flags[s] = kUsed | (on_disk ? kOnDisk : 0) | (from_queue ? kDirty : 0);
           if (on_disk) ++p.resident_on_disk;
-          p.index[k] = s;
+          p.index[k] = static_cast<uint32_t>(s);
           slot = s;
-          if (from_queue) {
-            ++p.c.memory_hits;
-          } else {
-            ++p.c.disk_hits;
-          }
         }
       }
     }
@@ -681,13 +741,23 @@ Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint
           continue;
         }
         if (p.CountSighting(k) < options_.admission_min_count) {
-          options_.init(k, out + static_cast<size_t>(i) * dim_);
+          options_.init(k, out_row);
           ++p.c.admission_rejected_pulls;
           continue;
         }
         p.admission.erase(k);
       }
-      const uint32_t s = p.AllocSlot(now);
+      ++p.c.rows_created;
+      const int64_t s = p.AdmitSlot(k, now);
+      if (s < 0) {  // created straight into the spill queue
+        std::vector<float> row(row_floats_);
+        options_.init(k, row.data());
+        options_.optimizer->InitState(row.data(), dim_, row.data() + dim_);
+        std::string value = EncodeRow(row.data(), {now, 0});
+        ServeRecord(op, out_row, grad, now, &value);
+        p.Queue(k, std::move(value), /*on_disk=*/false);
+        continue;
+      }
       float* row = p.Row(s);
       options_.init(k, row);
       options_.optimizer->InitState(row, dim_, row + dim_);
@@ -695,8 +765,7 @@ Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint
       p.slot_last_seen[s] = now;
       p.slot_updates[s] = 0;
       p.slot_flags[s] = kUsed | kDirty;
-      p.index[k] = s;
-      ++p.c.rows_created;
+      p.index[k] = static_cast<uint32_t>(s);
       slot = s;
     }
     const uint32_t s = static_cast<uint32_t>(slot);
@@ -708,15 +777,11 @@ Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint
       p.slot_flags[s] |= kRef;
     }
     if (op == Op::kPull) {
-      std::memcpy(out + static_cast<size_t>(i) * dim_, row, sizeof(float) * dim_);
+      std::memcpy(out_row, row, sizeof(float) * dim_);
     } else {
-      options_.optimizer->Apply(row, row + dim_, grads + static_cast<size_t>(i) * dim_, dim_);
+      options_.optimizer->Apply(row, row + dim_, grad, dim_);
       p.slot_flags[s] |= kDirty;
       if (p.slot_updates[s] != UINT32_MAX) ++p.slot_updates[s];
-    }
-    if (++p.sample_tick >= options_.hot_key_sample) {
-      p.sample_tick = 0;
-      p.hot.Offer(k, options_.hot_key_sample);
     }
   }
   // The request has been applied; if the spill write fails now, the evicted
@@ -941,6 +1006,7 @@ StoreStats EmbeddingStore::Stats() const {
     st.spill_keys_read += p.c.spill_keys_read;
     st.expiries += p.c.expiries;
     st.spill_write_failures += p.c.spill_write_failures;
+    st.memory_bypasses += p.c.bypasses;
     for (const HeavyHitter& h : p.hot.Top(p.hot.capacity())) hot.push_back(h);
   }
   st.hot_keys = MergeTop(std::move(hot), options_.hot_key_capacity);

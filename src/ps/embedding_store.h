@@ -132,6 +132,9 @@ struct StoreStats {
   uint64_t dropped_pushes = 0;            // pushes of keys not yet admitted
   uint64_t pending_admission_keys = 0;
   uint64_t evictions = 0;  // rows dropped from memory to make room
+  // Rows served from their spill record without entering memory: the
+  // partition was full and the row no more frequent than its victim.
+  uint64_t memory_bypasses = 0;
   uint64_t spill_rows_written = 0, spill_bytes_written = 0, spill_keys_read = 0;
   uint64_t expiries = 0;
   uint64_t spill_write_failures = 0;  // end-of-request writes left queued
@@ -223,6 +226,11 @@ class EmbeddingStore {
                         const std::vector<uint32_t>& idx, float* out, const float* grads,
                         uint64_t step);
 
+  // Serves a row that stays out of memory from its spill record (a pull
+  // copies its weights to out_row, a push applies grad); returns whether the
+  // record changed (then it must be written back).
+  bool ServeRecord(Op op, float* out_row, const float* grad, uint64_t now,
+                   std::string* record) const;
   // Record encoding of a row for the spill store.
   std::string EncodeRow(const float* row, const RowMeta& meta) const;
   Status DecodeRow(uint64_t key, const std::string& value, float* row, RowMeta* meta) const;

@@ -55,6 +55,7 @@ nlohmann::json StatsToJson(const StoreStats& s) {
           {"rows_created", s.rows_created},
           {"dropped_pushes", s.dropped_pushes},
           {"evictions", s.evictions},
+          {"memory_bypasses", s.memory_bypasses},
           {"expiries", s.expiries},
           {"hot_keys", hot}};
 }

@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
 #include "rocksdb/cache.h"
+#include "rocksdb/filter_policy.h"
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
 #include "rocksdb/table.h"
@@ -85,6 +86,16 @@ StatusOr<std::unique_ptr<RocksSpillStore>> RocksSpillStore::Open(const RocksSpil
   opts.IncreaseParallelism(2);
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+  // Tuned for point reads of rows the memory tier misses (see
+  // docs/parameter_server.md, "Disk tier"): a bloom filter per SST file
+  // (10 bits a key, ~1% false positives) so a read touches one data block
+  // instead of one per level, and one over the memtable so most reads skip
+  // its skip list. Data blocks are not cached by RocksDB (reads pass
+  // fill_cache = false): the memory tier is the cache, and the page cache
+  // holds recently written files.
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  opts.memtable_prefix_bloom_size_ratio = 0.1;
+  opts.memtable_whole_key_filtering = true;
   opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   // The folder first: DestroyDB fails on a path whose parent is missing.
   VREC_RETURN_IF_ERROR(MakeDirs(options.path));
@@ -146,7 +157,9 @@ Status RocksSpillStore::MultiGet(const std::vector<std::string>& keys,
   std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
   std::vector<rocksdb::PinnableSlice> out(keys.size());
   std::vector<rocksdb::Status> st(keys.size());
-  db_->MultiGet(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), keys.size(), slices.data(),
+  rocksdb::ReadOptions ro;
+  ro.fill_cache = false;  // the memory tier above is the cache
+  db_->MultiGet(ro, db_->DefaultColumnFamily(), keys.size(), slices.data(),
                 out.data(), st.data());
   for (size_t i = 0; i < keys.size(); ++i) {
     if (st[i].IsNotFound()) continue;

@@ -176,6 +176,7 @@ TEST(EmbeddingStoreTest, SpillAndReloadLoseNoUpdateAndStayWithinBudget) {
   const StoreStats st = store->Stats();
   EXPECT_GT(st.evictions, 100u);
   EXPECT_GT(st.disk_hits, 100u);
+  EXPECT_GT(st.memory_bypasses, 100u);  // rows served from disk without entering memory
   EXPECT_LE(st.rows_in_memory, max_rows);
   EXPECT_EQ(st.rows_pending_spill, 0u);
   EXPECT_EQ(st.rows_in_memory + st.rows_disk_only, ref.rows().size());
@@ -189,6 +190,90 @@ TEST(EmbeddingStoreTest, SpillAndReloadLoseNoUpdateAndStayWithinBudget) {
     EXPECT_EQ(std::memcmp(row, expect.data(), expect.size() * 4), 0) << "key " << key;
   }));
   EXPECT_EQ(seen, ref.rows().size());
+}
+
+// Frequency-aware admission: a stream of rows seen once (a scan) does not
+// push a frequently used set out of memory; the one-off rows are served from
+// disk (and their updates kept, repeated keys in a request included).
+TEST(EmbeddingStoreTest, FrequentRowsStayInMemoryWhileOneOffRowsPassThrough) {
+  MemSpillStore spill;
+  TableConfig t = MakeTable("video", 8, OptimizerConfig::ADAGRAD);
+  t.mutable_storage()->set_memory_budget_bytes(32 << 10);
+  TableStoreOptions o;
+  o.seed = 4;
+  o.spill = &spill;
+  o.num_partitions = 1;
+  ASSERT_OK_AND_ASSIGN(auto store, EmbeddingStore::FromConfig(t, o));
+  const uint64_t max_rows = store->Stats().max_rows_in_memory;
+  ASSERT_GT(max_rows, 80u);
+  ReferenceTable ref(t, 4);
+  std::vector<uint64_t> hot;
+  for (uint64_t k = 0; k < max_rows / 2; ++k) hot.push_back(k);
+  Rng rng(testing::TestSeed(8));
+  uint64_t next_cold = 1000000;
+  uint64_t hot_misses = 0;
+  for (int step = 0; step < 60; ++step) {
+    // The hot rows, four times a step.
+    for (int r = 0; r < 4; ++r) {
+      std::vector<float> out(hot.size() * 8);
+      const uint64_t disk_before = store->Stats().disk_hits;
+      ASSERT_OK(store->Pull(hot, absl::MakeSpan(out)));
+      if (step >= 10) hot_misses += store->Stats().disk_hits - disk_before;
+    }
+    // A scan of twice as many rows as memory holds (plain CLOCK would evict
+    // every hot row), each key pushed twice in one request.
+    std::vector<uint64_t> cold;
+    for (uint64_t i = 0; i < 2 * max_rows; ++i) {
+      cold.push_back(next_cold + i);
+      cold.push_back(next_cold + i);
+    }
+    next_cold += 2 * max_rows;
+    std::vector<float> g(cold.size() * 8);
+    for (auto& x : g) x = static_cast<float>(rng.Normal());
+    ASSERT_OK(store->Push(cold, g));
+    for (size_t i = 0; i < cold.size(); ++i) ref.Push(cold[i], &g[8 * i]);
+  }
+  EXPECT_LE(hot_misses, 200 * hot.size() / 50) << "of " << 200 * hot.size() << " hot pulls";
+  for (uint64_t k : hot) ref.Row(k);
+  const StoreStats st = store->Stats();
+  EXPECT_GT(st.memory_bypasses, 50 * max_rows);
+  EXPECT_EQ(st.rows_in_memory + st.rows_disk_only, ref.rows().size());
+  size_t seen = 0;
+  ASSERT_OK(store->ForEachRow([&](uint64_t key, const float* row, const RowMeta& meta) {
+    ++seen;
+    const auto& expect = ref.rows().at(key);
+    EXPECT_EQ(std::memcmp(row, expect.data(), expect.size() * 4), 0) << "key " << key;
+    if (key >= 1000000) EXPECT_EQ(meta.updates, 2u) << "key " << key;
+  }));
+  EXPECT_EQ(seen, ref.rows().size());
+}
+
+// A row served from its spill record still counts as seen: with expiry, a
+// row pulled every step never expires even if it never enters memory.
+TEST(EmbeddingStoreTest, RowsServedFromDiskStayAliveUnderExpiry) {
+  MemSpillStore spill;
+  TableConfig t = MakeTable("v", 4, OptimizerConfig::SGD);
+  t.mutable_storage()->set_expiry_steps(3);
+  t.mutable_storage()->set_memory_budget_bytes(8 << 10);
+  TableStoreOptions o;
+  o.spill = &spill;
+  o.num_partitions = 1;
+  ASSERT_OK_AND_ASSIGN(auto store, EmbeddingStore::FromConfig(t, o));
+  const uint64_t max_rows = store->Stats().max_rows_in_memory;
+  std::vector<uint64_t> hot;
+  for (uint64_t k = 0; k < max_rows; ++k) hot.push_back(k);
+  std::vector<float> out(hot.size() * 4);
+  for (int i = 0; i < 20; ++i) ASSERT_OK(store->Pull(hot, absl::MakeSpan(out)));
+  const uint64_t cold = 777;
+  ASSERT_OK(store->Push({cold}, std::vector<float>(4, 1.0f)));
+  const std::vector<float> pushed = PullOne(*store, cold);
+  for (int step = 0; step < 10; ++step) {
+    store->AdvanceStep(1);
+    ASSERT_OK(store->Pull(hot, absl::MakeSpan(out)));  // keeps the hot rows in memory
+    EXPECT_EQ(PullOne(*store, cold), pushed) << "step " << step;
+  }
+  EXPECT_GT(store->Stats().memory_bypasses, 5u);
+  EXPECT_EQ(store->Stats().expiries, 0u);
 }
 
 TEST(EmbeddingStoreTest, BudgetTooSmallIsRejected) {
