@@ -48,6 +48,10 @@ DEFINE_double(warmup_seconds, 0,
               "its steady state)");
 DEFINE_int32(inflight, 2, "requests each client keeps in flight");
 DEFINE_uint64(budget_mb, 0, "memory budget per server in MiB (0 = all in memory)");
+DEFINE_string(batches, "auto",
+              "how key batches are drawn: 'pool' (drawn before the clock, cycled), 'fresh' "
+              "(drawn inside the timed loop: the generator's cost counts) or 'auto' (fresh "
+              "under a memory budget, where a cycled pool would let the memory tier learn it)");
 
 namespace vrec::bench {
 namespace {
@@ -183,6 +187,12 @@ uint64_t SumCounter(const std::vector<std::string>& stats, const char* name) {
   return sum;
 }
 
+bool BatchesFromPool() {
+  if (FLAGS_batches == "pool") return true;
+  if (FLAGS_batches == "fresh") return false;
+  return FLAGS_budget_mb == 0;
+}
+
 // Runs one (op, dim, batch) measurement and prints its JSON line.
 Status Measure(const std::string& op, int dim, int batch, const std::vector<std::string>& endpoints,
                const ZipfSampler* zipf, double seconds, bool report) {
@@ -197,8 +207,8 @@ Status Measure(const std::string& op, int dim, int batch, const std::vector<std:
   // server's, not the key generator's; a pool spans far more rows than any
   // CPU cache holds. Under a memory budget a cycled pool would let the
   // memory tier learn it, so batches are drawn fresh inside the timed loop
-  // (their cost counts against the server).
-  const bool use_pool = FLAGS_budget_mb == 0;
+  // (their cost counts against the server). --batches overrides either.
+  const bool use_pool = BatchesFromPool();
   static int measurements = 0;
   const int measurement = measurements++;
   std::vector<std::vector<std::vector<uint64_t>>> pools(FLAGS_clients);
@@ -295,6 +305,8 @@ Status Measure(const std::string& op, int dim, int batch, const std::vector<std:
                           {"rows", FLAGS_rows},
                           {"zipf", FLAGS_zipf},
                           {"budget_mb", FLAGS_budget_mb},
+                          {"batches", BatchesFromPool() ? "pool" : "fresh"},
+                          {"server_threads", FLAGS_server_threads},
                           {"requests", requests_done.load()},
                           {"seconds", secs},
                           {"keys_per_s", keys_per_s},
@@ -309,6 +321,11 @@ Status Measure(const std::string& op, int dim, int batch, const std::vector<std:
 }  // namespace
 
 int RunPsBench(int argc, char** argv) {
+  if (FLAGS_batches != "auto" && FLAGS_batches != "pool" && FLAGS_batches != "fresh") {
+    std::cerr << "vrec bench ps: --batches takes auto, pool or fresh, got '" << FLAGS_batches
+              << "'\n";
+    return 2;
+  }
   if (FLAGS_servers < 1 || FLAGS_clients < 1 || FLAGS_inflight < 1 || FLAGS_rows < 1 ||
       FLAGS_seconds <= 0) {
     std::cerr

@@ -11,9 +11,13 @@
 // holds at most a fixed number of rows, computed at creation so that every
 // byte it can hold (row arena, per-row metadata, hash-map slots, admission
 // counters, hot-key sketch) fits in budget / num_partitions; see
-// MemoryBytes(). When a partition is full, a CLOCK sweep (second-chance
-// approximate LRU) picks a cold row; if it changed since it was last written
-// (or was never written) it goes to the SpillStore, then it is dropped from
+// MemoryBytes(). Every access is counted in a per-partition FrequencySketch.
+// When a full partition needs room, the least frequent of 8 rows sampled
+// from a clock hand is the victim, evicted only if the newcomer is strictly
+// more frequent (TinyLFU admission); otherwise the newcomer is served from
+// its spill record without entering memory (a push rewrites the record via
+// the spill queue). An evicted row that changed since it was last written
+// (or was never written) goes to the SpillStore, then it is dropped from
 // memory. A lookup that misses memory reads the spill store (one MultiGet per
 // partition per request) before creating a new row, so no update is lost:
 // the newest copy of a row is always in exactly one of memory, the spill
