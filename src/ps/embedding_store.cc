@@ -28,7 +28,11 @@ constexpr uint8_t kDirty = 4;   // differs from its spill record (or has none)
 constexpr uint8_t kOnDisk = 8;  // a durable spill record of this key exists
 
 constexpr uint32_t kRecordMagic = 0x31575256;  // "VRW1"
-constexpr size_t kRecordHeader = 24;           // magic, row_floats, last_seen, updates, reserved
+constexpr size_t kRecordHeader = 24;           // magic, row_floats, last_seen, updates, flags
+// Record flag: the row was never updated, so its weights and state are the
+// initializer's (a pure function of the key) and the record stores none: an
+// untouched row costs 24 bytes on disk instead of a whole row.
+constexpr uint32_t kRecordInitial = 1;
 
 // Bytes per slot of an absl::flat_hash_map: the slot plus one control byte.
 template <typename Map>
@@ -172,7 +176,8 @@ struct EmbeddingStore::Partition {
     const uint64_t key = slot_key[s];
     const uint8_t f = slot_flags[s];
     if ((f & kDirty) || !(f & kOnDisk)) {
-      Queue(key, store->EncodeRow(Row(s), {slot_last_seen[s], slot_updates[s]}),
+      Queue(key,
+            store->EncodeRow(Row(s), {slot_last_seen[s], slot_updates[s]}, /*compact=*/true),
             (f & kOnDisk) != 0);
     } else {
       // Clean, and its spill record is current: nothing to write. But the
@@ -481,31 +486,53 @@ uint32_t EmbeddingStore::PartitionOf(uint64_t key) const {
                                options_.num_partitions);
 }
 
-std::string EmbeddingStore::EncodeRow(const float* row, const RowMeta& meta) const {
-  std::string v(kRecordHeader + sizeof(float) * row_floats_, '\0');
-  const uint32_t reserved = 0;
+std::string EmbeddingStore::EncodeRow(const float* row, const RowMeta& meta, bool compact) const {
+  const bool initial = compact && meta.updates == 0;
+  std::string v(kRecordHeader + (initial ? 0 : sizeof(float) * row_floats_), '\0');
+  const uint32_t flags = initial ? kRecordInitial : 0;
   std::memcpy(v.data(), &kRecordMagic, 4);
   std::memcpy(v.data() + 4, &row_floats_, 4);
   std::memcpy(v.data() + 8, &meta.last_seen_step, 8);
   std::memcpy(v.data() + 16, &meta.updates, 4);
-  std::memcpy(v.data() + 20, &reserved, 4);
-  std::memcpy(v.data() + kRecordHeader, row, sizeof(float) * row_floats_);
+  std::memcpy(v.data() + 20, &flags, 4);
+  if (!initial) std::memcpy(v.data() + kRecordHeader, row, sizeof(float) * row_floats_);
   return v;
+}
+
+void EmbeddingStore::CompactRecord(std::string* record) const {
+  RowMeta meta;
+  if (!ParseMeta(*record, &meta) || meta.updates != 0 || record->size() == kRecordHeader) return;
+  record->resize(kRecordHeader);
+  std::memcpy(record->data() + 20, &kRecordInitial, 4);
+}
+
+void EmbeddingStore::ExpandRecord(uint64_t key, std::string* record) const {
+  if (record->size() != kRecordHeader) return;
+  std::vector<float> row(row_floats_);
+  RowMeta meta;
+  if (DecodeRow(key, *record, row.data(), &meta).ok()) *record = EncodeRow(row.data(), meta);
 }
 
 Status EmbeddingStore::DecodeRow(uint64_t key, const std::string& value, float* row,
                                  RowMeta* meta) const {
-  uint32_t floats = 0;
+  uint32_t floats = 0, flags = 0;
   if (value.size() >= 8) std::memcpy(&floats, value.data() + 4, 4);
-  if (!ParseMeta(value, meta) || floats != row_floats_ ||
-      value.size() != kRecordHeader + sizeof(float) * row_floats_) {
+  if (value.size() >= kRecordHeader) std::memcpy(&flags, value.data() + 20, 4);
+  const bool initial = flags == kRecordInitial;
+  if (!ParseMeta(value, meta) || floats != row_floats_ || (flags & ~kRecordInitial) != 0 ||
+      value.size() != kRecordHeader + (initial ? 0 : sizeof(float) * row_floats_)) {
     return absl::DataLossError(
         absl::StrCat("table ", options_.table_name, " key ", key, ": corrupt spill record in ",
                      options_.spill ? options_.spill->Describe() : "?", " (", value.size(),
                      " bytes, row of ", floats, " floats; expected ",
                      kRecordHeader + 4 * row_floats_, " bytes, ", row_floats_, " floats)"));
   }
-  std::memcpy(row, value.data() + kRecordHeader, sizeof(float) * row_floats_);
+  if (initial) {
+    options_.init(key, row);
+    options_.optimizer->InitState(row, dim_, row + dim_);
+  } else {
+    std::memcpy(row, value.data() + kRecordHeader, sizeof(float) * row_floats_);
+  }
   return absl::OkStatus();
 }
 
@@ -626,7 +653,10 @@ Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint
         if (!values[j].has_value()) continue;
         RowMeta meta;
         VREC_RETURN_IF_ERROR(DecodeRow(missing[j], *values[j], scratch.data(), &meta));
-        fetched.emplace(missing[j], std::move(*values[j]));
+        // Served from a whole row: an initial-value record is expanded.
+        fetched.emplace(missing[j], values[j]->size() == kRecordHeader
+                                        ? EncodeRow(scratch.data(), meta)
+                                        : std::move(*values[j]));
       }
     }
   }
@@ -689,6 +719,7 @@ Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint
         on_disk = q->second.was_on_disk;
         p.pending_bytes -= value.size();
         p.pending_puts.erase(q);
+        ExpandRecord(k, &value);
         found = from_queue = from_memory = true;
       } else if (auto c = p.clean_evicted.find(k); c != p.clean_evicted.end()) {
         // Unchanged since its spill record. Moved out first: AdmitSlot below
@@ -714,9 +745,8 @@ Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint
           if (s < 0) {
             // Not admitted: served from the record, which goes back where it
             // was unless it changed (then it is queued for the disk).
-            if (ServeRecord(op, out_row, grad, now, &value)) {
-              p.Queue(k, std::move(value), on_disk);
-            } else if (from_queue) {
+            if (ServeRecord(op, out_row, grad, now, &value) || from_queue) {
+              CompactRecord(&value);
               p.Queue(k, std::move(value), on_disk);
             } else {
               fetched.emplace(k, std::move(value));  // equal to the disk's record
@@ -755,6 +785,7 @@ Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint
         options_.optimizer->InitState(row.data(), dim_, row.data() + dim_);
         std::string value = EncodeRow(row.data(), {now, 0});
         ServeRecord(op, out_row, grad, now, &value);
+        CompactRecord(&value);
         p.Queue(k, std::move(value), /*on_disk=*/false);
         continue;
       }
@@ -905,7 +936,8 @@ Status EmbeddingStore::FlushAll() {
       const uint8_t f = p.slot_flags[s];
       if (!(f & kUsed) || ((f & kOnDisk) && !(f & kDirty))) continue;
       batch.puts.emplace_back(SpillKey(options_.table_id, p.slot_key[s]),
-                              EncodeRow(p.Row(s), {p.slot_last_seen[s], p.slot_updates[s]}));
+                              EncodeRow(p.Row(s), {p.slot_last_seen[s], p.slot_updates[s]},
+                                        /*compact=*/true));
       bytes += batch.puts.back().second.size();
       written.push_back(s);
       if (!(f & kOnDisk)) ++new_records;

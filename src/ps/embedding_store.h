@@ -235,8 +235,14 @@ class EmbeddingStore {
   // record changed (then it must be written back).
   bool ServeRecord(Op op, float* out_row, const float* grad, uint64_t now,
                    std::string* record) const;
-  // Record encoding of a row for the spill store.
-  std::string EncodeRow(const float* row, const RowMeta& meta) const;
+  // Record encoding of a row for the spill store. With `compact`, a row
+  // never updated (meta.updates == 0) is stored as its header alone and
+  // decoded from the initializer.
+  std::string EncodeRow(const float* row, const RowMeta& meta, bool compact = false) const;
+  // Turns a whole record of a never-updated row into the compact form, and
+  // back (records are served and updated only in the whole form).
+  void CompactRecord(std::string* record) const;
+  void ExpandRecord(uint64_t key, std::string* record) const;
   Status DecodeRow(uint64_t key, const std::string& value, float* row, RowMeta* meta) const;
   bool Expired(uint64_t last_seen, uint64_t now) const {
     return options_.expiry_steps > 0 && now > last_seen + options_.expiry_steps;
