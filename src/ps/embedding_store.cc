@@ -507,10 +507,15 @@ void EmbeddingStore::CompactRecord(std::string* record) const {
 }
 
 void EmbeddingStore::ExpandRecord(uint64_t key, std::string* record) const {
-  if (record->size() != kRecordHeader) return;
-  std::vector<float> row(row_floats_);
+  if (record->size() != kRecordHeader) return;  // already whole
+  // Only records this store compacted reach here (disk records are checked
+  // by DecodeRow when read): the row is the initializer's.
   RowMeta meta;
-  if (DecodeRow(key, *record, row.data(), &meta).ok()) *record = EncodeRow(row.data(), meta);
+  ParseMeta(*record, &meta);
+  std::vector<float> row(row_floats_);
+  options_.init(key, row.data());
+  options_.optimizer->InitState(row.data(), dim_, row.data() + dim_);
+  *record = EncodeRow(row.data(), meta);
 }
 
 Status EmbeddingStore::DecodeRow(uint64_t key, const std::string& value, float* row,
