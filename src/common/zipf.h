@@ -48,8 +48,12 @@ class ZipfSampler {
     if (t < -1.0) t = -1.0;  // rounding at the far end of the support
     return std::exp(Log1pOverX(t) * y);
   }
-  static double Expm1OverX(double x) { return std::abs(x) > 1e-8 ? std::expm1(x) / x : 1.0 + x / 2; }
-  static double Log1pOverX(double x) { return std::abs(x) > 1e-8 ? std::log1p(x) / x : 1.0 - x / 2; }
+  static double Expm1OverX(double x) {
+    return std::abs(x) > 1e-8 ? std::expm1(x) / x : 1.0 + x / 2;
+  }
+  static double Log1pOverX(double x) {
+    return std::abs(x) > 1e-8 ? std::log1p(x) / x : 1.0 - x / 2;
+  }
 
   const double n_, s_, h_x1_, h_n_, squeeze_;
 };

@@ -1,13 +1,13 @@
 #include "ps/embedding_store.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <new>
 #include <utility>
-
-#include <sys/mman.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -156,7 +156,8 @@ struct EmbeddingStore::Partition {
         Remove(s);
         return s;
       }
-      const uint64_t score = 2 * uint64_t{freq->Estimate(slot_key[s])} + ((slot_flags[s] & kRef) ? 1 : 0);
+      const uint64_t score =
+          2 * uint64_t{freq->Estimate(slot_key[s])} + ((slot_flags[s] & kRef) ? 1 : 0);
       slot_flags[s] &= ~kRef;
       if (score < victim_score) {
         victim_score = score;
@@ -176,8 +177,7 @@ struct EmbeddingStore::Partition {
     const uint64_t key = slot_key[s];
     const uint8_t f = slot_flags[s];
     if ((f & kDirty) || !(f & kOnDisk)) {
-      Queue(key,
-            store->EncodeRow(Row(s), {slot_last_seen[s], slot_updates[s]}, /*compact=*/true),
+      Queue(key, store->EncodeRow(Row(s), {slot_last_seen[s], slot_updates[s]}, /*compact=*/true),
             (f & kOnDisk) != 0);
     } else {
       // Clean, and its spill record is current: nothing to write. But the
@@ -274,8 +274,7 @@ struct EmbeddingStore::Partition {
            slot_updates.capacity() * sizeof(uint32_t) + slot_flags.capacity() +
            free_slots.capacity() * sizeof(uint32_t) + MapBytes(index) + MapBytes(admission) +
            pending_bytes + MapBytes(pending_puts) + MapBytes(pending_deletes) + clean_bytes +
-           MapBytes(clean_evicted) + hot.MemoryBytes() +
-           (freq ? freq->MemoryBytes() : 0);
+           MapBytes(clean_evicted) + hot.MemoryBytes() + (freq ? freq->MemoryBytes() : 0);
   }
 
   const EmbeddingStore* const store;

@@ -24,7 +24,9 @@ void Positions(uint64_t h, int pos[kCounters]) {
 }
 
 uint32_t Get(const uint8_t* block, int pos) { return (block[pos >> 1] >> ((pos & 1) * 4)) & 15; }
-void Bump(uint8_t* block, int pos) { block[pos >> 1] += static_cast<uint8_t>(1 << ((pos & 1) * 4)); }
+void Bump(uint8_t* block, int pos) {
+  block[pos >> 1] += static_cast<uint8_t>(1 << ((pos & 1) * 4));
+}
 
 }  // namespace
 

@@ -3,8 +3,8 @@
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
 #include "rocksdb/cache.h"
-#include "rocksdb/filter_policy.h"
 #include "rocksdb/db.h"
+#include "rocksdb/filter_policy.h"
 #include "rocksdb/options.h"
 #include "rocksdb/table.h"
 #include "rocksdb/utilities/checkpoint.h"
@@ -159,8 +159,7 @@ Status RocksSpillStore::MultiGet(const std::vector<std::string>& keys,
   std::vector<rocksdb::Status> st(keys.size());
   rocksdb::ReadOptions ro;
   ro.fill_cache = false;  // the memory tier above is the cache
-  db_->MultiGet(ro, db_->DefaultColumnFamily(), keys.size(), slices.data(),
-                out.data(), st.data());
+  db_->MultiGet(ro, db_->DefaultColumnFamily(), keys.size(), slices.data(), out.data(), st.data());
   for (size_t i = 0; i < keys.size(); ++i) {
     if (st[i].IsNotFound()) continue;
     VREC_RETURN_IF_ERROR(FromRocks(st[i], path_, "get " + HexKey(keys[i])));

@@ -502,16 +502,17 @@ TEST(EmbeddingStoreTest, NeverUpdatedRowsSpillAsHeadersAndReadBackExactly) {
   ref.Push(500, std::vector<float>(8, 0.5f).data());
   ASSERT_OK(store->FlushAll());
   size_t headers = 0, whole = 0;
-  ASSERT_OK(spill.Scan(SpillPrefix(TableId("video")), [&](const std::string& k, const std::string& v) {
-    const uint64_t key = SpillKeyRowKey(k);
-    if (key == 3 || key == 500) {
-      EXPECT_GT(v.size(), 24u) << "key " << key;
-    } else {
-      EXPECT_EQ(v.size(), 24u) << "key " << key;
-    }
-    ++(v.size() == 24 ? headers : whole);
-    return true;
-  }));
+  ASSERT_OK(
+      spill.Scan(SpillPrefix(TableId("video")), [&](const std::string& k, const std::string& v) {
+        const uint64_t key = SpillKeyRowKey(k);
+        if (key == 3 || key == 500) {
+          EXPECT_GT(v.size(), 24u) << "key " << key;
+        } else {
+          EXPECT_EQ(v.size(), 24u) << "key " << key;
+        }
+        ++(v.size() == 24 ? headers : whole);
+        return true;
+      }));
   EXPECT_EQ(headers, 998u);
   EXPECT_EQ(whole, 2u);
   // Read back (through memory and through records served without admission),
