@@ -29,9 +29,12 @@ constexpr uint8_t kOnDisk = 8;  // a durable spill record of this key exists
 
 constexpr uint32_t kRecordMagic = 0x31575256;  // "VRW1"
 constexpr size_t kRecordHeader = 24;           // magic, row_floats, last_seen, updates, flags
-// Record flag: the row was never updated, so its weights and state are the
-// initializer's (a pure function of the key) and the record stores none: an
-// untouched row costs 24 bytes on disk instead of a whole row.
+// Record flag (low byte of the flags field): the row was never updated, so
+// its weights and state are the initializer's (a pure function of the key)
+// and the record stores none: an untouched row costs 24 bytes on disk
+// instead of a whole row. The high 24 bits then hold the initializer's
+// fingerprint, so a record read under another initializer (seed, kind,
+// scale or fans changed) is refused, not silently given new values.
 constexpr uint32_t kRecordInitial = 1;
 
 // Bytes per slot of an absl::flat_hash_map: the slot plus one control byte.
@@ -274,7 +277,7 @@ struct EmbeddingStore::Partition {
            slot_updates.capacity() * sizeof(uint32_t) + slot_flags.capacity() +
            free_slots.capacity() * sizeof(uint32_t) + MapBytes(index) + MapBytes(admission) +
            pending_bytes + MapBytes(pending_puts) + MapBytes(pending_deletes) + clean_bytes +
-           MapBytes(clean_evicted) + hot.MemoryBytes() + (freq ? freq->MemoryBytes() : 0);
+           MapBytes(clean_evicted) + hot.MemoryBytes() + (freq ? sizeof(FrequencySketch) + freq->MemoryBytes() : 0);
   }
 
   const EmbeddingStore* const store;
@@ -348,6 +351,21 @@ StatusOr<std::unique_ptr<EmbeddingStore>> EmbeddingStore::Create(EmbeddingStoreO
 }
 
 Status EmbeddingStore::Init() {
+  // The initializer's fingerprint: a hash of the rows it gives three keys.
+  {
+    std::vector<float> row(row_floats_);
+    uint64_t h = 0;
+    for (uint64_t key : {uint64_t{0}, uint64_t{1}, uint64_t{0x9e3779b97f4a7c15}}) {
+      options_.init(key, row.data());
+      options_.optimizer->InitState(row.data(), dim_, row.data() + dim_);
+      for (float x : row) {
+        uint32_t bits;
+        std::memcpy(&bits, &x, 4);
+        h = HashCombine(h, bits);
+      }
+    }
+    init_fingerprint_ = static_cast<uint32_t>(h >> 40);  // 24 bits
+  }
   const uint32_t num_parts = options_.num_partitions;
   const bool admission = options_.admission_min_count > 1;
   const uint64_t admission_per_part =
@@ -371,7 +389,8 @@ Status EmbeddingStore::Init() {
     // admission) its tracker, reserved up front so it never grows.
     absl::flat_hash_map<uint64_t, uint32_t> probe_admission;
     if (admission) probe_admission.reserve(admission_per_part * 32 / 25 + 1);
-    uint64_t fixed = sizeof(Partition) + MapBytes(probe_admission) + sizeof(void*);
+    uint64_t fixed =
+        sizeof(Partition) + MapBytes(probe_admission) + sizeof(void*) + sizeof(FrequencySketch);
     {
       Partition& p = *partitions_[0];
       MutexLock lock(&p.mu);
@@ -397,7 +416,7 @@ Status EmbeddingStore::Init() {
       return absl::InvalidArgumentError(absl::StrCat(
           "table ", options_.table_name, ": memory budget ", budget, " bytes is too small for ",
           num_parts, " partitions of rows of ", row_floats_, " floats; need at least ",
-          num_parts * (fixed + per_row + 128), " bytes"));
+          num_parts * (fixed + per_row + 256), " bytes"));
     }
     max_rows_per_partition_ = static_cast<uint32_t>(m);
     for (auto& part : partitions_) {
@@ -488,7 +507,7 @@ uint32_t EmbeddingStore::PartitionOf(uint64_t key) const {
 std::string EmbeddingStore::EncodeRow(const float* row, const RowMeta& meta, bool compact) const {
   const bool initial = compact && meta.updates == 0;
   std::string v(kRecordHeader + (initial ? 0 : sizeof(float) * row_floats_), '\0');
-  const uint32_t flags = initial ? kRecordInitial : 0;
+  const uint32_t flags = initial ? (kRecordInitial | init_fingerprint_ << 8) : 0;
   std::memcpy(v.data(), &kRecordMagic, 4);
   std::memcpy(v.data() + 4, &row_floats_, 4);
   std::memcpy(v.data() + 8, &meta.last_seen_step, 8);
@@ -502,7 +521,8 @@ void EmbeddingStore::CompactRecord(std::string* record) const {
   RowMeta meta;
   if (!ParseMeta(*record, &meta) || meta.updates != 0 || record->size() == kRecordHeader) return;
   record->resize(kRecordHeader);
-  std::memcpy(record->data() + 20, &kRecordInitial, 4);
+  const uint32_t flags = kRecordInitial | init_fingerprint_ << 8;
+  std::memcpy(record->data() + 20, &flags, 4);
 }
 
 void EmbeddingStore::ExpandRecord(uint64_t key, std::string* record) const {
@@ -522,14 +542,23 @@ Status EmbeddingStore::DecodeRow(uint64_t key, const std::string& value, float* 
   uint32_t floats = 0, flags = 0;
   if (value.size() >= 8) std::memcpy(&floats, value.data() + 4, 4);
   if (value.size() >= kRecordHeader) std::memcpy(&flags, value.data() + 20, 4);
-  const bool initial = flags == kRecordInitial;
-  if (!ParseMeta(value, meta) || floats != row_floats_ || (flags & ~kRecordInitial) != 0 ||
-      value.size() != kRecordHeader + (initial ? 0 : sizeof(float) * row_floats_)) {
-    return absl::DataLossError(
-        absl::StrCat("table ", options_.table_name, " key ", key, ": corrupt spill record in ",
-                     options_.spill ? options_.spill->Describe() : "?", " (", value.size(),
-                     " bytes, row of ", floats, " floats; expected ",
-                     kRecordHeader + 4 * row_floats_, " bytes, ", row_floats_, " floats)"));
+  const bool initial = (flags & 0xff) == kRecordInitial;
+  const size_t expect_bytes = kRecordHeader + (initial ? 0 : sizeof(float) * row_floats_);
+  const std::string where =
+      absl::StrCat("table ", options_.table_name, " key ", key, ": spill record in ",
+                   options_.spill ? options_.spill->Describe() : "?");
+  if (!ParseMeta(value, meta) || floats != row_floats_ || (!initial && flags != 0) ||
+      (initial && meta->updates != 0) || value.size() != expect_bytes) {
+    return absl::DataLossError(absl::StrCat(
+        where, " is corrupt (", value.size(), " bytes, row of ", floats, " floats, flags ", flags,
+        ", ", meta->updates, " updates; expected ", expect_bytes, " bytes, ", row_floats_,
+        " floats)"));
+  }
+  if (initial && (flags >> 8) != init_fingerprint_) {
+    return absl::DataLossError(absl::StrCat(
+        where, " holds an untouched row written under another initializer (fingerprint ",
+        flags >> 8, ", this table's ", init_fingerprint_,
+        "): the table's seed or initializer changed since it was spilled"));
   }
   if (initial) {
     options_.init(key, row);
@@ -761,7 +790,8 @@ Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint
           p.slot_key[s] = k;
           p.slot_last_seen[s] = meta.last_seen_step;
           p.slot_updates[s] = meta.updates;
-          p.slot_flags[s] = kUsed | (on_disk ? kOnDisk : 0) | (from_queue ? kDirty : 0);
+          p.slot_flags[s] =
+              kUsed | (on_disk ? kOnDisk : 0) | (from_queue ? kDirty : 0);
           if (on_disk) ++p.resident_on_disk;
           p.index[k] = static_cast<uint32_t>(s);
           slot = s;

@@ -136,8 +136,9 @@ struct StoreStats {
   uint64_t dropped_pushes = 0;            // pushes of keys not yet admitted
   uint64_t pending_admission_keys = 0;
   uint64_t evictions = 0;  // rows dropped from memory to make room
-  // Rows served from their spill record without entering memory: the
-  // partition was full and the row no more frequent than its victim.
+  // Accesses served from a record without the row entering memory (new rows
+  // created straight into the spill queue included): the partition was
+  // full and the row no more frequent than its victim.
   uint64_t memory_bypasses = 0;
   uint64_t spill_rows_written = 0, spill_bytes_written = 0, spill_keys_read = 0;
   uint64_t expiries = 0;
@@ -252,6 +253,7 @@ class EmbeddingStore {
   const uint32_t dim_;
   const uint32_t row_floats_;
   uint32_t max_rows_per_partition_ = 0;  // 0 = unlimited; constant after Init()
+  uint32_t init_fingerprint_ = 0;  // 24 bits; see kRecordInitial; constant after Init()
   // Arena chunks: the first kSmallChunks hold small_chunk_rows_ rows each,
   // later ones big_chunk_rows_ (2 MiB). Constant after Init().
   static constexpr uint32_t kSmallChunks = 64;

@@ -475,10 +475,12 @@ TEST(EmbeddingStoreTest, FailingSpillWritesLoseNothing) {
   }));
   EXPECT_EQ(seen, ref.rows().size());
   spill.set_fail_reads(true);
-  std::vector<float> out(4);
-  EXPECT_THAT(
-      store->Pull({0, 1, 2, 3, 4, 5, 6, 7, 8}, absl::MakeSpan(out = std::vector<float>(36))),
-      StatusIs(absl::StatusCode::kUnavailable, "reading"));
+  // All 250 keys: most are only on disk (the budget holds a few dozen rows).
+  std::vector<uint64_t> all;
+  for (uint64_t k = 0; k < 250; ++k) all.push_back(k);
+  std::vector<float> out(all.size() * 4);
+  EXPECT_THAT(store->Pull(all, absl::MakeSpan(out)),
+              StatusIs(absl::StatusCode::kUnavailable, "reading"));
 }
 
 // Rows never updated are spilled as a 24-byte header and read back as the
@@ -541,24 +543,61 @@ TEST(EmbeddingStoreTest, CorruptSpillRecordIsDataLossNamingTheKey) {
   o.spill = &spill;
   SpillBatch b;
   b.puts = {{SpillKey(TableId("video"), 42), "garbage"}};
-  // A header with an unknown flag (43), and a header-only record not flagged
-  // as a never-updated row (44), are corrupt too.
-  std::string header(24, '\0');
-  const uint32_t magic = 0x31575256, floats = 4, flags = 6;  // SGD: no state floats
-  std::memcpy(header.data(), &magic, 4);
-  std::memcpy(header.data() + 4, &floats, 4);
-  b.puts.push_back({SpillKey(TableId("video"), 44), header});
-  std::memcpy(header.data() + 20, &flags, 4);
-  b.puts.push_back({SpillKey(TableId("video"), 43), header});
+  // Well-formed headers with bad contents: a whole record with an unknown
+  // flag (43), a whole record flagged as an untouched row (44), a header
+  // alone without that flag (45), and an untouched-row header that counts
+  // updates (46).
+  auto record = [](size_t floats_stored, uint32_t flags, uint32_t updates) {
+    std::string v(24 + 4 * floats_stored, '\0');
+    const uint32_t magic = 0x31575256, floats = 4;  // SGD: no state floats
+    std::memcpy(v.data(), &magic, 4);
+    std::memcpy(v.data() + 4, &floats, 4);
+    std::memcpy(v.data() + 16, &updates, 4);
+    std::memcpy(v.data() + 20, &flags, 4);
+    return v;
+  };
+  b.puts.push_back({SpillKey(TableId("video"), 43), record(4, 2, 1)});
+  b.puts.push_back({SpillKey(TableId("video"), 44), record(4, 1, 0)});
+  b.puts.push_back({SpillKey(TableId("video"), 45), record(0, 0, 0)});
+  b.puts.push_back({SpillKey(TableId("video"), 46), record(0, 1, 3)});
+  b.puts.push_back({SpillKey(TableId("video"), 47), record(4, 0, 1)});  // a good one
   ASSERT_OK(spill.Write(b));
   ASSERT_OK_AND_ASSIGN(auto store, EmbeddingStore::FromConfig(t, o));
   std::vector<float> out(8);
   EXPECT_THAT(store->Pull({41, 42}, absl::MakeSpan(out)),
               StatusIs(absl::StatusCode::kDataLoss, "key 42"));
-  EXPECT_THAT(store->Pull({43}, absl::MakeSpan(out).subspan(0, 4)),
-              StatusIs(absl::StatusCode::kDataLoss, "key 43"));
-  EXPECT_THAT(store->Pull({44}, absl::MakeSpan(out).subspan(0, 4)),
-              StatusIs(absl::StatusCode::kDataLoss, "key 44"));
+  for (uint64_t key : {43, 44, 45, 46}) {
+    EXPECT_THAT(store->Pull({key}, absl::MakeSpan(out).subspan(0, 4)),
+                StatusIs(absl::StatusCode::kDataLoss, absl::StrCat("key ", key)));
+  }
+  ASSERT_OK(store->Pull({47}, absl::MakeSpan(out).subspan(0, 4)));
+  EXPECT_THAT(std::vector<float>(out.begin(), out.begin() + 4), ElementsAreArray({0, 0, 0, 0}));
+}
+
+// An untouched row's 24-byte record stands for "the initializer's values";
+// read by a table whose initializer differs (another seed), it is refused.
+TEST(EmbeddingStoreTest, UntouchedRowRecordsAreRefusedUnderAnotherInitializer) {
+  MemSpillStore spill;
+  TableConfig t = MakeTable("video", 4, OptimizerConfig::ADAGRAD);
+  TableStoreOptions o;
+  o.spill = &spill;
+  o.seed = 1;
+  {
+    ASSERT_OK_AND_ASSIGN(auto store, EmbeddingStore::FromConfig(t, o));
+    std::vector<float> out(4);
+    ASSERT_OK(store->Pull({7}, absl::MakeSpan(out)));
+    ASSERT_OK(store->FlushAll());
+  }
+  {  // same initializer: reads back
+    ASSERT_OK_AND_ASSIGN(auto store, EmbeddingStore::FromConfig(t, o));
+    std::vector<float> out(4);
+    ASSERT_OK(store->Pull({7}, absl::MakeSpan(out)));
+  }
+  o.seed = 2;
+  ASSERT_OK_AND_ASSIGN(auto store, EmbeddingStore::FromConfig(t, o));
+  std::vector<float> out(4);
+  EXPECT_THAT(store->Pull({7}, absl::MakeSpan(out)),
+              StatusIs(absl::StatusCode::kDataLoss, "another initializer"));
 }
 
 TEST(EmbeddingStoreTest, BadRequestsAreRejectedBeforeAnythingIsApplied) {

@@ -50,7 +50,6 @@ TEST(FrequencySketchTest, CountsSaturateAndAgingHalvesThem) {
 TEST(FrequencySketchTest, MemoryIsEightToSixteenBytesAKey) {
   for (uint64_t n : {uint64_t{1}, uint64_t{1000}, uint64_t{406000}}) {
     FrequencySketch sketch(n);
-    EXPECT_EQ(sketch.MemoryBytes(), FrequencySketch::BytesFor(n));
     EXPECT_GE(sketch.MemoryBytes(), 8 * n);
     EXPECT_LE(sketch.MemoryBytes(), std::max<uint64_t>(64, 16 * n));
   }
