@@ -72,8 +72,9 @@ class SpillStore {
 
 struct RocksSpillOptions {
   std::string path;  // folder of the DB; created if missing
-  // RocksDB's block cache: index and filter blocks and scans; point reads of
-  // rows bypass it (the memory tier above is the row cache).
+  // RocksDB's block cache: data blocks read by scans (index and filter
+  // blocks are held by the table readers); point reads of rows bypass it
+  // (the memory tier above is the row cache).
   uint64_t block_cache_bytes = 64 << 20;
   uint64_t write_buffer_bytes = 64 << 20;
   bool destroy_existing = false;  // start from an empty DB
