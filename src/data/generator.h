@@ -49,8 +49,8 @@ struct GeneratorOptions {
   // and later (the last max_history of them). Test examples are always
   // next watches, so both are evaluated on predicting the future.
   bool random_labels = false;
-  double progress_interval_s = 5;      // stderr progress period; <= 0: none
-  bool sync = true;                    // fsync the files on close
+  double progress_interval_s = 5;  // stderr progress period; <= 0: none
+  bool sync = true;                // fsync the files on close
 };
 
 // kInvalidArgument naming the first bad field.

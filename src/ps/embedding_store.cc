@@ -277,7 +277,8 @@ struct EmbeddingStore::Partition {
            slot_updates.capacity() * sizeof(uint32_t) + slot_flags.capacity() +
            free_slots.capacity() * sizeof(uint32_t) + MapBytes(index) + MapBytes(admission) +
            pending_bytes + MapBytes(pending_puts) + MapBytes(pending_deletes) + clean_bytes +
-           MapBytes(clean_evicted) + hot.MemoryBytes() + (freq ? sizeof(FrequencySketch) + freq->MemoryBytes() : 0);
+           MapBytes(clean_evicted) + hot.MemoryBytes() +
+           (freq ? sizeof(FrequencySketch) + freq->MemoryBytes() : 0);
   }
 
   const EmbeddingStore* const store;
@@ -356,8 +357,7 @@ Status EmbeddingStore::Init() {
     std::vector<float> row(row_floats_);
     uint64_t h = 0;
     for (uint64_t key : {uint64_t{0}, uint64_t{1}, uint64_t{0x9e3779b97f4a7c15}}) {
-      options_.init(key, row.data());
-      options_.optimizer->InitState(row.data(), dim_, row.data() + dim_);
+      InitialRow(key, row.data());
       for (float x : row) {
         uint32_t bits;
         std::memcpy(&bits, &x, 4);
@@ -531,10 +531,18 @@ void EmbeddingStore::ExpandRecord(uint64_t key, std::string* record) const {
   // by DecodeRow when read): the row is the initializer's.
   RowMeta meta;
   ParseMeta(*record, &meta);
+  *record = InitialRecord(key, meta);
+}
+
+void EmbeddingStore::InitialRow(uint64_t key, float* row) const {
+  options_.init(key, row);
+  options_.optimizer->InitState(row, dim_, row + dim_);
+}
+
+std::string EmbeddingStore::InitialRecord(uint64_t key, const RowMeta& meta) const {
   std::vector<float> row(row_floats_);
-  options_.init(key, row.data());
-  options_.optimizer->InitState(row.data(), dim_, row.data() + dim_);
-  *record = EncodeRow(row.data(), meta);
+  InitialRow(key, row.data());
+  return EncodeRow(row.data(), meta);
 }
 
 Status EmbeddingStore::DecodeRow(uint64_t key, const std::string& value, float* row,
@@ -549,10 +557,10 @@ Status EmbeddingStore::DecodeRow(uint64_t key, const std::string& value, float* 
                    options_.spill ? options_.spill->Describe() : "?");
   if (!ParseMeta(value, meta) || floats != row_floats_ || (!initial && flags != 0) ||
       (initial && meta->updates != 0) || value.size() != expect_bytes) {
-    return absl::DataLossError(absl::StrCat(
-        where, " is corrupt (", value.size(), " bytes, row of ", floats, " floats, flags ", flags,
-        ", ", meta->updates, " updates; expected ", expect_bytes, " bytes, ", row_floats_,
-        " floats)"));
+    return absl::DataLossError(absl::StrCat(where, " is corrupt (", value.size(), " bytes, row of ",
+                                            floats, " floats, flags ", flags, ", ", meta->updates,
+                                            " updates; expected ", expect_bytes, " bytes, ",
+                                            row_floats_, " floats)"));
   }
   if (initial && (flags >> 8) != init_fingerprint_) {
     return absl::DataLossError(absl::StrCat(
@@ -561,8 +569,7 @@ Status EmbeddingStore::DecodeRow(uint64_t key, const std::string& value, float* 
         "): the table's seed or initializer changed since it was spilled"));
   }
   if (initial) {
-    options_.init(key, row);
-    options_.optimizer->InitState(row, dim_, row + dim_);
+    InitialRow(key, row);
   } else {
     std::memcpy(row, value.data() + kRecordHeader, sizeof(float) * row_floats_);
   }
@@ -790,8 +797,7 @@ Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint
           p.slot_key[s] = k;
           p.slot_last_seen[s] = meta.last_seen_step;
           p.slot_updates[s] = meta.updates;
-          p.slot_flags[s] =
-              kUsed | (on_disk ? kOnDisk : 0) | (from_queue ? kDirty : 0);
+          p.slot_flags[s] = kUsed | (on_disk ? kOnDisk : 0) | (from_queue ? kDirty : 0);
           if (on_disk) ++p.resident_on_disk;
           p.index[k] = static_cast<uint32_t>(s);
           slot = s;
@@ -814,18 +820,13 @@ Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint
       ++p.c.rows_created;
       const int64_t s = p.AdmitSlot(k, now);
       if (s < 0) {  // created straight into the spill queue
-        std::vector<float> row(row_floats_);
-        options_.init(k, row.data());
-        options_.optimizer->InitState(row.data(), dim_, row.data() + dim_);
-        std::string value = EncodeRow(row.data(), {now, 0});
+        std::string value = InitialRecord(k, {now, 0});
         ServeRecord(op, out_row, grad, now, &value);
         CompactRecord(&value);
         p.Queue(k, std::move(value), /*on_disk=*/false);
         continue;
       }
-      float* row = p.Row(s);
-      options_.init(k, row);
-      options_.optimizer->InitState(row, dim_, row + dim_);
+      InitialRow(k, p.Row(s));
       p.slot_key[s] = k;
       p.slot_last_seen[s] = now;
       p.slot_updates[s] = 0;

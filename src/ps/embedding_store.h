@@ -244,6 +244,10 @@ class EmbeddingStore {
   // back (records are served and updated only in the whole form).
   void CompactRecord(std::string* record) const;
   void ExpandRecord(uint64_t key, std::string* record) const;
+  // A new row's weights and optimizer state (RowFloats() floats), and its
+  // whole record.
+  void InitialRow(uint64_t key, float* row) const;
+  std::string InitialRecord(uint64_t key, const RowMeta& meta) const;
   Status DecodeRow(uint64_t key, const std::string& value, float* row, RowMeta* meta) const;
   bool Expired(uint64_t last_seen, uint64_t now) const {
     return options_.expiry_steps > 0 && now > last_seen + options_.expiry_steps;
@@ -253,7 +257,7 @@ class EmbeddingStore {
   const uint32_t dim_;
   const uint32_t row_floats_;
   uint32_t max_rows_per_partition_ = 0;  // 0 = unlimited; constant after Init()
-  uint32_t init_fingerprint_ = 0;  // 24 bits; see kRecordInitial; constant after Init()
+  uint32_t init_fingerprint_ = 0;        // 24 bits; see kRecordInitial; constant after Init()
   // Arena chunks: the first kSmallChunks hold small_chunk_rows_ rows each,
   // later ones big_chunk_rows_ (2 MiB). Constant after Init().
   static constexpr uint32_t kSmallChunks = 64;

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <thread>
 #include <vector>
@@ -65,6 +66,21 @@ class ReferenceTable {
   std::map<uint64_t, std::vector<float>> rows_;
 };
 
+// Every live row of the store (memory, queue and disk), weights and state,
+// equals the reference's, and there is one per reference row; `also` sees
+// each row's metadata.
+void ExpectRowsEqualReference(EmbeddingStore& store, const ReferenceTable& ref,
+                              const std::function<void(uint64_t, const RowMeta&)>& also = {}) {
+  size_t seen = 0;
+  ASSERT_OK(store.ForEachRow([&](uint64_t key, const float* row, const RowMeta& meta) {
+    ++seen;
+    const auto& expect = ref.rows().at(key);
+    EXPECT_EQ(std::memcmp(row, expect.data(), expect.size() * 4), 0) << "key " << key;
+    if (also) also(key, meta);
+  }));
+  EXPECT_EQ(seen, ref.rows().size());
+}
+
 TEST(EmbeddingStoreTest, NewKeysPullTheInitializerValueOnAnyServer) {
   const TableConfig t = MakeTable("video", 16, OptimizerConfig::SGD);
   TableStoreOptions o;
@@ -114,14 +130,8 @@ TEST_P(EveryOptimizerTest, PushThenPullEqualsOptimizerApplied) {
     EXPECT_THAT(PullOne(*store, key), ElementsAreArray(row.data(), 8)) << "key " << key;
   }
   // Weights and state together, through ForEachRow.
-  size_t seen = 0;
-  ASSERT_OK(store->ForEachRow([&](uint64_t key, const float* row, const RowMeta& meta) {
-    ++seen;
-    const auto& expect = ref.rows().at(key);
-    EXPECT_EQ(std::memcmp(row, expect.data(), expect.size() * 4), 0) << "key " << key;
-    EXPECT_GT(meta.updates, 0u);
-  }));
-  EXPECT_EQ(seen, ref.rows().size());
+  ExpectRowsEqualReference(*store, ref,
+                           [](uint64_t, const RowMeta& meta) { EXPECT_GT(meta.updates, 0u); });
 }
 
 INSTANTIATE_TEST_SUITE_P(All, EveryOptimizerTest,
@@ -183,13 +193,7 @@ TEST(EmbeddingStoreTest, SpillAndReloadLoseNoUpdateAndStayWithinBudget) {
   EXPECT_LT(st.MemoryHitRate(), 1.0);
   EXPECT_GT(st.MemoryHitRate(), 0.0);
   // Every row (weights and Adagrad state) from memory and disk.
-  size_t seen = 0;
-  ASSERT_OK(store->ForEachRow([&](uint64_t key, const float* row, const RowMeta&) {
-    ++seen;
-    const auto& expect = ref.rows().at(key);
-    EXPECT_EQ(std::memcmp(row, expect.data(), expect.size() * 4), 0) << "key " << key;
-  }));
-  EXPECT_EQ(seen, ref.rows().size());
+  ExpectRowsEqualReference(*store, ref);
 }
 
 // Frequency-aware admission: a stream of rows seen once (a scan) does not
@@ -238,14 +242,9 @@ TEST(EmbeddingStoreTest, FrequentRowsStayInMemoryWhileOneOffRowsPassThrough) {
   const StoreStats st = store->Stats();
   EXPECT_GT(st.memory_bypasses, 50 * max_rows);
   EXPECT_EQ(st.rows_in_memory + st.rows_disk_only, ref.rows().size());
-  size_t seen = 0;
-  ASSERT_OK(store->ForEachRow([&](uint64_t key, const float* row, const RowMeta& meta) {
-    ++seen;
-    const auto& expect = ref.rows().at(key);
-    EXPECT_EQ(std::memcmp(row, expect.data(), expect.size() * 4), 0) << "key " << key;
+  ExpectRowsEqualReference(*store, ref, [](uint64_t key, const RowMeta& meta) {
     if (key >= 1000000) EXPECT_EQ(meta.updates, 2u) << "key " << key;
-  }));
-  EXPECT_EQ(seen, ref.rows().size());
+  });
 }
 
 // A row served from its spill record still counts as seen: with expiry, a
@@ -526,14 +525,10 @@ TEST(EmbeddingStoreTest, NeverUpdatedRowsSpillAsHeadersAndReadBackExactly) {
   std::vector<float> g(keys.size() * 8, -0.25f);
   ASSERT_OK(store->Push(keys, g));
   for (uint64_t k : keys) ref.Push(k, &g[8 * k]);
-  size_t seen = 0;
-  ASSERT_OK(store->ForEachRow([&](uint64_t key, const float* row, const RowMeta& meta) {
-    ++seen;
-    const auto& expect = ref.rows().at(key);
-    EXPECT_EQ(std::memcmp(row, expect.data(), expect.size() * 4), 0) << "key " << key;
+  ASSERT_EQ(ref.rows().size(), keys.size());
+  ExpectRowsEqualReference(*store, ref, [](uint64_t key, const RowMeta& meta) {
     EXPECT_EQ(meta.updates, key == 3 || key == 500 ? 2u : 1u) << "key " << key;
-  }));
-  EXPECT_EQ(seen, keys.size());
+  });
 }
 
 TEST(EmbeddingStoreTest, CorruptSpillRecordIsDataLossNamingTheKey) {
