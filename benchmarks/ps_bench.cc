@@ -20,6 +20,7 @@
 #include <cmath>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <thread>
 
 #include "absl/container/flat_hash_set.h"
@@ -286,13 +287,23 @@ Status Measure(const std::string& op, int dim, int batch, const std::vector<std:
   for (auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
   const double keys_per_s = keys_done / secs;
   // Share of row accesses served by the memory tier during the measurement.
+  // And, per key served, what the disk tier did: rows read, records
+  // written, bytes written, and memory-tier evictions and bypasses.
   double hit_rate = 1.0;
+  std::map<std::string, double> per_key = {{"spill_keys_read", 0},
+                                           {"spill_rows_written", 0},
+                                           {"spill_bytes_written", 0},
+                                           {"evictions", 0},
+                                           {"memory_bypasses", 0}};
   if (auto after = StatsOf(endpoints); after.ok() && !stats_before.empty()) {
-    const double mem = static_cast<double>(SumCounter(*after, "memory_hits") -
-                                           SumCounter(stats_before, "memory_hits"));
-    const double disk = static_cast<double>(SumCounter(*after, "disk_hits") -
-                                            SumCounter(stats_before, "disk_hits"));
+    auto delta = [&](const char* name) {
+      return static_cast<double>(SumCounter(*after, name) - SumCounter(stats_before, name));
+    };
+    const double mem = delta("memory_hits"), disk = delta("disk_hits");
     if (mem + disk > 0) hit_rate = mem / (mem + disk);
+    for (auto& [name, value] : per_key) {
+      value = keys_done > 0 ? delta(name.c_str()) / static_cast<double>(keys_done) : 0;
+    }
   }
   if (!report) return absl::OkStatus();
   PrintBenchResult("ps", {{"op", op},
@@ -314,6 +325,11 @@ Status Measure(const std::string& op, int dim, int batch, const std::vector<std:
                           {"p50_us", Percentile(all, 0.5)},
                           {"p99_us", Percentile(all, 0.99)},
                           {"memory_hit_rate", hit_rate},
+                          {"spill_reads_per_key", per_key["spill_keys_read"]},
+                          {"spill_writes_per_key", per_key["spill_rows_written"]},
+                          {"spill_bytes_per_key", per_key["spill_bytes_written"]},
+                          {"evictions_per_key", per_key["evictions"]},
+                          {"bypasses_per_key", per_key["memory_bypasses"]},
                           {"peak_rss_bytes", PeakRssBytes()}});
   return absl::OkStatus();
 }

@@ -6,12 +6,15 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <new>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/random.h"
+#include "common/serial_worker.h"
+#include "glog/logging.h"
 #include "ps/frequency_sketch.h"
 #include "ps/initializer.h"
 #include "ps/slot_router.h"
@@ -43,9 +46,15 @@ uint64_t MapBytes(const Map& m) {
   return m.capacity() == 0 ? 0 : m.capacity() * (sizeof(typename Map::value_type) + 1) + 16;
 }
 
+// The spill queue holds records in two states: queued (gen 0: not yet
+// handed to the disk) and in flight (gen g > 0: part of write job g, which
+// the spill writer is writing). Both are the key's newest durable state and
+// readable until the write lands; then the entry is dropped, unless a newer
+// one replaced it meanwhile.
 struct PendingPut {
   std::string value;
   bool was_on_disk = false;  // a durable record of the key exists (the put overwrites it)
+  uint64_t gen = 0;
 };
 
 struct CleanCopy {
@@ -94,6 +103,15 @@ ChunkPtr AllocChunk(size_t floats, bool huge) {
 }
 
 }  // namespace
+
+// One batch of a partition's queue on its way to the spill store.
+struct EmbeddingStore::SpillJob {
+  uint64_t gen = 0;
+  SpillBatch batch;
+  std::vector<uint64_t> put_keys, delete_keys;  // batch order
+  uint64_t new_records = 0;                     // puts of keys without a durable record
+  uint64_t bytes = 0;                           // values
+};
 
 uint32_t EmbeddingStore::ChunksFor(uint32_t rows) const {
   const uint32_t small_slots = small_chunk_rows_ * kSmallChunks;
@@ -198,15 +216,37 @@ struct EmbeddingStore::Partition {
   }
 
   // Queues `record` (EncodeRow) as the newest copy of `key`, to be written
-  // by Flush. REQUIRES: the key is neither resident nor queued.
+  // by the next job. REQUIRES: the key is not resident and has no queued
+  // (gen 0) record; an in-flight one is superseded.
   void Queue(uint64_t key, std::string record, bool on_disk) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    pending_bytes += record.size();
     PendingPut put;
     put.value = std::move(record);
     put.was_on_disk = on_disk;
-    // A queued delete of an older record is superseded by this put.
-    if (pending_deletes.erase(key) > 0) put.was_on_disk = true;
-    pending_bytes += put.value.size();
-    pending_puts[key] = std::move(put);
+    if (auto d = pending_deletes.find(key); d != pending_deletes.end()) {
+      // A queued delete of an older record is superseded by this put; an
+      // in-flight one lands first (the record is then gone).
+      if (d->second == 0) put.was_on_disk = true;
+      pending_deletes.erase(d);
+    }
+    if (auto old = pending_puts.find(key); old != pending_puts.end()) {
+      // In flight: it lands before this put, which then overwrites it.
+      put.was_on_disk = true;
+      pending_bytes -= old->second.value.size();
+      old->second = std::move(put);
+    } else {
+      pending_puts.emplace(key, std::move(put));
+    }
+  }
+
+  // Queues deletion of `key`'s durable record (expiry), dropping an
+  // in-flight record of it (which lands before the delete).
+  void QueueDelete(uint64_t key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    if (auto q = pending_puts.find(key); q != pending_puts.end()) {
+      pending_bytes -= q->second.value.size();
+      pending_puts.erase(q);
+    }
+    pending_deletes.try_emplace(key, 0);
   }
 
   // Removes resident row `s` for good (expiry), queueing deletion of its
@@ -214,7 +254,7 @@ struct EmbeddingStore::Partition {
   void Remove(uint32_t s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     const uint64_t key = slot_key[s];
     if (slot_flags[s] & kOnDisk) {
-      pending_deletes.insert(key);
+      QueueDelete(key);
       --resident_on_disk;
     }
     index.erase(key);
@@ -222,34 +262,115 @@ struct EmbeddingStore::Partition {
     ++c.expiries;
   }
 
-  // Writes the pending spill queue in one batch. On failure the queue is
-  // kept (rows stay readable from it) and retried next time.
-  Status Flush() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    if (pending_puts.empty() && pending_deletes.empty()) return absl::OkStatus();
-    SpillBatch batch;
-    batch.puts.reserve(pending_puts.size());
-    const uint64_t table_id = store->options_.table_id;
-    uint64_t new_records = 0;
+  bool HasQueued() const ABSL_SHARED_LOCKS_REQUIRED(mu) {
     for (const auto& [key, put] : pending_puts) {
-      batch.puts.emplace_back(SpillKey(table_id, key), put.value);
-      if (!put.was_on_disk) ++new_records;
+      if (put.gen == 0) return true;
     }
-    for (uint64_t key : pending_deletes) batch.deletes.push_back(SpillKey(table_id, key));
-    Status s = store->options_.spill->Write(batch);
-    if (!s.ok()) {
-      return Status(s.code(), absl::StrCat("table ", store->options_.table_name, ": spilling ",
-                                           batch.puts.size(), " rows to ",
-                                           store->options_.spill->Describe(), ": ", s.message()));
+    for (const auto& [key, gen] : pending_deletes) {
+      if (gen == 0) return true;
     }
-    disk_rows += new_records;
-    disk_rows -= batch.deletes.size();
-    c.spill_rows_written += batch.puts.size();
-    c.spill_bytes_written += pending_bytes;
-    // Swap with empty containers so their memory is returned, not kept.
-    absl::flat_hash_map<uint64_t, PendingPut>().swap(pending_puts);
-    absl::flat_hash_set<uint64_t>().swap(pending_deletes);
-    pending_bytes = 0;
+    return false;
+  }
+
+  // The queued (gen 0) records and deletes as write job `++next_gen`, now in
+  // flight; null if nothing is queued.
+  std::shared_ptr<SpillJob> TakeJob() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    auto job = std::make_shared<SpillJob>();
+    job->gen = ++next_gen;
+    const uint64_t table_id = store->options_.table_id;
+    for (auto& [key, put] : pending_puts) {
+      if (put.gen != 0) continue;
+      put.gen = job->gen;
+      job->batch.puts.emplace_back(SpillKey(table_id, key), put.value);
+      job->put_keys.push_back(key);
+      job->bytes += put.value.size();
+      if (!put.was_on_disk) ++job->new_records;
+    }
+    for (auto& [key, gen] : pending_deletes) {
+      if (gen != 0) continue;
+      gen = job->gen;
+      job->batch.deletes.push_back(SpillKey(table_id, key));
+      job->delete_keys.push_back(key);
+    }
+    if (job->put_keys.empty() && job->delete_keys.empty()) {
+      --next_gen;
+      return nullptr;
+    }
+    in_flight_bytes += job->bytes;
+    ++jobs_in_flight;
+    return job;
+  }
+
+  // Job `job` has landed on disk: its entries leave the queue (unless a
+  // newer record replaced them) and the disk's row count moves.
+  void Landed(const SpillJob& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    for (uint64_t key : job.put_keys) {
+      auto it = pending_puts.find(key);
+      if (it == pending_puts.end() || it->second.gen != job.gen) continue;
+      pending_bytes -= it->second.value.size();
+      pending_puts.erase(it);
+    }
+    for (uint64_t key : job.delete_keys) {
+      auto it = pending_deletes.find(key);
+      if (it != pending_deletes.end() && it->second == job.gen) pending_deletes.erase(it);
+    }
+    disk_rows += job.new_records;
+    disk_rows -= job.delete_keys.size();
+    c.spill_rows_written += job.put_keys.size();
+    c.spill_bytes_written += job.bytes;
+    in_flight_bytes -= job.bytes;
+    --jobs_in_flight;
+    if (pending_puts.empty()) absl::flat_hash_map<uint64_t, PendingPut>().swap(pending_puts);
+    if (pending_deletes.empty()) absl::flat_hash_map<uint64_t, uint64_t>().swap(pending_deletes);
+  }
+
+  // Writes `job` now, on this thread; on failure it stays in flight.
+  Status WriteJob(const SpillJob& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    Status s = store->options_.spill->Write(job.batch);
+    if (!s.ok()) return SpillWriteError(job, s);
+    Landed(job);
     return absl::OkStatus();
+  }
+
+  Status SpillWriteError(const SpillJob& job, const Status& s) const {
+    return Status(s.code(), absl::StrCat("table ", store->options_.table_name, ": spilling ",
+                                         job.put_keys.size(), " rows to ",
+                                         store->options_.spill->Describe(), ": ", s.message()));
+  }
+
+  // Retries, in order, the jobs whose background write failed (and those
+  // queued behind them). Fails with the first error, leaving the rest.
+  Status RetryFailedJobs() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    while (!failed_jobs.empty()) {
+      VREC_RETURN_IF_ERROR(WriteJob(*failed_jobs.front()));
+      failed_jobs.pop_front();
+    }
+    write_failed = false;
+    return absl::OkStatus();
+  }
+
+  // Every record of the queue on disk: waits for the jobs in flight, retries
+  // failed ones, then writes what is queued, on this thread. On failure the
+  // records stay queued (readable) and are retried next time.
+  Status Flush() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    WaitForJobs();
+    VREC_RETURN_IF_ERROR(RetryFailedJobs());
+    std::shared_ptr<SpillJob> job = TakeJob();
+    if (job == nullptr) return absl::OkStatus();
+    Status s = WriteJob(*job);
+    if (!s.ok()) {
+      failed_jobs.push_back(std::move(job));
+      write_failed = true;
+    }
+    return s;
+  }
+
+  // Until every job in flight has landed or failed.
+  void WaitForJobs() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    mu.Await(absl::Condition(
+        +[](Partition* p)
+             ABSL_NO_THREAD_SAFETY_ANALYSIS { return p->jobs_in_flight == p->failed_jobs.size(); },
+        this));
   }
 
   // Counts one sighting of a not-yet-admitted key; returns its count.
@@ -276,8 +397,8 @@ struct EmbeddingStore::Partition {
            slot_key.capacity() * sizeof(uint64_t) + slot_last_seen.capacity() * sizeof(uint64_t) +
            slot_updates.capacity() * sizeof(uint32_t) + slot_flags.capacity() +
            free_slots.capacity() * sizeof(uint32_t) + MapBytes(index) + MapBytes(admission) +
-           pending_bytes + MapBytes(pending_puts) + MapBytes(pending_deletes) + clean_bytes +
-           MapBytes(clean_evicted) + hot.MemoryBytes() +
+           pending_bytes + MapBytes(pending_puts) + MapBytes(pending_deletes) + in_flight_bytes +
+           clean_bytes + MapBytes(clean_evicted) + hot.MemoryBytes() +
            (freq ? sizeof(FrequencySketch) + freq->MemoryBytes() : 0);
   }
 
@@ -295,9 +416,19 @@ struct EmbeddingStore::Partition {
   uint32_t clock_hand ABSL_GUARDED_BY(mu) = 0;
   uint64_t resident_on_disk ABSL_GUARDED_BY(mu) = 0;  // resident rows with kOnDisk
   uint64_t disk_rows ABSL_GUARDED_BY(mu) = 0;         // durable spill records
+  // The spill queue (see PendingPut): records and deletes queued or in
+  // flight, each the newest state of its key.
   absl::flat_hash_map<uint64_t, PendingPut> pending_puts ABSL_GUARDED_BY(mu);
-  absl::flat_hash_set<uint64_t> pending_deletes ABSL_GUARDED_BY(mu);
+  absl::flat_hash_map<uint64_t, uint64_t> pending_deletes ABSL_GUARDED_BY(mu);  // key -> gen
   uint64_t pending_bytes ABSL_GUARDED_BY(mu) = 0;
+  // Write jobs: numbered from 1; in flight until landed. A job whose write
+  // failed, and every later one, waits in failed_jobs (still in flight)
+  // until a request retries them in order (RetryFailedJobs).
+  uint64_t next_gen ABSL_GUARDED_BY(mu) = 0;
+  uint64_t jobs_in_flight ABSL_GUARDED_BY(mu) = 0;
+  uint64_t in_flight_bytes ABSL_GUARDED_BY(mu) = 0;  // the jobs' own copies of records
+  bool write_failed ABSL_GUARDED_BY(mu) = false;
+  std::deque<std::shared_ptr<SpillJob>> failed_jobs ABSL_GUARDED_BY(mu);
   // Clean rows evicted by the request in progress (see Evict); empty
   // between requests.
   absl::flat_hash_map<uint64_t, CleanCopy> clean_evicted ABSL_GUARDED_BY(mu);
@@ -344,6 +475,7 @@ StatusOr<std::unique_ptr<EmbeddingStore>> EmbeddingStore::Create(EmbeddingStoreO
         "table ", name, ": a memory budget or expiry needs a spill store (disk tier)"));
   }
   if (options.num_partitions == 0) options.num_partitions = 1;
+  if (options.max_spill_jobs_in_flight == 0) options.max_spill_jobs_in_flight = 1;
   if (options.hot_key_sample == 0) options.hot_key_sample = 1;
   if (options.table_id == 0) options.table_id = TableId(name);
   std::unique_ptr<EmbeddingStore> store(new EmbeddingStore(std::move(options)));
@@ -375,6 +507,9 @@ Status EmbeddingStore::Init() {
     Partition& p = *partitions_.back();
     MutexLock lock(&p.mu);
     p.admission_capacity = admission_per_part;
+  }
+  if (options_.spill != nullptr && options_.background_spill_writes) {
+    writer_ = std::make_unique<SerialWorker>("vrec-spill");
   }
   // The arena grows by kSmallChunks chunks of about 16 KB (at most 256 rows),
   // so small or sparse tables do not pin much memory, then by chunks of
@@ -463,6 +598,7 @@ StatusOr<std::unique_ptr<EmbeddingStore>> EmbeddingStore::FromConfig(
   o.expiry_steps = table.storage().expiry_steps();
   o.spill = options.spill;
   o.num_partitions = options.num_partitions;
+  o.max_spill_jobs_in_flight = options.max_spill_jobs_in_flight;
   if (table.dense()) {
     if (table.dense_size() == 0 || options.dense_block_floats == 0) {
       return absl::InvalidArgumentError(
@@ -660,7 +796,7 @@ Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint
   // Spill writes that failed earlier are retried first; while the disk tier
   // keeps failing, requests are refused before anything is applied, which
   // bounds how far memory can exceed the budget.
-  if (options_.spill != nullptr) VREC_RETURN_IF_ERROR(p.Flush());
+  if (p.write_failed) VREC_RETURN_IF_ERROR(p.RetryFailedJobs());
 
   // 1. One MultiGet for the keys that are neither resident nor queued.
   absl::flat_hash_map<uint64_t, std::string> fetched;
@@ -754,13 +890,20 @@ Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint
       // copy evicted earlier in this request, or is what the disk returned.
       std::string value;
       bool found = false, on_disk = false, from_queue = false, from_memory = false;
+      bool in_flight = false;
       if (auto q = p.pending_puts.find(k); q != p.pending_puts.end()) {
-        value = std::move(q->second.value);
-        on_disk = q->second.was_on_disk;
-        p.pending_bytes -= value.size();
-        p.pending_puts.erase(q);
+        if (q->second.gen == 0) {  // queued: taken out (it is the row now)
+          value = std::move(q->second.value);
+          on_disk = q->second.was_on_disk;
+          p.pending_bytes -= value.size();
+          p.pending_puts.erase(q);
+          from_queue = true;
+        } else {  // in flight: stays readable until it lands, which it will
+          value = q->second.value;
+          on_disk = in_flight = true;
+        }
         ExpandRecord(k, &value);
-        found = from_queue = from_memory = true;
+        found = from_memory = true;
       } else if (auto c = p.clean_evicted.find(k); c != p.clean_evicted.end()) {
         // Unchanged since its spill record. Moved out first: AdmitSlot below
         // may insert into clean_evicted.
@@ -777,7 +920,7 @@ Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint
         RowMeta meta;
         ParseMeta(value, &meta);  // validated: queued by us or checked above
         if (Expired(meta.last_seen_step, now)) {
-          if (on_disk) p.pending_deletes.insert(k);
+          if (on_disk) p.QueueDelete(k);
           ++p.c.expiries;
         } else {
           ++(from_memory ? p.c.memory_hits : p.c.disk_hits);
@@ -788,7 +931,7 @@ Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint
             if (ServeRecord(op, out_row, grad, now, &value) || from_queue) {
               CompactRecord(&value);
               p.Queue(k, std::move(value), on_disk);
-            } else {
+            } else if (!in_flight) {
               fetched.emplace(k, std::move(value));  // equal to the disk's record
             }
             continue;
@@ -850,14 +993,55 @@ Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint
       if (p.slot_updates[s] != UINT32_MAX) ++p.slot_updates[s];
     }
   }
-  // The request has been applied; if the spill write fails now, the evicted
-  // rows stay queued (readable, counted in memory) and the next request
-  // retries the write. Reporting an error here would invite a retry that
-  // applies the push twice.
-  if (options_.spill != nullptr && !p.Flush().ok()) ++p.c.spill_write_failures;
+  // The request has been applied: what it evicted is handed to the spill
+  // writer (or, without one, written now). If that write fails, the records
+  // stay queued (readable, counted in memory) and the next request retries
+  // it; reporting an error here would invite a retry that applies the push
+  // twice.
+  if (options_.spill != nullptr) {
+    if (writer_ == nullptr) {
+      if (!p.Flush().ok()) ++p.c.spill_write_failures;
+    } else if (!p.write_failed && p.HasQueued()) {
+      // Beyond max_spill_jobs_in_flight jobs the request waits for the disk.
+      p.mu.Await(absl::Condition(
+          +[](Partition* q) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+            return q->jobs_in_flight < q->store->options_.max_spill_jobs_in_flight ||
+                   q->write_failed;
+          },
+          &p));
+      if (!p.write_failed) {
+        if (std::shared_ptr<SpillJob> job = p.TakeJob()) {
+          writer_->Submit([this, &p, job = std::move(job)] { WriteInBackground(p, job); });
+        }
+      }
+    }
+  }
   absl::flat_hash_map<uint64_t, CleanCopy>().swap(p.clean_evicted);
   p.clean_bytes = 0;
   return absl::OkStatus();
+}
+
+void EmbeddingStore::WriteInBackground(Partition& p, std::shared_ptr<SpillJob> job) {
+  {
+    MutexLock lock(&p.mu);
+    if (p.write_failed) {  // an earlier job failed: this one waits behind it
+      p.failed_jobs.push_back(std::move(job));
+      return;
+    }
+  }
+  // No lock while writing: requests go on meanwhile. Nothing else writes
+  // this partition's records now (jobs run one at a time, in order, and a
+  // request writes only failed jobs, or after WaitForJobs).
+  const Status s = options_.spill->Write(job->batch);
+  MutexLock lock(&p.mu);
+  if (s.ok()) {
+    p.Landed(*job);
+  } else {
+    LOG(WARNING) << p.SpillWriteError(*job, s).message() << " (retried by the next request)";
+    ++p.c.spill_write_failures;
+    p.write_failed = true;
+    p.failed_jobs.push_back(std::move(job));
+  }
 }
 
 uint64_t EmbeddingStore::AdvanceStep(uint64_t n) {
@@ -894,6 +1078,7 @@ StatusOr<uint64_t> EmbeddingStore::ExpireStale() {
   for (auto& part : partitions_) {
     Partition& p = *part;
     MutexLock lock(&p.mu);
+    VREC_RETURN_IF_ERROR(p.Flush());  // nothing in flight below
     const uint64_t before = p.c.expiries;
     for (uint32_t s = 0; s < p.num_slots; ++s) {
       if ((p.slot_flags[s] & kUsed) && Expired(p.slot_last_seen[s], now)) {
@@ -904,7 +1089,7 @@ StatusOr<uint64_t> EmbeddingStore::ExpireStale() {
     for (auto it = p.pending_puts.begin(); it != p.pending_puts.end();) {
       RowMeta meta;
       if (ParseMeta(it->second.value, &meta) && Expired(meta.last_seen_step, now)) {
-        if (it->second.was_on_disk) p.pending_deletes.insert(it->first);
+        if (it->second.was_on_disk) p.pending_deletes.try_emplace(it->first, 0);
         p.pending_bytes -= it->second.value.size();
         ++p.c.expiries;
         p.pending_puts.erase(it++);
@@ -945,7 +1130,7 @@ StatusOr<uint64_t> EmbeddingStore::ExpireStale() {
     for (size_t j = 0; j < keys.size(); ++j) {
       RowMeta meta;
       if (values[j] && ParseMeta(*values[j], &meta) && Expired(meta.last_seen_step, now)) {
-        p.pending_deletes.insert(keys[j]);
+        p.pending_deletes.try_emplace(keys[j], 0);
         ++p.c.expiries;
         ++removed;
       }
@@ -1000,11 +1185,13 @@ Status EmbeddingStore::ForEachRow(
   for (auto& part : partitions_) {
     Partition& p = *part;
     MutexLock lock(&p.mu);
+    p.WaitForJobs();  // a job landing during the disk scan below would be seen twice
     for (uint32_t s = 0; s < p.num_slots; ++s) {
       if (!(p.slot_flags[s] & kUsed) || Expired(p.slot_last_seen[s], now)) continue;
       fn(p.slot_key[s], p.Row(s), RowMeta{p.slot_last_seen[s], p.slot_updates[s]});
     }
     for (const auto& [key, put] : p.pending_puts) {
+      if (p.index.contains(key)) continue;  // an unlanded record of a resident row
       RowMeta meta;
       VREC_RETURN_IF_ERROR(DecodeRow(key, put.value, row.data(), &meta));
       if (!Expired(meta.last_seen_step, now)) fn(key, row.data(), meta);
@@ -1032,6 +1219,13 @@ Status EmbeddingStore::ForEachRow(
   return decode_status;
 }
 
+void EmbeddingStore::WaitForSpillWrites() {
+  for (auto& part : partitions_) {
+    MutexLock lock(&part->mu);
+    part->WaitForJobs();
+  }
+}
+
 uint64_t EmbeddingStore::MemoryBytes() const {
   uint64_t total = 0;
   for (const auto& part : partitions_) {
@@ -1056,7 +1250,9 @@ StoreStats EmbeddingStore::Stats() const {
     MutexLock lock(&p.mu);
     st.rows_in_memory += p.index.size();
     st.rows_on_disk += p.disk_rows;
-    st.rows_disk_only += p.disk_rows - p.resident_on_disk;
+    // A row reloaded from a record still in flight counts as on disk before
+    // its record lands.
+    st.rows_disk_only += p.disk_rows - std::min(p.disk_rows, p.resident_on_disk);
     st.rows_pending_spill += p.pending_puts.size();
     st.memory_bytes += p.MemoryBytes();
     st.pull_keys += p.c.pull_keys;

@@ -22,13 +22,18 @@
 // partition per request) before creating a new row, so no update is lost:
 // the newest copy of a row is always in exactly one of memory, the spill
 // queue, or disk (memory wins over an older disk record of the same key).
-// Evicted rows are queued per partition and written in one batch at the end
-// of the request that evicted them, still under the partition's lock; while
-// a request runs, memory can exceed the budget by the rows it evicts. If that
-// write fails the request still succeeds (it has been applied) and the rows
-// stay queued (readable, counted in memory); the next request to the
-// partition retries the write first and is refused with the error, nothing
-// applied, while the disk tier keeps failing.
+// Evicted rows are queued per partition; at the end of the request that
+// evicted them the queue becomes one write job, written by a background
+// thread (background_spill_writes; one per store) while requests go on. A
+// record stays in the queue, readable, until its job lands; a newer record
+// of the same key supersedes it (jobs of a partition land in order). At
+// most max_spill_jobs_in_flight jobs a partition are in flight, beyond that
+// a request waits for the disk; memory can exceed the budget by the records
+// in flight (WaitForSpillWrites() waits for them). If a job's write fails,
+// the request that made it has already succeeded (it has been applied); the
+// job and later ones stay queued (readable, counted in memory) and the next
+// request to the partition retries them first and is refused with the
+// error, nothing applied, while the disk tier keeps failing.
 //
 // Admission (admission_min_count = F > 1): a row is created only at the F-th
 // Pull of its key. Until then Pull returns the initial value and Push of it
@@ -67,6 +72,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/types/span.h"
+#include "common/serial_worker.h"
 #include "proto/model.pb.h"
 #include "ps/heavy_hitters.h"
 #include "ps/mutex.h"
@@ -88,6 +94,13 @@ struct EmbeddingStoreOptions {
   uint32_t admission_min_count = 0;  // 0 or 1 = create on first touch
   uint64_t expiry_steps = 0;         // 0 = never expire
   SpillStore* spill = nullptr;       // not owned; required with a budget or expiry
+  // Evicted rows are written to the spill store by a background thread (one
+  // per store), off the requests' path; false writes them at the end of the
+  // request that evicted them.
+  bool background_spill_writes = true;
+  // Write jobs a partition may have in flight; a request that would hand
+  // over one more waits for the disk (this bounds the memory they hold).
+  uint32_t max_spill_jobs_in_flight = 2;
 
   uint32_t num_partitions = 16;
   uint64_t admission_tracker_capacity = 1 << 16;  // pending keys tracked, all partitions
@@ -101,7 +114,8 @@ struct TableStoreOptions {
   SpillStore* spill = nullptr;       // shared by the tables of a server
   uint64_t memory_budget_bytes = 0;  // overrides TableConfig.storage when > 0
   uint32_t num_partitions = 16;
-  uint32_t dense_block_floats = 4096;  // block width of dense tables
+  uint32_t max_spill_jobs_in_flight = 2;  // see EmbeddingStoreOptions
+  uint32_t dense_block_floats = 4096;     // block width of dense tables
   uint64_t glorot_fan_in = 0;          // GLOROT_UNIFORM dense tables only
   uint64_t glorot_fan_out = 0;
 };
@@ -142,7 +156,7 @@ struct StoreStats {
   uint64_t memory_bypasses = 0;
   uint64_t spill_rows_written = 0, spill_bytes_written = 0, spill_keys_read = 0;
   uint64_t expiries = 0;
-  uint64_t spill_write_failures = 0;  // end-of-request writes left queued
+  uint64_t spill_write_failures = 0;  // spill write jobs that failed (left queued)
   std::vector<HeavyHitter> hot_keys;  // approximate, sampled (see options)
 
   double MemoryHitRate() const {
@@ -210,6 +224,12 @@ class EmbeddingStore {
   // more sightings, never fewer). Call before the store serves requests.
   void RestoreState(uint64_t step, absl::Span<const std::pair<uint64_t, uint32_t>> admission);
 
+  // Waits until every spill write handed to the background writer has
+  // landed or failed (a failed one is retried by the next request to its
+  // partition). Then no records are in flight: MemoryBytes() is within the
+  // budget and rows_on_disk counts every landed record.
+  void WaitForSpillWrites();
+
   StoreStats Stats() const;
   // Bytes of memory held by the in-memory tier (what the budget bounds).
   uint64_t MemoryBytes() const;
@@ -221,6 +241,7 @@ class EmbeddingStore {
 
  private:
   struct Partition;
+  struct SpillJob;
   enum class Op { kPull, kPush };
 
   explicit EmbeddingStore(EmbeddingStoreOptions options);
@@ -230,6 +251,8 @@ class EmbeddingStore {
   Status ServePartition(Partition& p, Op op, absl::Span<const uint64_t> keys,
                         const std::vector<uint32_t>& idx, float* out, const float* grads,
                         uint64_t step);
+  // Runs on writer_: writes `job` without holding p's lock.
+  void WriteInBackground(Partition& p, std::shared_ptr<SpillJob> job);
 
   // Serves a row that stays out of memory from its spill record (a pull
   // copies its weights to out_row, a push applies grad); returns whether the
@@ -265,6 +288,9 @@ class EmbeddingStore {
   uint32_t big_chunk_rows_ = 0;
   uint32_t ChunksFor(uint32_t rows) const;  // chunks holding `rows` slots
   std::vector<std::unique_ptr<Partition>> partitions_;
+  // Background spill writes (see background_spill_writes); declared after
+  // partitions_ so it finishes its jobs before they are destroyed.
+  std::unique_ptr<SerialWorker> writer_;
   std::atomic<uint64_t> step_{0};
   std::atomic<uint64_t> pull_requests_{0}, push_requests_{0};
   std::atomic<uint32_t> next_start_{0};  // first partition of the next request

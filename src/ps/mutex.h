@@ -38,6 +38,13 @@ class ABSL_LOCKABLE Mutex {
     VREC_TSAN_RELEASE(this);
     mu_.Unlock();
   }
+  // Releases the mutex until `cond` holds (evaluated with the mutex held,
+  // possibly on another thread), then returns with it held again.
+  void Await(const absl::Condition& cond) ABSL_EXCLUSIVE_LOCKS_REQUIRED(this) {
+    VREC_TSAN_RELEASE(this);
+    mu_.Await(cond);
+    VREC_TSAN_ACQUIRE(this);
+  }
 
  private:
   absl::Mutex mu_;

@@ -56,6 +56,9 @@ nlohmann::json StatsToJson(const StoreStats& s) {
           {"dropped_pushes", s.dropped_pushes},
           {"evictions", s.evictions},
           {"memory_bypasses", s.memory_bypasses},
+          {"spill_keys_read", s.spill_keys_read},
+          {"spill_rows_written", s.spill_rows_written},
+          {"spill_bytes_written", s.spill_bytes_written},
           {"expiries", s.expiries},
           {"hot_keys", hot}};
 }

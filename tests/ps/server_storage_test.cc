@@ -56,6 +56,7 @@ TEST(ServerStorageTest, SplitsTheProcessBudgetAndStaysWithinIt) {
   ASSERT_OK(server->Find("token")->Pull(keys, absl::MakeSpan(out)));
   std::vector<float> tower(3 * 1024);
   ASSERT_OK(server->Find("tower")->Pull({0, 1, 2}, absl::MakeSpan(tower)));
+  for (const char* table : {"video", "token"}) server->Find(table)->WaitForSpillWrites();
   EXPECT_LE(server->MemoryBytes(), o.memory_budget_bytes);
   EXPECT_GT(server->Find("video")->Stats().rows_disk_only, 10000u);
   server->AdvanceStep(3);
