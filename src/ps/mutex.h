@@ -41,8 +41,24 @@ class ABSL_LOCKABLE Mutex {
   // Releases the mutex until `cond` holds (evaluated with the mutex held,
   // possibly on another thread), then returns with it held again.
   void Await(const absl::Condition& cond) ABSL_EXCLUSIVE_LOCKS_REQUIRED(this) {
+    // absl evaluates `cond` with its own lock held (here, or on a thread
+    // unlocking), which TSan cannot see: each evaluation acquires and
+    // releases this mutex explicitly. Everything an evaluation reads is
+    // written before the release below.
+    struct Seen {
+      Mutex* mu;
+      const absl::Condition* cond;
+    } seen{this, &cond};
+    const absl::Condition seen_cond(
+        +[](Seen* s) {
+          VREC_TSAN_ACQUIRE(s->mu);
+          const bool holds = s->cond->Eval();
+          VREC_TSAN_RELEASE(s->mu);
+          return holds;
+        },
+        &seen);
     VREC_TSAN_RELEASE(this);
-    mu_.Await(cond);
+    mu_.Await(seen_cond);
     VREC_TSAN_ACQUIRE(this);
   }
 
