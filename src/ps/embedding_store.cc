@@ -803,8 +803,13 @@ Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint
   if (options_.spill != nullptr && p.disk_rows > 0) {
     std::vector<uint64_t> missing;
     absl::flat_hash_set<uint64_t> seen;
-    for (uint32_t i : idx) {
-      const uint64_t k = keys[i];
+    constexpr size_t kAhead = 16;  // index slots prefetched this many keys ahead
+    for (size_t pos = 0; pos < std::min(kAhead, idx.size()); ++pos) {
+      p.index.prefetch(keys[idx[pos]]);
+    }
+    for (size_t pos = 0; pos < idx.size(); ++pos) {
+      if (pos + kAhead < idx.size()) p.index.prefetch(keys[idx[pos + kAhead]]);
+      const uint64_t k = keys[idx[pos]];
       if (p.index.contains(k) || p.pending_puts.contains(k) || p.pending_deletes.contains(k)) {
         continue;
       }
@@ -854,6 +859,10 @@ Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint
     if (pos >= idx.size()) return;
     auto it = p.index.find(keys[idx[pos]]);
     if (it == p.index.end()) return;
+    // The slot's metadata is touched too (a cache miss each, otherwise).
+    __builtin_prefetch(&p.slot_flags[it->second]);
+    if (op == Op::kPush) __builtin_prefetch(&p.slot_updates[it->second]);
+    if (expiry) __builtin_prefetch(&p.slot_last_seen[it->second]);
     const char* row = reinterpret_cast<const char*>(p.Row(it->second));
     for (size_t b = 0; b < prefetch_bytes; b += 64) __builtin_prefetch(row + b);
   };
