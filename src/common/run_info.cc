@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "common/build_info.h"
+#include "common/malloc_tuning.h"
 
 namespace vrec {
 namespace {
@@ -32,7 +33,8 @@ nlohmann::json RunInfo() {
           {"build_type", VREC_BUILD_TYPE},
           {"host", host},
           {"cpu", CpuModel()},
-          {"cores", std::thread::hardware_concurrency()}};
+          {"cores", std::thread::hardware_concurrency()},
+          {"glibc_tunables", MallocTunables()}};
 }
 
 void PrintBenchResult(const std::string& bench, nlohmann::json result) {

@@ -1,0 +1,44 @@
+#include "common/malloc_tuning.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+namespace vrec {
+
+std::optional<std::string> TunablesWithHugePages(const char* current, const std::string& thp_mode) {
+  if (thp_mode.empty() || thp_mode.find("[never]") != std::string::npos) return std::nullopt;
+  const std::string now = current == nullptr ? "" : current;
+  if (now.find("glibc.malloc.hugetlb") != std::string::npos) return std::nullopt;
+  return now.empty() ? "glibc.malloc.hugetlb=1" : now + ":glibc.malloc.hugetlb=1";
+}
+
+void ReexecWithMallocTuning(char** argv) {
+  const char* off = std::getenv("VREC_MALLOC_TUNING");
+  if (off != nullptr && std::strcmp(off, "0") == 0) return;
+  std::ifstream in("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::stringstream mode;
+  mode << in.rdbuf();
+  const char* current = std::getenv("GLIBC_TUNABLES");
+  const std::string before = current == nullptr ? "" : current;
+  std::optional<std::string> want = TunablesWithHugePages(current, mode.str());
+  if (!want) return;
+  if (::setenv("GLIBC_TUNABLES", want->c_str(), 1) != 0) return;
+  ::execv("/proc/self/exe", argv);
+  // exec failed (no /proc, say): carry on as started, environment restored.
+  if (current == nullptr) {
+    ::unsetenv("GLIBC_TUNABLES");
+  } else {
+    ::setenv("GLIBC_TUNABLES", before.c_str(), 1);
+  }
+}
+
+std::string MallocTunables() {
+  const char* v = std::getenv("GLIBC_TUNABLES");
+  return v == nullptr ? "" : v;
+}
+
+}  // namespace vrec

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# vrec re-executes itself once with transparent huge pages for malloc
+# (src/common/malloc_tuning.h) unless the caller chose otherwise; every
+# benchmark line records the tunables it ran with.
+set -euo pipefail
+VREC=$1
+tunables() {  # the glibc_tunables field of a tiny bench ps run
+  "$VREC" bench ps --rows=1000 --dim=8 --batch=100 --ops=pull --seconds=0.1 2>/dev/null |
+    /usr/bin/python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["glibc_tunables"])'
+}
+fail() { echo "FAIL: $*" >&2; exit 1; }
+thp=$(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null || true)
+got=$(unset GLIBC_TUNABLES; tunables)
+if [ -n "$thp" ] && [[ "$thp" != *"[never]"* ]]; then
+  [ "$got" = "glibc.malloc.hugetlb=1" ] || fail "default run has tunables '$got'"
+else
+  [ -z "$got" ] || fail "kernel without THP, yet tunables '$got'"
+fi
+got=$(GLIBC_TUNABLES=glibc.malloc.arena_max=4 tunables)
+if [ -n "$thp" ] && [[ "$thp" != *"[never]"* ]]; then
+  [ "$got" = "glibc.malloc.arena_max=4:glibc.malloc.hugetlb=1" ] || fail "appended: '$got'"
+fi
+got=$(GLIBC_TUNABLES=glibc.malloc.hugetlb=0 tunables)
+[ "$got" = "glibc.malloc.hugetlb=0" ] || fail "the caller's hugetlb=0 was overridden: '$got'"
+got=$(unset GLIBC_TUNABLES; VREC_MALLOC_TUNING=0 tunables)
+[ -z "$got" ] || fail "VREC_MALLOC_TUNING=0 still re-executed: '$got'"
+echo "malloc tuning: ok"
