@@ -2,7 +2,7 @@
 # Training throughput across worker counts, beside a PyTorch peer, in one run.
 #
 #   benchmarks/scaling.sh [--workers="1 2 4"] [--servers=1] [--seconds=20] [--runs=3]
-#                         [--out=docs] [--peer=1]
+#                         [--out=docs] [--peer=1] [--peer_tunables=glibc.malloc.hugetlb=1]
 #
 # For each worker count W: `vrec bench train --workers=W --servers=S` (the
 # paper-sized candidate model on in-memory examples, one process: S servers
@@ -12,9 +12,16 @@
 # Each figure is the median of --runs runs, vrec and peer alternating. Writes
 # OUT/scaling.json (every run and the medians) and OUT/scaling.png (examples/s
 # and scaling efficiency against W), and prints a Markdown table.
+#
+# The peer runs with GLIBC_TUNABLES=--peer_tunables, by default the heap
+# setting vrec gives itself (transparent huge pages for malloc, see
+# docs/operations.md): both then page-fault alike and the comparison is of the
+# programs, not of glibc's defaults (the peer runs ~2.5x slower without it).
+# --peer_tunables= (empty) measures the peer under glibc's defaults.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORKERS="1 2 4"; SERVERS=1; SECONDS_=20; RUNS=3; OUT=docs; PEER=1
+PEER_TUNABLES=glibc.malloc.hugetlb=1
 for arg in "$@"; do
   case "$arg" in
     --workers=*) WORKERS="${arg#*=}" ;;
@@ -23,7 +30,8 @@ for arg in "$@"; do
     --runs=*) RUNS="${arg#*=}" ;;
     --out=*) OUT="${arg#*=}" ;;
     --peer=*) PEER="${arg#*=}" ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    --peer_tunables=*) PEER_TUNABLES="${arg#*=}" ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "scaling.sh: unknown argument '$arg' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -43,7 +51,8 @@ for w in $WORKERS; do
       2>/dev/null | tail -n 1 | sed "s/^/vrec $w /" >>"$LINES"
     if [[ "$PEER" == 1 ]]; then
       echo "  W=$w run $r/$RUNS: PyTorch peer" >&2
-      /usr/bin/python3 benchmarks/torch_candidate_peer.py --threads="$w" 2>/dev/null |
+      GLIBC_TUNABLES="$PEER_TUNABLES" \
+        /usr/bin/python3 benchmarks/torch_candidate_peer.py --threads="$w" 2>/dev/null |
         tail -n 1 | sed "s/^/peer $w /" >>"$LINES"
     fi
   done

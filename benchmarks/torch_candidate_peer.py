@@ -374,6 +374,9 @@ class _Peer:
             "cpu": _cpu_model(),
             "cores": os.cpu_count(),
             "host": platform.node(),
+            # The heap setting matters as much as the model: glibc.malloc.hugetlb=1
+            # (what vrec sets for itself) runs this peer 2.5x faster here.
+            "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""),
             # Other work on the machine inflates the median: keep the load.
             "loadavg_1m": round(os.getloadavg()[0], 2),
         }
