@@ -125,9 +125,10 @@ int Main(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   // Transparent huge pages for malloc'd memory (src/common/malloc_tuning.h):
-  // re-executes once with GLIBC_TUNABLES extended; `vrec bench train` runs
-  // 2x faster. Before anything else: glibc reads tunables at start-up.
-  vrec::ReexecWithMallocTuning(argv);
+  // re-executes once with GLIBC_TUNABLES extended (not under a memory
+  // budget); `vrec bench train` runs 2x faster. Before anything else: glibc
+  // reads tunables at start-up.
+  vrec::ReexecWithMallocTuning(argc, argv);
   // Training and serving move tens of MB per step through short-lived
   // buffers (pulled rows, gradients, messages). By default glibc serves such
   // sizes with mmap and unmaps them on free, so every step page-faults and

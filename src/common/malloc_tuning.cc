@@ -16,9 +16,31 @@ std::optional<std::string> TunablesWithHugePages(const char* current, const std:
   return now.empty() ? "glibc.malloc.hugetlb=1" : now + ":glibc.malloc.hugetlb=1";
 }
 
-void ReexecWithMallocTuning(char** argv) {
+bool SetsMemoryBudget(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--") break;
+    const size_t dashes = arg.rfind("--", 0) == 0 ? 2 : (arg.rfind('-', 0) == 0 ? 1 : 0);
+    if (dashes == 0) continue;
+    arg = arg.substr(dashes);
+    std::string value;
+    const size_t eq = arg.find('=');
+    if (eq != std::string::npos) {
+      value = arg.substr(eq + 1);
+      arg = arg.substr(0, eq);
+    } else if (i + 1 < argc) {
+      value = argv[i + 1];
+    }
+    if (arg != "budget_mb" && arg != "server_memory_mb") continue;
+    if (value.find_first_not_of("0") != std::string::npos) return true;
+  }
+  return false;
+}
+
+void ReexecWithMallocTuning(int argc, char** argv) {
   const char* off = std::getenv("VREC_MALLOC_TUNING");
   if (off != nullptr && std::strcmp(off, "0") == 0) return;
+  if (SetsMemoryBudget(argc, argv)) return;
   std::ifstream in("/sys/kernel/mm/transparent_hugepage/enabled");
   std::stringstream mode;
   mode << in.rdbuf();

@@ -25,12 +25,20 @@ namespace vrec {
 // (empty).
 std::optional<std::string> TunablesWithHugePages(const char* current, const std::string& thp_mode);
 
+// Whether argv sets a memory budget: a non-zero --budget_mb or
+// --server_memory_mb (as --flag=N, -flag=N or --flag N). Such a process is
+// held to a resident-set size, and huge pages round every touched 2 MiB of
+// heap up: the 8M-row scale run's peak RSS went from 6.3 to 8.2 GiB with
+// them (docs/benchmarks.md), so it keeps glibc's default.
+bool SetsMemoryBudget(int argc, char** argv);
+
 // Re-executes this binary (/proc/self/exe, same argv) with the tunables
-// above unless they are in effect already or VREC_MALLOC_TUNING=0. Call first
-// thing in main, before threads or MPI start. Returns only when no
+// above unless they are in effect already, argv sets a memory budget, or
+// VREC_MALLOC_TUNING=0. Call first thing in main, before threads or MPI
+// start. Returns only when no
 // re-execution happened (not needed, disabled, or exec failed: the process
 // then runs on with glibc's defaults, which are slower but correct).
-void ReexecWithMallocTuning(char** argv);
+void ReexecWithMallocTuning(int argc, char** argv);
 
 // What GLIBC_TUNABLES holds in this process ("" when unset), for benchmark
 // lines.
