@@ -33,6 +33,10 @@ DEFINE_bool(random_labels, false,
             "Training labels are randomly held-out watches whose history is every other watch "
             "and search of the user, earlier and later (the paper's Figure 5 baseline); default: "
             "next watches, history before them. Test examples are next watches either way");
+DEFINE_bool(write_train, true,
+            "false: write only the held-out examples, the videos (with each one's training label "
+            "count) and a sample of 65,536 ranking training examples; the training examples are "
+            "then simulated on the fly by `vrec train --stream` (for runs larger than the disk)");
 DEFINE_int32(threads, 0, "Generator threads (0 = all cores); the output does not depend on it");
 DEFINE_bool(fsync, true, "fsync every file on close");
 // The generative process (see docs/datagen.md).
@@ -100,6 +104,7 @@ int RunDatagen(int argc, char** argv) {
   go.page_rate = FLAGS_page_rate;
   go.page_size = FLAGS_page_size;
   go.random_labels = FLAGS_random_labels;
+  go.write_train = FLAGS_write_train;
   go.progress_interval_s = FLAGS_progress_seconds;
   go.sync = FLAGS_fsync;
   if (Status s = ValidateGeneratorOptions(go, wo); !s.ok()) {

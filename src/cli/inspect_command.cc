@@ -176,6 +176,7 @@ StatusOr<std::vector<Target>> DatasetTargets(const std::string& dir, Kind forced
   add(m.candidate_test(), Kind::kCandidate);
   add(m.ranking_train(), Kind::kRanking);
   add(m.ranking_test(), Kind::kRanking);
+  add(m.ranking_train_sample(), Kind::kRanking);
   if (!m.videos().empty()) {
     Target t;
     t.path = JoinPath(dir, m.videos());

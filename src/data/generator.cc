@@ -7,7 +7,9 @@
 #include <cstdio>
 #include <memory>
 #include <thread>
+#include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
@@ -401,33 +403,61 @@ StatusOr<WorldOptions> WorldOptionsFromJson(const nlohmann::json& j) {
 
 namespace {
 
-// One shard's four record files.
+// One shard's record files: the held-out examples always; the training
+// examples when they are written, otherwise their label counts and a
+// uniform sample of the ranking ones (reservoir of `sample_size`).
 class ShardFileSink : public ExampleSink {
  public:
   static StatusOr<std::unique_ptr<ShardFileSink>> Open(const std::string& dir, int shard,
-                                                       int shards, bool sync) {
+                                                       int shards, bool sync, bool write_train,
+                                                       int64_t sample_size, uint64_t seed) {
     auto sink = std::unique_ptr<ShardFileSink>(new ShardFileSink);
-    RecordWriterOptions wo;
-    wo.sync_on_close = sync;
-    const std::string names[4] = {"candidate/" + ShardFileName("train", shard, shards),
-                                  "candidate/" + ShardFileName("test", shard, shards),
-                                  "ranking/" + ShardFileName("train", shard, shards),
-                                  "ranking/" + ShardFileName("test", shard, shards)};
+    sink->dir_ = dir;
+    sink->write_train_ = write_train;
+    sink->sample_size_ = sample_size;
+    sink->rng_ = Rng(seed, 0x5a3b1e + static_cast<uint64_t>(shard));
+    sink->options_.sync_on_close = sync;
+    const std::string names[4] = {
+        "candidate/" + ShardFileName("train", shard, shards),
+        "candidate/" + ShardFileName("test", shard, shards),
+        "ranking/" + ShardFileName(write_train ? "train" : "train-sample", shard, shards),
+        "ranking/" + ShardFileName("test", shard, shards)};
     for (int i = 0; i < 4; ++i) {
       sink->relative_[i] = names[i];
-      VREC_ASSIGN_OR_RETURN(sink->writers_[i], RecordWriter::Create(JoinPath(dir, names[i]), wo));
+      // Without training files, the ranking sample is written at Close.
+      if (!write_train && (i == 0 || i == 2)) continue;
+      VREC_ASSIGN_OR_RETURN(sink->writers_[i],
+                            RecordWriter::Create(JoinPath(dir, names[i]), sink->options_));
     }
     return sink;
   }
   Status AddCandidate(const CandidateExample& e, bool test) override {
+    if (!test) ++label_counts_[e.label_video()];
+    if (!test && !write_train_) return absl::OkStatus();
     return writers_[test ? 1 : 0]->WriteMessage(e);
   }
   Status AddRanking(const RankingExample& e, bool test) override {
-    return writers_[test ? 3 : 2]->WriteMessage(e);
+    if (test || write_train_) return writers_[test ? 3 : 2]->WriteMessage(e);
+    ++ranking_seen_;
+    if (static_cast<int64_t>(sample_.size()) < sample_size_) {
+      sample_.push_back(e);
+    } else if (const uint64_t j = rng_.UniformInt(ranking_seen_);
+               j < static_cast<uint64_t>(sample_size_)) {
+      sample_[j] = e;
+    }
+    return absl::OkStatus();
   }
-  // Closes the files and describes them.
+  // Closes the files and describes them: out[0] candidate train (empty
+  // without training files), out[1] candidate test, out[2] ranking train or
+  // its sample, out[3] ranking test.
   Status Close(ShardInfo out[4]) {
+    if (!write_train_) {
+      VREC_ASSIGN_OR_RETURN(writers_[2],
+                            RecordWriter::Create(JoinPath(dir_, relative_[2]), options_));
+      for (const RankingExample& e : sample_) VREC_RETURN_IF_ERROR(writers_[2]->WriteMessage(e));
+    }
     for (int i = 0; i < 4; ++i) {
+      if (writers_[i] == nullptr) continue;
       VREC_RETURN_IF_ERROR(writers_[i]->Close());
       out[i].set_path(relative_[i]);
       out[i].set_records(writers_[i]->records());
@@ -435,10 +465,19 @@ class ShardFileSink : public ExampleSink {
     }
     return absl::OkStatus();
   }
+  const std::unordered_map<uint64_t, uint64_t>& label_counts() const { return label_counts_; }
 
  private:
+  std::string dir_;
+  bool write_train_ = true;
+  int64_t sample_size_ = 0;
+  Rng rng_;
+  RecordWriterOptions options_;
   std::unique_ptr<RecordWriter> writers_[4];
   std::string relative_[4];
+  std::unordered_map<uint64_t, uint64_t> label_counts_;  // video id -> training labels
+  std::vector<RankingExample> sample_;
+  uint64_t ranking_seen_ = 0;
 };
 
 struct ShardResult {
@@ -446,9 +485,11 @@ struct ShardResult {
   OracleStats oracle;
   GenerationCounts counts;
   ShardInfo files[4];
+  std::unordered_map<uint64_t, uint64_t> label_counts;
 };
 
-Status WriteVideos(const World& world, const std::string& path, bool sync) {
+Status WriteVideos(const World& world, const std::unordered_map<uint64_t, uint64_t>& label_counts,
+                   const std::string& path, bool sync) {
   RecordWriterOptions wo;
   wo.sync_on_close = sync;
   VREC_ASSIGN_OR_RETURN(auto writer, RecordWriter::Create(path, wo));
@@ -462,6 +503,8 @@ Status WriteVideos(const World& world, const std::string& path, bool sync) {
     info.set_episode(v.episode);
     info.set_clickbait(v.clickbait);
     info.set_duration(v.duration);
+    const auto it = label_counts.find(v.id);
+    info.set_train_label_count(it == label_counts.end() ? 0 : it->second);
     VREC_RETURN_IF_ERROR(writer->WriteMessage(info));
   }
   return writer->Close();
@@ -494,7 +537,8 @@ StatusOr<GenerationSummary> GenerateDataset(const World& world, const GeneratorO
     UserSimulator sim(&world, options, &test_users);
     for (int s = next_shard++; s < shards && !failed; s = next_shard++) {
       ShardResult& res = results[s];
-      auto sink = ShardFileSink::Open(dir, s, shards, options.sync);
+      auto sink = ShardFileSink::Open(dir, s, shards, options.sync, options.write_train,
+                                      (kRankingTrainSample + shards - 1) / shards, wo.seed);
       if (!sink.ok()) {
         res.status = sink.status();
         failed = true;
@@ -505,6 +549,7 @@ StatusOr<GenerationSummary> GenerateDataset(const World& world, const GeneratorO
         users_done.fetch_add(1, std::memory_order_relaxed);
       }
       if (res.status.ok()) res.status = (*sink)->Close(res.files);
+      if (res.status.ok()) res.label_counts = (*sink)->label_counts();
       if (!res.status.ok()) failed = true;
     }
     running.fetch_sub(1);
@@ -538,19 +583,31 @@ StatusOr<GenerationSummary> GenerateDataset(const World& world, const GeneratorO
     }
   }
   if (failed) return absl::InternalError("datagen: a shard failed without reporting why");
+  std::unordered_map<uint64_t, uint64_t> label_counts;
   for (int s = 0; s < shards; ++s) {
     const ShardResult& res = results[s];
     summary.oracle.Merge(res.oracle);
     summary.counts.Merge(res.counts);
-    *manifest.add_candidate_train() = res.files[0];
+    for (const auto& [id, n] : res.label_counts) label_counts[id] += n;
+    if (options.write_train) {
+      *manifest.add_candidate_train() = res.files[0];
+      *manifest.add_ranking_train() = res.files[2];
+    } else {
+      *manifest.add_ranking_train_sample() = res.files[2];
+    }
     *manifest.add_candidate_test() = res.files[1];
-    *manifest.add_ranking_train() = res.files[2];
     *manifest.add_ranking_test() = res.files[3];
+  }
+  if (!options.write_train) {
+    manifest.set_train_streamed(true);
+    manifest.set_candidate_train_examples(static_cast<uint64_t>(summary.counts.candidate_train));
+    manifest.set_ranking_train_examples(static_cast<uint64_t>(summary.counts.ranking_train));
   }
   summary.generate_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
-  VREC_RETURN_IF_ERROR(WriteVideos(world, JoinPath(dir, "videos.rec"), options.sync));
+  VREC_RETURN_IF_ERROR(
+      WriteVideos(world, label_counts, JoinPath(dir, "videos.rec"), options.sync));
   nlohmann::json truth = summary.ToJson();
   truth["world"] = WorldOptionsToJson(wo);
   truth["generator"] = {{"shards", options.shards},
@@ -559,7 +616,8 @@ StatusOr<GenerationSummary> GenerateDataset(const World& world, const GeneratorO
                         {"page_rate", options.page_rate},
                         {"page_size", options.page_size},
                         {"max_history", options.max_history},
-                        {"random_labels", options.random_labels}};
+                        {"random_labels", options.random_labels},
+                        {"write_train", options.write_train}};
   truth["t_max"] = world.t_max();
   if (extra_truth.is_object()) truth.update(extra_truth);
   VREC_RETURN_IF_ERROR(WriteFileAtomic(JoinPath(dir, "truth.json"), truth.dump(2) + "\n"));

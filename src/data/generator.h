@@ -34,6 +34,10 @@
 
 namespace vrec {
 
+// Ranking training examples kept by `write_train = false` for fitting the
+// quantile normalisers (the fit's own reservoir holds 2^16 values).
+inline constexpr int64_t kRankingTrainSample = 1 << 16;
+
 struct GeneratorOptions {
   std::string out_dir;
   int32_t shards = 4;
@@ -49,6 +53,11 @@ struct GeneratorOptions {
   // and later (the last max_history of them). Test examples are always
   // next watches, so both are evaluated on predicting the future.
   bool random_labels = false;
+  // false: training examples are counted (labels per video, totals) and the
+  // ranking ones sampled (kRankingTrainSample, uniformly), but not written;
+  // `vrec train --stream` simulates them on the fly. For runs larger than
+  // the disk: only the held-out examples and the world's description land.
+  bool write_train = true;
   double progress_interval_s = 5;  // stderr progress period; <= 0: none
   bool sync = true;                // fsync the files on close
 };

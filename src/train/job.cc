@@ -51,19 +51,35 @@ StatusOr<JobData> LoadJobData(const TrainOptions& options, const ModelSpec& spec
   if (options.stream) {
     VREC_ASSIGN_OR_RETURN(d.world, GeneratedWorld::Load(options.data_dir, d.manifest));
   }
+  const bool streamed = d.manifest.train_streamed();
+  if (streamed && !options.stream) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "dataset ", options.data_dir,
+        " holds no training files (written by vrec datagen --write_train=false): train it with "
+        "--stream, which simulates its training examples on the fly"));
+  }
   if (spec.kind == "ranking") {
-    if (d.manifest.ranking_train_size() == 0) {
+    // Quantiles are fitted on the training files, or on the sample datagen
+    // kept of them when it did not write them.
+    const auto& fit_on = streamed ? d.manifest.ranking_train_sample() : d.manifest.ranking_train();
+    if (fit_on.empty()) {
       return absl::FailedPreconditionError(
           absl::StrCat("dataset ", options.data_dir, " has no ranking training files"));
     }
-    for (const ShardInfo& s : d.manifest.ranking_train()) d.train_records += s.records();
+    if (streamed) {
+      d.train_records = d.manifest.ranking_train_examples();
+    } else {
+      for (const ShardInfo& s : d.manifest.ranking_train()) d.train_records += s.records();
+    }
     VREC_ASSIGN_OR_RETURN(
-        d.quantiles, FitRankingQuantiles(ShardPaths(options.data_dir, d.manifest.ranking_train()),
+        d.quantiles, FitRankingQuantiles(ShardPaths(options.data_dir, fit_on),
                                          static_cast<int>(spec.config.ranking().num_quantiles()),
                                          spec.config.seed()));
     return d;
   }
-  if (d.manifest.candidate_train_size() == 0) {
+  if (streamed) {
+    d.train_records = d.manifest.candidate_train_examples();
+  } else if (d.manifest.candidate_train_size() == 0) {
     return absl::FailedPreconditionError(
         absl::StrCat("dataset ", options.data_dir, " has no candidate-generation training files"));
   }

@@ -474,6 +474,126 @@ TEST(GenerateDatasetTest, WritesAShardedDatasetIdenticalForAnyThreadCount) {
   EXPECT_TRUE(PathExists(scratch.File("a/videos.rec")));
 }
 
+// Reads every message of a shard list.
+template <typename M>
+std::vector<M> ReadAllShards(const std::string& dir,
+                             const google::protobuf::RepeatedPtrField<ShardInfo>& shards) {
+  std::vector<M> out;
+  for (const ShardInfo& s : shards) {
+    auto reader = RecordReader::Open(JoinPath(dir, s.path()));
+    EXPECT_OK(reader);
+    if (!reader.ok()) return out;
+    M m;
+    while (true) {
+      auto more = (*reader)->NextMessage(&m);
+      EXPECT_OK(more);
+      if (!more.ok() || !*more) break;
+      out.push_back(m);
+    }
+  }
+  return out;
+}
+
+// --write_train=false: the same held-out files as a full dataset, no
+// training files, and what training needs from them (counts, label counts,
+// a uniform sample of the ranking examples) in the manifest and videos.rec.
+TEST(GenerateDatasetTest, WithoutTrainingFilesKeepsTheirCountsAndASample) {
+  testing::ScratchDir scratch;
+  WorldOptions wo = TinyWorldOptions(testing::TestSeed(47));
+  wo.num_users = 800;
+  auto world = World::Build(wo, 2);
+  ASSERT_OK(world);
+  GeneratorOptions g = SmallGenerator();
+  g.test_users = 100;
+  g.shards = 3;
+  g.sync = false;
+  g.progress_interval_s = 0;
+  g.out_dir = scratch.File("full");
+  ASSERT_OK_AND_ASSIGN(GenerationSummary full, GenerateDataset(**world, g));
+  g.out_dir = scratch.File("held_out");
+  g.write_train = false;
+  ASSERT_OK_AND_ASSIGN(GenerationSummary held, GenerateDataset(**world, g));
+  EXPECT_EQ(full.oracle.ToJson().dump(), held.oracle.ToJson().dump());
+
+  ASSERT_OK_AND_ASSIGN(DatasetManifest f, ReadManifest(scratch.File("full")));
+  ASSERT_OK_AND_ASSIGN(DatasetManifest h, ReadManifest(scratch.File("held_out")));
+  EXPECT_FALSE(f.train_streamed());
+  EXPECT_TRUE(h.train_streamed());
+  EXPECT_EQ(h.candidate_train_size(), 0);
+  EXPECT_EQ(h.ranking_train_size(), 0);
+  EXPECT_FALSE(PathExists(scratch.File("held_out/" + f.candidate_train(0).path())));
+  EXPECT_FALSE(PathExists(scratch.File("held_out/" + f.ranking_train(0).path())));
+  // The held-out files are byte for byte the full dataset's.
+  ASSERT_EQ(h.candidate_test_size(), 3);
+  for (const auto& [a, b] : {std::pair(&f.candidate_test(), &h.candidate_test()),
+                             std::pair(&f.ranking_test(), &h.ranking_test())}) {
+    for (int i = 0; i < a->size(); ++i) {
+      ASSERT_OK_AND_ASSIGN(std::string x, ReadFileToString(scratch.File("full/" + a->Get(i).path())));
+      ASSERT_OK_AND_ASSIGN(std::string y,
+                           ReadFileToString(scratch.File("held_out/" + b->Get(i).path())));
+      EXPECT_EQ(x, y) << a->Get(i).path();
+    }
+  }
+
+  // Counts and per-video label counts equal those of the full training files.
+  const auto train = ReadAllShards<CandidateExample>(scratch.File("full"), f.candidate_train());
+  const auto ranking = ReadAllShards<RankingExample>(scratch.File("full"), f.ranking_train());
+  EXPECT_EQ(h.candidate_train_examples(), train.size());
+  EXPECT_EQ(h.ranking_train_examples(), ranking.size());
+  std::map<uint64_t, uint64_t> labels;
+  for (const CandidateExample& e : train) ++labels[e.label_video()];
+  VideoInfo v;
+  ASSERT_OK_AND_ASSIGN(auto videos, RecordReader::Open(scratch.File("held_out/videos.rec")));
+  uint64_t videos_read = 0, labelled = 0;
+  while (true) {
+    ASSERT_OK_AND_ASSIGN(bool more, videos->NextMessage(&v));
+    if (!more) break;
+    ++videos_read;
+    const auto it = labels.find(v.video_id());
+    ASSERT_EQ(v.train_label_count(), it == labels.end() ? 0 : it->second) << v.video_id();
+    labelled += v.train_label_count();
+  }
+  EXPECT_EQ(videos_read, 4000u);
+  EXPECT_EQ(labelled, train.size());
+
+  // The ranking sample: all of them when fewer than kRankingTrainSample (as
+  // here), each one a training example of the full dataset.
+  const auto sample =
+      ReadAllShards<RankingExample>(scratch.File("held_out"), h.ranking_train_sample());
+  ASSERT_LT(ranking.size(), static_cast<size_t>(kRankingTrainSample));
+  ASSERT_EQ(sample.size(), ranking.size());
+  std::set<uint64_t> ids;
+  for (const RankingExample& e : ranking) ids.insert(e.example_id());
+  for (const RankingExample& e : sample) EXPECT_TRUE(ids.count(e.example_id())) << e.example_id();
+}
+
+// Above kRankingTrainSample, the sample has exactly that size, an equal part
+// drawn (by reservoir) from each shard's users.
+TEST(GenerateDatasetTest, RankingSampleIsBoundedAndSpreadOverShards) {
+  testing::ScratchDir scratch;
+  WorldOptions wo = TinyWorldOptions(testing::TestSeed(53));
+  auto world = World::Build(wo, 2);
+  ASSERT_OK(world);
+  GeneratorOptions g = SmallGenerator();
+  g.test_users = 100;
+  g.shards = 4;
+  g.sync = false;
+  g.progress_interval_s = 0;
+  g.page_rate = 0.3;
+  g.write_train = false;
+  g.out_dir = scratch.File("d");
+  ASSERT_OK_AND_ASSIGN(GenerationSummary s, GenerateDataset(**world, g));
+  ASSERT_GT(s.counts.ranking_train, 2 * kRankingTrainSample) << "world too small for the test";
+  ASSERT_OK_AND_ASSIGN(DatasetManifest m, ReadManifest(scratch.File("d")));
+  uint64_t sampled = 0;
+  for (const ShardInfo& shard : m.ranking_train_sample()) {
+    EXPECT_EQ(shard.records(), static_cast<uint64_t>(kRankingTrainSample / 4)) << shard.path();
+    sampled += shard.records();
+  }
+  EXPECT_EQ(sampled, static_cast<uint64_t>(kRankingTrainSample));
+  EXPECT_EQ(m.ranking_train_examples(), static_cast<uint64_t>(s.counts.ranking_train));
+}
+
 TEST(GenerateDatasetTest, UnwritableFolderIsAnError) {
   auto world = World::Build(TinyWorldOptions(1), 1);
   ASSERT_OK(world);
