@@ -74,8 +74,7 @@ StatusOr<DatasetManifest> ReadManifest(const std::string& dir) {
   VREC_RETURN_IF_ERROR(CheckShards(file, "candidate_test", manifest.candidate_test()));
   VREC_RETURN_IF_ERROR(CheckShards(file, "ranking_train", manifest.ranking_train()));
   VREC_RETURN_IF_ERROR(CheckShards(file, "ranking_test", manifest.ranking_test()));
-  VREC_RETURN_IF_ERROR(
-      CheckShards(file, "ranking_train_sample", manifest.ranking_train_sample()));
+  VREC_RETURN_IF_ERROR(CheckShards(file, "ranking_train_sample", manifest.ranking_train_sample()));
   if (manifest.train_streamed() &&
       (manifest.candidate_train_size() > 0 || manifest.ranking_train_size() > 0)) {
     return absl::DataLossError(absl::StrCat("manifest ", file,

@@ -606,8 +606,7 @@ StatusOr<GenerationSummary> GenerateDataset(const World& world, const GeneratorO
   summary.generate_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
-  VREC_RETURN_IF_ERROR(
-      WriteVideos(world, label_counts, JoinPath(dir, "videos.rec"), options.sync));
+  VREC_RETURN_IF_ERROR(WriteVideos(world, label_counts, JoinPath(dir, "videos.rec"), options.sync));
   nlohmann::json truth = summary.ToJson();
   truth["world"] = WorldOptionsToJson(wo);
   truth["generator"] = {{"shards", options.shards},

@@ -528,7 +528,8 @@ TEST(GenerateDatasetTest, WithoutTrainingFilesKeepsTheirCountsAndASample) {
   for (const auto& [a, b] : {std::pair(&f.candidate_test(), &h.candidate_test()),
                              std::pair(&f.ranking_test(), &h.ranking_test())}) {
     for (int i = 0; i < a->size(); ++i) {
-      ASSERT_OK_AND_ASSIGN(std::string x, ReadFileToString(scratch.File("full/" + a->Get(i).path())));
+      ASSERT_OK_AND_ASSIGN(std::string x,
+                           ReadFileToString(scratch.File("full/" + a->Get(i).path())));
       ASSERT_OK_AND_ASSIGN(std::string y,
                            ReadFileToString(scratch.File("held_out/" + b->Get(i).path())));
       EXPECT_EQ(x, y) << a->Get(i).path();
