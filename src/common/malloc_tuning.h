@@ -35,9 +35,9 @@ bool SetsMemoryBudget(int argc, char** argv);
 // Re-executes this binary (/proc/self/exe, same argv) with the tunables
 // above unless they are in effect already, argv sets a memory budget, or
 // VREC_MALLOC_TUNING=0. Call first thing in main, before threads or MPI
-// start. Returns only when no
-// re-execution happened (not needed, disabled, or exec failed: the process
-// then runs on with glibc's defaults, which are slower but correct).
+// start. Returns only when no re-execution happened (not needed, disabled,
+// or exec failed: the process then runs on with glibc's defaults, which are
+// slower but correct).
 void ReexecWithMallocTuning(int argc, char** argv);
 
 // What GLIBC_TUNABLES holds in this process ("" when unset), for benchmark

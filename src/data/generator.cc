@@ -465,7 +465,8 @@ class ShardFileSink : public ExampleSink {
     }
     return absl::OkStatus();
   }
-  const std::unordered_map<uint64_t, uint64_t>& label_counts() const { return label_counts_; }
+  // The training label counts per video id, moved out (after Close).
+  std::unordered_map<uint64_t, uint64_t> TakeLabelCounts() { return std::move(label_counts_); }
 
  private:
   std::string dir_;
@@ -549,7 +550,7 @@ StatusOr<GenerationSummary> GenerateDataset(const World& world, const GeneratorO
         users_done.fetch_add(1, std::memory_order_relaxed);
       }
       if (res.status.ok()) res.status = (*sink)->Close(res.files);
-      if (res.status.ok()) res.label_counts = (*sink)->label_counts();
+      if (res.status.ok()) res.label_counts = (*sink)->TakeLabelCounts();
       if (!res.status.ok()) failed = true;
     }
     running.fetch_sub(1);

@@ -276,38 +276,36 @@ PsRequest PsClient::Push(const PsTable& table, absl::Span<const uint64_t> keys,
   // Two passes, so that each server's part is allocated once at its final
   // size (a step pushes ~15 MB per table; growing the parts key by key
   // copied and page-faulted them several times over). First: each key's
-  // server, and the first position of every distinct key.
+  // server and its row in that server's part (distinct keys numbered in
+  // order of first appearance).
   std::vector<uint32_t> server_of(keys.size());
-  std::vector<uint32_t> first(keys.size());
-  std::vector<size_t> unique(servers, 0);
+  std::vector<uint32_t> row(keys.size());
+  std::vector<uint32_t> unique(servers, 0);
   absl::flat_hash_map<uint64_t, uint32_t> seen;
   seen.reserve(keys.size());
   for (size_t i = 0; i < keys.size(); ++i) {
     const uint32_t s = router_.Server(table.table_id, keys[i]);
     server_of[i] = s;
-    auto [it, inserted] = seen.emplace(keys[i], static_cast<uint32_t>(i));
-    first[i] = it->second;
+    auto [it, inserted] = seen.emplace(keys[i], unique[s]);
     if (inserted) ++unique[s];
+    row[i] = it->second;
   }
-  // Then: copy the first occurrence of each key to the end of its server's
-  // part and add later duplicates onto it (`slot` maps a first position to
-  // its row in the part).
+  // Then: a key's first appearance is its part's next row (appended);
+  // later ones add onto that row.
   std::vector<std::vector<uint64_t>> split(servers);
   std::vector<std::vector<float>> split_grads(servers);
   for (int s = 0; s < servers; ++s) {
     split[s].reserve(unique[s]);
-    split_grads[s].reserve(unique[s] * dim);
+    split_grads[s].reserve(static_cast<size_t>(unique[s]) * dim);
   }
-  std::vector<uint32_t> slot(keys.size());
   for (size_t i = 0; i < keys.size(); ++i) {
     const uint32_t s = server_of[i];
     const float* g = grads.data() + i * dim;
-    if (first[i] == i) {
-      slot[i] = static_cast<uint32_t>(split[s].size());
+    if (row[i] == split[s].size()) {
       split_grads[s].insert(split_grads[s].end(), g, g + dim);  // within the reserve
       split[s].push_back(keys[i]);
     } else {
-      float* dst = split_grads[s].data() + static_cast<size_t>(slot[first[i]]) * dim;
+      float* dst = split_grads[s].data() + static_cast<size_t>(row[i]) * dim;
       for (size_t d = 0; d < dim; ++d) dst[d] += g[d];
     }
   }

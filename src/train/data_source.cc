@@ -17,10 +17,8 @@ StatusOr<Corpus> LoadCorpus(const std::string& data_dir, const DatasetManifest& 
   const std::string path = JoinPath(data_dir, manifest.videos());
   // A dataset without training files (datagen --write_train=false) keeps its
   // label counts in videos.rec.
-  const bool streamed = manifest.train_streamed();
-  if (count_labels && streamed) {
-    corpus.train_examples = manifest.candidate_train_examples();
-  }
+  const bool counts_in_videos = count_labels && manifest.train_streamed();
+  if (counts_in_videos) corpus.train_examples = manifest.candidate_train_examples();
   {
     VREC_ASSIGN_OR_RETURN(auto reader, RecordReader::Open(path));
     VideoInfo v;
@@ -32,13 +30,13 @@ StatusOr<Corpus> LoadCorpus(const std::string& data_dir, const DatasetManifest& 
         return absl::DataLossError(absl::StrCat(path, ": video id ", id, " appears twice"));
       }
       corpus.ids.push_back(id);
-      if (count_labels && streamed) {
+      if (counts_in_videos) {
         corpus.label_counts.push_back(static_cast<double>(v.train_label_count()));
       }
     }
   }
   if (corpus.ids.empty()) return absl::DataLossError(absl::StrCat(path, ": no videos"));
-  if (count_labels && !streamed) {
+  if (count_labels && !counts_in_videos) {
     corpus.label_counts.assign(corpus.ids.size(), 0.0);
     VREC_ASSIGN_OR_RETURN(auto reader,
                           ShardedReader::Open(ShardPaths(data_dir, manifest.candidate_train())));

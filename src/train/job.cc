@@ -79,11 +79,13 @@ StatusOr<JobData> LoadJobData(const TrainOptions& options, const ModelSpec& spec
   }
   if (streamed) {
     d.train_records = d.manifest.candidate_train_examples();
-  } else if (d.manifest.candidate_train_size() == 0) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("dataset ", options.data_dir, " has no candidate-generation training files"));
+  } else {
+    if (d.manifest.candidate_train_size() == 0) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "dataset ", options.data_dir, " has no candidate-generation training files"));
+    }
+    for (const ShardInfo& s : d.manifest.candidate_train()) d.train_records += s.records();
   }
-  for (const ShardInfo& s : d.manifest.candidate_train()) d.train_records += s.records();
   // Label counts: the unigram sampler's background and the popularity baseline.
   VREC_ASSIGN_OR_RETURN(d.corpus, LoadCorpus(options.data_dir, d.manifest, /*count_labels=*/true));
   return d;

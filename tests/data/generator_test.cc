@@ -79,6 +79,17 @@ GeneratorOptions SmallGenerator() {
   return g;
 }
 
+// SmallGenerator writing `shards` files quietly and without fsync, 100
+// held-out users: the GenerateDataset tests' options.
+GeneratorOptions FileGenerator(int shards) {
+  GeneratorOptions g = SmallGenerator();
+  g.test_users = 100;
+  g.shards = shards;
+  g.sync = false;
+  g.progress_interval_s = 0;
+  return g;
+}
+
 // One simulation of the tiny world shared by the read-only tests below.
 const Simulated& Shared() {
   static const Simulated* sim =
@@ -420,11 +431,7 @@ TEST(GenerateDatasetTest, WritesAShardedDatasetIdenticalForAnyThreadCount) {
   wo.num_users = 600;
   auto world = World::Build(wo, 2);
   ASSERT_OK(world);
-  GeneratorOptions g = SmallGenerator();
-  g.test_users = 100;
-  g.shards = 3;
-  g.sync = false;
-  g.progress_interval_s = 0;
+  GeneratorOptions g = FileGenerator(3);
   g.out_dir = scratch.File("a");
   g.threads = 1;
   ASSERT_OK_AND_ASSIGN(GenerationSummary a, GenerateDataset(**world, g));
@@ -503,11 +510,7 @@ TEST(GenerateDatasetTest, WithoutTrainingFilesKeepsTheirCountsAndASample) {
   wo.num_users = 800;
   auto world = World::Build(wo, 2);
   ASSERT_OK(world);
-  GeneratorOptions g = SmallGenerator();
-  g.test_users = 100;
-  g.shards = 3;
-  g.sync = false;
-  g.progress_interval_s = 0;
+  GeneratorOptions g = FileGenerator(3);
   g.out_dir = scratch.File("full");
   ASSERT_OK_AND_ASSIGN(GenerationSummary full, GenerateDataset(**world, g));
   g.out_dir = scratch.File("held_out");
@@ -575,11 +578,7 @@ TEST(GenerateDatasetTest, RankingSampleIsBoundedAndSpreadOverShards) {
   WorldOptions wo = TinyWorldOptions(testing::TestSeed(53));
   auto world = World::Build(wo, 2);
   ASSERT_OK(world);
-  GeneratorOptions g = SmallGenerator();
-  g.test_users = 100;
-  g.shards = 4;
-  g.sync = false;
-  g.progress_interval_s = 0;
+  GeneratorOptions g = FileGenerator(4);
   g.page_rate = 0.3;
   g.write_train = false;
   g.out_dir = scratch.File("d");

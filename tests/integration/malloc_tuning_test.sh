@@ -5,8 +5,8 @@
 set -euo pipefail
 VREC=$1
 mkdir -p "$2"
-tunables() {  # the glibc_tunables field of a tiny bench ps run
-  "$VREC" bench ps --rows=1000 --dim=8 --batch=100 --ops=pull --seconds=0.1 2>/dev/null |
+tunables() {  # the glibc_tunables field of a tiny bench ps run; extra flags appended
+  "$VREC" bench ps --rows=1000 --dim=8 --batch=100 --ops=pull --seconds=0.1 "$@" 2>/dev/null |
     /usr/bin/python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["glibc_tunables"])'
 }
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -26,8 +26,6 @@ got=$(GLIBC_TUNABLES=glibc.malloc.hugetlb=0 tunables)
 got=$(unset GLIBC_TUNABLES; VREC_MALLOC_TUNING=0 tunables)
 [ -z "$got" ] || fail "VREC_MALLOC_TUNING=0 still re-executed: '$got'"
 # Under a memory budget the process keeps glibc's default (resident size).
-got=$( (unset GLIBC_TUNABLES; "$VREC" bench ps --rows=1000 --dim=8 --batch=100 --ops=pull \
-  --seconds=0.1 --budget_mb=64 --spill_dir="$2/spill" 2>/dev/null) |
-  /usr/bin/python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["glibc_tunables"])')
+got=$(unset GLIBC_TUNABLES; tunables --budget_mb=64 --spill_dir="$2/spill")
 [ -z "$got" ] || fail "a run with --budget_mb re-executed with '$got'"
 echo "malloc tuning: ok"
