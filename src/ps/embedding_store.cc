@@ -1,7 +1,5 @@
 #include "ps/embedding_store.h"
 
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -12,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/huge_pages.h"
 #include "common/random.h"
 #include "common/serial_worker.h"
 #include "glog/logging.h"
@@ -21,6 +20,14 @@
 
 namespace vrec::ps {
 namespace {
+
+// The partition's large arrays, probed at random once a key: on huge pages
+// (common/huge_pages.h) where they are 2 MiB or more.
+template <typename T>
+using HugeVector = std::vector<T, HugePageAllocator<T>>;
+using RowIndex =
+    absl::flat_hash_map<uint64_t, uint32_t, absl::Hash<uint64_t>, std::equal_to<uint64_t>,
+                        HugePageAllocator<std::pair<const uint64_t, uint32_t>>>;
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
               "spill records store raw little-endian floats");
@@ -79,27 +86,19 @@ bool ParseMeta(const std::string& v, RowMeta* meta) {
   return true;
 }
 
-using ChunkPtr = std::unique_ptr<float[], void (*)(float*)>;
+struct ChunkDeleter {
+  size_t bytes;
+  void operator()(float* p) const { FreeHuge(p, bytes); }
+};
+using ChunkPtr = std::unique_ptr<float[], ChunkDeleter>;
 
-constexpr size_t kHugePageBytes = size_t{2} << 20;
-
-void FreeChunk(float* p) { std::free(p); }
-
-// `floats` uninitialized floats; with `huge`, 2 MiB aligned and advised for
-// transparent huge pages (where the kernel offers them).
-ChunkPtr AllocChunk(size_t floats, bool huge) {
+// `floats` uninitialized floats of the row arena; chunks of 2 MiB or more on
+// huge pages (common/huge_pages.h), smaller ones from malloc.
+ChunkPtr AllocChunk(size_t floats) {
   const size_t bytes = floats * sizeof(float);
-  void* mem = nullptr;
-  if (huge && bytes >= kHugePageBytes) {
-    if (posix_memalign(&mem, kHugePageBytes, bytes) != 0) mem = nullptr;
-#ifdef MADV_HUGEPAGE
-    if (mem != nullptr) (void)madvise(mem, bytes / kHugePageBytes * kHugePageBytes, MADV_HUGEPAGE);
-#endif
-  } else {
-    mem = std::malloc(bytes);
-  }
+  void* mem = AllocateHuge(bytes);
   if (mem == nullptr) throw std::bad_alloc();
-  return ChunkPtr(static_cast<float*>(mem), &FreeChunk);
+  return ChunkPtr(static_cast<float*>(mem), ChunkDeleter{bytes});
 }
 
 }  // namespace
@@ -157,7 +156,7 @@ struct EmbeddingStore::Partition {
         uint32_t rows = chunk_rows;
         if (max_rows != 0) rows = std::min(rows, max_rows - num_slots);
         const size_t floats = static_cast<size_t>(rows) * store->row_floats_;
-        chunks.push_back(AllocChunk(floats, /*huge=*/!small));
+        chunks.push_back(AllocChunk(floats));
         arena_floats += floats;
       }
       slot_key.push_back(0);
@@ -404,14 +403,14 @@ struct EmbeddingStore::Partition {
 
   const EmbeddingStore* const store;
   mutable Mutex mu;
-  absl::flat_hash_map<uint64_t, uint32_t> index ABSL_GUARDED_BY(mu);  // key -> slot
+  RowIndex index ABSL_GUARDED_BY(mu);                // key -> slot
   std::vector<ChunkPtr> chunks ABSL_GUARDED_BY(mu);  // row arena (see kSmallChunks)
   uint64_t arena_floats ABSL_GUARDED_BY(mu) = 0;
   uint32_t num_slots ABSL_GUARDED_BY(mu) = 0;
-  std::vector<uint64_t> slot_key ABSL_GUARDED_BY(mu);
-  std::vector<uint64_t> slot_last_seen ABSL_GUARDED_BY(mu);
-  std::vector<uint32_t> slot_updates ABSL_GUARDED_BY(mu);
-  std::vector<uint8_t> slot_flags ABSL_GUARDED_BY(mu);
+  HugeVector<uint64_t> slot_key ABSL_GUARDED_BY(mu);
+  HugeVector<uint64_t> slot_last_seen ABSL_GUARDED_BY(mu);
+  HugeVector<uint32_t> slot_updates ABSL_GUARDED_BY(mu);
+  HugeVector<uint8_t> slot_flags ABSL_GUARDED_BY(mu);
   std::vector<uint32_t> free_slots ABSL_GUARDED_BY(mu);
   uint32_t clock_hand ABSL_GUARDED_BY(mu) = 0;
   uint64_t resident_on_disk ABSL_GUARDED_BY(mu) = 0;  // resident rows with kOnDisk
@@ -538,11 +537,11 @@ Status EmbeddingStore::Init() {
                              sizeof(void*);  // chunk pointer, amortized upper bound
     uint64_t m = per_part > fixed ? (per_part - fixed) / (per_row + 62) : 0;
     m = std::min<uint64_t>(m, UINT32_MAX - 1);
-    absl::flat_hash_map<uint64_t, uint32_t> probe;
+    RowIndex probe;
     while (m > 0) {
       // Reserve so that size <= 25/32 of capacity: then erase+insert cycles
       // rehash in place and the index never grows past this capacity.
-      absl::flat_hash_map<uint64_t, uint32_t>().swap(probe);
+      RowIndex().swap(probe);
       probe.reserve(m * 32 / 25 + 1);
       if (fixed + m * per_row + MapBytes(probe) + FrequencySketch::BytesFor(m) <= per_part) break;
       m -= std::max<uint64_t>(1, m / 32);

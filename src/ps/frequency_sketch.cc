@@ -12,8 +12,6 @@ namespace {
 
 constexpr int kCounters = 4;  // per key
 
-void FreeAligned(uint8_t* p) { std::free(p); }
-
 constexpr uint32_t kMax = 15;  // 4-bit counters
 
 // The 4 counter positions (0..127) of a key inside its block: 5-bit fields
@@ -46,11 +44,12 @@ FrequencySketch::FrequencySketch(uint64_t expected_keys)
     : expected_keys_(std::max<uint64_t>(1, expected_keys)),
       num_blocks_(BlocksFor(expected_keys_)),
       period_(10 * expected_keys_),
-      counters_(nullptr, FreeAligned) {
-  void* mem = nullptr;
-  if (posix_memalign(&mem, kBlockBytes, num_blocks_ * kBlockBytes) != 0) throw std::bad_alloc();
-  std::memset(mem, 0, num_blocks_ * kBlockBytes);
-  counters_.reset(static_cast<uint8_t*>(mem));
+      counters_(static_cast<uint8_t*>(AllocateHuge(num_blocks_ * kBlockBytes)),
+                HugeDeleter{num_blocks_ * kBlockBytes}) {
+  // Blocks are 64-byte aligned (one cache line); the table is probed at
+  // random, so on huge pages where it is large enough.
+  if (counters_ == nullptr) throw std::bad_alloc();
+  std::memset(counters_.get(), 0, num_blocks_ * kBlockBytes);
 }
 
 uint64_t FrequencySketch::Hash(uint64_t key) { return Mix64(key ^ 0x9e3779b97f4a7c15ULL); }

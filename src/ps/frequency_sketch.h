@@ -22,6 +22,8 @@
 #include <cstdint>
 #include <memory>
 
+#include "common/huge_pages.h"
+
 namespace vrec::ps {
 
 class FrequencySketch {
@@ -53,7 +55,11 @@ class FrequencySketch {
   const uint64_t period_;      // increments between halvings
   uint64_t additions_ = 0;
   uint64_t agings_ = 0;
-  std::unique_ptr<uint8_t[], void (*)(uint8_t*)> counters_;
+  struct HugeDeleter {
+    size_t bytes;
+    void operator()(uint8_t* p) const { FreeHuge(p, bytes); }
+  };
+  std::unique_ptr<uint8_t[], HugeDeleter> counters_;  // AllocateHuge'd
 };
 
 }  // namespace vrec::ps

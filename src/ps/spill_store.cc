@@ -162,8 +162,9 @@ Status RocksSpillStore::MultiGet(const std::vector<std::string>& keys,
   db_->MultiGet(ro, db_->DefaultColumnFamily(), keys.size(), slices.data(), out.data(), st.data());
   for (size_t i = 0; i < keys.size(); ++i) {
     if (st[i].IsNotFound()) continue;
-    VREC_RETURN_IF_ERROR(FromRocks(st[i], path_, "get " + HexKey(keys[i])));
-    (*values)[i] = out[i].ToString();
+    // The message is built only on error: this loop runs once per missed row.
+    if (!st[i].ok()) return FromRocks(st[i], path_, "get " + HexKey(keys[i]));
+    (*values)[i].emplace(out[i].data(), out[i].size());
   }
   return absl::OkStatus();
 }
