@@ -19,7 +19,8 @@
 # prints a Markdown table (medians over --runs model seeds 1..runs, with the
 # ranges of MAP and recall@100). About 8 minutes a run on 2 cores.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+SELF="$(realpath "$0")"
+cd "$(dirname "$SELF")/../.."
 SEED=1; USERS=600000; TEST_USERS=10000; EPOCHS=1; RUNS=1; OUT=docs/results
 for arg in "$@"; do
   case "$arg" in
@@ -29,18 +30,20 @@ for arg in "$@"; do
     --epochs=*) EPOCHS="${arg#*=}" ;;
     --runs=*) RUNS="${arg#*=}" ;;
     --out=*) OUT="${arg#*=}" ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$SELF"; exit 0 ;;
     *) echo "depth.sh: unknown argument '$arg' (see --help)" >&2; exit 2 ;;
   esac
 done
 VREC=${VREC:-${VREC_BUILD_DIR:-build}/vrec}
 [[ -x "$VREC" ]] || { echo "depth.sh: no $VREC; run scripts/build.sh first" >&2; exit 2; }
 WORK=$(mktemp -d /tmp/vrec-depth.XXXXXX)
-trap 'rm -rf "$WORK"' EXIT
+# On failure, the end of each log (training, datagen) before they are gone.
+trap 'rc=$?; if [[ $rc -ne 0 ]]; then for f in "$WORK"/*.log; do [[ -e "$f" ]] &&
+  { echo "-- $f" >&2; tail -n 20 "$f" >&2; }; done; fi; rm -rf "$WORK"' EXIT
 mkdir -p "$OUT"
 echo "== world: vrec datagen --seed=$SEED --num_users=$USERS --test_users=$TEST_USERS" >&2
 "$VREC" datagen --out="$WORK/world" --seed="$SEED" --num_users="$USERS" --test_users="$TEST_USERS" \
-  --write_train=false --fsync=false 2>/dev/null | tail -n 1 >"$WORK/world.json"
+  --write_train=false --fsync=false 2>"$WORK/datagen.log" | tail -n 1 >"$WORK/world.json"
 TOWERS=("" "64" "128,64" "256,128,64" "512,256,128,64")
 : >"$WORK/runs.jsonl"
 for depth in 0 1 2 3 4; do

@@ -17,9 +17,23 @@ size_t RoundUp(size_t bytes, size_t to) { return (bytes + to - 1) / to * to; }
 void* AllocateHuge(size_t bytes) {
   // Cache-line aligned, so that callers may lay out 64-byte blocks.
   if (bytes < kHugePageBytes) return std::aligned_alloc(64, RoundUp(bytes == 0 ? 1 : bytes, 64));
-  // Map 2 MiB more than needed, then unmap the slack before the first 2 MiB
-  // boundary and after the block, so the block starts on a huge page.
+  if (bytes > SIZE_MAX - 2 * kHugePageBytes) return nullptr;
   const size_t len = RoundUp(bytes, kPageBytes);
+  // Usually the kernel places a new mapping right below the last one, so
+  // blocks that are whole numbers of huge pages come back aligned: keep
+  // those as they are (adjacent blocks then merge into one mapping).
+  void* plain = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (plain == MAP_FAILED) return nullptr;
+  if (reinterpret_cast<uintptr_t>(plain) % kHugePageBytes == 0) {
+#ifdef MADV_HUGEPAGE
+    (void)madvise(plain, len, MADV_HUGEPAGE);
+#endif
+    return plain;
+  }
+  munmap(plain, len);
+  // Otherwise map 2 MiB more than needed, then unmap the slack before the
+  // first 2 MiB boundary and after the block, so the block starts on a huge
+  // page.
   const size_t span = len + kHugePageBytes;
   void* raw = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (raw == MAP_FAILED) return nullptr;

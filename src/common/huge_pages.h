@@ -19,6 +19,10 @@
 // HugePageAllocator<T> is a stateless std allocator over them, for
 // std::vector and absl::flat_hash_map.
 //
+// Each large block is a mapping of its own unless the kernel places it next
+// to another one: a process has at most vm.max_map_count (65530 by default)
+// mappings, i.e. at worst about 128 GiB in 2 MiB blocks.
+//
 // Thread safety: thread-safe (mmap, munmap and malloc are).
 #pragma once
 

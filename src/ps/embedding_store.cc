@@ -516,7 +516,10 @@ Status EmbeddingStore::Init() {
   // large table then miss the TLB far less often.
   const uint64_t row_bytes = uint64_t{row_floats_} * sizeof(float);
   small_chunk_rows_ = static_cast<uint32_t>(std::clamp<uint64_t>((16 << 10) / row_bytes, 1, 256));
-  big_chunk_rows_ = static_cast<uint32_t>(std::max<uint64_t>(1, kHugePageBytes / row_bytes));
+  // Rounded up: a chunk of at least 2 MiB whatever the row size (Adam's
+  // 193-float rows would otherwise give chunks just short of a huge page).
+  big_chunk_rows_ =
+      static_cast<uint32_t>(std::max<uint64_t>(1, (kHugePageBytes + row_bytes - 1) / row_bytes));
   const uint64_t budget = options_.memory_budget_bytes;
   if (budget > 0) {
     // Fixed cost of a partition: the struct, the hot-key sketch and (with

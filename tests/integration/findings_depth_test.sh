@@ -6,8 +6,8 @@
 # regenerates a published figure from rotting; the figure itself takes ~24
 # minutes and is not a test.
 set -euo pipefail
-VREC="$1"
-SCRATCH="$2"
+VREC="$(realpath "$1")"      # depth.sh runs from the repository root
+SCRATCH="$(realpath -m "$2")"
 rm -rf "$SCRATCH"
 mkdir -p "$SCRATCH"
 REPO="$(cd "$(dirname "$0")/../.." && pwd)"
