@@ -27,6 +27,7 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <new>
 
 namespace vrec {
@@ -35,6 +36,22 @@ inline constexpr size_t kHugePageBytes = size_t{2} << 20;
 
 void* AllocateHuge(size_t bytes);
 void FreeHuge(void* p, size_t bytes);
+
+// An owned array of `n` T from AllocateHuge (uninitialised for small ones);
+// throws std::bad_alloc when out of memory.
+template <typename T>
+struct HugeArrayDeleter {
+  size_t bytes;
+  void operator()(T* p) const { FreeHuge(p, bytes); }
+};
+template <typename T>
+using HugeArray = std::unique_ptr<T[], HugeArrayDeleter<T>>;
+template <typename T>
+HugeArray<T> AllocateHugeArray(size_t n) {
+  void* p = AllocateHuge(n * sizeof(T));
+  if (p == nullptr) throw std::bad_alloc();
+  return HugeArray<T>(static_cast<T*>(p), HugeArrayDeleter<T>{n * sizeof(T)});
+}
 
 template <typename T>
 struct HugePageAllocator {

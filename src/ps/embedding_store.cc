@@ -86,20 +86,7 @@ bool ParseMeta(const std::string& v, RowMeta* meta) {
   return true;
 }
 
-struct ChunkDeleter {
-  size_t bytes;
-  void operator()(float* p) const { FreeHuge(p, bytes); }
-};
-using ChunkPtr = std::unique_ptr<float[], ChunkDeleter>;
-
-// `floats` uninitialized floats of the row arena; chunks of 2 MiB or more on
-// huge pages (common/huge_pages.h), smaller ones from malloc.
-ChunkPtr AllocChunk(size_t floats) {
-  const size_t bytes = floats * sizeof(float);
-  void* mem = AllocateHuge(bytes);
-  if (mem == nullptr) throw std::bad_alloc();
-  return ChunkPtr(static_cast<float*>(mem), ChunkDeleter{bytes});
-}
+using ChunkPtr = HugeArray<float>;  // the row arena's chunks
 
 }  // namespace
 
@@ -156,7 +143,7 @@ struct EmbeddingStore::Partition {
         uint32_t rows = chunk_rows;
         if (max_rows != 0) rows = std::min(rows, max_rows - num_slots);
         const size_t floats = static_cast<size_t>(rows) * store->row_floats_;
-        chunks.push_back(AllocChunk(floats));
+        chunks.push_back(AllocateHugeArray<float>(floats));
         arena_floats += floats;
       }
       slot_key.push_back(0);

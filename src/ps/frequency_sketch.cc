@@ -44,11 +44,9 @@ FrequencySketch::FrequencySketch(uint64_t expected_keys)
     : expected_keys_(std::max<uint64_t>(1, expected_keys)),
       num_blocks_(BlocksFor(expected_keys_)),
       period_(10 * expected_keys_),
-      counters_(static_cast<uint8_t*>(AllocateHuge(num_blocks_ * kBlockBytes)),
-                HugeDeleter{num_blocks_ * kBlockBytes}) {
-  // Blocks are 64-byte aligned (one cache line); the table is probed at
-  // random, so on huge pages where it is large enough.
-  if (counters_ == nullptr) throw std::bad_alloc();
+      // Blocks are 64-byte aligned (one cache line); the table is probed at
+      // random, so on huge pages where it is large enough.
+      counters_(AllocateHugeArray<uint8_t>(num_blocks_ * kBlockBytes)) {
   std::memset(counters_.get(), 0, num_blocks_ * kBlockBytes);
 }
 

@@ -55,11 +55,7 @@ class FrequencySketch {
   const uint64_t period_;      // increments between halvings
   uint64_t additions_ = 0;
   uint64_t agings_ = 0;
-  struct HugeDeleter {
-    size_t bytes;
-    void operator()(uint8_t* p) const { FreeHuge(p, bytes); }
-  };
-  std::unique_ptr<uint8_t[], HugeDeleter> counters_;  // AllocateHuge'd
+  HugeArray<uint8_t> counters_;
 };
 
 }  // namespace vrec::ps
