@@ -13,6 +13,7 @@
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include <algorithm>
 #include <atomic>
@@ -30,6 +31,7 @@
 #include "cli/common_flags.h"
 #include "common/random.h"
 #include "common/run_info.h"
+#include "common/thread_cpu.h"
 #include "common/zipf.h"
 #include "net/transport.h"
 #include "nlohmann/json.hpp"
@@ -101,6 +103,13 @@ void MakeBatch(Rng& rng, const ZipfSampler* zipf, int batch, absl::flat_hash_set
     const uint64_t rank = zipf ? zipf->Rank(rng) : rng.UniformInt(rows);
     if (seen->insert(rank).second) keys->push_back(KeyOf(rank));
   }
+}
+
+// CPU seconds the calling thread has used.
+double ThisThreadCpuSeconds() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + ts.tv_nsec * 1e-9;
 }
 
 double Percentile(std::vector<double> v, double q) {
@@ -221,10 +230,17 @@ Status Measure(const std::string& op, int dim, int batch, const std::vector<std:
   }
   std::vector<std::string> stats_before;
   if (auto st = StatsOf(endpoints); st.ok()) stats_before = *st;
+  // CPU time by thread over the measurement: the server's handler threads,
+  // its spill writer and RocksDB's, ZeroMQ's I/O, and the clients (which
+  // live only inside it and count their own).
+  const std::map<std::string, double> cpu_before = CpuSecondsByThreadName();
+  std::atomic<uint64_t> client_cpu_ns{0};
   const auto deadline = Clock::now() + std::chrono::duration<double>(seconds);
   std::vector<std::thread> threads;
   for (int c = 0; c < FLAGS_clients; ++c) {
     threads.emplace_back([&, c] {
+      NameThisThread("bench-client");
+      const double cpu0 = ThisThreadCpuSeconds();
       auto transport = net::Client::Connect(endpoints).value();
       ps::PsClient client(transport.get(), ps::SlotRouter::Contiguous(FLAGS_servers).value(), c);
       const std::vector<std::vector<uint64_t>>& pool = pools[c];
@@ -277,12 +293,25 @@ Status Measure(const std::string& op, int dim, int batch, const std::vector<std:
       for (auto& s : slots) {
         if (s.req.valid()) (void)s.req.Wait();
       }
+      client_cpu_ns += static_cast<uint64_t>((ThisThreadCpuSeconds() - cpu0) * 1e9);
     });
   }
   const auto t0 = Clock::now();
   for (auto& t : threads) t.join();
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
   if (!first_error.ok()) return first_error;
+  nlohmann::json cpu_per_key = nlohmann::json::object();
+  const double client_cpu = client_cpu_ns.load() * 1e-9;
+  double cpu_total = client_cpu;
+  for (const auto& [name, after] : CpuSecondsByThreadName()) {
+    const auto before = cpu_before.find(name);
+    const double used = after - (before == cpu_before.end() ? 0.0 : before->second);
+    if (used <= 0 || name == "bench-client") continue;
+    cpu_total += used;
+    cpu_per_key[name] = keys_done > 0 ? used * 1e6 / static_cast<double>(keys_done) : 0.0;
+  }
+  cpu_per_key["bench-client"] =
+      keys_done > 0 ? client_cpu * 1e6 / static_cast<double>(keys_done) : 0.0;
   std::vector<double> all;
   for (auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
   const double keys_per_s = keys_done / secs;
@@ -330,6 +359,8 @@ Status Measure(const std::string& op, int dim, int batch, const std::vector<std:
                           {"spill_bytes_per_key", per_key["spill_bytes_written"]},
                           {"evictions_per_key", per_key["evictions"]},
                           {"bypasses_per_key", per_key["memory_bypasses"]},
+                          {"cpu_cores", cpu_total / secs},
+                          {"cpu_us_per_key", cpu_per_key},
                           {"peak_rss_bytes", PeakRssBytes()}});
   return absl::OkStatus();
 }

@@ -1,13 +1,13 @@
 #include "common/serial_worker.h"
 
-#include <pthread.h>
-
 #include <utility>
+
+#include "common/thread_cpu.h"
 
 namespace vrec {
 
 SerialWorker::SerialWorker(const std::string& name) : thread_([this] { Run(); }) {
-  pthread_setname_np(thread_.native_handle(), name.substr(0, 15).c_str());
+  SetThreadName(thread_.native_handle(), name);
 }
 
 SerialWorker::~SerialWorker() {

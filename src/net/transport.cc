@@ -9,6 +9,7 @@
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
+#include "common/thread_cpu.h"
 
 namespace vrec::net {
 namespace {
@@ -104,6 +105,7 @@ StatusOr<std::unique_ptr<Server>> Server::Start(Handler* handler, const ServerOp
   // is what ZeroMQ requires to migrate a socket.
   s->proxy_thread_ = std::thread(
       [f = std::move(frontend), b = std::move(backend), c = std::move(control)]() mutable {
+        NameThisThread("net-proxy");
         try {
           zmq::proxy_steerable(f, b, zmq::socket_ref(), c);
         } catch (const zmq::error_t& e) {
@@ -111,7 +113,10 @@ StatusOr<std::unique_ptr<Server>> Server::Start(Handler* handler, const ServerOp
         }
       });
   for (int i = 0; i < options.threads; ++i) {
-    s->workers_.emplace_back([s, i] { s->WorkerLoop(i); });
+    s->workers_.emplace_back([s, i] {
+      NameThisThread("net-handler");
+      s->WorkerLoop(i);
+    });
   }
   return server;
 }
@@ -336,7 +341,10 @@ StatusOr<std::unique_ptr<Client>> Client::Connect(const std::vector<std::string>
   }
   Impl* impl = client->impl_.get();
   const std::vector<std::string>* eps = &client->endpoints_;
-  impl->io = std::thread([impl, eps] { impl->Loop(*eps); });
+  impl->io = std::thread([impl, eps] {
+    NameThisThread("net-client-io");
+    impl->Loop(*eps);
+  });
   return client;
 }
 

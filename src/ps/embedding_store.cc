@@ -756,10 +756,14 @@ Status EmbeddingStore::Serve(Op op, absl::Span<const uint64_t> keys, float* out,
                              const float* grads) {
   const uint64_t now = step();
   const uint32_t num_parts = options_.num_partitions;
+  std::vector<Partition*> served;
   if (num_parts == 1) {
     std::vector<uint32_t> idx(keys.size());
     for (size_t i = 0; i < keys.size(); ++i) idx[i] = static_cast<uint32_t>(i);
-    return ServePartition(*partitions_[0], op, keys, idx, out, grads, now);
+    Status s = ServePartition(*partitions_[0], op, keys, idx, out, grads, now);
+    served.push_back(partitions_[0].get());
+    SubmitSpillJobs(served);
+    return s;
   }
   std::vector<std::vector<uint32_t>> groups(num_parts);
   for (size_t i = 0; i < keys.size(); ++i) {
@@ -771,9 +775,41 @@ Status EmbeddingStore::Serve(Op op, absl::Span<const uint64_t> keys, float* out,
   for (uint32_t j = 0; j < num_parts; ++j) {
     const uint32_t p = first + j < num_parts ? first + j : first + j - num_parts;
     if (groups[p].empty()) continue;
-    VREC_RETURN_IF_ERROR(ServePartition(*partitions_[p], op, keys, groups[p], out, grads, now));
+    Status s = ServePartition(*partitions_[p], op, keys, groups[p], out, grads, now);
+    served.push_back(partitions_[p].get());
+    if (!s.ok()) {
+      SubmitSpillJobs(served);  // what the partitions served so far evicted
+      return s;
+    }
   }
+  SubmitSpillJobs(served);
   return absl::OkStatus();
+}
+
+void EmbeddingStore::SubmitSpillJobs(const std::vector<Partition*>& parts) {
+  if (writer_ == nullptr) return;  // ServePartition wrote them itself
+  std::vector<std::pair<Partition*, std::shared_ptr<SpillJob>>> jobs;
+  {
+    MutexLock submit(&submit_mu_);
+    for (Partition* p : parts) {
+      MutexLock lock(&p->mu);
+      if (p->write_failed || !p->HasQueued()) continue;
+      if (std::shared_ptr<SpillJob> job = p->TakeJob()) jobs.emplace_back(p, std::move(job));
+    }
+    if (jobs.empty()) return;
+    writer_->Submit([this, jobs] {
+      for (const auto& [p, job] : jobs) WriteInBackground(*p, job);
+    });
+  }
+  for (const auto& [p, job] : jobs) {
+    MutexLock lock(&p->mu);
+    p->mu.Await(absl::Condition(
+        +[](Partition* q) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+          return q->jobs_in_flight <= q->store->options_.max_spill_jobs_in_flight ||
+                 q->write_failed;
+        },
+        p));
+  }
 }
 
 Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint64_t> keys,
@@ -999,20 +1035,7 @@ Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint
   if (options_.spill != nullptr) {
     if (writer_ == nullptr) {
       if (!p.Flush().ok()) ++p.c.spill_write_failures;
-    } else if (!p.write_failed && p.HasQueued()) {
-      // Beyond max_spill_jobs_in_flight jobs the request waits for the disk.
-      p.mu.Await(absl::Condition(
-          +[](Partition* q) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-            return q->jobs_in_flight < q->store->options_.max_spill_jobs_in_flight ||
-                   q->write_failed;
-          },
-          &p));
-      if (!p.write_failed) {
-        if (std::shared_ptr<SpillJob> job = p.TakeJob()) {
-          writer_->Submit([this, &p, job = std::move(job)] { WriteInBackground(p, job); });
-        }
-      }
-    }
+    }  // else the writer takes them when the request ends (SubmitSpillJobs)
   }
   absl::flat_hash_map<uint64_t, CleanCopy>().swap(p.clean_evicted);
   p.clean_bytes = 0;

@@ -248,9 +248,19 @@ class EmbeddingStore {
   Status Init();
   uint32_t PartitionOf(uint64_t key) const;
   Status Serve(Op op, absl::Span<const uint64_t> keys, float* out, const float* grads);
+  // Serves keys[idx[...]] of one partition. With a background writer, what
+  // it evicts stays queued; the request's caller hands the queues of every
+  // partition it served to the writer at once (SubmitSpillJobs).
   Status ServePartition(Partition& p, Op op, absl::Span<const uint64_t> keys,
                         const std::vector<uint32_t>& idx, float* out, const float* grads,
                         uint64_t step);
+  // Turns the queued records of `parts` into write jobs and hands them to
+  // writer_ as one task (one wake-up of the writer per request, not one per
+  // partition); then waits while a partition has more than
+  // max_spill_jobs_in_flight jobs in flight. Jobs of a partition are taken
+  // and submitted under submit_mu_, so they reach the writer in the order
+  // they were numbered (a newer record never lands before an older one).
+  void SubmitSpillJobs(const std::vector<Partition*>& parts);
   // Runs on writer_: writes `job` without holding p's lock.
   void WriteInBackground(Partition& p, std::shared_ptr<SpillJob> job);
 
@@ -291,6 +301,7 @@ class EmbeddingStore {
   // Background spill writes (see background_spill_writes); declared after
   // partitions_ so it finishes its jobs before they are destroyed.
   std::unique_ptr<SerialWorker> writer_;
+  Mutex submit_mu_;  // held while taking and submitting jobs; before any partition's
   std::atomic<uint64_t> step_{0};
   std::atomic<uint64_t> pull_requests_{0}, push_requests_{0};
   std::atomic<uint32_t> next_start_{0};  // first partition of the next request
