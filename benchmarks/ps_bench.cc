@@ -230,9 +230,20 @@ Status Measure(const std::string& op, int dim, int batch, const std::vector<std:
   }
   std::vector<std::string> stats_before;
   if (auto st = StatsOf(endpoints); st.ok()) stats_before = *st;
-  // CPU time by thread over the measurement: the server's handler threads,
-  // its spill writer and RocksDB's, ZeroMQ's I/O, and the clients (which
-  // live only inside it and count their own).
+  // CPU time by thread name over the measurement (cpu_us_per_key): the
+  // server's handler threads (net-handler) and proxy (net-proxy), its spill
+  // writer (vrec-spill) and RocksDB's flush and compaction threads
+  // (rocksdb:high, rocksdb:low), ZeroMQ's I/O threads of server and clients
+  // together (ZMQbg/IO/0), the clients' receive threads (net-client-io) and
+  // the client threads themselves (bench-client: drawing batches, waiting;
+  // they live only inside the measurement and count their own).
+  // The clients' connections (and their I/O threads) are made first and
+  // outlive the measurement, so that their CPU time is counted too.
+  std::vector<std::unique_ptr<net::Client>> transports;
+  for (int c = 0; c < FLAGS_clients; ++c) {
+    VREC_ASSIGN_OR_RETURN(auto transport, net::Client::Connect(endpoints));
+    transports.push_back(std::move(transport));
+  }
   const std::map<std::string, double> cpu_before = CpuSecondsByThreadName();
   std::atomic<uint64_t> client_cpu_ns{0};
   const auto deadline = Clock::now() + std::chrono::duration<double>(seconds);
@@ -241,8 +252,8 @@ Status Measure(const std::string& op, int dim, int batch, const std::vector<std:
     threads.emplace_back([&, c] {
       NameThisThread("bench-client");
       const double cpu0 = ThisThreadCpuSeconds();
-      auto transport = net::Client::Connect(endpoints).value();
-      ps::PsClient client(transport.get(), ps::SlotRouter::Contiguous(FLAGS_servers).value(), c);
+      ps::PsClient client(transports[c].get(), ps::SlotRouter::Contiguous(FLAGS_servers).value(),
+                          c);
       const std::vector<std::vector<uint64_t>>& pool = pools[c];
       size_t next_batch = 0;
       // A different key sequence for every measurement, so that a warm-up

@@ -8,7 +8,9 @@
 # memory tier learn it); the in-memory table is measured both ways: with
 # batches drawn before the clock (the server alone) and drawn fresh (the same
 # load, generator included). Prints the JSON lines and a summary line with
-# both ratios; takes about 10 minutes (creating 8M rows, spilling ~2 GB).
+# both ratios and the server threads' CPU per key (handler_cost_ratio: in
+# memory over budgeted); takes about 12 minutes (creating 8M rows, spilling
+# ~2 GB).
 #
 #   benchmarks/ps_scale.sh [VREC_BINARY] [SPILL_DIR] [SERVER_THREADS]
 set -euo pipefail
@@ -38,5 +40,12 @@ for op in big:
     out[op + "_ratio_vs_pool"] = big[op]["keys_per_s"] / pool[op]["keys_per_s"]
     out[op + "_ratio_vs_fresh"] = big[op]["keys_per_s"] / fresh[op]["keys_per_s"]
     out[op + "_memory_hit_rate"] = big[op]["memory_hit_rate"]
+    # CPU microseconds the server's request threads spend per key (a figure
+    # that moves far less between runs on a shared machine than a rate).
+    handler = lambda r: r.get("cpu_us_per_key", {}).get("net-handler")
+    if handler(big[op]) and handler(pool[op]):
+        out[op + "_handler_us_per_key_budget"] = handler(big[op])
+        out[op + "_handler_us_per_key_in_memory"] = handler(pool[op])
+        out[op + "_handler_cost_ratio"] = handler(pool[op]) / handler(big[op])
 print(json.dumps(out))
 PY
