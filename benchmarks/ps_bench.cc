@@ -13,7 +13,6 @@
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 #include <sys/resource.h>
-#include <time.h>
 
 #include <algorithm>
 #include <atomic>
@@ -103,13 +102,6 @@ void MakeBatch(Rng& rng, const ZipfSampler* zipf, int batch, absl::flat_hash_set
     const uint64_t rank = zipf ? zipf->Rank(rng) : rng.UniformInt(rows);
     if (seen->insert(rank).second) keys->push_back(KeyOf(rank));
   }
-}
-
-// CPU seconds the calling thread has used.
-double ThisThreadCpuSeconds() {
-  timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + ts.tv_nsec * 1e-9;
 }
 
 double Percentile(std::vector<double> v, double q) {

@@ -1,9 +1,9 @@
 #include "common/thread_cpu.h"
 
 #include <dirent.h>
+#include <time.h>
 #include <unistd.h>
 
-#include <cstdio>
 #include <fstream>
 #include <sstream>
 
@@ -42,6 +42,12 @@ std::map<std::string, double> CpuSecondsByThreadName() {
   }
   closedir(dir);
   return out;
+}
+
+double ThisThreadCpuSeconds() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + ts.tv_nsec * 1e-9;
 }
 
 }  // namespace vrec

@@ -22,4 +22,7 @@ inline void NameThisThread(const std::string& name) { SetThreadName(pthread_self
 // through the interval.
 std::map<std::string, double> CpuSecondsByThreadName();
 
+// CPU seconds the calling thread has used.
+double ThisThreadCpuSeconds();
+
 }  // namespace vrec

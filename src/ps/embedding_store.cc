@@ -248,16 +248,6 @@ struct EmbeddingStore::Partition {
     ++c.expiries;
   }
 
-  bool HasQueued() const ABSL_SHARED_LOCKS_REQUIRED(mu) {
-    for (const auto& [key, put] : pending_puts) {
-      if (put.gen == 0) return true;
-    }
-    for (const auto& [key, gen] : pending_deletes) {
-      if (gen == 0) return true;
-    }
-    return false;
-  }
-
   // The queued (gen 0) records and deletes as write job `++next_gen`, now in
   // flight; null if nothing is queued.
   std::shared_ptr<SpillJob> TakeJob() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
@@ -793,7 +783,7 @@ void EmbeddingStore::SubmitSpillJobs(const std::vector<Partition*>& parts) {
     MutexLock submit(&submit_mu_);
     for (Partition* p : parts) {
       MutexLock lock(&p->mu);
-      if (p->write_failed || !p->HasQueued()) continue;
+      if (p->write_failed) continue;
       if (std::shared_ptr<SpillJob> job = p->TakeJob()) jobs.emplace_back(p, std::move(job));
     }
     if (jobs.empty()) return;

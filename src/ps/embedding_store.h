@@ -116,7 +116,7 @@ struct TableStoreOptions {
   uint32_t num_partitions = 16;
   uint32_t max_spill_jobs_in_flight = 2;  // see EmbeddingStoreOptions
   uint32_t dense_block_floats = 4096;     // block width of dense tables
-  uint64_t glorot_fan_in = 0;          // GLOROT_UNIFORM dense tables only
+  uint64_t glorot_fan_in = 0;             // GLOROT_UNIFORM dense tables only
   uint64_t glorot_fan_out = 0;
 };
 

@@ -12,12 +12,10 @@ namespace {
 
 // Spins until the calling thread has used `seconds` of CPU.
 void Burn(double seconds) {
-  timespec ts;
   volatile uint64_t sink = 0;
   do {
     for (int i = 0; i < 100000; ++i) sink = sink + i;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  } while (ts.tv_sec + ts.tv_nsec * 1e-9 < seconds);
+  } while (ThisThreadCpuSeconds() < seconds);
 }
 
 TEST(ThreadCpuTest, NamesThreadsAsProcShowsThem) {

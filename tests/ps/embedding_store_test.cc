@@ -474,7 +474,7 @@ TEST(EmbeddingStoreTest, FailingSpillWritesLoseNothing) {
   };
   ASSERT_OK(push(0, 100));
   spill.set_fail_writes(true);
-  ASSERT_OK(push(100, 100));  // applied; its evictions stay queued
+  ASSERT_OK(push(100, 100));    // applied; its evictions stay queued
   store->WaitForSpillWrites();  // the background write fails
   EXPECT_EQ(store->Stats().spill_write_failures, 1u);
   EXPECT_GT(store->Stats().rows_pending_spill, 0u);
