@@ -34,6 +34,7 @@ class DB;
 namespace vrec::ps {
 
 // 16-byte spill key of (table_id, key) and back.
+inline constexpr size_t kSpillKeyBytes = 16;
 std::string SpillKey(uint64_t table_id, uint64_t key);
 uint64_t SpillKeyRowKey(const std::string& spill_key);
 uint64_t SpillKeyTableId(const std::string& spill_key);
@@ -77,6 +78,9 @@ struct RocksSpillOptions {
   // (the memory tier above is the row cache).
   uint64_t block_cache_bytes = 64 << 20;
   uint64_t write_buffer_bytes = 64 << 20;
+  // Hash buckets of a memtable (8 bytes each): about one per record a full
+  // memtable holds (~800k records of untouched rows in 64 MB).
+  uint64_t memtable_buckets = 1 << 20;
   bool destroy_existing = false;  // start from an empty DB
   bool read_only = false;         // open an existing DB (e.g. a checkpoint) for reading only
 };
@@ -98,8 +102,6 @@ class RocksSpillStore final : public SpillStore {
   // parent is created), flushing the memtable first (the WAL is off). The copy
   // hard-links the immutable files where the file system allows.
   Status Checkpoint(const std::string& dir);
-
-  rocksdb::DB* db() { return db_.get(); }
 
  private:
   RocksSpillStore(std::string path, std::unique_ptr<rocksdb::DB> db);
