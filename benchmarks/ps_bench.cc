@@ -348,6 +348,7 @@ Status Measure(const std::string& op, int dim, int batch, const std::vector<std:
                           {"rows", FLAGS_rows},
                           {"zipf", FLAGS_zipf},
                           {"budget_mb", FLAGS_budget_mb},
+                          {"warmup_seconds", FLAGS_warmup_seconds},
                           {"batches", BatchesFromPool() ? "pool" : "fresh"},
                           {"server_threads", FLAGS_server_threads},
                           {"requests", requests_done.load()},

@@ -64,11 +64,6 @@ struct PendingPut {
   uint64_t gen = 0;
 };
 
-struct CleanCopy {
-  RowMeta meta;
-  std::vector<float> row;
-};
-
 struct Counters {
   uint64_t pull_keys = 0, push_keys = 0, memory_hits = 0, disk_hits = 0, rows_created = 0;
   uint64_t admission_rejected_pulls = 0, dropped_pushes = 0, evictions = 0;
@@ -120,14 +115,22 @@ struct EmbeddingStore::Partition {
            static_cast<size_t>(slot % store->big_chunk_rows_) * store->row_floats_;
   }
 
+  // Pins: a slot holding a key of the request in progress carries that
+  // request's serial (mod 256) in slot_pin. A stale serial equal to the
+  // current one after wrapping only keeps a row from being a victim once.
+  bool Pinned(uint32_t s) const ABSL_SHARED_LOCKS_REQUIRED(mu) { return slot_pin[s] == serial; }
+  void Pin(uint32_t s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { slot_pin[s] = serial; }
+
   // A slot for `candidate`, a key about to enter memory: a free one while the
   // partition is under its row limit; otherwise the least frequently used of
   // the next kVictimSample rows from the clock hand (ties: one not touched
   // since the hand last passed) is evicted to make room, but only if the
   // candidate is strictly more frequent (TinyLFU admission: a row seen once
   // does not push out one seen often). An expired row is dropped at once.
-  // Returns -1 when the candidate is not admitted: the caller serves it from
-  // its record without caching it.
+  // Rows pinned by the request in progress (Pinned) are passed over: a
+  // request never evicts a row it has yet to serve. Returns -1 when the
+  // candidate is not admitted (or every row is pinned): the caller serves it
+  // from its record without caching it.
   int64_t AdmitSlot(uint64_t candidate, uint64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     if (!free_slots.empty()) {
       const uint32_t s = free_slots.back();
@@ -150,15 +153,23 @@ struct EmbeddingStore::Partition {
       slot_last_seen.push_back(0);
       slot_updates.push_back(0);
       slot_flags.push_back(0);
+      slot_pin.push_back(0);
       return num_slots++;
     }
     // Full (every slot holds a row): sample victims.
     constexpr uint32_t kVictimSample = 8;
     uint32_t victim = clock_hand;
     uint64_t victim_score = UINT64_MAX;
-    for (uint32_t i = 0; i < std::min(kVictimSample, num_slots); ++i) {
+    // Pinned rows are skipped, looking at most kMaxLook rows: a request
+    // that pins most of a partition (a batch as large as the partition's
+    // share of the budget) bypasses memory instead of scanning it.
+    constexpr uint32_t kMaxLook = 8 * kVictimSample;
+    uint32_t sampled = 0;
+    for (uint32_t i = 0; i < std::min(kMaxLook, num_slots) && sampled < kVictimSample; ++i) {
       const uint32_t s = clock_hand;
       clock_hand = clock_hand + 1 == num_slots ? 0 : clock_hand + 1;
+      if (Pinned(s)) continue;
+      ++sampled;
       if (store->Expired(slot_last_seen[s], now)) {
         Remove(s);
         return s;
@@ -171,7 +182,8 @@ struct EmbeddingStore::Partition {
         victim = s;
       }
     }
-    if (2 * uint64_t{freq->Estimate(candidate)} <= (victim_score & ~uint64_t{1})) {
+    if (sampled == 0 ||
+        2 * uint64_t{freq->Estimate(candidate)} <= (victim_score & ~uint64_t{1})) {
       ++c.bypasses;
       return -1;
     }
@@ -179,21 +191,15 @@ struct EmbeddingStore::Partition {
     return victim;
   }
 
-  // Drops resident row `s` from memory, queueing a spill write if needed.
+  // Drops resident row `s` from memory, queueing a spill write if needed (a
+  // clean row's spill record is current: nothing to write). REQUIRES: `s` is
+  // not pinned (the request in progress does not ask for it).
   void Evict(uint32_t s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     const uint64_t key = slot_key[s];
     const uint8_t f = slot_flags[s];
     if ((f & kDirty) || !(f & kOnDisk)) {
       Queue(key, store->EncodeRow(Row(s), {slot_last_seen[s], slot_updates[s]}, /*compact=*/true),
             (f & kOnDisk) != 0);
-    } else {
-      // Clean, and its spill record is current: nothing to write. But the
-      // request that evicts it may still ask for it, and its MultiGet ran
-      // before the eviction; keep a copy until the request ends.
-      clean_bytes += sizeof(float) * store->row_floats_;
-      auto& copy = clean_evicted[key];
-      copy.meta = {slot_last_seen[s], slot_updates[s]};
-      copy.row.assign(Row(s), Row(s) + store->row_floats_);
     }
     if (f & kOnDisk) --resident_on_disk;
     index.erase(key);
@@ -372,9 +378,10 @@ struct EmbeddingStore::Partition {
     return sizeof(Partition) + arena_floats * sizeof(float) + chunks.capacity() * sizeof(void*) +
            slot_key.capacity() * sizeof(uint64_t) + slot_last_seen.capacity() * sizeof(uint64_t) +
            slot_updates.capacity() * sizeof(uint32_t) + slot_flags.capacity() +
+           slot_pin.capacity() +
            free_slots.capacity() * sizeof(uint32_t) + MapBytes(index) + MapBytes(admission) +
            pending_bytes + MapBytes(pending_puts) + MapBytes(pending_deletes) + in_flight_bytes +
-           clean_bytes + MapBytes(clean_evicted) + hot.MemoryBytes() +
+           hot.MemoryBytes() +
            (freq ? sizeof(FrequencySketch) + freq->MemoryBytes() : 0);
   }
 
@@ -388,6 +395,8 @@ struct EmbeddingStore::Partition {
   HugeVector<uint64_t> slot_last_seen ABSL_GUARDED_BY(mu);
   HugeVector<uint32_t> slot_updates ABSL_GUARDED_BY(mu);
   HugeVector<uint8_t> slot_flags ABSL_GUARDED_BY(mu);
+  HugeVector<uint8_t> slot_pin ABSL_GUARDED_BY(mu);  // see Pinned
+  uint8_t serial ABSL_GUARDED_BY(mu) = 0;            // of the request in progress
   std::vector<uint32_t> free_slots ABSL_GUARDED_BY(mu);
   uint32_t clock_hand ABSL_GUARDED_BY(mu) = 0;
   uint64_t resident_on_disk ABSL_GUARDED_BY(mu) = 0;  // resident rows with kOnDisk
@@ -405,10 +414,6 @@ struct EmbeddingStore::Partition {
   uint64_t in_flight_bytes ABSL_GUARDED_BY(mu) = 0;  // the jobs' own copies of records
   bool write_failed ABSL_GUARDED_BY(mu) = false;
   std::deque<std::shared_ptr<SpillJob>> failed_jobs ABSL_GUARDED_BY(mu);
-  // Clean rows evicted by the request in progress (see Evict); empty
-  // between requests.
-  absl::flat_hash_map<uint64_t, CleanCopy> clean_evicted ABSL_GUARDED_BY(mu);
-  uint64_t clean_bytes ABSL_GUARDED_BY(mu) = 0;
   absl::flat_hash_map<uint64_t, uint32_t> admission ABSL_GUARDED_BY(mu);
   uint64_t admission_capacity ABSL_GUARDED_BY(mu) = 1;
   SpaceSaving hot ABSL_GUARDED_BY(mu);
@@ -511,9 +516,9 @@ Status EmbeddingStore::Init() {
       fixed += p.hot.MemoryBytes();  // reserved in its constructor; never grows
     }
     const uint64_t per_part = budget / num_parts;
-    // Row arena + slot metadata (key, last seen, updates, flags) + free list;
-    // then the index and the frequency sketch (8-16 bytes a row) below.
-    const uint64_t per_row = uint64_t{row_floats_} * sizeof(float) + 8 + 8 + 4 + 1 + 4 +
+    // Row arena + slot metadata (key, last seen, updates, flags, pin) + free
+    // list; then the index and the frequency sketch (8-16 bytes a row) below.
+    const uint64_t per_row = uint64_t{row_floats_} * sizeof(float) + 8 + 8 + 4 + 1 + 1 + 4 +
                              sizeof(void*);  // chunk pointer, amortized upper bound
     uint64_t m = per_part > fixed ? (per_part - fixed) / (per_row + 62) : 0;
     m = std::min<uint64_t>(m, UINT32_MAX - 1);
@@ -542,6 +547,7 @@ Status EmbeddingStore::Init() {
       p.slot_last_seen.reserve(m);
       p.slot_updates.reserve(m);
       p.slot_flags.reserve(m);
+      p.slot_pin.reserve(m);
       p.free_slots.reserve(m);
       p.chunks.reserve(ChunksFor(static_cast<uint32_t>(m)));
       p.freq = std::make_unique<FrequencySketch>(m);
@@ -649,6 +655,14 @@ void EmbeddingStore::ExpandRecord(uint64_t key, std::string* record) const {
   *record = InitialRecord(key, meta);
 }
 
+void EmbeddingStore::FillRow(uint64_t key, const std::string& record, float* row) const {
+  if (record.size() == kRecordHeader) {
+    InitialRow(key, row);  // a compact initial-value record
+  } else {
+    std::memcpy(row, record.data() + kRecordHeader, sizeof(float) * row_floats_);
+  }
+}
+
 void EmbeddingStore::InitialRow(uint64_t key, float* row) const {
   options_.init(key, row);
   options_.optimizer->InitState(row, dim_, row + dim_);
@@ -683,11 +697,7 @@ Status EmbeddingStore::DecodeRow(uint64_t key, const std::string& value, float* 
         flags >> 8, ", this table's ", init_fingerprint_,
         "): the table's seed or initializer changed since it was spilled"));
   }
-  if (initial) {
-    InitialRow(key, row);
-  } else {
-    std::memcpy(row, value.data() + kRecordHeader, sizeof(float) * row_floats_);
-  }
+  if (row != nullptr) FillRow(key, value, row);
   return absl::OkStatus();
 }
 
@@ -813,9 +823,13 @@ Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint
   // bounds how far memory can exceed the budget.
   if (p.write_failed) VREC_RETURN_IF_ERROR(p.RetryFailedJobs());
 
-  // 1. One MultiGet for the keys that are neither resident nor queued.
+  // 1. Pin the resident rows of the request (under a budget, where rows are
+  // evicted: none of them is evicted before it is served, see AdmitSlot),
+  // and one MultiGet for the keys that are neither resident nor queued.
+  ++p.serial;
   absl::flat_hash_map<uint64_t, std::string> fetched;
-  if (options_.spill != nullptr && p.disk_rows > 0) {
+  const bool read_disk = options_.spill != nullptr && p.disk_rows > 0;
+  if (read_disk || max_rows_per_partition_ > 0) {
     std::vector<uint64_t> missing;
     absl::flat_hash_set<uint64_t> seen;
     constexpr size_t kAhead = 16;  // index slots prefetched this many keys ahead
@@ -825,9 +839,11 @@ Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint
     for (size_t pos = 0; pos < idx.size(); ++pos) {
       if (pos + kAhead < idx.size()) p.index.prefetch(keys[idx[pos + kAhead]]);
       const uint64_t k = keys[idx[pos]];
-      if (p.index.contains(k) || p.pending_puts.contains(k) || p.pending_deletes.contains(k)) {
+      if (auto it = p.index.find(k); it != p.index.end()) {
+        p.Pin(it->second);
         continue;
       }
+      if (!read_disk || p.pending_puts.contains(k) || p.pending_deletes.contains(k)) continue;
       if (seen.insert(k).second) missing.push_back(k);
     }
     if (!missing.empty()) {
@@ -843,16 +859,13 @@ Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint
       }
       p.c.spill_keys_read += missing.size();
       // Validate every record before touching any row, so that a corrupt
-      // record fails the request with nothing applied.
-      std::vector<float> scratch(row_floats_);
+      // record fails the request with nothing applied. Initial-value
+      // records stay compact until a row is made of them (FillSlot).
       for (size_t j = 0; j < missing.size(); ++j) {
         if (!values[j].has_value()) continue;
         RowMeta meta;
-        VREC_RETURN_IF_ERROR(DecodeRow(missing[j], *values[j], scratch.data(), &meta));
-        // Served from a whole row: an initial-value record is expanded.
-        fetched.emplace(missing[j], values[j]->size() == kRecordHeader
-                                        ? EncodeRow(scratch.data(), meta)
-                                        : std::move(*values[j]));
+        VREC_RETURN_IF_ERROR(DecodeRow(missing[j], *values[j], /*row=*/nullptr, &meta));
+        fetched.emplace(missing[j], std::move(*values[j]));
       }
     }
   }
@@ -926,15 +939,7 @@ Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint
           value = q->second.value;
           on_disk = in_flight = true;
         }
-        ExpandRecord(k, &value);
         found = from_memory = true;
-      } else if (auto c = p.clean_evicted.find(k); c != p.clean_evicted.end()) {
-        // Unchanged since its spill record. Moved out first: AdmitSlot below
-        // may insert into clean_evicted.
-        value = EncodeRow(c->second.row.data(), c->second.meta);
-        p.clean_evicted.erase(c);
-        p.clean_bytes -= sizeof(float) * row_floats_;
-        found = on_disk = from_memory = true;
       } else if (auto f = fetched.find(k); f != fetched.end()) {
         value = std::move(f->second);
         fetched.erase(f);
@@ -952,6 +957,7 @@ Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint
           if (s < 0) {
             // Not admitted: served from the record, which goes back where it
             // was unless it changed (then it is queued for the disk).
+            ExpandRecord(k, &value);
             if (ServeRecord(op, out_row, grad, now, &value) || from_queue) {
               CompactRecord(&value);
               p.Queue(k, std::move(value), on_disk);
@@ -960,7 +966,8 @@ Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint
             }
             continue;
           }
-          std::memcpy(p.Row(s), value.data() + kRecordHeader, sizeof(float) * row_floats_);
+          FillRow(k, value, p.Row(s));
+          p.Pin(static_cast<uint32_t>(s));
           p.slot_key[s] = k;
           p.slot_last_seen[s] = meta.last_seen_step;
           p.slot_updates[s] = meta.updates;
@@ -994,6 +1001,7 @@ Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint
         continue;
       }
       InitialRow(k, p.Row(s));
+      p.Pin(static_cast<uint32_t>(s));
       p.slot_key[s] = k;
       p.slot_last_seen[s] = now;
       p.slot_updates[s] = 0;
@@ -1027,8 +1035,6 @@ Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint
       if (!p.Flush().ok()) ++p.c.spill_write_failures;
     }  // else the writer takes them when the request ends (SubmitSpillJobs)
   }
-  absl::flat_hash_map<uint64_t, CleanCopy>().swap(p.clean_evicted);
-  p.clean_bytes = 0;
   return absl::OkStatus();
 }
 

@@ -16,7 +16,8 @@
 // from a clock hand is the victim, evicted only if the newcomer is strictly
 // more frequent (TinyLFU admission); otherwise the newcomer is served from
 // its spill record without entering memory (a push rewrites the record via
-// the spill queue). An evicted row that changed since it was last written
+// the spill queue). Rows a request asks for are pinned while it runs: they
+// are never its victims. An evicted row that changed since it was last written
 // (or was never written) goes to the SpillStore, then it is dropped from
 // memory. A lookup that misses memory reads the spill store (one MultiGet per
 // partition per request) before creating a new row, so no update is lost:
@@ -277,10 +278,14 @@ class EmbeddingStore {
   // back (records are served and updated only in the whole form).
   void CompactRecord(std::string* record) const;
   void ExpandRecord(uint64_t key, std::string* record) const;
+  // The row (RowFloats() floats) of a valid record of `key`, whole or compact.
+  void FillRow(uint64_t key, const std::string& record, float* row) const;
   // A new row's weights and optimizer state (RowFloats() floats), and its
   // whole record.
   void InitialRow(uint64_t key, float* row) const;
   std::string InitialRecord(uint64_t key, const RowMeta& meta) const;
+  // Checks a record read from the spill store (kDataLoss naming key and
+  // store if corrupt), then fills `meta` and, unless null, `row`.
   Status DecodeRow(uint64_t key, const std::string& value, float* row, RowMeta* meta) const;
   bool Expired(uint64_t last_seen, uint64_t now) const {
     return options_.expiry_steps > 0 && now > last_seen + options_.expiry_steps;

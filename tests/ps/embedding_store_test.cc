@@ -260,6 +260,53 @@ TEST(EmbeddingStoreTest, FrequentRowsStayInMemoryWhileOneOffRowsPassThrough) {
   });
 }
 
+// A request never evicts a row it asks for (the rows it asks for are pinned
+// while it runs): when every resident row is in the request, the newcomers
+// it brings are served from their records instead, and no update is lost,
+// repeated keys included.
+TEST(EmbeddingStoreTest, ARequestNeverEvictsRowsItAsksFor) {
+  MemSpillStore spill;
+  TableConfig t = MakeTable("video", 8, OptimizerConfig::ADAGRAD);
+  t.mutable_storage()->set_memory_budget_bytes(16 << 10);
+  TableStoreOptions o;
+  o.seed = 6;
+  o.spill = &spill;
+  o.num_partitions = 1;
+  ASSERT_OK_AND_ASSIGN(auto store, EmbeddingStore::FromConfig(t, o));
+  const uint64_t max_rows = store->Stats().max_rows_in_memory;
+  ASSERT_GT(max_rows, 20u);
+  ReferenceTable ref(t, 6);
+  // Memory full of rows seen once; as many newcomers seen once (served
+  // without entering memory: not more frequent than any resident row).
+  std::vector<uint64_t> old_rows, newcomers;
+  for (uint64_t k = 0; k < max_rows; ++k) old_rows.push_back(k);
+  for (uint64_t k = 0; k < max_rows; ++k) newcomers.push_back(1000 + k);
+  for (const auto* keys : {&old_rows, &newcomers}) {
+    std::vector<float> out(keys->size() * 8);
+    ASSERT_OK(store->Pull(*keys, absl::MakeSpan(out)));
+    for (uint64_t k : *keys) ref.Row(k);
+  }
+  // One push of the newcomers (now seen twice: more frequent than the old
+  // rows, so they would be admitted in their place), each twice, then every
+  // old row, whichever of them is resident.
+  std::vector<uint64_t> keys;
+  for (uint64_t k : newcomers) keys.insert(keys.end(), {k, k});
+  keys.insert(keys.end(), old_rows.begin(), old_rows.end());
+  const StoreStats before = store->Stats();
+  std::vector<float> g(keys.size() * 8);
+  Rng rng(testing::TestSeed(12));
+  for (auto& x : g) x = static_cast<float>(rng.Normal());
+  ASSERT_OK(store->Push(keys, g));
+  for (size_t i = 0; i < keys.size(); ++i) ref.Push(keys[i], &g[8 * i]);
+  const StoreStats after = store->Stats();
+  EXPECT_EQ(after.evictions, before.evictions);
+  EXPECT_GE(after.memory_bypasses - before.memory_bypasses, max_rows / 2);
+  store->WaitForSpillWrites();
+  ExpectRowsEqualReference(*store, ref, [](uint64_t key, const RowMeta& meta) {
+    EXPECT_EQ(meta.updates, key >= 1000 ? 2u : 1u) << "key " << key;
+  });
+}
+
 // A row served from its spill record still counts as seen: with expiry, a
 // row pulled every step never expires even if it never enters memory.
 TEST(EmbeddingStoreTest, RowsServedFromDiskStayAliveUnderExpiry) {
