@@ -182,8 +182,7 @@ struct EmbeddingStore::Partition {
         victim = s;
       }
     }
-    if (sampled == 0 ||
-        2 * uint64_t{freq->Estimate(candidate)} <= (victim_score & ~uint64_t{1})) {
+    if (sampled == 0 || 2 * uint64_t{freq->Estimate(candidate)} <= (victim_score & ~uint64_t{1})) {
       ++c.bypasses;
       return -1;
     }
@@ -378,10 +377,9 @@ struct EmbeddingStore::Partition {
     return sizeof(Partition) + arena_floats * sizeof(float) + chunks.capacity() * sizeof(void*) +
            slot_key.capacity() * sizeof(uint64_t) + slot_last_seen.capacity() * sizeof(uint64_t) +
            slot_updates.capacity() * sizeof(uint32_t) + slot_flags.capacity() +
-           slot_pin.capacity() +
-           free_slots.capacity() * sizeof(uint32_t) + MapBytes(index) + MapBytes(admission) +
-           pending_bytes + MapBytes(pending_puts) + MapBytes(pending_deletes) + in_flight_bytes +
-           hot.MemoryBytes() +
+           slot_pin.capacity() + free_slots.capacity() * sizeof(uint32_t) + MapBytes(index) +
+           MapBytes(admission) + pending_bytes + MapBytes(pending_puts) +
+           MapBytes(pending_deletes) + in_flight_bytes + hot.MemoryBytes() +
            (freq ? sizeof(FrequencySketch) + freq->MemoryBytes() : 0);
   }
 
