@@ -11,7 +11,7 @@
 # state: each operation first runs unmeasured for BUDGET_WARMUP seconds
 # (default 240). After 30 s its memory tier was still filling with the hot
 # rows and writing out rows never spilled before; the hit rate and the rate
-# level off after 2-3 minutes of pulls (docs/benchmarks.md, "Scale run 12").
+# level off after 2-3 minutes of pulls (docs/benchmarks.md, "Steady state").
 # The all-in-memory table has nothing to warm and gets 30 s. Prints the JSON
 # lines and a summary line with both ratios and the server threads' CPU per
 # key (handler_cost_ratio: in memory over budgeted); takes about 20 minutes

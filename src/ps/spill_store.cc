@@ -100,10 +100,11 @@ StatusOr<std::unique_ptr<RocksSpillStore>> RocksSpillStore::Open(const RocksSpil
   opts.memtable_whole_key_filtering = true;
   // A hashed memtable: a point read that reaches the memtable finds its key
   // in one bucket instead of walking a skip list of up to a million recent
-  // records (23% of the request thread in a profile of the budgeted pull,
-  // docs/benchmarks.md). Hashing needs a prefix extractor; the prefix is the
-  // whole 16-byte key, so Scan asks for total order. One thread writes at a
-  // time (the spill writer), as this memtable requires.
+  // records (27% of the request thread in a profile of the budgeted pull at
+  // steady state, docs/benchmarks.md). Hashing needs a prefix extractor; the
+  // prefix is the whole 16-byte key, so Scan asks for total order. This
+  // memtable takes one insert at a time (RocksDB queues concurrent writers),
+  // which costs nothing here: the spill writer is the one writer.
   opts.prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(kSpillKeyBytes));
   opts.memtable_factory.reset(rocksdb::NewHashLinkListRepFactory(options.memtable_buckets));
   opts.allow_concurrent_memtable_write = false;
