@@ -72,8 +72,19 @@ std::string SpillPrefix(uint64_t table_id) {
 
 // ---- RocksSpillStore
 
-RocksSpillStore::RocksSpillStore(std::string path, std::unique_ptr<rocksdb::DB> db)
-    : path_(std::move(path)), db_(std::move(db)) {}
+RocksSpillStore::RocksSpillStore(std::string path, std::unique_ptr<rocksdb::DB> db,
+                                 std::shared_ptr<rocksdb::Cache> block_cache)
+    : path_(std::move(path)), db_(std::move(db)), block_cache_(std::move(block_cache)) {}
+
+uint64_t RocksSpillStore::MemoryBytes() const {
+  uint64_t total = block_cache_ ? block_cache_->GetUsage() : 0;
+  for (const char* property :
+       {"rocksdb.estimate-table-readers-mem", "rocksdb.cur-size-all-mem-tables"}) {
+    uint64_t v = 0;
+    if (db_->GetIntProperty(property, &v)) total += v;
+  }
+  return total;
+}
 
 RocksSpillStore::~RocksSpillStore() {
   if (db_) db_->Close().PermitUncheckedError();
@@ -119,7 +130,7 @@ StatusOr<std::unique_ptr<RocksSpillStore>> RocksSpillStore::Open(const RocksSpil
     VREC_RETURN_IF_ERROR(FromRocks(rocksdb::DB::OpenForReadOnly(opts, options.path, &raw),
                                    options.path, "open read-only"));
     return std::unique_ptr<RocksSpillStore>(
-        new RocksSpillStore(options.path, std::unique_ptr<rocksdb::DB>(raw)));
+        new RocksSpillStore(options.path, std::unique_ptr<rocksdb::DB>(raw), table.block_cache));
   }
   if (options.destroy_existing) {
     VREC_RETURN_IF_ERROR(
@@ -130,7 +141,7 @@ StatusOr<std::unique_ptr<RocksSpillStore>> RocksSpillStore::Open(const RocksSpil
   VREC_RETURN_IF_ERROR(
       FromRocks(rocksdb::DB::Open(opts, options.path, &raw), options.path, "open"));
   return std::unique_ptr<RocksSpillStore>(
-      new RocksSpillStore(options.path, std::unique_ptr<rocksdb::DB>(raw)));
+      new RocksSpillStore(options.path, std::unique_ptr<rocksdb::DB>(raw), table.block_cache));
 }
 
 Status RocksSpillStore::Checkpoint(const std::string& dir) {

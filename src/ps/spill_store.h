@@ -28,8 +28,9 @@
 #include "vrec/status.h"
 
 namespace rocksdb {
+class Cache;
 class DB;
-}
+}  // namespace rocksdb
 
 namespace vrec::ps {
 
@@ -98,15 +99,22 @@ class RocksSpillStore final : public SpillStore {
               const std::function<bool(const std::string&, const std::string&)>& fn) override;
   std::string Describe() const override { return "rocksdb:" + path_; }
 
+  // Bytes RocksDB holds in memory beside the memory tier's budget: table
+  // readers (index and filter blocks of every SST file), memtables and the
+  // block cache. Grows with the data spilled.
+  uint64_t MemoryBytes() const;
+
   // Writes a consistent copy of the DB into `dir` (which must not exist; its
   // parent is created), flushing the memtable first (the WAL is off). The copy
   // hard-links the immutable files where the file system allows.
   Status Checkpoint(const std::string& dir);
 
  private:
-  RocksSpillStore(std::string path, std::unique_ptr<rocksdb::DB> db);
+  RocksSpillStore(std::string path, std::unique_ptr<rocksdb::DB> db,
+                  std::shared_ptr<rocksdb::Cache> block_cache);
   const std::string path_;
   std::unique_ptr<rocksdb::DB> db_;
+  const std::shared_ptr<rocksdb::Cache> block_cache_;
 };
 
 class MemSpillStore final : public SpillStore {

@@ -98,6 +98,25 @@ TEST(SpillStoreTest, RocksScanIsInKeyOrderAcrossMemtableAndFiles) {
   EXPECT_EQ(scanned, std::vector<uint64_t>(expect.begin(), expect.end()));
 }
 
+// RocksDB's own memory (outside the memory tier's budget) is visible: the
+// memtable holds what was written, and a flushed file's index and filter
+// stay in memory.
+TEST(SpillStoreTest, RocksMemoryBytesCountsMemtablesAndTableReaders) {
+  testing::ScratchDir dir;
+  RocksSpillOptions o;
+  o.path = dir.File("db");
+  ASSERT_OK_AND_ASSIGN(auto store, RocksSpillStore::Open(o));
+  const uint64_t empty = store->MemoryBytes();
+  SpillBatch b;
+  for (uint64_t k = 0; k < 2000; ++k) b.puts.emplace_back(SpillKey(1, k), std::string(1024, 'x'));
+  ASSERT_OK(store->Write(b));
+  EXPECT_GE(store->MemoryBytes(), empty + 2000 * 1024);
+  ASSERT_OK(store->Checkpoint(dir.File("cp")));  // flushes the memtable into a file
+  const uint64_t flushed = store->MemoryBytes();
+  EXPECT_GT(flushed, 0u);
+  EXPECT_LT(flushed, empty + 2000 * 1024);  // the rows left the memtable
+}
+
 TEST(SpillStoreTest, RocksDestroyExistingCreatesMissingParents) {
   testing::ScratchDir dir;
   RocksSpillOptions o;
