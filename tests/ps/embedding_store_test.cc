@@ -69,6 +69,18 @@ class ReferenceTable {
   std::map<uint64_t, std::vector<float>> rows_;
 };
 
+// Pushes normal gradients drawn from `rng` for `keys` to the store and, if
+// it takes them, to the reference.
+Status PushRandom(EmbeddingStore& store, ReferenceTable& ref, const std::vector<uint64_t>& keys,
+                  Rng& rng) {
+  const uint32_t dim = store.dim();
+  std::vector<float> g(keys.size() * dim);
+  for (auto& x : g) x = static_cast<float>(rng.Normal());
+  VREC_RETURN_IF_ERROR(store.Push(keys, g));
+  for (size_t i = 0; i < keys.size(); ++i) ref.Push(keys[i], &g[dim * i]);
+  return absl::OkStatus();
+}
+
 // Every live row of the store (memory, queue and disk), weights and state,
 // equals the reference's, and there is one per reference row; `also` sees
 // each row's metadata.
@@ -124,10 +136,7 @@ TEST_P(EveryOptimizerTest, PushThenPullEqualsOptimizerApplied) {
   for (int step = 0; step < 50; ++step) {
     std::vector<uint64_t> keys;
     for (int i = 0; i < 20; ++i) keys.push_back(rng.UniformInt(30));  // with repeats
-    std::vector<float> g(keys.size() * 8);
-    for (auto& x : g) x = static_cast<float>(rng.Normal());
-    ASSERT_OK(store->Push(keys, g));
-    for (size_t i = 0; i < keys.size(); ++i) ref.Push(keys[i], &g[8 * i]);
+    ASSERT_OK(PushRandom(*store, ref, keys, rng));
   }
   for (const auto& [key, row] : ref.rows()) {
     EXPECT_THAT(PullOne(*store, key), ElementsAreArray(row.data(), 8)) << "key " << key;
@@ -171,10 +180,7 @@ TEST(EmbeddingStoreTest, SpillAndReloadLoseNoUpdateAndStayWithinBudget) {
       keys.push_back(rng.Bernoulli(0.5) ? rng.UniformInt(40) : rng.UniformInt(num_keys));
     }
     if (rng.Bernoulli(0.5)) {
-      std::vector<float> g(keys.size() * 8);
-      for (auto& x : g) x = static_cast<float>(rng.Normal());
-      ASSERT_OK(store->Push(keys, g));
-      for (size_t i = 0; i < keys.size(); ++i) ref.Push(keys[i], &g[8 * i]);
+      ASSERT_OK(PushRandom(*store, ref, keys, rng));
     } else {
       std::vector<float> out(keys.size() * 8);
       ASSERT_OK(store->Pull(keys, absl::MakeSpan(out)));
@@ -242,10 +248,7 @@ TEST(EmbeddingStoreTest, FrequentRowsStayInMemoryWhileOneOffRowsPassThrough) {
       cold.push_back(next_cold + i);
     }
     next_cold += 2 * max_rows;
-    std::vector<float> g(cold.size() * 8);
-    for (auto& x : g) x = static_cast<float>(rng.Normal());
-    ASSERT_OK(store->Push(cold, g));
-    for (size_t i = 0; i < cold.size(); ++i) ref.Push(cold[i], &g[8 * i]);
+    ASSERT_OK(PushRandom(*store, ref, cold, rng));
   }
   EXPECT_LE(hot_misses, 200 * hot.size() / 50) << "of " << 200 * hot.size() << " hot pulls";
   for (uint64_t k : hot) ref.Row(k);
@@ -293,11 +296,8 @@ TEST(EmbeddingStoreTest, ARequestNeverEvictsRowsItAsksFor) {
   for (uint64_t k : newcomers) keys.insert(keys.end(), {k, k});
   keys.insert(keys.end(), old_rows.begin(), old_rows.end());
   const StoreStats before = store->Stats();
-  std::vector<float> g(keys.size() * 8);
   Rng rng(testing::TestSeed(12));
-  for (auto& x : g) x = static_cast<float>(rng.Normal());
-  ASSERT_OK(store->Push(keys, g));
-  for (size_t i = 0; i < keys.size(); ++i) ref.Push(keys[i], &g[8 * i]);
+  ASSERT_OK(PushRandom(*store, ref, keys, rng));
   const StoreStats after = store->Stats();
   EXPECT_EQ(after.evictions, before.evictions);
   EXPECT_GE(after.memory_bypasses - before.memory_bypasses, max_rows / 2);
@@ -470,10 +470,7 @@ TEST(EmbeddingStoreTest, FlushAllThenReopenRestoresEveryRow) {
     for (int step = 0; step < 20; ++step) {
       std::vector<uint64_t> keys;
       for (int i = 0; i < 50; ++i) keys.push_back(rng.UniformInt(300));
-      std::vector<float> g(keys.size() * 8);
-      for (auto& x : g) x = static_cast<float>(rng.Normal());
-      ASSERT_OK(store->Push(keys, g));
-      for (size_t i = 0; i < keys.size(); ++i) ref.Push(keys[i], &g[8 * i]);
+      ASSERT_OK(PushRandom(*store, ref, keys, rng));
     }
     ASSERT_OK(store->FlushAll());
     EXPECT_EQ(store->Stats().rows_on_disk, ref.rows().size());
