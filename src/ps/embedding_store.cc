@@ -679,19 +679,21 @@ Status EmbeddingStore::DecodeRow(uint64_t key, const std::string& value, float* 
   if (value.size() >= kRecordHeader) std::memcpy(&flags, value.data() + 20, 4);
   const bool initial = (flags & 0xff) == kRecordInitial;
   const size_t expect_bytes = kRecordHeader + (initial ? 0 : sizeof(float) * row_floats_);
-  const std::string where =
-      absl::StrCat("table ", options_.table_name, " key ", key, ": spill record in ",
-                   options_.spill ? options_.spill->Describe() : "?");
+  // Built only on error: this runs once per row read from the disk tier.
+  auto where = [&] {
+    return absl::StrCat("table ", options_.table_name, " key ", key, ": spill record in ",
+                        options_.spill ? options_.spill->Describe() : "?");
+  };
   if (!ParseMeta(value, meta) || floats != row_floats_ || (!initial && flags != 0) ||
       (initial && meta->updates != 0) || value.size() != expect_bytes) {
-    return absl::DataLossError(absl::StrCat(where, " is corrupt (", value.size(), " bytes, row of ",
+    return absl::DataLossError(absl::StrCat(where(), " is corrupt (", value.size(), " bytes, row of ",
                                             floats, " floats, flags ", flags, ", ", meta->updates,
                                             " updates; expected ", expect_bytes, " bytes, ",
                                             row_floats_, " floats)"));
   }
   if (initial && (flags >> 8) != init_fingerprint_) {
     return absl::DataLossError(absl::StrCat(
-        where, " holds an untouched row written under another initializer (fingerprint ",
+        where(), " holds an untouched row written under another initializer (fingerprint ",
         flags >> 8, ", this table's ", init_fingerprint_,
         "): the table's seed or initializer changed since it was spilled"));
   }

@@ -160,11 +160,16 @@ Status RocksSpillStore::Checkpoint(const std::string& dir) {
 Status RocksSpillStore::Write(const SpillBatch& batch) {
   if (batch.empty()) return absl::OkStatus();
   rocksdb::WriteBatch wb;
+  // Messages are built only on error: these loops run once per spilled row.
   for (const auto& [k, v] : batch.puts) {
-    VREC_RETURN_IF_ERROR(FromRocks(wb.Put(k, v), path_, "batch put " + HexKey(k)));
+    if (rocksdb::Status s = wb.Put(k, v); !s.ok()) {
+      return FromRocks(s, path_, "batch put " + HexKey(k));
+    }
   }
   for (const auto& k : batch.deletes) {
-    VREC_RETURN_IF_ERROR(FromRocks(wb.Delete(k), path_, "batch delete " + HexKey(k)));
+    if (rocksdb::Status s = wb.Delete(k); !s.ok()) {
+      return FromRocks(s, path_, "batch delete " + HexKey(k));
+    }
   }
   rocksdb::WriteOptions wo;
   wo.disableWAL = true;
