@@ -42,7 +42,10 @@ DEFINE_int32(clients, 1, "client threads, each with its own connection to every 
 DEFINE_string(dim, "64", "floats per row; a comma list sweeps (e.g. 8,64,256)");
 DEFINE_string(batch, "10000",
               "unique keys per request; a comma list sweeps (e.g. 1000,10000,100000)");
-DEFINE_string(ops, "pull,push", "operations to measure");
+DEFINE_string(ops, "pull,push",
+              "operations to measure, comma-separated: pull, push, and pullpush (a worker's "
+              "step: pull a batch's rows, then push gradients for the same rows; keys_per_s "
+              "then counts keys pulled and pushed once each)");
 DEFINE_uint64(rows, 1000000, "key space; rows are created by a warm-up pass first");
 DEFINE_double(zipf, 0, "Zipf exponent of key popularity (0 = uniform)");
 DEFINE_double(warmup_seconds, 0,
@@ -259,7 +262,12 @@ Status Measure(const std::string& op, int dim, int batch, const Setup& setup,
         std::vector<float> buf;
         ps::PsRequest req;
         Clock::time_point start;
+        bool pushing = false;  // the request in flight is a push
       };
+      // pullpush: a step's gradients, the same for every step (the pulled
+      // values stay in buf, as a worker's would).
+      const bool step = op == "pullpush";
+      const std::vector<float> grads(step ? static_cast<size_t>(batch) * dim : 0, 1e-3f);
       std::vector<Slot> slots(FLAGS_inflight);
       auto issue = [&](Slot& s) {
         if (use_pool) {
@@ -270,10 +278,11 @@ Status Measure(const std::string& op, int dim, int batch, const Setup& setup,
           MakeBatch(rng, zipf, batch, &seen, &keys);
           s.keys = &keys;
         }
-        s.buf.resize(static_cast<size_t>(batch) * dim, op == "pull" ? 0.f : 1e-3f);
+        s.buf.resize(static_cast<size_t>(batch) * dim, op == "push" ? 1e-3f : 0.f);
         s.start = Clock::now();
-        s.req = op == "pull" ? client.Pull(table, *s.keys, s.buf.data())
-                             : client.Push(table, *s.keys, s.buf);
+        s.pushing = op == "push";
+        s.req = s.pushing ? client.Push(table, *s.keys, s.buf)
+                          : client.Pull(table, *s.keys, s.buf.data());
       };
       for (auto& s : slots) issue(s);
       size_t next = 0;
@@ -285,6 +294,12 @@ Status Measure(const std::string& op, int dim, int batch, const Setup& setup,
           if (first_error.ok()) first_error = st;
           failed = true;
           return;
+        }
+        if (step && !s.pushing) {  // the step's second half, on the same keys
+          s.pushing = true;
+          s.req = client.Push(table, *s.keys, grads);
+          next = (next + 1) % slots.size();
+          continue;
         }
         latencies[c].push_back(
             std::chrono::duration<double, std::micro>(Clock::now() - s.start).count());
@@ -389,6 +404,12 @@ int RunPsBench(int argc, char** argv) {
         << "vrec bench ps: --servers, --clients, --inflight, --rows and --seconds must be > 0\n";
     return 2;
   }
+  for (absl::string_view op : absl::StrSplit(FLAGS_ops, ',')) {
+    if (op != "pull" && op != "push" && op != "pullpush") {
+      std::cerr << "vrec bench ps: --ops takes pull, push and/or pullpush, got '" << op << "'\n";
+      return 2;
+    }
+  }
   const std::vector<int> dims = ParseList(FLAGS_dim, "dim");
   const std::vector<int> batches = ParseList(FLAGS_batch, "batch");
   std::unique_ptr<ZipfSampler> zipf;
@@ -428,10 +449,6 @@ int RunPsBench(int argc, char** argv) {
       }
     }
     for (absl::string_view op : absl::StrSplit(FLAGS_ops, ',')) {
-      if (op != "pull" && op != "push") {
-        std::cerr << "vrec bench ps: --ops takes pull and/or push, got '" << op << "'\n";
-        return 2;
-      }
       for (int batch : batches) {
         if (static_cast<uint64_t>(batch) > FLAGS_rows) {
           std::cerr << "vrec bench ps: --batch " << batch << " exceeds --rows\n";

@@ -14,16 +14,21 @@
 # level off after 2-3 minutes of pulls (docs/benchmarks.md, "Steady state").
 # The all-in-memory table has nothing to warm and gets 30 s. Prints the JSON
 # lines and a summary line with both ratios and the server threads' CPU per
-# key (handler_cost_ratio: in memory over budgeted); takes about 23 minutes
+# key (handler_cost_ratio: in memory over budgeted); takes about 32 minutes
 # (creating 8M rows, spilling ~2 GB).
 #
-#   benchmarks/ps_scale.sh [VREC_BINARY] [SPILL_DIR] [SERVER_THREADS] [BUDGET_WARMUP]
+# OPS (default pull,push,pullpush): pullpush is a worker's step, a batch's
+# rows pulled and then pushed (docs/benchmarks.md).
+#
+#   benchmarks/ps_scale.sh [VREC_BINARY] [SPILL_DIR] [SERVER_THREADS] [BUDGET_WARMUP] [OPS]
 set -euo pipefail
 VREC=${1:-build/vrec}
 SPILL=${2:-/tmp/vrec_ps_scale}
 THREADS=${3:-1}
 BUDGET_WARMUP=${4:-240}
-COMMON=(--dim=128 --zipf=1.1 --optimizer=adagrad --seconds=30 --server_threads="$THREADS")
+OPS=${5:-pull,push,pullpush}
+COMMON=(--dim=128 --zipf=1.1 --optimizer=adagrad --seconds=30 --server_threads="$THREADS"
+        --ops="$OPS")
 rm -rf "$SPILL"
 # The same-load baseline is measured before and after the budgeted run, and
 # the ratio is taken against their mean: on this shared machine one in-memory
@@ -45,8 +50,8 @@ rows = lambda text: {r["op"]: r for r in map(json.loads, text.splitlines())}
 big, pool = rows(sys.argv[1]), rows(sys.argv[2])
 before, after = rows(sys.argv[3]), rows(sys.argv[4])
 out = {"bench": "ps_scale", "server_threads": int(sys.argv[5]),
-       "budget_warmup_seconds": big["pull"]["warmup_seconds"],
-       "peak_rss_gib": big["pull"]["peak_rss_bytes"] / 2**30}
+       "budget_warmup_seconds": next(iter(big.values()))["warmup_seconds"],
+       "peak_rss_gib": max(r["peak_rss_bytes"] for r in big.values()) / 2**30}
 for op in big:
     fresh = (before[op]["keys_per_s"] + after[op]["keys_per_s"]) / 2
     out[op + "_keys_per_s_budget"] = big[op]["keys_per_s"]
