@@ -686,10 +686,10 @@ Status EmbeddingStore::DecodeRow(uint64_t key, const std::string& value, float* 
   };
   if (!ParseMeta(value, meta) || floats != row_floats_ || (!initial && flags != 0) ||
       (initial && meta->updates != 0) || value.size() != expect_bytes) {
-    return absl::DataLossError(absl::StrCat(where(), " is corrupt (", value.size(), " bytes, row of ",
-                                            floats, " floats, flags ", flags, ", ", meta->updates,
-                                            " updates; expected ", expect_bytes, " bytes, ",
-                                            row_floats_, " floats)"));
+    return absl::DataLossError(absl::StrCat(where(), " is corrupt (", value.size(),
+                                            " bytes, row of ", floats, " floats, flags ", flags,
+                                            ", ", meta->updates, " updates; expected ",
+                                            expect_bytes, " bytes, ", row_floats_, " floats)"));
   }
   if (initial && (flags >> 8) != init_fingerprint_) {
     return absl::DataLossError(absl::StrCat(
