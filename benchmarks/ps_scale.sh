@@ -9,9 +9,10 @@
 # batches drawn before the clock (the server alone) and drawn fresh (the same
 # load, generator included; before and after the budgeted run, averaged).
 # The budgeted table is measured in its steady state: each operation first
-# runs unmeasured for BUDGET_WARMUP seconds (default 240). After 30 s its memory tier was still filling with the hot
-# rows and writing out rows never spilled before; the hit rate and the rate
-# level off after 2-3 minutes of pulls (docs/benchmarks.md, "Steady state").
+# runs unmeasured for BUDGET_WARMUP seconds (default 240). After 30 s its
+# memory tier was still filling with the hot rows and writing out rows never
+# spilled before; the hit rate and the rate level off after 2-3 minutes of
+# pulls (docs/benchmarks.md, "Steady state").
 # The all-in-memory table has nothing to warm and gets 30 s. Prints the JSON
 # lines and a summary line with both ratios and the server threads' CPU per
 # key (handler_cost_ratio: in memory over budgeted); takes about 32 minutes
