@@ -190,6 +190,19 @@ struct EmbeddingStore::Partition {
     return victim;
   }
 
+  // Makes free slot `s` (its row already filled) the resident row of `key`,
+  // pinned for the request in progress.
+  void Occupy(uint32_t s, uint64_t key, const RowMeta& meta, uint8_t flags)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    Pin(s);
+    slot_key[s] = key;
+    slot_last_seen[s] = meta.last_seen_step;
+    slot_updates[s] = meta.updates;
+    slot_flags[s] = flags;
+    if (flags & kOnDisk) ++resident_on_disk;
+    index[key] = s;
+  }
+
   // Drops resident row `s` from memory, queueing a spill write if needed (a
   // clean row's spill record is current: nothing to write). REQUIRES: `s` is
   // not pinned (the request in progress does not ask for it).
@@ -860,7 +873,7 @@ Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint
       p.c.spill_keys_read += missing.size();
       // Validate every record before touching any row, so that a corrupt
       // record fails the request with nothing applied. Initial-value
-      // records stay compact until a row is made of them (FillSlot).
+      // records stay compact until a row is made of them (FillRow).
       for (size_t j = 0; j < missing.size(); ++j) {
         if (!values[j].has_value()) continue;
         RowMeta meta;
@@ -967,13 +980,8 @@ Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint
             continue;
           }
           FillRow(k, value, p.Row(s));
-          p.Pin(static_cast<uint32_t>(s));
-          p.slot_key[s] = k;
-          p.slot_last_seen[s] = meta.last_seen_step;
-          p.slot_updates[s] = meta.updates;
-          p.slot_flags[s] = kUsed | (on_disk ? kOnDisk : 0) | (from_queue ? kDirty : 0);
-          if (on_disk) ++p.resident_on_disk;
-          p.index[k] = static_cast<uint32_t>(s);
+          p.Occupy(static_cast<uint32_t>(s), k, meta,
+                   kUsed | (on_disk ? kOnDisk : 0) | (from_queue ? kDirty : 0));
           slot = s;
         }
       }
@@ -1001,12 +1009,7 @@ Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint
         continue;
       }
       InitialRow(k, p.Row(s));
-      p.Pin(static_cast<uint32_t>(s));
-      p.slot_key[s] = k;
-      p.slot_last_seen[s] = now;
-      p.slot_updates[s] = 0;
-      p.slot_flags[s] = kUsed | kDirty;
-      p.index[k] = static_cast<uint32_t>(s);
+      p.Occupy(static_cast<uint32_t>(s), k, {now, 0}, kUsed | kDirty);
       slot = s;
     }
     const uint32_t s = static_cast<uint32_t>(slot);

@@ -81,6 +81,16 @@ Status PushRandom(EmbeddingStore& store, ReferenceTable& ref, const std::vector<
   return absl::OkStatus();
 }
 
+// The budgeted tests' store: table `t` in one partition over `spill`.
+StatusOr<std::unique_ptr<EmbeddingStore>> OnePartitionStore(const TableConfig& t, SpillStore* spill,
+                                                            uint64_t seed) {
+  TableStoreOptions o;
+  o.seed = seed;
+  o.spill = spill;
+  o.num_partitions = 1;
+  return EmbeddingStore::FromConfig(t, o);
+}
+
 // Every live row of the store (memory, queue and disk), weights and state,
 // equals the reference's, and there is one per reference row; `also` sees
 // each row's metadata.
@@ -219,11 +229,7 @@ TEST(EmbeddingStoreTest, FrequentRowsStayInMemoryWhileOneOffRowsPassThrough) {
   MemSpillStore spill;
   TableConfig t = MakeTable("video", 8, OptimizerConfig::ADAGRAD);
   t.mutable_storage()->set_memory_budget_bytes(32 << 10);
-  TableStoreOptions o;
-  o.seed = 4;
-  o.spill = &spill;
-  o.num_partitions = 1;
-  ASSERT_OK_AND_ASSIGN(auto store, EmbeddingStore::FromConfig(t, o));
+  ASSERT_OK_AND_ASSIGN(auto store, OnePartitionStore(t, &spill, 4));
   const uint64_t max_rows = store->Stats().max_rows_in_memory;
   ASSERT_GT(max_rows, 80u);
   ReferenceTable ref(t, 4);
@@ -271,11 +277,7 @@ TEST(EmbeddingStoreTest, ARequestNeverEvictsRowsItAsksFor) {
   MemSpillStore spill;
   TableConfig t = MakeTable("video", 8, OptimizerConfig::ADAGRAD);
   t.mutable_storage()->set_memory_budget_bytes(16 << 10);
-  TableStoreOptions o;
-  o.seed = 6;
-  o.spill = &spill;
-  o.num_partitions = 1;
-  ASSERT_OK_AND_ASSIGN(auto store, EmbeddingStore::FromConfig(t, o));
+  ASSERT_OK_AND_ASSIGN(auto store, OnePartitionStore(t, &spill, 6));
   const uint64_t max_rows = store->Stats().max_rows_in_memory;
   ASSERT_GT(max_rows, 20u);
   ReferenceTable ref(t, 6);
@@ -314,10 +316,7 @@ TEST(EmbeddingStoreTest, RowsServedFromDiskStayAliveUnderExpiry) {
   TableConfig t = MakeTable("v", 4, OptimizerConfig::SGD);
   t.mutable_storage()->set_expiry_steps(3);
   t.mutable_storage()->set_memory_budget_bytes(8 << 10);
-  TableStoreOptions o;
-  o.spill = &spill;
-  o.num_partitions = 1;
-  ASSERT_OK_AND_ASSIGN(auto store, EmbeddingStore::FromConfig(t, o));
+  ASSERT_OK_AND_ASSIGN(auto store, OnePartitionStore(t, &spill, 0));
   const uint64_t max_rows = store->Stats().max_rows_in_memory;
   std::vector<uint64_t> hot;
   for (uint64_t k = 0; k < max_rows; ++k) hot.push_back(k);
@@ -434,10 +433,7 @@ TEST(EmbeddingStoreTest, ExpiryReachesSpilledRows) {
   TableConfig t = MakeTable("v", 4, OptimizerConfig::SGD);
   t.mutable_storage()->set_expiry_steps(2);
   t.mutable_storage()->set_memory_budget_bytes(8 << 10);
-  TableStoreOptions o;
-  o.spill = &spill;
-  o.num_partitions = 1;
-  ASSERT_OK_AND_ASSIGN(auto store, EmbeddingStore::FromConfig(t, o));
+  ASSERT_OK_AND_ASSIGN(auto store, OnePartitionStore(t, &spill, 0));
   std::vector<uint64_t> old_keys;
   for (uint64_t k = 0; k < 500; ++k) old_keys.push_back(k);
   ASSERT_OK(store->Push(old_keys, std::vector<float>(500 * 4, 1.0f)));
@@ -501,10 +497,7 @@ TEST(EmbeddingStoreTest, FailingSpillWritesLoseNothing) {
   FaultySpillStore spill(&base);
   TableConfig t = MakeTable("v", 4, OptimizerConfig::SGD);
   t.mutable_storage()->set_memory_budget_bytes(4 << 10);
-  TableStoreOptions o;
-  o.spill = &spill;
-  o.num_partitions = 1;
-  ASSERT_OK_AND_ASSIGN(auto store, EmbeddingStore::FromConfig(t, o));
+  ASSERT_OK_AND_ASSIGN(auto store, OnePartitionStore(t, &spill, 0));
   ReferenceTable ref(t, 0);
   auto push = [&](uint64_t first, uint64_t n) {
     std::vector<uint64_t> keys;
@@ -719,11 +712,7 @@ TEST(EmbeddingStoreTest, NeverUpdatedRowsSpillAsHeadersAndReadBackExactly) {
   MemSpillStore spill;
   TableConfig t = MakeTable("video", 8, OptimizerConfig::ADAGRAD);
   t.mutable_storage()->set_memory_budget_bytes(16 << 10);
-  TableStoreOptions o;
-  o.seed = 6;
-  o.spill = &spill;
-  o.num_partitions = 1;
-  ASSERT_OK_AND_ASSIGN(auto store, EmbeddingStore::FromConfig(t, o));
+  ASSERT_OK_AND_ASSIGN(auto store, OnePartitionStore(t, &spill, 6));
   ReferenceTable ref(t, 6);
   std::vector<uint64_t> keys;
   for (uint64_t k = 0; k < 1000; ++k) keys.push_back(k);
