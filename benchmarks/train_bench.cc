@@ -20,7 +20,7 @@
 #include "cli/common_flags.h"
 #include "common/random.h"
 #include "common/run_info.h"
-#include "train/job.h"
+#include "train/job_roles.h"
 
 DEFINE_int32(train_batch, 512, "examples per step and worker");
 DEFINE_int32(train_negatives, 2048, "shared sampled-softmax negatives per step");
@@ -80,16 +80,16 @@ int RunTrainBench(int argc, char** argv) {
     return 2;
   }
   train::TrainOptions options;
-  options.servers = FLAGS_servers;
-  options.workers = FLAGS_workers;
-  options.batch_size = FLAGS_train_batch;
-  options.server_threads = FLAGS_server_threads;
-  options.spill_dir = FLAGS_spill_dir.empty() ? "/tmp/vrec_bench_train" : FLAGS_spill_dir;
+  options.server.servers = FLAGS_servers;
+  options.worker.workers = FLAGS_workers;
+  options.worker.batch_size = FLAGS_train_batch;
+  options.server.threads = FLAGS_server_threads;
+  options.server.spill_dir = FLAGS_spill_dir.empty() ? "/tmp/vrec_bench_train" : FLAGS_spill_dir;
   if (FLAGS_train_transport != "inproc" && FLAGS_train_transport != "tcp") {
     std::cerr << "vrec bench train: --train_transport is inproc or tcp\n";
     return 2;
   }
-  options.bind_host = FLAGS_train_transport == "inproc" ? "inproc" : "127.0.0.1";
+  options.server.bind_host = FLAGS_train_transport == "inproc" ? "inproc" : "127.0.0.1";
   train::CandidateSpecOptions& c = options.candidate;
   c.model.embedding_dim = FLAGS_train_dim;
   c.model.tower.clear();
@@ -162,8 +162,8 @@ int RunTrainBench(int argc, char** argv) {
         VREC_ASSIGN_OR_RETURN(auto worker, train::CandidateWorker::Create(&*spec, &data.corpus,
                                                                           &*sampler, &client, wo));
         train::MemoryExamples<CandidateExample> source(&examples, w, FLAGS_workers);
-        return worker->Run(&source, &stop, [&](const train::WorkerProgress& p) {
-          done[w].store(p.examples, std::memory_order_relaxed);
+        return worker->Run(&source, &stop, [&](const WorkerProgress& p) {
+          done[w].store(p.examples(), std::memory_order_relaxed);
         });
       };
       status[w] = run();

@@ -155,14 +155,14 @@ StatusOr<train::TrainOptions> TrainOptionsFromFlags() {
   o.data_dir = FLAGS_data;
   o.model_dir = FLAGS_model_dir;
   o.model = FLAGS_model;
-  o.servers = FLAGS_servers;
-  o.workers = FLAGS_workers;
-  o.batch_size = FLAGS_batch_size;
-  o.max_examples = FLAGS_max_examples;
-  o.epochs = FLAGS_epochs;
-  o.max_seconds = FLAGS_max_seconds;
-  o.max_staleness = FLAGS_staleness;
-  o.stream = FLAGS_stream;
+  o.server.servers = FLAGS_servers;
+  o.worker.workers = FLAGS_workers;
+  o.worker.batch_size = FLAGS_batch_size;
+  o.worker.max_examples = FLAGS_max_examples;
+  o.worker.epochs = FLAGS_epochs;
+  o.worker.max_seconds = FLAGS_max_seconds;
+  o.worker.max_staleness = FLAGS_staleness;
+  o.worker.stream = FLAGS_stream;
   if (FLAGS_batch_size < 1) return absl::InvalidArgumentError("--batch_size must be >= 1");
   if (FLAGS_epochs < 0) return absl::InvalidArgumentError("--epochs must be >= 0");
   train::CandidateSpecOptions& c = o.candidate;
@@ -196,27 +196,27 @@ StatusOr<train::TrainOptions> TrainOptionsFromFlags() {
   r.num_quantiles = FLAGS_num_quantiles;
   r.optimizer = c.optimizer;
   r.embedding_init_scale = c.embedding_init_scale;
-  o.server_memory_bytes = FLAGS_server_memory_mb << 20;
-  o.spill_dir = FLAGS_spill_dir;
-  o.server_threads = FLAGS_server_threads;
-  o.bind_host = FLAGS_bind_host;
-  o.progress_seconds = FLAGS_progress_seconds;
-  o.metrics_file = FLAGS_metrics_file;
-  o.eval_every_seconds = FLAGS_eval_every_seconds;
-  o.ps_stats_seconds = FLAGS_ps_stats_seconds;
-  o.eval.max_examples = FLAGS_eval_examples;
-  o.eval.exclude_watched = FLAGS_exclude_watched;
-  o.eval.own_example_age = !FLAGS_serving_example_age;
-  o.checkpoint_dir = FLAGS_checkpoint_dir;
-  VREC_ASSIGN_OR_RETURN(o.checkpoint_every, train::ParseCheckpointEvery(FLAGS_checkpoint_every));
-  if (o.checkpoint_every.enabled() && o.checkpoint_dir.empty()) {
+  o.server.memory_bytes = FLAGS_server_memory_mb << 20;
+  o.server.spill_dir = FLAGS_spill_dir;
+  o.server.threads = FLAGS_server_threads;
+  o.server.bind_host = FLAGS_bind_host;
+  o.coordinator.progress_seconds = FLAGS_progress_seconds;
+  o.coordinator.metrics_file = FLAGS_metrics_file;
+  o.coordinator.eval_every_seconds = FLAGS_eval_every_seconds;
+  o.coordinator.ps_stats_seconds = FLAGS_ps_stats_seconds;
+  o.coordinator.eval.max_examples = FLAGS_eval_examples;
+  o.coordinator.eval.exclude_watched = FLAGS_exclude_watched;
+  o.coordinator.eval.own_example_age = !FLAGS_serving_example_age;
+  o.checkpoint.dir = FLAGS_checkpoint_dir;
+  VREC_ASSIGN_OR_RETURN(o.checkpoint.every, train::ParseCheckpointEvery(FLAGS_checkpoint_every));
+  if (o.checkpoint.every.enabled() && o.checkpoint.dir.empty()) {
     return absl::InvalidArgumentError("--checkpoint_every needs --checkpoint_dir");
   }
   if (FLAGS_keep_checkpoints < 1)
     return absl::InvalidArgumentError("--keep_checkpoints must be >= 1");
-  o.keep_checkpoints = FLAGS_keep_checkpoints;
-  o.resume = FLAGS_resume;
-  o.example_log_dir = FLAGS_example_log_dir;
+  o.checkpoint.keep = FLAGS_keep_checkpoints;
+  o.checkpoint.resume = FLAGS_resume;
+  o.worker.example_log_dir = FLAGS_example_log_dir;
   return o;
 }
 

@@ -103,7 +103,7 @@ StatusOr<std::unique_ptr<CandidateWorker>> CandidateWorker::Create(
   if (std::min({w->video_, w->token_, w->region_, w->device_, w->video_out_}) < 0) {
     return absl::InvalidArgumentError("the model spec lacks a candidate-generation table");
   }
-  w->progress_.worker = options.worker;
+  w->progress_.set_worker(options.worker);
   for (auto& step : w->steps_) step = std::make_unique<Step>(*spec);
   return w;
 }
@@ -128,7 +128,7 @@ StatusOr<bool> CandidateWorker::Prepare(ExampleSource<CandidateExample>* stream,
     ++examples_read_;
     const int32_t label = corpus_->IndexOf(static_cast<int64_t>(e.label_video()));
     if (label < 0) {
-      ++progress_.skipped;
+      progress_.set_skipped(progress_.skipped() + 1);
       continue;
     }
     step->labels.push_back(label);
@@ -220,8 +220,6 @@ Status CandidateWorker::ComputeSlot(int slot, double* loss, int* examples) {
   *examples = steps_[slot]->batch.batch_size;
   return Compute(steps_[slot].get(), loss);
 }
-
-int CandidateWorker::Epoch() const { return stream_->epoch(); }
 
 void CandidateWorker::ExampleIds(int slot, std::vector<uint64_t>* ids) const {
   const Step& step = *steps_[slot];

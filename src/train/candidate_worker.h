@@ -81,7 +81,6 @@ class CandidateWorker : public PipelinedWorker {
  private:
   StatusOr<bool> PrepareSlot(int slot) override;
   Status ComputeSlot(int slot, double* loss, int* examples) override;
-  int Epoch() const override;
   SourcePosition Position() const override { return stream_->Position(); }
   void ExampleIds(int slot, std::vector<uint64_t>* ids) const override;
   // Reads up to batch_size examples into *step and issues its pulls; false

@@ -2,7 +2,7 @@
 // plane, ZeroMQ for parameters (docs/training.md).
 //
 //   rank 0            coordinator (progress, evaluation, stop, model.pb)
-//   ranks 1 .. S      parameter servers (S = options.servers)
+//   ranks 1 .. S      parameter servers (S = options.server.servers)
 //   ranks S+1 .. N-1  workers (at least one: N >= S + 2)
 //
 // Control messages (all small, point to point with rank 0):
@@ -21,7 +21,8 @@
 #include <atomic>
 
 #include "nlohmann/json.hpp"
-#include "train/job.h"
+#include "train/train_options.h"
+#include "vrec/status.h"
 
 namespace vrec::train {
 

@@ -258,7 +258,7 @@ StatusOr<std::unique_ptr<RankingWorker>> RankingWorker::Create(
     if (index < 0) return absl::InvalidArgumentError(absl::StrCat("no PS table for ", t.name));
     w->table_index_.push_back(index);
   }
-  w->progress_.worker = options.worker;
+  w->progress_.set_worker(options.worker);
   for (auto& step : w->steps_) step = std::make_unique<Step>(*spec);
   return w;
 }

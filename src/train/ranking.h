@@ -89,7 +89,6 @@ class RankingWorker : public PipelinedWorker {
   RankingWorker() = default;
   StatusOr<bool> PrepareSlot(int slot) override;
   Status ComputeSlot(int slot, double* loss, int* examples) override;
-  int Epoch() const override { return stream_->epoch(); }
   SourcePosition Position() const override { return stream_->Position(); }
   void ExampleIds(int slot, std::vector<uint64_t>* ids) const override;
 

@@ -6,12 +6,31 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/file_util.h"
+#include "common/run_info.h"
 #include "data/record_reader.h"
 #include "data/record_writer.h"
 #include "google/protobuf/util/json_util.h"
 #include "ps/slot_router.h"
 
 namespace vrec::train {
+
+TrainedModel MakeTrainedModel(const ModelSpec& spec, const std::string& data_dir, int num_servers,
+                              uint64_t examples, uint64_t steps, double seconds) {
+  TrainedModel m;
+  m.set_format_version(kTrainedModelFormatVersion);
+  m.set_kind(spec.kind);
+  *m.mutable_config() = spec.config;
+  for (int s = 0; s < num_servers; ++s) m.add_table_files(ServerTablesFile(s));
+  for (const auto& d : spec.dense) *m.add_dense() = d;
+  for (const auto& q : spec.quantiles) *m.add_quantiles() = q;
+  m.set_examples_trained(examples);
+  m.set_steps(steps);
+  m.set_train_seconds(seconds);
+  m.set_dataset(data_dir);
+  m.set_commit(RunInfo().value("commit", ""));
+  return m;
+}
+
 namespace {
 constexpr size_t kRowsPerChunk = 4096;
 }  // namespace

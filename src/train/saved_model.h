@@ -35,6 +35,12 @@ std::string ServerTablesFile(int server);
 StatusOr<uint64_t> SaveServerTables(const ps::ServerStorage& storage, const std::string& dir,
                                     int server);
 
+// The manifest of a model trained on `data_dir` by a job of `num_servers`
+// servers (one table file per server); a checkpoint keeps it too, less the
+// files.
+TrainedModel MakeTrainedModel(const ModelSpec& spec, const std::string& data_dir, int num_servers,
+                              uint64_t examples, uint64_t steps, double seconds);
+
 // Writes model.json then model.pb, each atomically.
 Status WriteTrainedModel(const std::string& dir, const TrainedModel& model);
 StatusOr<TrainedModel> ReadTrainedModel(const std::string& dir);

@@ -14,41 +14,16 @@ double Since(Clock::time_point t) {
 }
 }  // namespace
 
-WorkerState ToWorkerState(const WorkerProgress& p) {
-  WorkerState s;
-  s.set_worker(p.worker);
-  s.set_examples(p.examples);
-  s.set_steps(p.steps);
-  s.set_skipped(p.skipped);
-  s.set_loss_sum(p.loss_sum);
-  s.set_seconds(p.seconds);
-  s.set_done(p.done);
-  *s.mutable_position() = p.position;
-  return s;
-}
-
-WorkerProgress FromWorkerState(const WorkerState& s) {
-  WorkerProgress p;
-  p.worker = s.worker();
-  p.examples = s.examples();
-  p.steps = s.steps();
-  p.skipped = s.skipped();
-  p.loss_sum = s.loss_sum();
-  p.seconds = s.seconds();
-  p.done = s.done();
-  p.epoch = s.position().epoch();
-  p.position = s.position();
-  return p;
-}
-
 void PipelinedWorker::Restore(const WorkerProgress& progress) {
-  const int32_t worker = progress_.worker;
+  const int32_t worker = progress_.worker();
   progress_ = progress;
-  progress_.worker = worker;
-  progress_.done = false;
-  progress_.paused = false;
-  examples_read_ = progress.examples + progress.skipped;
-  batches_prepared_ = progress.steps;
+  progress_.set_worker(worker);
+  progress_.set_done(false);
+  progress_.set_paused(false);
+  progress_.clear_error_code();
+  progress_.clear_error();
+  examples_read_ = progress.examples() + progress.skipped();
+  batches_prepared_ = progress.steps();
 }
 
 Status PipelinedWorker::WaitPushes() {
@@ -65,7 +40,7 @@ Status PipelinedWorker::RunLoop(const WorkerLoopOptions& options, ps::PsClient* 
                                 const std::atomic<bool>* stop,
                                 const std::function<void(const WorkerProgress&)>& report) {
   const auto start = Clock::now();
-  const double seconds_before = progress_.seconds;  // from a checkpoint
+  const double seconds_before = progress_.seconds();  // from a checkpoint
   auto last_report = start;
   std::FILE* log = nullptr;
   if (!options.example_log.empty()) {
@@ -74,9 +49,8 @@ Status PipelinedWorker::RunLoop(const WorkerLoopOptions& options, ps::PsClient* 
   }
   std::vector<uint64_t> ids;
   auto snapshot = [&] {
-    progress_.seconds = seconds_before + Since(start);
-    progress_.epoch = Epoch();
-    progress_.position = Position();
+    progress_.set_seconds(seconds_before + Since(start));
+    *progress_.mutable_position() = Position();
   };
   auto finish = [&](Status status) {
     Status s = WaitPushes();
@@ -87,7 +61,11 @@ Status PipelinedWorker::RunLoop(const WorkerLoopOptions& options, ps::PsClient* 
     }
     if (log != nullptr) std::fclose(log);
     snapshot();
-    progress_.done = true;
+    progress_.set_done(true);
+    if (!status.ok()) {
+      progress_.set_error_code(static_cast<int32_t>(status.code()));
+      progress_.set_error(std::string(status.message()));
+    }
     report(progress_);
     return status;
   };
@@ -110,13 +88,13 @@ Status PipelinedWorker::RunLoop(const WorkerLoopOptions& options, ps::PsClient* 
     double loss = 0;
     int examples = 0;
     if (Status s = ComputeSlot(current, &loss, &examples); !s.ok()) return finish(s);
-    progress_.examples += static_cast<uint64_t>(examples);
-    progress_.steps += 1;
-    progress_.loss_sum += loss;
-    client->set_step(progress_.steps);
+    progress_.set_examples(progress_.examples() + static_cast<uint64_t>(examples));
+    progress_.set_steps(progress_.steps() + 1);
+    progress_.set_loss_sum(progress_.loss_sum() + loss);
+    client->set_step(progress_.steps());
     if (log != nullptr) {
       ExampleIds(current, &ids);
-      std::string line = absl::StrCat(progress_.worker, " ", progress_.steps);
+      std::string line = absl::StrCat(progress_.worker(), " ", progress_.steps());
       for (uint64_t id : ids) absl::StrAppend(&line, " ", id);
       line.push_back('\n');
       std::fwrite(line.data(), 1, line.size(), log);
@@ -125,7 +103,7 @@ Status PipelinedWorker::RunLoop(const WorkerLoopOptions& options, ps::PsClient* 
     if (options.max_staleness >= 0) {
       if (Status s = WaitPushes(); !s.ok()) return finish(s);
       Status w =
-          client->WaitForStaleness(progress_.steps, static_cast<uint64_t>(options.max_staleness));
+          client->WaitForStaleness(progress_.steps(), static_cast<uint64_t>(options.max_staleness));
       if (!w.ok()) return finish(w);
     }
     if (Since(last_report) >= options.report_seconds) {
@@ -139,12 +117,12 @@ Status PipelinedWorker::RunLoop(const WorkerLoopOptions& options, ps::PsClient* 
         if (Status s = client->LeaveClock(); !s.ok()) return finish(s);
       }
       snapshot();
-      progress_.paused = true;
+      progress_.set_paused(true);
       Status s = options.paused(progress_);
-      progress_.paused = false;
+      progress_.set_paused(false);
       if (!s.ok()) return finish(s);
       if (options.max_staleness >= 0) {
-        if (Status r = client->RejoinClock(progress_.steps); !r.ok()) return finish(r);
+        if (Status r = client->RejoinClock(progress_.steps()); !r.ok()) return finish(r);
       }
       have_next = stopping() ? StatusOr<bool>(false) : prepare(1 - current);
       if (!have_next.ok()) return finish(have_next.status());

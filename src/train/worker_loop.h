@@ -37,23 +37,8 @@
 
 namespace vrec::train {
 
-// What a worker has done so far (cumulative), reported to the coordinator.
-struct WorkerProgress {
-  int32_t worker = 0;
-  uint64_t examples = 0;
-  uint64_t steps = 0;
-  uint64_t skipped = 0;  // examples that could not be used (e.g. label not in the corpus)
-  double loss_sum = 0;   // sum over steps of the mean batch loss
-  double seconds = 0;    // since the worker started
-  int32_t epoch = 0;
-  bool done = false;    // no more steps will follow
-  bool paused = false;  // stopped for a checkpoint (see paused())
-  // Where the worker's data stands (set in the final report and when paused).
-  SourcePosition position;
-};
-
-WorkerState ToWorkerState(const WorkerProgress& p);
-WorkerProgress FromWorkerState(const WorkerState& s);
+// A worker's progress is the WorkerProgress proto (proto/checkpoint.proto):
+// the worker holds it, reports it, and a checkpoint keeps it.
 
 struct WorkerLoopOptions {
   double max_seconds = 0;  // 0 = no limit
@@ -81,7 +66,6 @@ class PipelinedWorker {
   // Waits for the slot's pulls, trains, and queues its pushes in pushes_;
   // sets the batch's mean loss and size.
   virtual Status ComputeSlot(int slot, double* loss, int* examples) = 0;
-  virtual int Epoch() const = 0;
   virtual SourcePosition Position() const = 0;
   // The example ids of the batch in `slot` (for options.example_log).
   virtual void ExampleIds(int slot, std::vector<uint64_t>* ids) const = 0;

@@ -55,14 +55,14 @@ const Trained& Models() {
       o.data_dir = t->data;
       o.model = kind;
       o.model_dir = t->dir.File(kind + "-model");
-      o.checkpoint_dir = t->dir.File(kind + "-ckpt");
-      o.servers = 2;
-      o.workers = 1;
-      o.batch_size = 64;
-      o.epochs = 2;
-      o.progress_seconds = 60;
-      o.ps_stats_seconds = 0;
-      o.final_eval = false;
+      o.checkpoint.dir = t->dir.File(kind + "-ckpt");
+      o.server.servers = 2;
+      o.worker.workers = 1;
+      o.worker.batch_size = 64;
+      o.worker.epochs = 2;
+      o.coordinator.progress_seconds = 60;
+      o.coordinator.ps_stats_seconds = 0;
+      o.coordinator.final_eval = false;
       o.candidate.model.embedding_dim = 16;
       o.candidate.model.tower = {32, 16};
       o.candidate.model.output_dim = 16;
@@ -77,7 +77,7 @@ const Trained& Models() {
       auto summary = train::TrainLocal(o, nullptr);
       CHECK(summary.ok()) << summary.status();
       (kind == "candidate" ? t->candidate_model : t->ranking_model) = o.model_dir;
-      (kind == "candidate" ? t->candidate_ckpt : t->ranking_ckpt) = o.checkpoint_dir;
+      (kind == "candidate" ? t->candidate_ckpt : t->ranking_ckpt) = o.checkpoint.dir;
     }
     return t;
   }();

@@ -10,6 +10,7 @@
 #include "ps/slot_router.h"
 #include "testutil/testutil.h"
 #include "train/job.h"
+#include "train/job_roles.h"
 #include "train/saved_model.h"
 
 namespace vrec::train {
@@ -63,12 +64,12 @@ TrainOptions SmallJob(const std::string& model_dir) {
   TrainOptions o;
   o.data_dir = TinyDataset();
   o.model_dir = model_dir;
-  o.servers = 2;
-  o.workers = 2;
-  o.batch_size = 64;
-  o.epochs = 3;
+  o.server.servers = 2;
+  o.worker.workers = 2;
+  o.worker.batch_size = 64;
+  o.worker.epochs = 3;
   o.candidate = SmallSpecOptions();
-  o.progress_seconds = 60;
+  o.coordinator.progress_seconds = 60;
   return o;
 }
 
@@ -258,8 +259,8 @@ TEST(GeneratorSourceTest, ADatasetWithoutTruthIsAClearError) {
 TEST(TrainLocalTest, StreamsFromTheGeneratorWithoutReadingTrainingFiles) {
   testing::ScratchDir dir;
   TrainOptions o = SmallJob(dir.File("model"));
-  o.stream = true;
-  o.epochs = 1;
+  o.worker.stream = true;
+  o.worker.epochs = 1;
   ASSERT_OK_AND_ASSIGN(nlohmann::json summary, TrainLocal(o, nullptr));
   ASSERT_OK_AND_ASSIGN(DatasetManifest m, ReadManifest(TinyDataset()));
   uint64_t records = 0;
@@ -278,7 +279,7 @@ TEST(SavedModelTest, ReadsBackWhatTheServersHeldAndInitialValuesElsewhere) {
   ASSERT_OK_AND_ASSIGN(ModelSpec spec, BuildSpec(o));
   std::vector<std::unique_ptr<ps::ServerStorage>> servers;
   for (int s = 0; s < 2; ++s) {
-    o.spill_dir = dir.File("spill");
+    o.server.spill_dir = dir.File("spill");
     ASSERT_OK_AND_ASSIGN(auto storage, CreateServerStorage(spec, o, s));
     servers.push_back(std::move(storage));
   }
@@ -304,7 +305,7 @@ TEST(SavedModelTest, ReadsBackWhatTheServersHeldAndInitialValuesElsewhere) {
     }
   }
   for (int s = 0; s < 2; ++s) ASSERT_OK(SaveServerTables(*servers[s], o.model_dir, s).status());
-  ASSERT_OK(WriteTrainedModel(o.model_dir, MakeTrainedModel(spec, o, 2, 10, 1, 0.5)));
+  ASSERT_OK(WriteTrainedModel(o.model_dir, MakeTrainedModel(spec, o.data_dir, 2, 10, 1, 0.5)));
 
   ASSERT_OK_AND_ASSIGN(auto saved, SavedModel::Open(o.model_dir));
   EXPECT_EQ(saved->info().examples_trained(), 10u);
@@ -329,13 +330,14 @@ TEST(SavedModelTest, ReadsBackWhatTheServersHeldAndInitialValuesElsewhere) {
 TEST(VideoAgeSharesTest, SharesAreDistributions) {
   testing::ScratchDir dir;
   TrainOptions o = SmallJob(dir.File("model"));
-  o.max_examples = 4000;
-  o.final_eval = false;
+  o.worker.max_examples = 4000;
+  o.coordinator.final_eval = false;
   ASSERT_OK(TrainLocal(o, nullptr).status());
   ASSERT_OK_AND_ASSIGN(auto saved, SavedModel::Open(o.model_dir));
   ASSERT_OK_AND_ASSIGN(JobData data, LoadJobData(o, saved->spec()));
-  ASSERT_OK_AND_ASSIGN(nlohmann::json s, VideoAgeShares(saved->spec(), saved.get(), o.data_dir,
-                                                        data.manifest, data.corpus, o.eval, 10));
+  ASSERT_OK_AND_ASSIGN(nlohmann::json s,
+                       VideoAgeShares(saved->spec(), saved.get(), o.data_dir, data.manifest,
+                                      data.corpus, o.coordinator.eval, 10));
   ASSERT_EQ(s["days"].size(), 10u);
   double predicted = s["not_yet_uploaded"].get<double>();
   double empirical = s["empirical_not_yet_uploaded"].get<double>();
@@ -366,7 +368,7 @@ TEST(TrainLocalTest, LearnsSavesAndEvaluatesTheSameThroughPsAndFolder) {
   TrainOptions o = SmallJob(dir.File("model"));
   // Enough epochs that the model clearly beats popularity on this tiny world
   // (at 3 the margin was within the run-to-run noise of asynchronous SGD).
-  o.epochs = 8;
+  o.worker.epochs = 8;
   ASSERT_OK_AND_ASSIGN(nlohmann::json summary, TrainLocal(o, nullptr));
   ASSERT_OK_AND_ASSIGN(DatasetManifest m, ReadManifest(TinyDataset()));
   uint64_t records = 0;
@@ -375,8 +377,8 @@ TEST(TrainLocalTest, LearnsSavesAndEvaluatesTheSameThroughPsAndFolder) {
   // The loss fell well below that of the first step (a job of one batch per
   // worker), and the popularity baseline is beaten at recall@50.
   TrainOptions first = SmallJob(dir.File("first"));
-  first.max_examples = 2 * 64;
-  first.final_eval = false;
+  first.worker.max_examples = 2 * 64;
+  first.coordinator.final_eval = false;
   ASSERT_OK_AND_ASSIGN(nlohmann::json one_step, TrainLocal(first, nullptr));
   EXPECT_EQ(one_step["steps"].get<uint64_t>(), 2u);
   EXPECT_LT(summary["final_loss"].get<double>(), 0.9 * one_step["final_loss"].get<double>());
@@ -389,7 +391,7 @@ TEST(TrainLocalTest, LearnsSavesAndEvaluatesTheSameThroughPsAndFolder) {
   ASSERT_OK_AND_ASSIGN(JobData data, LoadJobData(o, saved->spec()));
   ASSERT_OK_AND_ASSIGN(nlohmann::json again,
                        EvaluateCandidate(saved->spec(), saved.get(), o.data_dir, data.manifest,
-                                         data.corpus, o.eval));
+                                         data.corpus, o.coordinator.eval));
   for (const char* k : {"recall@1", "recall@10", "recall@50", "recall@100", "map"}) {
     EXPECT_EQ(again[k].get<double>(), eval[k].get<double>()) << k;
   }
@@ -405,7 +407,7 @@ TEST(TrainLocalTest, RankingLearnsAndEvaluatesTheSameThroughPsAndFolder) {
   o.ranking.num_quantiles = 20;
   o.ranking.optimizer.set_kind(OptimizerConfig::ADAM);
   o.ranking.optimizer.set_learning_rate(0.003f);
-  o.epochs = 2;
+  o.worker.epochs = 2;
   ASSERT_OK_AND_ASSIGN(nlohmann::json summary, TrainLocal(o, nullptr));
   ASSERT_OK_AND_ASSIGN(DatasetManifest m, ReadManifest(TinyDataset()));
   uint64_t records = 0;
@@ -446,8 +448,8 @@ TEST(RankingSpecTest, QuantilesAreRequiredAndChecked) {
 TEST(TrainLocalTest, StopFlagEndsTheJobAndStillSavesTheModel) {
   testing::ScratchDir dir;
   TrainOptions o = SmallJob(dir.File("model"));
-  o.epochs = 0;  // without end: only the stop flag ends it
-  o.final_eval = false;
+  o.worker.epochs = 0;  // without end: only the stop flag ends it
+  o.coordinator.final_eval = false;
   std::atomic<bool> stop{true};
   ASSERT_OK_AND_ASSIGN(nlohmann::json summary, TrainLocal(o, &stop));
   EXPECT_TRUE(summary["stopped"].get<bool>());
@@ -463,7 +465,7 @@ TEST(TrainLocalTest, BadOptionsAreErrors) {
   o.data_dir = dir.File("no-such-dataset");
   EXPECT_FALSE(TrainLocal(o, nullptr).ok());
   o = SmallJob(dir.File("model"));
-  o.workers = 0;
+  o.worker.workers = 0;
   EXPECT_EQ(TrainLocal(o, nullptr).status().code(), absl::StatusCode::kInvalidArgument);
 }
 

@@ -1,0 +1,237 @@
+#include "train/coordinator.h"
+
+#include <iostream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "common/file_util.h"
+#include "glog/logging.h"
+#include "ps/slot_router.h"
+#include "train/saved_model.h"
+
+namespace vrec::train {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+ProgressTrackerOptions TrackerOptions(const CoordinatedJob& job) {
+  const TrainOptions& o = *job.options;
+  ProgressTrackerOptions t;
+  t.progress_seconds = o.coordinator.progress_seconds;
+  t.metrics_file = o.coordinator.metrics_file;
+  if (t.metrics_file.empty() && !o.model_dir.empty()) {
+    t.metrics_file = JoinPath(o.model_dir, "metrics.jsonl");
+  }
+  if (o.worker.max_examples > 0) {
+    t.target_examples = o.worker.max_examples;
+  } else if (o.worker.epochs > 0) {
+    t.target_examples = job.train_records * static_cast<uint64_t>(o.worker.epochs);
+  }
+  t.max_seconds = o.worker.max_seconds;
+  return t;
+}
+
+}  // namespace
+
+CheckpointSchedule::CheckpointSchedule(const CheckpointOptions& options, uint64_t examples)
+    : every_(options.every),
+      enabled_(!options.dir.empty() && options.every.enabled()),
+      last_examples_(examples),
+      last_time_(Clock::now()),
+      sequence_(options.dir.empty() ? 1 : NextCheckpointSequence(options.dir)) {}
+
+bool CheckpointSchedule::Due(uint64_t examples) const {
+  if (!enabled_) return false;
+  return (every_.examples > 0 && examples >= last_examples_ + every_.examples) ||
+         (every_.seconds > 0 && Since(last_time_) >= every_.seconds);
+}
+
+uint64_t CheckpointSchedule::Taken(uint64_t examples) {
+  last_examples_ = examples;
+  last_time_ = Clock::now();
+  return sequence_++;
+}
+
+Coordinator::Coordinator(CoordinatedJob job, ControlPlane* plane)
+    : job_(std::move(job)),
+      options_(*job_.options),
+      plane_(plane),
+      tracker_(TrackerOptions(job_), job_.num_workers, job_.resumed),
+      schedule_(options_.checkpoint, tracker_.examples()),
+      paused_(job_.num_workers) {}
+
+void Coordinator::Fail(const Status& status) {
+  if (status.ok()) return;
+  LOG(ERROR) << status;
+  if (first_error_.ok()) first_error_ = status;
+  if (!stop_sent_) {
+    plane_->StopWorkers();
+    stop_sent_ = true;
+  }
+}
+
+void Coordinator::Take(const WorkerProgress& report) {
+  const int w = report.worker();
+  if (w < 0 || w >= job_.num_workers || tracker_.worker(w).done()) return;
+  tracker_.Update(report);
+  if (report.paused()) {
+    paused_[w] = report;
+    paused_[w]->set_paused(false);
+  }
+  if (report.done() && !report.error().empty()) {
+    Fail(Status(static_cast<absl::StatusCode>(report.error_code()),
+                absl::StrCat("worker ", w, ": ", report.error())));
+  }
+}
+
+Status Coordinator::WriteCheckpoint(const std::vector<WorkerProgress>& workers) {
+  uint64_t examples = 0, steps = 0;
+  for (const auto& w : workers) {
+    examples += w.examples();
+    steps += w.steps();
+  }
+  const uint64_t sequence = schedule_.Taken(examples);
+  const std::string dir = JoinPath(options_.checkpoint.dir, CheckpointName(sequence));
+  VREC_ASSIGN_OR_RETURN(std::vector<ServerState> servers, plane_->CheckpointServers(dir));
+  uint64_t rows = 0;
+  for (const auto& s : servers) rows += s.rows();
+  CheckpointManifest m;
+  m.set_format_version(kCheckpointFormatVersion);
+  m.set_sequence(sequence);
+  *m.mutable_model() = MakeTrainedModel(*job_.spec, options_.data_dir, job_.num_servers, examples,
+                                        steps, tracker_.seconds());
+  m.mutable_model()->clear_table_files();
+  m.set_num_servers(static_cast<uint32_t>(job_.num_servers));
+  m.set_slot_router(
+      ps::SlotRouter::Contiguous(static_cast<uint32_t>(job_.num_servers)).value().Serialize());
+  for (int s = 0; s < job_.num_servers; ++s) {
+    m.add_server_dirs(ServerCheckpointDir(s));
+    m.add_server_states(ServerStateFile(s));
+  }
+  for (const auto& w : workers) {
+    WorkerProgress* kept = m.add_workers();
+    *kept = w;
+    kept->clear_paused();
+  }
+  m.set_created_unix_ms(absl::ToUnixMillis(absl::Now()));
+  m.set_batch_size(options_.worker.batch_size);
+  m.set_epochs(options_.worker.epochs);
+  m.set_max_examples(options_.worker.max_examples);
+  m.set_stream(options_.worker.stream);
+  m.set_rows(rows);
+  VREC_ASSIGN_OR_RETURN(std::string written,
+                        CommitCheckpoint(options_.checkpoint.dir, m, options_.checkpoint.keep));
+  std::cerr << absl::StrFormat("[ckpt]  %s: %d examples, %d rows", written, examples, rows)
+            << std::endl;
+  return absl::OkStatus();
+}
+
+void Coordinator::StepCheckpoint() {
+  if (!pausing_) {
+    if (!first_error_.ok() || !schedule_.Due(tracker_.examples())) return;
+    plane_->RequestPause();
+    pausing_ = true;
+  }
+  // Every worker paused or done: write the checkpoint (unless the job is
+  // failing), then let them go on.
+  std::vector<WorkerProgress> states(job_.num_workers);
+  for (int w = 0; w < job_.num_workers; ++w) {
+    if (paused_[w]) {
+      states[w] = *paused_[w];
+    } else if (tracker_.worker(w).done()) {
+      states[w] = tracker_.worker(w);
+    } else {
+      return;  // still waiting for this one
+    }
+  }
+  if (first_error_.ok()) Fail(WriteCheckpoint(states));
+  plane_->Release();
+  for (auto& p : paused_) p.reset();
+  pausing_ = false;
+}
+
+void Coordinator::PeriodicEval() {
+  CandidateEvalOptions eo = options_.coordinator.eval;
+  eo.max_examples = options_.coordinator.eval_examples_during;
+  StatusOr<nlohmann::json> eval = job_.evaluate(eo);
+  if (!eval.ok()) {  // a short look during training: not fatal
+    LOG(WARNING) << "periodic evaluation failed: " << eval.status();
+    return;
+  }
+  RecordEval(*eval);
+}
+
+void Coordinator::RecordEval(const nlohmann::json& eval) {
+  tracker_.RecordEval(eval);
+  std::cerr << (job_.eval_line ? job_.eval_line(eval) : eval.dump()) << std::endl;
+}
+
+StatusOr<nlohmann::json> Coordinator::Run(const std::atomic<bool>* stop) {
+  auto last_eval = Clock::now();
+  auto last_stats = last_eval;
+  nlohmann::json previous_stats;
+  const CoordinatorOptions& co = options_.coordinator;
+  while (true) {
+    for (const WorkerProgress& report : plane_->Poll()) Take(report);
+    if (tracker_.AllDone()) break;
+    if (stop != nullptr && stop->load() && !stop_sent_) {
+      plane_->StopWorkers();
+      stop_sent_ = true;
+    }
+    tracker_.MaybeReport();
+    StepCheckpoint();
+    if (first_error_.ok() && job_.evaluate && co.eval_every_seconds > 0 &&
+        Since(last_eval) >= co.eval_every_seconds) {
+      PeriodicEval();
+      last_eval = Clock::now();
+    }
+    if (first_error_.ok() && !job_.endpoints.empty() && co.ps_stats_seconds > 0 &&
+        Since(last_stats) >= co.ps_stats_seconds) {
+      LogPsStats(job_.endpoints, &tracker_, &previous_stats);
+      last_stats = Clock::now();
+    }
+    std::this_thread::sleep_for(std::chrono::duration<double>(co.poll_seconds));
+  }
+  // A pause nobody answered any more (every worker finished): nothing to release.
+  pausing_ = false;
+  tracker_.MaybeReport(/*force=*/true);
+  VREC_RETURN_IF_ERROR(first_error_);
+
+  if (!options_.checkpoint.dir.empty()) {  // the final state, to resume or export from
+    VREC_RETURN_IF_ERROR(WriteCheckpoint(tracker_.workers()));
+  }
+  nlohmann::json summary = {
+      {"model", job_.spec->kind},
+      {"servers", job_.num_servers},
+      {"workers", job_.num_workers},
+      {"examples", tracker_.examples()},
+      {"steps", tracker_.steps()},
+      {"seconds", tracker_.seconds()},
+      {"examples_per_s", tracker_.examples() / std::max(1e-9, tracker_.seconds())},
+      {"final_loss", tracker_.RecentLoss()},
+      {"stopped", stop != nullptr && stop->load()}};
+  if (!options_.model_dir.empty()) {
+    VREC_ASSIGN_OR_RETURN(uint64_t rows, plane_->SaveServers(options_.model_dir));
+    VREC_RETURN_IF_ERROR(WriteTrainedModel(
+        options_.model_dir,
+        MakeTrainedModel(*job_.spec, options_.data_dir, job_.num_servers, tracker_.examples(),
+                         tracker_.steps(), tracker_.seconds())));
+    summary["model_dir"] = options_.model_dir;
+    summary["rows_saved"] = rows;
+  }
+  if (co.final_eval && job_.evaluate) {
+    VREC_ASSIGN_OR_RETURN(nlohmann::json eval, job_.evaluate(co.eval));
+    RecordEval(eval);
+    summary["eval"] = eval;
+  }
+  return summary;
+}
+
+}  // namespace vrec::train

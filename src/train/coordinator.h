@@ -1,0 +1,113 @@
+// The coordinator of a training job: one for every launch (TrainLocal's
+// threads, TrainMpi's rank 0), written against the ControlPlane only.
+//
+// Run() follows the workers' reports until every worker is done:
+//   - progress lines and metrics records (ProgressTracker);
+//   - a checkpoint when the schedule says so: pause every worker, wait until
+//     each is paused or done, have every server write its part, commit the
+//     manifest (the model so far and every worker's progress), release;
+//   - a short evaluation every eval_every_seconds, server stats every
+//     ps_stats_seconds;
+//   - a stop (SIGINT/SIGTERM via *stop) or a worker's error stops every
+//     worker after its step. A pause in progress is still answered by every
+//     worker (paused or done) before anything else happens: no worker is
+//     left waiting.
+// Then the finish: a last progress line; on a worker's, a server's or a
+// checkpoint's error, that error (the first one) is returned; otherwise the
+// final checkpoint (with a checkpoint folder), the model folder (servers'
+// rows, then model.pb), the final evaluation, and the job's summary.
+//
+// Thread safety: Run is called once, from one thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "nlohmann/json.hpp"
+#include "train/checkpoint.h"
+#include "train/control_plane.h"
+#include "train/model_spec.h"
+#include "train/progress_tracker.h"
+#include "train/train_options.h"
+
+namespace vrec::train {
+
+// When the coordinator takes the next checkpoint, and its sequence number.
+class CheckpointSchedule {
+ public:
+  // `examples`: trained so far (a resumed job's count).
+  CheckpointSchedule(const CheckpointOptions& options, uint64_t examples);
+  bool Due(uint64_t examples) const;
+  // Records a checkpoint at `examples`; returns its sequence number.
+  uint64_t Taken(uint64_t examples);
+
+ private:
+  CheckpointEvery every_;
+  bool enabled_;
+  uint64_t last_examples_;
+  std::chrono::steady_clock::time_point last_time_;
+  uint64_t sequence_;
+};
+
+// What the coordinator knows of its job.
+struct CoordinatedJob {
+  const ModelSpec* spec = nullptr;
+  const TrainOptions* options = nullptr;  // reads data_dir, model_dir, worker, checkpoint
+  int num_servers = 1;
+  int num_workers = 1;
+  uint64_t train_records = 0;                   // one epoch, all workers
+  const CheckpointManifest* resumed = nullptr;  // the checkpoint resumed from
+  // Evaluates the model on the servers (max_examples of options.coordinator.eval
+  // replaced as the caller says); null: no evaluation.
+  std::function<StatusOr<nlohmann::json>(const CandidateEvalOptions&)> evaluate;
+  // One human line for an evaluation result; null: the JSON is printed.
+  std::function<std::string(const nlohmann::json&)> eval_line;
+  // The servers' endpoints, for their stats lines (empty: none).
+  std::vector<std::string> endpoints;
+};
+
+class Coordinator {
+ public:
+  Coordinator(CoordinatedJob job, ControlPlane* plane);
+
+  // Records an error found before Run (e.g. a role could not start): the
+  // workers are stopped, Run waits for their last reports and returns the
+  // first error recorded.
+  void Fail(const Status& status);
+
+  // Runs the job to its end (see above). The summary: model, servers,
+  // workers, examples, steps, seconds, examples_per_s, final_loss, stopped,
+  // and with a model folder model_dir and rows_saved, with the final
+  // evaluation eval.
+  StatusOr<nlohmann::json> Run(const std::atomic<bool>* stop);
+
+  const ProgressTracker& tracker() const { return tracker_; }
+
+ private:
+  // Takes one report from the control plane.
+  void Take(const WorkerProgress& report);
+  // Pause bookkeeping for one turn of the loop.
+  void StepCheckpoint();
+  Status WriteCheckpoint(const std::vector<WorkerProgress>& workers);
+  // A short evaluation (eval_examples_during); a failure is logged.
+  void PeriodicEval();
+  // A progress line and a metrics record of an evaluation.
+  void RecordEval(const nlohmann::json& eval);
+
+  CoordinatedJob job_;
+  const TrainOptions& options_;
+  ControlPlane* plane_;
+  ProgressTracker tracker_;
+  CheckpointSchedule schedule_;
+  Status first_error_;
+  bool stop_sent_ = false;
+  bool pausing_ = false;
+  std::vector<std::optional<WorkerProgress>> paused_;  // answers to the pause in progress
+};
+
+}  // namespace vrec::train

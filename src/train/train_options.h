@@ -1,0 +1,80 @@
+// What a training job is asked to do, split by the role that reads it:
+// the parameter servers (ServerOptions), the workers (WorkerOptions), the
+// coordinator (CoordinatorOptions) and checkpoints (CheckpointOptions).
+// TrainOptions holds one of each plus what every role shares (the data, the
+// model folder, the model's kind and its spec options). `vrec train` fills
+// it from flags (src/cli/train_command.cc); only main reads flags.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "train/checkpoint.h"
+#include "train/evaluate.h"
+#include "train/model_spec.h"
+#include "train/ranking.h"
+
+namespace vrec::train {
+
+// The parameter servers.
+struct ServerOptions {
+  int servers = 1;            // TrainLocal only; under mpirun the launch decides
+  uint64_t memory_bytes = 0;  // per server process; 0 = unlimited
+  std::string spill_dir;      // RocksDB folders (default: model_dir/spill or /tmp)
+  int threads = 1;            // request threads per server
+  // Address servers bind and workers dial: "inproc" (servers in this
+  // process, no copies: TrainLocal's default), an IP or host name, or "*"
+  // (every interface; mpirun across machines). Empty: TrainLocal uses
+  // inproc, TrainMpi 127.0.0.1.
+  std::string bind_host;
+};
+
+// The workers: how much each trains and how.
+struct WorkerOptions {
+  int workers = 1;  // TrainLocal only; under mpirun the launch decides
+  int batch_size = 512;
+  uint64_t max_examples = 0;   // all workers together; 0 = no limit
+  int epochs = 1;              // 0 = no limit
+  double max_seconds = 0;      // 0 = no limit
+  int64_t max_staleness = -1;  // steps; -1 = unbounded (asynchronous)
+  // Workers simulate the dataset's world instead of reading its training
+  // files (generated datasets; stream_source.h).
+  bool stream = false;
+  // Diagnostics: worker w appends "<worker> <step> <example id>..." per
+  // trained step to DIR/worker-<w>.log.
+  std::string example_log_dir;
+};
+
+// The coordinator: progress, metrics, evaluation.
+struct CoordinatorOptions {
+  double progress_seconds = 5;           // between progress lines
+  std::string metrics_file;              // JSONL; default model_dir/metrics.jsonl
+  double eval_every_seconds = 0;         // 0 = evaluate at the end only
+  double ps_stats_seconds = 30;          // server stats lines; 0 = none
+  uint64_t eval_examples_during = 2000;  // test examples per periodic evaluation
+  CandidateEvalOptions eval;             // the final evaluation
+  bool final_eval = true;
+  double poll_seconds = 0.02;  // how often the coordinator looks at its control plane
+};
+
+// Checkpoints (checkpoint.h, docs/checkpoints.md).
+struct CheckpointOptions {
+  std::string dir;        // empty = none
+  CheckpointEvery every;  // also one at the end of a run with a dir
+  int keep = 3;           // complete checkpoints kept
+  bool resume = false;    // continue from the newest complete checkpoint in dir
+};
+
+struct TrainOptions {
+  std::string data_dir;
+  std::string model_dir;            // empty = do not save
+  std::string model = "candidate";  // the model kind's name (model_kind.h)
+  CandidateSpecOptions candidate;
+  RankingSpecOptions ranking;
+  ServerOptions server;
+  WorkerOptions worker;
+  CoordinatorOptions coordinator;
+  CheckpointOptions checkpoint;
+};
+
+}  // namespace vrec::train

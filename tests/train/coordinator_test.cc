@@ -1,0 +1,322 @@
+// The Coordinator over a fake control plane: simulated workers that step,
+// pause, finish and fail as a test scripts them, and a log of every call the
+// coordinator makes, so the order of pause, checkpoint, release, stop and
+// save can be checked without servers, threads or MPI.
+#include "train/coordinator.h"
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/file_util.h"
+#include "testutil/testutil.h"
+#include "train/saved_model.h"
+
+namespace vrec::train {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+// A simulated worker: `steps` steps of `batch` examples, one per Poll, that
+// pauses when asked (answering at its next step boundary) and can fail at a
+// given step.
+struct FakeWorker {
+  uint64_t steps = 5;
+  uint64_t batch = 10;
+  int64_t fail_at_step = -1;  // -1: never
+  // Internal state.
+  uint64_t done_steps = 0;
+  bool paused = false;
+  bool done = false;
+};
+
+FakeWorker Worker(uint64_t steps, int64_t fail_at_step = -1) {
+  FakeWorker w;
+  w.steps = steps;
+  w.fail_at_step = fail_at_step;
+  return w;
+}
+
+class FakeControlPlane : public ControlPlane {
+ public:
+  explicit FakeControlPlane(std::vector<FakeWorker> workers) : workers_(std::move(workers)) {}
+
+  std::vector<WorkerProgress> Poll() override {
+    std::vector<WorkerProgress> out;
+    for (size_t w = 0; w < workers_.size(); ++w) {
+      FakeWorker& f = workers_[w];
+      if (f.done || f.paused) continue;
+      WorkerProgress p = Progress(w);
+      if (stop_ || f.done_steps >= f.steps) {
+        f.done = true;
+        p.set_done(true);
+        log_.push_back(absl::StrCat("done ", w));
+      } else if (pause_requested_ && !finishing_.count(w)) {
+        f.paused = true;
+        p.set_paused(true);
+        log_.push_back(absl::StrCat("paused ", w));
+      } else if (static_cast<int64_t>(f.done_steps) == f.fail_at_step) {
+        f.done = true;
+        p.set_done(true);
+        p.set_error_code(static_cast<int32_t>(absl::StatusCode::kUnavailable));
+        p.set_error("parameter server 0 went away");
+        log_.push_back(absl::StrCat("failed ", w));
+      } else {
+        ++f.done_steps;
+        p = Progress(w);
+      }
+      out.push_back(p);
+    }
+    return out;
+  }
+
+  void RequestPause() override {
+    log_.push_back("pause");
+    pause_requested_ = true;
+  }
+  void Release() override {
+    log_.push_back("release");
+    pause_requested_ = false;
+    for (auto& f : workers_) f.paused = false;
+  }
+  void StopWorkers() override {
+    log_.push_back("stop");
+    stop_ = true;
+  }
+  StatusOr<std::vector<ServerState>> CheckpointServers(const std::string& dir) override {
+    log_.push_back("checkpoint");
+    // Every worker is paused or done while servers write.
+    for (const auto& f : workers_) EXPECT_TRUE(f.paused || f.done);
+    if (fail_checkpoint_) return absl::InternalError("server 0: disk full");
+    VREC_RETURN_IF_ERROR(MakeDirs(dir));
+    VREC_RETURN_IF_ERROR(WriteFileAtomic(JoinPath(dir, ServerStateFile(0)), ""));
+    ServerState s;
+    s.set_rows(7);
+    return std::vector<ServerState>{s};
+  }
+  StatusOr<uint64_t> SaveServers(const std::string& dir) override {
+    log_.push_back("save");
+    return 42;
+  }
+
+  // Workers that, when a pause is asked, finish instead of pausing (they
+  // were on their last step: the pause reaches them after their end).
+  void FinishInsteadOfPausing(size_t w) { finishing_.insert(w); }
+  void FailCheckpoints() { fail_checkpoint_ = true; }
+  // The coordinator's calls and the workers' answers, in order (plain
+  // progress reports are not logged).
+  const std::vector<std::string>& log() const { return log_; }
+
+ private:
+  WorkerProgress Progress(size_t w) const {
+    WorkerProgress p;
+    p.set_worker(static_cast<int32_t>(w));
+    p.set_steps(workers_[w].done_steps);
+    p.set_examples(workers_[w].done_steps * workers_[w].batch);
+    p.set_loss_sum(0.5 * workers_[w].done_steps);
+    p.mutable_position()->set_next_index(workers_[w].done_steps);
+    return p;
+  }
+
+  std::vector<FakeWorker> workers_;
+  std::set<size_t> finishing_;
+  bool pause_requested_ = false;
+  bool stop_ = false;
+  bool fail_checkpoint_ = false;
+  std::vector<std::string> log_;
+};
+
+ModelSpec TinySpec() {
+  ModelSpec spec;
+  spec.kind = "candidate";
+  return spec;
+}
+
+TrainOptions Options(const testing::ScratchDir& dir) {
+  TrainOptions o;
+  o.data_dir = "/nonexistent/data";
+  o.model_dir = dir.File("model");
+  o.worker.epochs = 0;
+  o.coordinator.progress_seconds = 3600;
+  o.coordinator.ps_stats_seconds = 0;
+  o.coordinator.poll_seconds = 0;
+  o.coordinator.final_eval = false;
+  return o;
+}
+
+CoordinatedJob Job(const ModelSpec* spec, const TrainOptions* options, int workers) {
+  CoordinatedJob job;
+  job.spec = spec;
+  job.options = options;
+  job.num_servers = 1;
+  job.num_workers = workers;
+  return job;
+}
+
+TEST(CoordinatorTest, RunsToTheEndAndSavesTheModel) {
+  testing::ScratchDir dir;
+  TrainOptions o = Options(dir);
+  ASSERT_OK(MakeDirs(o.model_dir));
+  const ModelSpec spec = TinySpec();
+  FakeControlPlane plane({Worker(3), Worker(4)});
+  Coordinator c(Job(&spec, &o, 2), &plane);
+  ASSERT_OK_AND_ASSIGN(nlohmann::json summary, c.Run(nullptr));
+  EXPECT_EQ(summary["examples"], 70);
+  EXPECT_EQ(summary["steps"], 7);
+  EXPECT_EQ(summary["rows_saved"], 42);
+  EXPECT_EQ(summary["stopped"], false);
+  EXPECT_THAT(plane.log(), ElementsAre("done 0", "done 1", "save"));
+  ASSERT_OK_AND_ASSIGN(TrainedModel m, ReadTrainedModel(o.model_dir));
+  EXPECT_EQ(m.examples_trained(), 70u);
+}
+
+TEST(CoordinatorTest, PausesEveryWorkerBeforeTheServersWriteThenCommitsThenReleases) {
+  testing::ScratchDir dir;
+  TrainOptions o = Options(dir);
+  o.model_dir.clear();
+  o.checkpoint.dir = dir.File("ckpt");
+  o.checkpoint.every.examples = 25;
+  const ModelSpec spec = TinySpec();
+  FakeControlPlane plane({Worker(5), Worker(5)});
+  Coordinator c(Job(&spec, &o, 2), &plane);
+  ASSERT_OK(c.Run(nullptr).status());
+  // Due at 40 examples (2 steps each) and again at 80: both pause, the
+  // servers write, then release; the final checkpoint once all are done.
+  EXPECT_THAT(plane.log(), ElementsAre("pause", "paused 0", "paused 1", "checkpoint", "release",
+                                       "pause", "paused 0", "paused 1", "checkpoint", "release",
+                                       "done 0", "done 1", "checkpoint"));
+  ASSERT_OK_AND_ASSIGN(FoundCheckpoint found, FindCheckpoint(o.checkpoint.dir));
+  EXPECT_EQ(found.manifest.model().examples_trained(), 100u);
+  ASSERT_EQ(found.manifest.workers_size(), 2);
+  for (const WorkerProgress& w : found.manifest.workers()) {
+    EXPECT_TRUE(w.done());
+    EXPECT_FALSE(w.paused());
+    EXPECT_EQ(w.position().next_index(), 5u);
+  }
+  EXPECT_EQ(found.manifest.rows(), 7u);
+}
+
+TEST(CoordinatorTest, ACheckpointAskedDuringTheFinalDrainCountsFinishedWorkers) {
+  testing::ScratchDir dir;
+  TrainOptions o = Options(dir);
+  o.model_dir.clear();
+  o.checkpoint.dir = dir.File("ckpt");
+  o.checkpoint.every.examples = 15;
+  const ModelSpec spec = TinySpec();
+  // The pause is due after the first steps (20 examples). Worker 1 is on
+  // its way to its end: it takes its last step and answers with its last
+  // report instead of pausing.
+  FakeControlPlane plane({Worker(2), Worker(2)});
+  plane.FinishInsteadOfPausing(1);
+  Coordinator c(Job(&spec, &o, 2), &plane);
+  ASSERT_OK(c.Run(nullptr).status());
+  EXPECT_THAT(plane.log(), ElementsAre("pause", "paused 0", "done 1", "checkpoint", "release",
+                                       "done 0", "checkpoint"));
+  // The mid-run checkpoint keeps worker 1 as done, worker 0 as paused.
+  const uint64_t first = NextCheckpointSequence(o.checkpoint.dir) - 2;
+  ASSERT_OK_AND_ASSIGN(FoundCheckpoint mid,
+                       FindCheckpoint(JoinPath(o.checkpoint.dir, CheckpointName(first))));
+  EXPECT_FALSE(mid.manifest.workers(0).done());
+  EXPECT_EQ(mid.manifest.workers(0).steps(), 1u);
+  EXPECT_TRUE(mid.manifest.workers(1).done());
+  EXPECT_EQ(mid.manifest.workers(1).steps(), 2u);
+  EXPECT_EQ(mid.manifest.model().examples_trained(), 30u);
+}
+
+TEST(CoordinatorTest, AWorkersErrorStopsTheOthersAndIsReturnedWithNothingSaved) {
+  testing::ScratchDir dir;
+  TrainOptions o = Options(dir);
+  ASSERT_OK(MakeDirs(o.model_dir));
+  o.checkpoint.dir = dir.File("ckpt");
+  const ModelSpec spec = TinySpec();
+  FakeControlPlane plane({Worker(100), Worker(100, 2)});
+  Coordinator c(Job(&spec, &o, 2), &plane);
+  StatusOr<nlohmann::json> result = c.Run(nullptr);
+  EXPECT_THAT(result,
+              StatusIs(absl::StatusCode::kUnavailable, "worker 1: parameter server 0 went away"));
+  EXPECT_THAT(plane.log(), ElementsAre("failed 1", "stop", "done 0"));
+  EXPECT_FALSE(PathExists(JoinPath(o.model_dir, "model.pb")));
+  EXPECT_FALSE(PathExists(o.checkpoint.dir));
+}
+
+TEST(CoordinatorTest, AnErrorDuringAPauseStillReleasesEveryPausedWorkerWithoutACheckpoint) {
+  testing::ScratchDir dir;
+  TrainOptions o = Options(dir);
+  o.model_dir.clear();
+  o.checkpoint.dir = dir.File("ckpt");
+  o.checkpoint.every.examples = 15;
+  const ModelSpec spec = TinySpec();
+  FakeControlPlane plane({Worker(100, 2), Worker(100)});
+  // The pause is asked after the first steps; worker 1 pauses, worker 0
+  // takes another step and fails instead of pausing.
+  plane.FinishInsteadOfPausing(0);
+  Coordinator c(Job(&spec, &o, 2), &plane);
+  EXPECT_THAT(c.Run(nullptr), StatusIs(absl::StatusCode::kUnavailable, "worker 0"));
+  EXPECT_THAT(plane.log(),
+              ElementsAre("pause", "paused 1", "failed 0", "stop", "release", "done 1"));
+  EXPECT_FALSE(PathExists(o.checkpoint.dir));
+}
+
+TEST(CoordinatorTest, ACheckpointThatFailsStopsTheJobWithItsError) {
+  testing::ScratchDir dir;
+  TrainOptions o = Options(dir);
+  o.model_dir.clear();
+  o.checkpoint.dir = dir.File("ckpt");
+  o.checkpoint.every.examples = 15;
+  const ModelSpec spec = TinySpec();
+  FakeControlPlane plane({Worker(100)});
+  plane.FailCheckpoints();
+  Coordinator c(Job(&spec, &o, 1), &plane);
+  EXPECT_THAT(c.Run(nullptr), StatusIs(absl::StatusCode::kInternal, "disk full"));
+  EXPECT_THAT(plane.log(),
+              ElementsAre("pause", "paused 0", "checkpoint", "stop", "release", "done 0"));
+}
+
+TEST(CoordinatorTest, ASignalStopsTheWorkersAndTheModelIsStillSaved) {
+  testing::ScratchDir dir;
+  TrainOptions o = Options(dir);
+  ASSERT_OK(MakeDirs(o.model_dir));
+  const ModelSpec spec = TinySpec();
+  FakeControlPlane plane({Worker(1000000)});
+  std::atomic<bool> stop{true};
+  Coordinator c(Job(&spec, &o, 1), &plane);
+  ASSERT_OK_AND_ASSIGN(nlohmann::json summary, c.Run(&stop));
+  EXPECT_EQ(summary["stopped"], true);
+  EXPECT_THAT(plane.log(), ElementsAre("stop", "done 0", "save"));
+}
+
+TEST(CoordinatorTest, AFailureBeforeTheRunIsReturnedOnceTheWorkersAreDone) {
+  testing::ScratchDir dir;
+  TrainOptions o = Options(dir);
+  const ModelSpec spec = TinySpec();
+  FakeControlPlane plane({Worker(1000000), Worker(1000000)});
+  Coordinator c(Job(&spec, &o, 2), &plane);
+  c.Fail(absl::NotFoundError("dataset /x: no manifest"));
+  EXPECT_THAT(c.Run(nullptr), StatusIs(absl::StatusCode::kNotFound, "no manifest"));
+  EXPECT_THAT(plane.log(), ElementsAre("stop", "done 0", "done 1"));
+}
+
+TEST(CoordinatorTest, EvaluatesAtTheEndThroughItsEvaluator) {
+  testing::ScratchDir dir;
+  TrainOptions o = Options(dir);
+  o.model_dir.clear();
+  o.coordinator.final_eval = true;
+  o.coordinator.eval.max_examples = 123;
+  const ModelSpec spec = TinySpec();
+  FakeControlPlane plane({Worker(2)});
+  CoordinatedJob job = Job(&spec, &o, 1);
+  uint64_t asked = 0;
+  job.evaluate = [&](const CandidateEvalOptions& e) -> StatusOr<nlohmann::json> {
+    asked = e.max_examples;
+    return nlohmann::json{{"recall@100", 0.5}};
+  };
+  Coordinator c(std::move(job), &plane);
+  ASSERT_OK_AND_ASSIGN(nlohmann::json summary, c.Run(nullptr));
+  EXPECT_EQ(asked, 123u);
+  EXPECT_EQ(summary["eval"]["recall@100"], 0.5);
+}
+
+}  // namespace
+}  // namespace vrec::train
