@@ -22,8 +22,9 @@
 # rows pulled and then pushed (docs/benchmarks.md).
 #
 #   benchmarks/ps_scale.sh [VREC_BINARY] [SPILL_DIR] [SERVER_THREADS] [BUDGET_WARMUP] [OPS]
-set -euo pipefail
+source "$(dirname "$0")/../scripts/lib/prologue.sh"
 VREC=${1:-build/vrec}
+find_vrec
 SPILL=${2:-/tmp/vrec_ps_scale}
 THREADS=${3:-1}
 BUDGET_WARMUP=${4:-240}
@@ -45,7 +46,7 @@ echo "$big"
 echo "$fit_pool"
 echo "$fresh_before"
 echo "$fresh_after"
-/usr/bin/python3 - "$big" "$fit_pool" "$fresh_before" "$fresh_after" "$THREADS" <<'PY'
+"$PYTHON" - "$big" "$fit_pool" "$fresh_before" "$fresh_after" "$THREADS" <<'PY'
 import json, sys
 rows = lambda text: {r["op"]: r for r in map(json.loads, text.splitlines())}
 big, pool = rows(sys.argv[1]), rows(sys.argv[2])

@@ -18,32 +18,19 @@
 # docs/operations.md): both then page-fault alike and the comparison is of the
 # programs, not of glibc's defaults (the peer runs ~2.5x slower without it).
 # --peer_tunables= (empty) measures the peer under glibc's defaults.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/../scripts/lib/prologue.sh"
+cd "$VREC_ROOT"
 WORKERS="1 2 4"; SERVERS=1; SECONDS_=20; RUNS=3; OUT=docs; PEER=1
 PEER_TUNABLES=glibc.malloc.hugetlb=1
-for arg in "$@"; do
-  case "$arg" in
-    --workers=*) WORKERS="${arg#*=}" ;;
-    --servers=*) SERVERS="${arg#*=}" ;;
-    --seconds=*) SECONDS_="${arg#*=}" ;;
-    --runs=*) RUNS="${arg#*=}" ;;
-    --out=*) OUT="${arg#*=}" ;;
-    --peer=*) PEER="${arg#*=}" ;;
-    --peer_tunables=*) PEER_TUNABLES="${arg#*=}" ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
-    *) echo "scaling.sh: unknown argument '$arg' (see --help)" >&2; exit 2 ;;
-  esac
-done
-VREC=${VREC:-${VREC_BUILD_DIR:-build}/vrec}
-[[ -x "$VREC" ]] || { echo "scaling.sh: no $VREC; run scripts/build.sh first" >&2; exit 2; }
-if [[ "$PEER" == 1 ]] && ! /usr/bin/python3 -c "import torch" 2>/dev/null; then
-  echo "scaling.sh: PyTorch is missing; run benchmarks/install_peer_deps.sh (or --peer=0)" >&2
-  exit 2
+parse_flags workers:WORKERS servers:SERVERS seconds:SECONDS_ runs:RUNS out:OUT peer:PEER \
+  peer_tunables:PEER_TUNABLES -- "$@"
+find_vrec
+if [[ "$PEER" == 1 ]] && ! "$PYTHON" -c "import torch" 2>/dev/null; then
+  die "PyTorch is missing; run benchmarks/install_peer_deps.sh (or --peer=0)"
 fi
 mkdir -p "$OUT"
-LINES=$(mktemp)
-trap 'rm -f "$LINES"' EXIT
+make_work scaling
+LINES="$WORK/lines"
 for w in $WORKERS; do
   for r in $(seq "$RUNS"); do
     echo "  W=$w run $r/$RUNS: vrec" >&2
@@ -52,12 +39,12 @@ for w in $WORKERS; do
     if [[ "$PEER" == 1 ]]; then
       echo "  W=$w run $r/$RUNS: PyTorch peer" >&2
       GLIBC_TUNABLES="$PEER_TUNABLES" \
-        /usr/bin/python3 benchmarks/torch_candidate_peer.py --threads="$w" 2>/dev/null |
+        "$PYTHON" benchmarks/torch_candidate_peer.py --threads="$w" 2>/dev/null |
         tail -n 1 | sed "s/^/peer $w /" >>"$LINES"
     fi
   done
 done
-/usr/bin/python3 - "$LINES" "$OUT" "$SERVERS" <<'PY'
+"$PYTHON" - "$LINES" "$OUT" "$SERVERS" <<'PY'
 import json, statistics, sys
 import matplotlib
 matplotlib.use("Agg")

@@ -15,46 +15,27 @@
 # runs) beside the towers' arithmetic bound on these cores. Needs wrk
 # (apt-get install wrk). Takes roughly 10 minutes. --keep=1 keeps the work
 # folder; --bundle=DIR measures an existing bundle (export time then 0).
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/../scripts/lib/prologue.sh"
+cd "$VREC_ROOT"
 VIDEOS=1000000; USERS=20000; TRAIN_SECONDS=40; SECONDS_=20; RUNS=3; CLIENTS="4 50"; THREADS=2
 OUT=docs; KEEP=0; BUNDLE=""
-for arg in "$@"; do
-  case "$arg" in
-    --videos=*) VIDEOS="${arg#*=}" ;;
-    --users=*) USERS="${arg#*=}" ;;
-    --train_seconds=*) TRAIN_SECONDS="${arg#*=}" ;;
-    --seconds=*) SECONDS_="${arg#*=}" ;;
-    --runs=*) RUNS="${arg#*=}" ;;
-    --clients=*) CLIENTS="${arg#*=}" ;;
-    --threads=*) THREADS="${arg#*=}" ;;
-    --out=*) OUT="${arg#*=}" ;;
-    --keep=*) KEEP="${arg#*=}" ;;
-    --bundle=*) BUNDLE="${arg#*=}" ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
-    *) echo "serve_bench.sh: unknown argument '$arg' (see --help)" >&2; exit 2 ;;
-  esac
-done
-VREC=${VREC:-${VREC_BUILD_DIR:-build}/vrec}
-[[ -x "$VREC" ]] || { echo "serve_bench.sh: no $VREC; run scripts/build.sh first" >&2; exit 2; }
-command -v wrk >/dev/null || { echo "serve_bench.sh: wrk is missing (apt-get install wrk)" >&2; exit 2; }
-WORK=$(mktemp -d /tmp/vrec-serve-bench.XXXXXX)
-SERVER=""
-cleanup() { [[ -n "$SERVER" ]] && kill "$SERVER" 2>/dev/null; [[ "$KEEP" == 1 ]] || rm -rf "$WORK"; }
-trap cleanup EXIT
+parse_flags videos:VIDEOS users:USERS train_seconds:TRAIN_SECONDS seconds:SECONDS_ runs:RUNS \
+  clients:CLIENTS threads:THREADS out:OUT keep:KEEP bundle:BUNDLE -- "$@"
+find_vrec
+command -v wrk >/dev/null || die "wrk is missing (apt-get install wrk)"
+make_work serve-bench "$KEEP"
 mkdir -p "$OUT"
 
 if [[ -n "$BUNDLE" ]]; then
   mkdir -p "$WORK"
   ln -s "$(realpath "$BUNDLE")" "$WORK/bundle"
   cp "$BUNDLE/bundle.json" "$WORK/bundle.json.pretty"
-  /usr/bin/python3 -c "import json,sys; print(json.dumps(json.load(open(sys.argv[1]))))" \
+  "$PYTHON" -c "import json,sys; print(json.dumps(json.load(open(sys.argv[1]))))" \
     "$BUNDLE/bundle.json" >"$WORK/bundle.json"
   EXPORT_SECONDS=0
 else
 echo "== world: $VIDEOS videos, $USERS users ($WORK)" >&2
-"$VREC" datagen --out="$WORK/world" --seed=5 --num_videos="$VIDEOS" --num_users="$USERS" \
-  --test_users=1000 --fsync=false >/dev/null 2>"$WORK/datagen.log"
+make_world "$WORK/world" --seed=5 --num_videos="$VIDEOS" --num_users="$USERS" --test_users=1000
 echo "== train both models for ${TRAIN_SECONDS}s each" >&2
 "$VREC" train --data="$WORK/world" --checkpoint_dir="$WORK/ckpt" --workers=2 \
   --embedding_dim=256 --tower=1024,512,256 --negatives=2048 --max_seconds="$TRAIN_SECONDS" \
@@ -70,13 +51,9 @@ EXPORT_SECONDS=$(echo "$(date +%s.%N) - $START" | bc)
 tail -n 3 "$WORK/export.log" >&2
 fi
 
-"$VREC" serve --model="$WORK/bundle" --port=0 --reload_seconds=0 \
-  >"$WORK/serve.out" 2>"$WORK/serve.log" &
-SERVER=$!
-for _ in $(seq 600); do grep -q port "$WORK/serve.out" 2>/dev/null && break; sleep 0.1; done
-PORT=$(/usr/bin/python3 -c "import json,sys; print(json.loads(open(sys.argv[1]).readline())['port'])" "$WORK/serve.out")
+start_server "$WORK/serve.out" "$WORK/serve.log" --model="$WORK/bundle" --reload_seconds=0
 # A request body: a user who watched ten videos the service itself recommended.
-/usr/bin/python3 - "$PORT" "$WORK/body.json" <<'PY'
+"$PYTHON" - "$PORT" "$WORK/body.json" <<'PY'
 import json, sys, urllib.request
 url = "http://127.0.0.1:%s/v1/recommend" % sys.argv[1]
 ask = lambda b: json.loads(urllib.request.urlopen(urllib.request.Request(
@@ -106,7 +83,7 @@ for c in $CLIENTS; do
   done
 done
 curl -s "http://127.0.0.1:$PORT/metrics" >"$WORK/metrics.txt" 2>/dev/null || true
-/usr/bin/python3 - "$LINES" "$WORK/bundle.json" "$EXPORT_SECONDS" "$OUT/serving.json" \
+"$PYTHON" - "$LINES" "$WORK/bundle.json" "$EXPORT_SECONDS" "$OUT/serving.json" \
   "$WORK/bundle/candidate/model.json" "$WORK/bundle/ranking/model.json" <<'PY'
 import json, re, statistics, subprocess, sys
 runs_file, bundle_file, export_s, out = sys.argv[1:5]

@@ -5,8 +5,8 @@
 # model, export a serving bundle, serve it and print recommendations for a
 # sample user.
 # Idempotent: reruns reuse the build and regenerate the world in out/demo/.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib/prologue.sh"
+cd "$VREC_ROOT"
 scripts/install_deps.sh
 scripts/build.sh
 VREC=${VREC_BUILD_DIR:-build}/vrec
@@ -16,7 +16,7 @@ mkdir -p "$OUT"
 
 echo "== 1. generate a small world (vrec datagen) into $OUT/world"
 "$VREC" datagen --out="$OUT/world" --seed=1 2>"$OUT/datagen.log" | tee "$OUT/datagen.out" | tail -n 1 >"$OUT/datagen.json"
-/usr/bin/python3 - "$OUT/datagen.json" <<'PY'
+"$PYTHON" - "$OUT/datagen.json" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
 o = d["oracle"]
@@ -30,14 +30,13 @@ echo "== 2. check the files (vrec inspect)"
 "$VREC" inspect --show=0 "$OUT/world" | tail -n 1
 
 echo "== 3. train the candidate model under mpirun: 1 coordinator, 1 server, 2 workers"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 rm -rf "$OUT/model" "$OUT/ckpt" "$OUT/ranking" "$OUT/rckpt"
-mpirun --oversubscribe --bind-to none -np 4 "$VREC" train --data="$OUT/world" \
+"${MPIRUN[@]}" -np 4 "$VREC" train --data="$OUT/world" \
   --model_dir="$OUT/model" --servers=1 --epochs=10 --optimizer=adam --learning_rate=0.003 \
   --checkpoint_dir="$OUT/ckpt" --checkpoint_every=10s \
   --eval_every_seconds=10 --progress_seconds=5 2> >(grep -v '^[IW][0-9]' >&2) |
   tail -n 1 >"$OUT/train.json"
-/usr/bin/python3 - "$OUT/train.json" <<'PY'
+"$PYTHON" - "$OUT/train.json" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
 e = d["eval"]
@@ -49,7 +48,7 @@ for k in ("recall@1", "recall@10", "recall@50", "recall@100"):
 print(f"     {'MAP':<20} {e['map']:7.3f}   {e['popularity']['map']:10.3f}")
 PY
 if [[ -x scripts/plot_metrics.py ]]; then
-  /usr/bin/python3 scripts/plot_metrics.py "$OUT/model/metrics.jsonl" --out="$OUT/training.png" \
+  "$PYTHON" scripts/plot_metrics.py "$OUT/model/metrics.jsonl" --out="$OUT/training.png" \
     >/dev/null && echo "   loss and recall curves: $OUT/training.png"
 fi
 
@@ -57,7 +56,7 @@ echo "== 4. train the ranking model (weighted logistic regression) in one proces
 "$VREC" train --model=ranking --data="$OUT/world" --model_dir="$OUT/ranking" \
   --checkpoint_dir="$OUT/rckpt" --epochs=2 --workers=2 --progress_seconds=5 \
   2> >(grep -v '^[IW][0-9]' >&2) | tail -n 1 >"$OUT/ranking.json"
-/usr/bin/python3 - "$OUT/ranking.json" <<'PY'
+"$PYTHON" - "$OUT/ranking.json" <<'PY'
 import json, sys
 e = json.load(open(sys.argv[1]))["eval"]
 print(f"   weighted per-user loss {e['weighted_per_user_loss']:.3f} (oracle "
@@ -67,7 +66,7 @@ PY
 echo "== 5. export a serving bundle from the newest checkpoints (vrec export)"
 "$VREC" export --checkpoint="$OUT/ckpt" --ranking="$OUT/rckpt" --out="$OUT/bundle" \
   2>"$OUT/export.log" | tail -n 1 >"$OUT/bundle.json"
-/usr/bin/python3 - "$OUT/bundle.json" <<'PY'
+"$PYTHON" - "$OUT/bundle.json" <<'PY'
 import json, sys
 b = json.load(open(sys.argv[1]))
 i = b["index"]
@@ -76,13 +75,10 @@ print(f"   bundle {b['version']}: {b['num_videos']} videos, {i['kind']} index, "
 PY
 
 echo "== 6. serve it (vrec serve) and ask for recommendations"
-"$VREC" serve --model="$OUT/bundle" --port=0 >"$OUT/serve.out" 2>"$OUT/serve.log" &
-SERVER=$!
-trap 'kill $SERVER 2>/dev/null || true' EXIT
-for _ in $(seq 100); do grep -q port "$OUT/serve.out" 2>/dev/null && break; sleep 0.1; done
-/usr/bin/python3 - "$OUT/serve.out" <<'PY'
+start_server "$OUT/serve.out" "$OUT/serve.log" --model="$OUT/bundle"
+"$PYTHON" - "$PORT" <<'PY'
 import json, sys, urllib.request
-port = json.loads(open(sys.argv[1]).readline())["port"]
+port = int(sys.argv[1])
 url = "http://127.0.0.1:%d/v1/recommend" % port
 def ask(body):
     req = urllib.request.Request(url, data=json.dumps(body).encode(),
@@ -95,6 +91,6 @@ print(f"     {json.dumps(user)}")
 for i in ask(user)["items"]:
     print(f"     video {i['video']:>20}  expected watch time {i['expected_watch_time']:6.1f} s")
 PY
-kill $SERVER; wait $SERVER 2>/dev/null || true; trap - EXIT
+stop_server
 echo "done: the world is in $OUT/world, the models in $OUT/model and $OUT/ranking, checkpoints in"
 echo "      $OUT/ckpt, the bundle in $OUT/bundle (vrec serve --model=$OUT/bundle --port=8080)"

@@ -18,32 +18,16 @@
 # (MAP and recall@100 against depth, the oracle's recall@100 as a line) and
 # prints a Markdown table (medians over --runs model seeds 1..runs, with the
 # ranges of MAP and recall@100). About 8 minutes a run on 2 cores.
-set -euo pipefail
-SELF="$(realpath "$0")"
-cd "$(dirname "$SELF")/../.."
+source "$(dirname "$0")/../lib/prologue.sh"
+cd "$VREC_ROOT"
 SEED=1; USERS=600000; TEST_USERS=10000; EPOCHS=1; RUNS=1; OUT=docs/results
-for arg in "$@"; do
-  case "$arg" in
-    --seed=*) SEED="${arg#*=}" ;;
-    --users=*) USERS="${arg#*=}" ;;
-    --test_users=*) TEST_USERS="${arg#*=}" ;;
-    --epochs=*) EPOCHS="${arg#*=}" ;;
-    --runs=*) RUNS="${arg#*=}" ;;
-    --out=*) OUT="${arg#*=}" ;;
-    -h|--help) sed -n '2,20p' "$SELF"; exit 0 ;;
-    *) echo "depth.sh: unknown argument '$arg' (see --help)" >&2; exit 2 ;;
-  esac
-done
-VREC=${VREC:-${VREC_BUILD_DIR:-build}/vrec}
-[[ -x "$VREC" ]] || { echo "depth.sh: no $VREC; run scripts/build.sh first" >&2; exit 2; }
-WORK=$(mktemp -d /tmp/vrec-depth.XXXXXX)
-# On failure, the end of each log (training, datagen) before they are gone.
-trap 'rc=$?; if [[ $rc -ne 0 ]]; then for f in "$WORK"/*.log; do [[ -e "$f" ]] &&
-  { echo "-- $f" >&2; tail -n 20 "$f" >&2; }; done; fi; rm -rf "$WORK"' EXIT
+parse_flags seed:SEED users:USERS test_users:TEST_USERS epochs:EPOCHS runs:RUNS out:OUT -- "$@"
+find_vrec
+make_work depth
 mkdir -p "$OUT"
 echo "== world: vrec datagen --seed=$SEED --num_users=$USERS --test_users=$TEST_USERS" >&2
-"$VREC" datagen --out="$WORK/world" --seed="$SEED" --num_users="$USERS" --test_users="$TEST_USERS" \
-  --write_train=false --fsync=false 2>"$WORK/datagen.log" | tail -n 1 >"$WORK/world.json"
+make_world "$WORK/world" --seed="$SEED" --num_users="$USERS" --test_users="$TEST_USERS" \
+  --write_train=false
 TOWERS=("" "64" "128,64" "256,128,64" "512,256,128,64")
 : >"$WORK/runs.jsonl"
 for depth in 0 1 2 3 4; do
@@ -52,14 +36,14 @@ for depth in 0 1 2 3 4; do
     "$VREC" train --data="$WORK/world" --stream --workers=2 --epochs="$EPOCHS" --embedding_dim=64 \
       --tower="${TOWERS[$depth]}" --output_dim=64 --negatives=256 --seed="$run" \
       --ps_stats_seconds=0 --progress_seconds=30 2>"$WORK/train-$depth-$run.log" |
-      tail -n 1 | /usr/bin/python3 -c "
+      tail -n 1 | "$PYTHON" -c "
 import json, sys
 d = json.load(sys.stdin)
 d['depth'] = $depth; d['tower'] = '${TOWERS[$depth]}'; d['run'] = $run
 print(json.dumps(d))" >>"$WORK/runs.jsonl"
   done
 done
-/usr/bin/python3 - "$WORK/runs.jsonl" "$WORK/world.json" "$OUT" "$SEED" "$EPOCHS" "$USERS" "$TEST_USERS" <<'PY'
+"$PYTHON" - "$WORK/runs.jsonl" "$WORK/world.json" "$OUT" "$SEED" "$EPOCHS" "$USERS" "$TEST_USERS" <<'PY'
 import json, os, statistics, sys
 runs = [json.loads(l) for l in open(sys.argv[1])]
 world = json.load(open(sys.argv[2]))

@@ -16,26 +16,15 @@
 # Writes OUT/example_age.json (every run) and OUT/example_age.png (the run
 # with the median distance) and prints a table. About 1 minute a run on 2
 # cores.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
+source "$(dirname "$0")/../lib/prologue.sh"
+cd "$VREC_ROOT"
 SEED=1; EPOCHS=10; RUNS=3; OUT=docs/results
-for arg in "$@"; do
-  case "$arg" in
-    --seed=*) SEED="${arg#*=}" ;;
-    --epochs=*) EPOCHS="${arg#*=}" ;;
-    --runs=*) RUNS="${arg#*=}" ;;
-    --out=*) OUT="${arg#*=}" ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
-    *) echo "example_age.sh: unknown argument '$arg' (see --help)" >&2; exit 2 ;;
-  esac
-done
-VREC=${VREC:-${VREC_BUILD_DIR:-build}/vrec}
-[[ -x "$VREC" ]] || { echo "example_age.sh: no $VREC; run scripts/build.sh first" >&2; exit 2; }
-WORK=$(mktemp -d /tmp/vrec-example-age.XXXXXX)
-trap 'rm -rf "$WORK"' EXIT
+parse_flags seed:SEED epochs:EPOCHS runs:RUNS out:OUT -- "$@"
+find_vrec
+make_work example-age
 mkdir -p "$OUT"
 echo "== world: vrec datagen --seed=$SEED" >&2
-"$VREC" datagen --out="$WORK/world" --seed="$SEED" --fsync=false >/dev/null 2>&1
+make_world "$WORK/world" --seed="$SEED"
 for run in $(seq "$RUNS"); do
   for age in true false; do
     echo "== run $run/$RUNS: train --use_example_age=$age --seed=$run ($EPOCHS epochs)" >&2
@@ -46,7 +35,7 @@ for run in $(seq "$RUNS"); do
       2>/dev/null | tail -n 1 >"$WORK/eval-$age-$run.json"
   done
 done
-/usr/bin/python3 - "$WORK" "$OUT" "$SEED" "$EPOCHS" "$RUNS" <<'PY'
+"$PYTHON" - "$WORK" "$OUT" "$SEED" "$EPOCHS" "$RUNS" <<'PY'
 import json, os, statistics, sys
 work, out, seed, epochs, nruns = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 def l1(s):  # total variation distance to the empirical shares

@@ -13,35 +13,24 @@
 # the same held-out next watches, --runs times with model seeds 1..runs
 # (medians, and the range). Writes OUT/labels.json and prints a table.
 # About 4 minutes on 2 cores.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
+source "$(dirname "$0")/../lib/prologue.sh"
+cd "$VREC_ROOT"
 SEED=1; EPOCHS=10; RUNS=3; OUT=docs/results
-for arg in "$@"; do
-  case "$arg" in
-    --seed=*) SEED="${arg#*=}" ;;
-    --epochs=*) EPOCHS="${arg#*=}" ;;
-    --runs=*) RUNS="${arg#*=}" ;;
-    --out=*) OUT="${arg#*=}" ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
-    *) echo "labels.sh: unknown argument '$arg' (see --help)" >&2; exit 2 ;;
-  esac
-done
-VREC=${VREC:-${VREC_BUILD_DIR:-build}/vrec}
-[[ -x "$VREC" ]] || { echo "labels.sh: no $VREC; run scripts/build.sh first" >&2; exit 2; }
-WORK=$(mktemp -d /tmp/vrec-labels.XXXXXX)
-trap 'rm -rf "$WORK"' EXIT
+parse_flags seed:SEED epochs:EPOCHS runs:RUNS out:OUT -- "$@"
+find_vrec
+make_work labels
 mkdir -p "$OUT"
 for mode in next random; do
   flag=""; [[ "$mode" == random ]] && flag="--random_labels"
   echo "== world seed $SEED, $mode-watch labels" >&2
-  "$VREC" datagen --out="$WORK/$mode" --seed="$SEED" --fsync=false $flag >/dev/null 2>&1
+  make_world "$WORK/$mode" --seed="$SEED" $flag
   for run in $(seq "$RUNS"); do
     "$VREC" train --data="$WORK/$mode" --workers=2 --epochs="$EPOCHS" --seed="$run" \
       --ps_stats_seconds=0 --progress_seconds=60 2>"$WORK/train-$mode-$run.log" |
       tail -n 1 >"$WORK/$mode-$run.json"
   done
 done
-/usr/bin/python3 - "$WORK" "$OUT" "$SEED" "$EPOCHS" "$RUNS" <<'PY'
+"$PYTHON" - "$WORK" "$OUT" "$SEED" "$EPOCHS" "$RUNS" <<'PY'
 import json, os, statistics, sys
 work, out, seed, epochs, nruns = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 runs = {m: [json.load(open(os.path.join(work, "%s-%d.json" % (m, r)))) for r in range(1, nruns + 1)]

@@ -16,32 +16,21 @@
 # oracle's; --runs times with model seeds 1..runs (medians and ranges).
 # Writes OUT/ranking.json and OUT/ranking.png and prints a table. About 3
 # minutes per run on 2 cores.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
+source "$(dirname "$0")/../lib/prologue.sh"
+cd "$VREC_ROOT"
 SEED=1; EPOCHS=3; RUNS=3; OUT=docs/results
-for arg in "$@"; do
-  case "$arg" in
-    --seed=*) SEED="${arg#*=}" ;;
-    --epochs=*) EPOCHS="${arg#*=}" ;;
-    --runs=*) RUNS="${arg#*=}" ;;
-    --out=*) OUT="${arg#*=}" ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
-    *) echo "ranking.sh: unknown argument '$arg' (see --help)" >&2; exit 2 ;;
-  esac
-done
-VREC=${VREC:-${VREC_BUILD_DIR:-build}/vrec}
-[[ -x "$VREC" ]] || { echo "ranking.sh: no $VREC; run scripts/build.sh first" >&2; exit 2; }
-WORK=$(mktemp -d /tmp/vrec-ranking.XXXXXX)
-trap 'rm -rf "$WORK"' EXIT
+parse_flags seed:SEED epochs:EPOCHS runs:RUNS out:OUT -- "$@"
+find_vrec
+make_work ranking
 mkdir -p "$OUT"
 echo "== world: vrec datagen --seed=$SEED" >&2
-"$VREC" datagen --out="$WORK/world" --seed="$SEED" --fsync=false >/dev/null 2>&1
+make_world "$WORK/world" --seed="$SEED"
 : >"$WORK/runs.jsonl"
 run() {  # name tower weighted seed
   echo "== $1 (tower '$2', weighted=$3), model seed $4" >&2
   "$VREC" train --model=ranking --data="$WORK/world" --workers=2 --epochs="$EPOCHS" \
     --tower="$2" --weighted="$3" --seed="$4" --ps_stats_seconds=0 --progress_seconds=60 \
-    2>"$WORK/train.log" | tail -n 1 | /usr/bin/python3 -c "
+    2>"$WORK/train.log" | tail -n 1 | "$PYTHON" -c "
 import json, sys
 d = json.load(sys.stdin); d['name'] = '$1'; d['tower'] = '$2'; d['weighted'] = '$3' == 'true'
 d['model_seed'] = $4
@@ -57,7 +46,7 @@ for r in $(seq "$RUNS"); do
   run 1024-512-256 1024,512,256 true "$r"
   run "1024-512-256, click-trained" 1024,512,256 false "$r"
 done
-/usr/bin/python3 - "$WORK/runs.jsonl" "$OUT" "$SEED" "$EPOCHS" <<'PY'
+"$PYTHON" - "$WORK/runs.jsonl" "$OUT" "$SEED" "$EPOCHS" <<'PY'
 import json, os, statistics, sys
 runs = [json.loads(l) for l in open(sys.argv[1])]
 out, seed, epochs = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])

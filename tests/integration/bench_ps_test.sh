@@ -2,12 +2,9 @@
 # vrec bench ps measures pull, push and pullpush (a worker's step: the
 # batch's rows pulled, then gradients pushed to them), in memory and under a
 # memory budget, one JSON line each; an unknown operation is refused.
-set -euo pipefail
-VREC=$1
-mkdir -p "$2"
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "$0")/lib.sh"
 check() {  # JSON lines on stdin; $1: the ops expected in order
-  /usr/bin/python3 -c '
+  "$PYTHON" -c '
 import json, sys
 want = sys.argv[1].split(",")
 lines = [json.loads(l) for l in sys.stdin if l.startswith("{")]
@@ -23,7 +20,7 @@ for r in lines:
 "$VREC" bench ps --rows=2000 --dim=8 --batch=100 --zipf=1.1 --ops=pull,push,pullpush \
   --seconds=0.2 2>/dev/null | check pull,push,pullpush
 "$VREC" bench ps --rows=20000 --dim=8 --batch=100 --zipf=1.1 --ops=pullpush,push --seconds=0.2 \
-  --budget_mb=1 --spill_dir="$2/spill" 2>/dev/null | check pullpush,push
+  --budget_mb=1 --spill_dir="$SCRATCH/spill" 2>/dev/null | check pullpush,push
 set +e
 err=$("$VREC" bench ps --rows=1000 --dim=8 --batch=100 --ops=pull,pul --seconds=0.1 2>&1 >/dev/null)
 rc=$?

@@ -3,20 +3,7 @@
 # commas and quotes, permuted columns, CRLF) becomes a dataset whose summary
 # JSON has the expected counts; a bad row fails with its line number; skip mode
 # counts it. Usage: convert_test.sh VREC SCRATCH_DIR
-set -euo pipefail
-VREC=$1
-DIR=$2
-rm -rf "$DIR" && mkdir -p "$DIR"
-
-fail() { echo "FAIL: $*" >&2; exit 1; }
-# Debian's interpreter starts fast; a pyenv shim on PATH takes seconds.
-PY=/usr/bin/python3
-[ -x "$PY" ] || PY=python3
-
-# json_field FILE KEY: the KEY of the JSON object on FILE's last line.
-json_field() {
-  tail -n 1 "$1" | "$PY" -c 'import json,sys; print(json.loads(sys.stdin.read())[sys.argv[1]])' "$2"
-}
+source "$(dirname "$0")/lib.sh"
 
 # Users 1 (4 watches), 2 (3 watches, two tied), 3 (1 watch). Items 10..16, 20.
 printf '%s\r\n' \
@@ -28,31 +15,31 @@ printf '%s\r\n' \
   '14,Up (2009),2,4.0,500,Animation' \
   '15,"Bird Cage, The (1996)",2,4.0,500,Comedy' \
   '16,Alien (1979),2,1.0,600,Horror' \
-  '20,Solo (2018),3,3.0,700,Action' > "$DIR/ratings.csv"
+  '20,Solo (2018),3,3.0,700,Action' > "$SCRATCH/ratings.csv"
 
-"$VREC" convert --csv="$DIR/ratings.csv" --out="$DIR/ds" --shards=2 --progress_seconds=0 \
-  > "$DIR/out.txt" 2> "$DIR/err.txt" || { cat "$DIR/err.txt" >&2; fail "convert exited $?"; }
-[ "$(json_field "$DIR/out.txt" users)" = 3 ] || fail "users: $(tail -n 1 "$DIR/out.txt")"
-[ "$(json_field "$DIR/out.txt" items)" = 8 ] || fail "items: $(tail -n 1 "$DIR/out.txt")"
+"$VREC" convert --csv="$SCRATCH/ratings.csv" --out="$SCRATCH/ds" --shards=2 --progress_seconds=0 \
+  > "$SCRATCH/out.txt" 2> "$SCRATCH/err.txt" || fail_log "$SCRATCH/err.txt" "convert exited $?"
+[ "$(json_field "$SCRATCH/out.txt" users)" = 3 ] || fail "users: $(tail -n 1 "$SCRATCH/out.txt")"
+[ "$(json_field "$SCRATCH/out.txt" items)" = 8 ] || fail "items: $(tail -n 1 "$SCRATCH/out.txt")"
 # user 1: 11, 12 train, 13 test; user 2: 15 train, 16 test; user 3: none.
-[ "$(json_field "$DIR/out.txt" train_examples)" = 3 ] || fail "train: $(tail -n 1 "$DIR/out.txt")"
-[ "$(json_field "$DIR/out.txt" test_examples)" = 2 ] || fail "test: $(tail -n 1 "$DIR/out.txt")"
-[ "$(json_field "$DIR/out.txt" skipped_rows)" = 0 ] || fail "skipped: $(tail -n 1 "$DIR/out.txt")"
-[ -f "$DIR/ds/manifest.pb" ] || fail "no manifest.pb"
-[ -f "$DIR/ds/manifest.json" ] || fail "no manifest.json"
-[ -f "$DIR/ds/candidate/train-00000-of-00002.rec" ] || fail "no train shard 0"
-[ -f "$DIR/ds/candidate/train-00001-of-00002.rec" ] || fail "no train shard 1"
-[ -f "$DIR/ds/candidate/test-00000-of-00001.rec" ] || fail "no test shard"
-[ -f "$DIR/ds/videos.rec" ] || fail "no videos.rec"
+[ "$(json_field "$SCRATCH/out.txt" train_examples)" = 3 ] || fail "train: $(tail -n 1 "$SCRATCH/out.txt")"
+[ "$(json_field "$SCRATCH/out.txt" test_examples)" = 2 ] || fail "test: $(tail -n 1 "$SCRATCH/out.txt")"
+[ "$(json_field "$SCRATCH/out.txt" skipped_rows)" = 0 ] || fail "skipped: $(tail -n 1 "$SCRATCH/out.txt")"
+[ -f "$SCRATCH/ds/manifest.pb" ] || fail "no manifest.pb"
+[ -f "$SCRATCH/ds/manifest.json" ] || fail "no manifest.json"
+[ -f "$SCRATCH/ds/candidate/train-00000-of-00002.rec" ] || fail "no train shard 0"
+[ -f "$SCRATCH/ds/candidate/train-00001-of-00002.rec" ] || fail "no train shard 1"
+[ -f "$SCRATCH/ds/candidate/test-00000-of-00001.rec" ] || fail "no test shard"
+[ -f "$SCRATCH/ds/videos.rec" ] || fail "no videos.rec"
 
 # --min_rating drops watches rated below it.
-"$VREC" convert --csv="$DIR/ratings.csv" --out="$DIR/ds_rated" --min_rating=3.5 \
-  --progress_seconds=0 > "$DIR/out_rated.txt" 2> "$DIR/err_rated.txt" \
-  || { cat "$DIR/err_rated.txt" >&2; fail "convert --min_rating failed"; }
-[ "$(json_field "$DIR/out_rated.txt" filtered_rows)" = 3 ] || fail "filtered: $(tail -n 1 "$DIR/out_rated.txt")"
+"$VREC" convert --csv="$SCRATCH/ratings.csv" --out="$SCRATCH/ds_rated" --min_rating=3.5 \
+  --progress_seconds=0 > "$SCRATCH/out_rated.txt" 2> "$SCRATCH/err_rated.txt" \
+  || fail_log "$SCRATCH/err_rated.txt" "convert --min_rating failed"
+[ "$(json_field "$SCRATCH/out_rated.txt" filtered_rows)" = 3 ] || fail "filtered: $(tail -n 1 "$SCRATCH/out_rated.txt")"
 
 # A bad row (line 4: non-numeric movieId) fails and names its line.
-cat > "$DIR/bad.csv" <<'CSV'
+cat > "$SCRATCH/bad.csv" <<'CSV'
 userId,movieId,rating,timestamp
 1,10,4.0,100
 1,11,4.0,200
@@ -60,26 +47,27 @@ userId,movieId,rating,timestamp
 1,13,4.0,400
 CSV
 rc=0
-"$VREC" convert --csv="$DIR/bad.csv" --out="$DIR/bad" --progress_seconds=0 \
-  > "$DIR/bad_out.txt" 2> "$DIR/bad_err.txt" || rc=$?
+"$VREC" convert --csv="$SCRATCH/bad.csv" --out="$SCRATCH/bad" --progress_seconds=0 \
+  > "$SCRATCH/bad_out.txt" 2> "$SCRATCH/bad_err.txt" || rc=$?
 [ "$rc" -ne 0 ] || fail "a bad row did not fail the conversion"
-grep -q "bad.csv:4: movieId 'twelve'" "$DIR/bad_err.txt" || { cat "$DIR/bad_err.txt" >&2; fail "error does not name line 4"; }
-[ ! -f "$DIR/bad/manifest.pb" ] || fail "a failed conversion left a manifest"
+grep -q "bad.csv:4: movieId 'twelve'" "$SCRATCH/bad_err.txt" ||
+  fail_log "$SCRATCH/bad_err.txt" "error does not name line 4"
+[ ! -f "$SCRATCH/bad/manifest.pb" ] || fail "a failed conversion left a manifest"
 
 # Skip mode: the row is counted and the rest converted.
-"$VREC" convert --csv="$DIR/bad.csv" --out="$DIR/bad" --skip_bad_rows --progress_seconds=0 \
-  > "$DIR/skip_out.txt" 2> "$DIR/skip_err.txt" || { cat "$DIR/skip_err.txt" >&2; fail "skip mode failed"; }
-[ "$(json_field "$DIR/skip_out.txt" skipped_rows)" = 1 ] || fail "skipped_rows: $(tail -n 1 "$DIR/skip_out.txt")"
-[ "$(json_field "$DIR/skip_out.txt" train_examples)" = 1 ] || fail "skip train: $(tail -n 1 "$DIR/skip_out.txt")"
-grep -q "bad.csv:4:" "$DIR/skip_err.txt" || fail "skip mode does not report the skipped line"
+"$VREC" convert --csv="$SCRATCH/bad.csv" --out="$SCRATCH/bad" --skip_bad_rows --progress_seconds=0 \
+  > "$SCRATCH/skip_out.txt" 2> "$SCRATCH/skip_err.txt" || fail_log "$SCRATCH/skip_err.txt" "skip mode failed"
+[ "$(json_field "$SCRATCH/skip_out.txt" skipped_rows)" = 1 ] || fail "skipped_rows: $(tail -n 1 "$SCRATCH/skip_out.txt")"
+[ "$(json_field "$SCRATCH/skip_out.txt" train_examples)" = 1 ] || fail "skip train: $(tail -n 1 "$SCRATCH/skip_out.txt")"
+grep -q "bad.csv:4:" "$SCRATCH/skip_err.txt" || fail "skip mode does not report the skipped line"
 
 # Usage errors exit 2.
 rc=0
-"$VREC" convert --csv="$DIR/ratings.csv" > /dev/null 2>&1 || rc=$?
+"$VREC" convert --csv="$SCRATCH/ratings.csv" > /dev/null 2>&1 || rc=$?
 [ "$rc" -eq 2 ] || fail "missing --out exited $rc, want 2"
 rc=0
-"$VREC" convert --csv="$DIR/missing.csv" --out="$DIR/x" > /dev/null 2> "$DIR/missing_err.txt" || rc=$?
+"$VREC" convert --csv="$SCRATCH/missing.csv" --out="$SCRATCH/x" > /dev/null 2> "$SCRATCH/missing_err.txt" || rc=$?
 [ "$rc" -eq 1 ] || fail "missing CSV exited $rc, want 1"
-grep -q "missing.csv" "$DIR/missing_err.txt" || fail "missing CSV error does not name the file"
+grep -q "missing.csv" "$SCRATCH/missing_err.txt" || fail "missing CSV error does not name the file"
 
 echo "convert_test: OK"

@@ -3,11 +3,7 @@
 # thread counts) must give identical files; the last stdout line is a JSON
 # summary whose oracle figures are in [0, 1] with recall@1 <= @10 <= @50 <= @100;
 # the dataset is complete (manifest, truth.json, videos.rec); bad flags exit 2.
-set -euo pipefail
-VREC="$1"
-SCRATCH="$2"
-rm -rf "$SCRATCH"
-mkdir -p "$SCRATCH"
+source "$(dirname "$0")/lib.sh"
 
 TINY=(--seed=7 --num_videos=3000 --num_users=1500 --num_tokens=2000 --num_topics=30
       --num_days=14 --test_users=300 --shards=3 --fsync=false)
@@ -18,13 +14,13 @@ TINY=(--seed=7 --num_videos=3000 --num_users=1500 --num_tokens=2000 --num_topics
 for f in candidate/train-00000-of-00003.rec candidate/train-00002-of-00003.rec \
          candidate/test-00001-of-00003.rec ranking/train-00001-of-00003.rec \
          ranking/test-00000-of-00003.rec videos.rec manifest.pb; do
-  cmp "$SCRATCH/a/$f" "$SCRATCH/b/$f" || { echo "FAIL: $f differs between runs"; exit 1; }
+  cmp "$SCRATCH/a/$f" "$SCRATCH/b/$f" || fail "$f differs between runs"
 done
 for f in truth.json manifest.json videos.rec; do
-  [[ -s "$SCRATCH/a/$f" ]] || { echo "FAIL: $f missing or empty"; exit 1; }
+  [[ -s "$SCRATCH/a/$f" ]] || fail "$f missing or empty"
 done
 
-tail -n 1 "$SCRATCH/a.out" | python3 -c '
+tail -n 1 "$SCRATCH/a.out" | "$PYTHON" -c '
 import json, sys
 s = json.loads(sys.stdin.read())
 o = s["oracle"]
@@ -40,7 +36,7 @@ c = s["counts"]
 assert c["users"] == 1500 and c["candidate_train"] > 0 and c["ranking_test"] > 0, c
 assert s["examples_per_s"] > 0
 '
-python3 -c '
+"$PYTHON" -c '
 import json, sys
 t = json.load(open(sys.argv[1]))
 assert "recall@10" in t["oracle"] and t["world"]["num_videos"] == 3000, t
@@ -49,7 +45,7 @@ assert "recall@10" in t["oracle"] and t["world"]["num_videos"] == 3000, t
 # A different seed gives a different world.
 "$VREC" datagen --out="$SCRATCH/c" --threads=2 "${TINY[@]}" --seed=8 >/dev/null 2>&1
 if cmp -s "$SCRATCH/a/candidate/train-00000-of-00003.rec" "$SCRATCH/c/candidate/train-00000-of-00003.rec"; then
-  echo "FAIL: seeds 7 and 8 gave identical data"; exit 1
+  fail "seeds 7 and 8 gave identical data"
 fi
 
 # Bad flags: exit 2 with a message naming the flag.
@@ -57,11 +53,11 @@ set +e
 "$VREC" datagen --out="$SCRATCH/d" --num_videos=5 --num_topics=30 >/dev/null 2>"$SCRATCH/bad.err"
 rc=$?
 set -e
-[[ $rc -eq 2 ]] || { echo "FAIL: bad --num_videos exited $rc, want 2"; exit 1; }
-grep -q num_videos "$SCRATCH/bad.err" || { echo "FAIL: error does not name num_videos"; cat "$SCRATCH/bad.err"; exit 1; }
+[[ $rc -eq 2 ]] || fail "bad --num_videos exited $rc, want 2"
+grep -q num_videos "$SCRATCH/bad.err" || fail_log "$SCRATCH/bad.err" "error does not name num_videos"
 set +e
 "$VREC" datagen >/dev/null 2>"$SCRATCH/noout.err"
 rc=$?
 set -e
-[[ $rc -eq 2 ]] || { echo "FAIL: missing --out exited $rc, want 2"; exit 1; }
+[[ $rc -eq 2 ]] || fail "missing --out exited $rc, want 2"
 echo "datagen integration test passed"

@@ -5,18 +5,14 @@
 # prints the Markdown table docs/results.md shows. Keeps the script that
 # regenerates a published figure from rotting; the figure itself takes ~24
 # minutes and is not a test.
-set -euo pipefail
-VREC="$(realpath "$1")"      # depth.sh runs from the repository root
-SCRATCH="$(realpath -m "$2")"
-rm -rf "$SCRATCH"
-mkdir -p "$SCRATCH"
-REPO="$(cd "$(dirname "$0")/../.." && pwd)"
-VREC="$VREC" "$REPO/scripts/findings/depth.sh" --users=3000 --test_users=200 --runs=1 \
+source "$(dirname "$0")/lib.sh"
+# depth.sh runs from the repository root: VREC and SCRATCH are absolute.
+VREC="$VREC" "$VREC_ROOT/scripts/findings/depth.sh" --users=3000 --test_users=200 --runs=1 \
   --out="$SCRATCH/out" >"$SCRATCH/table.md" 2>"$SCRATCH/stderr" ||
-  { echo "FAIL: depth.sh exited non-zero"; tail -20 "$SCRATCH/stderr"; exit 1; }
-grep -q '^| depth | tower |' "$SCRATCH/table.md" || { echo "FAIL: no table"; cat "$SCRATCH/table.md"; exit 1; }
-grep -q '^| oracle |' "$SCRATCH/table.md" || { echo "FAIL: no oracle row"; exit 1; }
-/usr/bin/python3 - "$SCRATCH/out/depth.json" <<'PY'
+  fail_log "$SCRATCH/stderr" "depth.sh exited non-zero"
+grep -q '^| depth | tower |' "$SCRATCH/table.md" || fail_log "$SCRATCH/table.md" "no table"
+grep -q '^| oracle |' "$SCRATCH/table.md" || fail "no oracle row"
+"$PYTHON" - "$SCRATCH/out/depth.json" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
 assert d["stream"] is True and d["eval_example_age"] == "own", d.keys()

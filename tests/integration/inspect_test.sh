@@ -3,19 +3,12 @@
 # own CRC32C, so the framing is checked against an independent writer), then
 # validated, displayed, damaged and re-checked; and a small dataset folder.
 # Usage: inspect_test.sh VREC SCRATCH_DIR
-set -euo pipefail
-VREC=$1
-DIR=$2
-rm -rf "$DIR"
-mkdir -p "$DIR/ds/candidate"
-# Debian's interpreter when present: a pyenv shim on PATH takes ~2 s to start.
-if [ -x /usr/bin/python3 ]; then PY=/usr/bin/python3; else PY=$(command -v python3); fi
-
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "$0")/lib.sh"
+mkdir -p "$SCRATCH/ds/candidate"
 
 # rec.py COMMAND ...: writes record files (TFRecord framing, CRC32C computed
 # here), flips bytes, writes a manifest.pb by hand-encoding the protobuf.
-cat > "$DIR/rec.py" <<'PYEOF'
+cat > "$SCRATCH/rec.py" <<'PYEOF'
 import struct, sys
 
 def _table():
@@ -92,16 +85,16 @@ if __name__ == '__main__':
 PYEOF
 
 # 1. A valid raw file: exit 0, the count, the payloads shown.
-"$PY" "$DIR/rec.py" raw "$DIR/plain.rec" hello "" world again
-out=$("$VREC" inspect "$DIR/plain.rec" 2>&1) || fail "valid file rejected: $out"
+"$PYTHON" "$SCRATCH/rec.py" raw "$SCRATCH/plain.rec" hello "" world again
+out=$("$VREC" inspect "$SCRATCH/plain.rec" 2>&1) || fail "valid file rejected: $out"
 echo "$out"
 grep -q "plain.rec: 4 records" <<<"$out" || fail "record count missing"
 grep -q '5 bytes: "hello"' <<<"$out" || fail "first record not shown"
 grep -q "all OK" <<<"$out" || fail "no summary"
 
 # 2. Typed by folder: candidate/ records parsed and printed as text.
-"$PY" "$DIR/rec.py" candidate "$DIR/ds/candidate/train-00000-of-00001.rec" 7 8 9
-out=$("$VREC" inspect --show=2 "$DIR/ds/candidate/train-00000-of-00001.rec" 2>&1) ||
+"$PYTHON" "$SCRATCH/rec.py" candidate "$SCRATCH/ds/candidate/train-00000-of-00001.rec" 7 8 9
+out=$("$VREC" inspect --show=2 "$SCRATCH/ds/candidate/train-00000-of-00001.rec" 2>&1) ||
   fail "valid candidate file rejected: $out"
 echo "$out"
 grep -q "3 records" <<<"$out" || fail "candidate count"
@@ -111,25 +104,25 @@ grep -q "user_id: 9" <<<"$out" && fail "--show=2 showed a third record"
 
 # 3. A flipped byte: exit 1, the file and the offset of the bad record named,
 #    and the other (good) file still checked.
-size=$(stat -c %s "$DIR/plain.rec")
-cp "$DIR/plain.rec" "$DIR/bad.rec"
+size=$(stat -c %s "$SCRATCH/plain.rec")
+cp "$SCRATCH/plain.rec" "$SCRATCH/bad.rec"
 # Records: hello (21 bytes) at 0, "" (16) at 21, world at 37: flip inside "world".
-"$PY" "$DIR/rec.py" flip "$DIR/bad.rec" 50
+"$PYTHON" "$SCRATCH/rec.py" flip "$SCRATCH/bad.rec" 50
 set +e
-out=$("$VREC" inspect "$DIR/bad.rec" "$DIR/plain.rec" 2>&1)
+out=$("$VREC" inspect "$SCRATCH/bad.rec" "$SCRATCH/plain.rec" 2>&1)
 rc=$?
 set -e
 echo "$out"
 [ $rc -eq 1 ] || fail "corrupt file: exit $rc, want 1"
-grep -q "vrec inspect: $DIR/bad.rec: corrupt record at offset 37: payload CRC mismatch" <<<"$out" ||
+grep -q "vrec inspect: $SCRATCH/bad.rec: corrupt record at offset 37: payload CRC mismatch" <<<"$out" ||
   fail "error does not name file and offset"
 grep -q "plain.rec: 4 records, $size bytes, raw: OK" <<<"$out" || fail "second file not checked"
 grep -q "1 bad" <<<"$out" || fail "summary does not count the bad file"
 
 # 4. Valid CRCs but a payload that is not a CandidateExample.
-"$PY" "$DIR/rec.py" garbage "$DIR/garbage.rec"
+"$PYTHON" "$SCRATCH/rec.py" garbage "$SCRATCH/garbage.rec"
 set +e
-out=$("$VREC" inspect --type=candidate "$DIR/garbage.rec" 2>&1)
+out=$("$VREC" inspect --type=candidate "$SCRATCH/garbage.rec" 2>&1)
 rc=$?
 set -e
 echo "$out"
@@ -139,13 +132,13 @@ grep -q "corrupt record at offset 18: payload of 11 bytes does not parse as vrec
 
 # 5. --json: one line per file.
 set +e
-out=$("$VREC" inspect --json "$DIR/plain.rec" "$DIR/bad.rec" 2>/dev/null)
+out=$("$VREC" inspect --json "$SCRATCH/plain.rec" "$SCRATCH/bad.rec" 2>/dev/null)
 rc=$?
 set -e
 echo "$out"
 [ $rc -eq 1 ] || fail "--json exit $rc"
 [ "$(wc -l <<<"$out")" -eq 2 ] || fail "--json: want 2 lines"
-"$PY" - "$out" <<'PYEOF' || fail "--json content"
+"$PYTHON" - "$out" <<'PYEOF' || fail "--json content"
 import json, sys
 lines = [json.loads(l) for l in sys.argv[1].splitlines()]
 assert lines[0]['records'] == 4 and lines[0]['ok'] is True and lines[0]['error'] == '', lines[0]
@@ -155,26 +148,26 @@ PYEOF
 
 # 6. A dataset folder: manifest counts checked, a missing shard reported.
 shard=candidate/train-00000-of-00001.rec
-sbytes=$(stat -c %s "$DIR/ds/$shard")
-"$PY" "$DIR/rec.py" manifest "$DIR/ds" "$shard" 3 "$sbytes"
-out=$("$VREC" inspect "$DIR/ds" 2>&1) || fail "valid dataset rejected: $out"
+sbytes=$(stat -c %s "$SCRATCH/ds/$shard")
+"$PYTHON" "$SCRATCH/rec.py" manifest "$SCRATCH/ds" "$shard" 3 "$sbytes"
+out=$("$VREC" inspect "$SCRATCH/ds" 2>&1) || fail "valid dataset rejected: $out"
 echo "$out"
 grep -q "1 files, 3 records" <<<"$out" || fail "dataset summary"
-"$PY" "$DIR/rec.py" manifest "$DIR/ds" "$shard" 4 "$sbytes" candidate/missing.rec 1 0
+"$PYTHON" "$SCRATCH/rec.py" manifest "$SCRATCH/ds" "$shard" 4 "$sbytes" candidate/missing.rec 1 0
 set +e
-out=$("$VREC" inspect "$DIR/ds" 2>&1)
+out=$("$VREC" inspect "$SCRATCH/ds" 2>&1)
 rc=$?
 set -e
 echo "$out"
 [ $rc -eq 1 ] || fail "bad dataset: exit $rc"
-grep -q "has 3 records, $DIR/ds/manifest.pb says 4" <<<"$out" || fail "count mismatch not reported"
+grep -q "has 3 records, $SCRATCH/ds/manifest.pb says 4" <<<"$out" || fail "count mismatch not reported"
 grep -q "missing.rec: missing, but listed in" <<<"$out" || fail "missing shard not reported"
 
 # 7. Not a dataset, and bad usage.
-mkdir -p "$DIR/empty"
+mkdir -p "$SCRATCH/empty"
 set +e
-"$VREC" inspect "$DIR/empty" >/dev/null 2>&1; [ $? -eq 1 ] || fail "folder without manifest"
+"$VREC" inspect "$SCRATCH/empty" >/dev/null 2>&1; [ $? -eq 1 ] || fail "folder without manifest"
 "$VREC" inspect >/dev/null 2>&1; [ $? -eq 2 ] || fail "no PATH must be a usage error"
-"$VREC" inspect --type=nope "$DIR/plain.rec" >/dev/null 2>&1; [ $? -eq 2 ] || fail "bad --type"
+"$VREC" inspect --type=nope "$SCRATCH/plain.rec" >/dev/null 2>&1; [ $? -eq 2 ] || fail "bad --type"
 set -e
 echo "inspect_test: PASS"

@@ -9,17 +9,20 @@
 # the resumed run's, equal those of an uninterrupted run, step by step. The
 # metrics carry on from the checkpoint, old checkpoints are pruned, and
 # mismatched flags are refused.
-set -euo pipefail
-VREC="$1"
-SCRATCH="$2"
-rm -rf "$SCRATCH"
-mkdir -p "$SCRATCH"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-MPIRUN=(mpirun --oversubscribe --bind-to none)
+source "$(dirname "$0")/lib.sh"
 
-"$VREC" datagen --out="$SCRATCH/world" --seed=4 --num_videos=500 --num_users=600 \
-  --num_tokens=300 --num_topics=8 --num_days=10 --test_users=100 --shards=3 --fsync=false \
-  >/dev/null 2>"$SCRATCH/datagen.err"
+tiny_world "$SCRATCH/world" --seed=4 --num_videos=500 --num_users=600 --num_tokens=300 \
+  --test_users=100
+
+# wait_for_checkpoint DIR PID: until DIR holds a complete checkpoint or PID
+# has exited (at most 60 s).
+wait_for_checkpoint() {
+  for _ in $(seq 600); do
+    ls "$1"/ckpt-*/MANIFEST >/dev/null 2>&1 && break
+    kill -0 "$2" 2>/dev/null || break
+    sleep 0.1
+  done
+}
 
 TOTAL=250000
 TRAIN=(train --data="$SCRATCH/world" --embedding_dim=16 --tower=32,16 --negatives=32
@@ -28,27 +31,24 @@ TRAIN=(train --data="$SCRATCH/world" --embedding_dim=16 --tower=32,16 --negative
 
 # The reference: uninterrupted.
 "${MPIRUN[@]}" -np 5 "$VREC" "${TRAIN[@]}" --servers=2 --example_log_dir="$SCRATCH/log_ref" \
-  >"$SCRATCH/ref.out" 2>"$SCRATCH/ref.err" || { echo "FAIL: reference run"; tail "$SCRATCH/ref.err"; exit 1; }
+  >"$SCRATCH/ref.out" 2>"$SCRATCH/ref.err" || fail_log "$SCRATCH/ref.err" "reference run"
 
 # Killed once a checkpoint is complete.
 "${MPIRUN[@]}" -np 5 "$VREC" "${TRAIN[@]}" --servers=2 --example_log_dir="$SCRATCH/log_a" \
   --checkpoint_dir="$SCRATCH/ckpt" --checkpoint_every=1s --keep_checkpoints=2 \
   --model_dir="$SCRATCH/model" >"$SCRATCH/a.out" 2>"$SCRATCH/a.err" &
 JOB=$!
-for _ in $(seq 600); do
-  ls "$SCRATCH"/ckpt/ckpt-*/MANIFEST >/dev/null 2>&1 && break
-  kill -0 $JOB 2>/dev/null || break
-  sleep 0.1
-done
+wait_for_checkpoint "$SCRATCH/ckpt" "$JOB"
 pkill -9 -f -- "--example_log_dir=$SCRATCH/log_a" || true
 wait $JOB 2>/dev/null || true
-if grep -q '^{' "$SCRATCH/a.out"; then echo "FAIL: the job finished before it was killed"; exit 1; fi
-ls "$SCRATCH"/ckpt/ckpt-*/MANIFEST >/dev/null || { echo "FAIL: no complete checkpoint"; tail "$SCRATCH/a.err"; exit 1; }
+if grep -q '^{' "$SCRATCH/a.out"; then fail "the job finished before it was killed"; fi
+ls "$SCRATCH"/ckpt/ckpt-*/MANIFEST >/dev/null || fail_log "$SCRATCH/a.err" "no complete checkpoint"
 
 # A resume with other data settings is refused, before anything runs.
 if "$VREC" "${TRAIN[@]}" --batch_size=64 --checkpoint_dir="$SCRATCH/ckpt" --resume --workers=2 \
-  >/dev/null 2>"$SCRATCH/bad.err"; then echo "FAIL: resumed with another batch size"; exit 1; fi
-grep -q "batch_size=32, this run has 64" "$SCRATCH/bad.err" || { cat "$SCRATCH/bad.err"; exit 1; }
+  >/dev/null 2>"$SCRATCH/bad.err"; then fail "resumed with another batch size"; fi
+grep -q "batch_size=32, this run has 64" "$SCRATCH/bad.err" ||
+  fail_log "$SCRATCH/bad.err" "a resume with another batch size: no message naming it"
 
 # Resumed onto 3 servers.
 NEWEST=$(ls -d "$SCRATCH"/ckpt/ckpt-* | sort | tail -1)
@@ -57,8 +57,8 @@ cp "$NEWEST/manifest.json" "$SCRATCH/resumed_from.json"
 "${MPIRUN[@]}" -np 6 "$VREC" "${TRAIN[@]}" --servers=3 --example_log_dir="$SCRATCH/log_b" \
   --checkpoint_dir="$SCRATCH/ckpt" --checkpoint_every=1s --keep_checkpoints=2 --resume \
   --model_dir="$SCRATCH/model" >"$SCRATCH/b.out" 2>"$SCRATCH/b.err" \
-  || { echo "FAIL: resumed run"; tail "$SCRATCH/b.err"; exit 1; }
-grep -q "resuming from $NEWEST" "$SCRATCH/b.err" || { echo "FAIL: not resumed from $NEWEST"; exit 1; }
+  || fail_log "$SCRATCH/b.err" "resumed run"
+grep -q "resuming from $NEWEST" "$SCRATCH/b.err" || fail "not resumed from $NEWEST"
 
 # The same in one process (servers and workers on threads): killed, then
 # resumed onto 1 server.
@@ -66,21 +66,17 @@ grep -q "resuming from $NEWEST" "$SCRATCH/b.err" || { echo "FAIL: not resumed fr
   --checkpoint_dir="$SCRATCH/lckpt" --checkpoint_every=1s --model_dir="$SCRATCH/lmodel" \
   >"$SCRATCH/la.out" 2>"$SCRATCH/la.err" &
 JOB=$!
-for _ in $(seq 600); do
-  ls "$SCRATCH"/lckpt/ckpt-*/MANIFEST >/dev/null 2>&1 && break
-  kill -0 $JOB 2>/dev/null || break
-  sleep 0.1
-done
+wait_for_checkpoint "$SCRATCH/lckpt" "$JOB"
 kill -9 $JOB
 wait $JOB 2>/dev/null || true
-if grep -q '^{' "$SCRATCH/la.out"; then echo "FAIL: the local job finished before it was killed"; exit 1; fi
+if grep -q '^{' "$SCRATCH/la.out"; then fail "the local job finished before it was killed"; fi
 LNEWEST=$(ls -d "$SCRATCH"/lckpt/ckpt-*/MANIFEST | sort | tail -1 | xargs dirname)
 cp "$LNEWEST/manifest.json" "$SCRATCH/lresumed_from.json"
 "$VREC" "${TRAIN[@]}" --servers=1 --workers=2 --example_log_dir="$SCRATCH/log_lb" \
   --checkpoint_dir="$SCRATCH/lckpt" --resume --model_dir="$SCRATCH/lmodel" \
-  >"$SCRATCH/lb.out" 2>"$SCRATCH/lb.err" || { echo "FAIL: local resume"; tail "$SCRATCH/lb.err"; exit 1; }
+  >"$SCRATCH/lb.out" 2>"$SCRATCH/lb.err" || fail_log "$SCRATCH/lb.err" "local resume"
 
-/usr/bin/python3 - "$SCRATCH" "$TOTAL" <<'PY'
+"$PYTHON" - "$SCRATCH" "$TOTAL" <<'PY'
 import glob, json, os, sys
 d = sys.argv[1]
 total = int(sys.argv[2])
@@ -142,17 +138,14 @@ PY
 # model trained here) and serve; a real HTTP request.
 "$VREC" train --model=ranking --data="$SCRATCH/world" --checkpoint_dir="$SCRATCH/rckpt" \
   --epochs=1 --batch_size=64 --embedding_dim=8 --tower=16 --num_quantiles=10 \
-  >"$SCRATCH/rank.out" 2>"$SCRATCH/rank.err" || { echo "FAIL: ranking"; tail "$SCRATCH/rank.err"; exit 1; }
+  >"$SCRATCH/rank.out" 2>"$SCRATCH/rank.err" || fail_log "$SCRATCH/rank.err" "ranking"
 "$VREC" export --checkpoint="$SCRATCH/ckpt" --ranking="$SCRATCH/rckpt" --out="$SCRATCH/bundle" \
-  >"$SCRATCH/export.out" 2>"$SCRATCH/export.err" || { echo "FAIL: export"; tail "$SCRATCH/export.err"; exit 1; }
-"$VREC" serve --model="$SCRATCH/bundle" --port=0 >"$SCRATCH/serve.out" 2>"$SCRATCH/serve.err" &
-SERVER=$!
-trap 'kill $SERVER 2>/dev/null || true' EXIT
-for _ in $(seq 100); do grep -q port "$SCRATCH/serve.out" 2>/dev/null && break; sleep 0.1; done
-/usr/bin/python3 - "$SCRATCH" "$TOTAL" <<'PY'
+  >"$SCRATCH/export.out" 2>"$SCRATCH/export.err" || fail_log "$SCRATCH/export.err" "export"
+start_server "$SCRATCH/serve.out" "$SCRATCH/serve.err" --model="$SCRATCH/bundle"
+"$PYTHON" - "$SCRATCH" "$TOTAL" "$PORT" <<'PY'
 import json, os, sys, urllib.request, urllib.error
 d = sys.argv[1]
-port = json.loads(open(os.path.join(d, "serve.out")).readline())["port"]
+port = int(sys.argv[3])
 bundle = json.loads(open(os.path.join(d, "export.out")).read().splitlines()[-1])
 assert bundle["index"]["recall_at_100"] >= 0.95, bundle["index"]
 assert int(bundle["candidate_examples_trained"]) == int(sys.argv[2]), bundle
@@ -182,7 +175,5 @@ health = json.loads(urllib.request.urlopen("http://127.0.0.1:%d/healthz" % port,
 assert health["status"] == "ok" and health["videos"] == 500, health
 print("served", [i["video"] for i in items[:3]], "...")
 PY
-kill $SERVER
-wait $SERVER 2>/dev/null || true
-trap - EXIT
+stop_server
 echo "journey_test: ok"

@@ -2,14 +2,11 @@
 # vrec re-executes itself once with transparent huge pages for malloc
 # (src/common/malloc_tuning.h) unless the caller chose otherwise; every
 # benchmark line records the tunables it ran with.
-set -euo pipefail
-VREC=$1
-mkdir -p "$2"
+source "$(dirname "$0")/lib.sh"
 tunables() {  # the glibc_tunables field of a tiny bench ps run; extra flags appended
   "$VREC" bench ps --rows=1000 --dim=8 --batch=100 --ops=pull --seconds=0.1 "$@" 2>/dev/null |
-    /usr/bin/python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["glibc_tunables"])'
+    json_field - glibc_tunables
 }
-fail() { echo "FAIL: $*" >&2; exit 1; }
 thp=$(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null || true)
 got=$(unset GLIBC_TUNABLES; tunables)
 if [ -n "$thp" ] && [[ "$thp" != *"[never]"* ]]; then
@@ -26,6 +23,6 @@ got=$(GLIBC_TUNABLES=glibc.malloc.hugetlb=0 tunables)
 got=$(unset GLIBC_TUNABLES; VREC_MALLOC_TUNING=0 tunables)
 [ -z "$got" ] || fail "VREC_MALLOC_TUNING=0 still re-executed: '$got'"
 # Under a memory budget the process keeps glibc's default (resident size).
-got=$(unset GLIBC_TUNABLES; tunables --budget_mb=64 --spill_dir="$2/spill")
+got=$(unset GLIBC_TUNABLES; tunables --budget_mb=64 --spill_dir="$SCRATCH/spill")
 [ -z "$got" ] || fail "a run with --budget_mb re-executed with '$got'"
 echo "malloc tuning: ok"

@@ -4,26 +4,17 @@
 # saved model. Every training example is trained once per epoch, the saved
 # model evaluates as the job did, and a launch with too few ranks is a clear
 # error.
-set -euo pipefail
-VREC="$1"
-SCRATCH="$2"
-rm -rf "$SCRATCH"
-mkdir -p "$SCRATCH"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-MPIRUN=(mpirun --oversubscribe --bind-to none)
+source "$(dirname "$0")/lib.sh"
 
-"$VREC" datagen --out="$SCRATCH/world" --seed=9 --num_videos=800 --num_users=1200 \
-  --num_tokens=400 --num_topics=8 --num_days=10 --test_users=200 --shards=3 --fsync=false \
-  >/dev/null 2>"$SCRATCH/datagen.err"
+tiny_world "$SCRATCH/world" --seed=9
 
-MODEL=(--embedding_dim=16 --tower=32,16 --negatives=64 --batch_size=64 --learning_rate=0.01)
 "${MPIRUN[@]}" -np 5 "$VREC" train --data="$SCRATCH/world" --model_dir="$SCRATCH/model" \
-  --servers=2 --epochs=2 --progress_seconds=1 "${MODEL[@]}" >"$SCRATCH/train.out" \
-  2>"$SCRATCH/train.err" || { echo "FAIL: mpirun train"; tail -20 "$SCRATCH/train.err"; exit 1; }
+  --servers=2 --epochs=2 --progress_seconds=1 "${TINY_MODEL[@]}" >"$SCRATCH/train.out" \
+  2>"$SCRATCH/train.err" || fail_log "$SCRATCH/train.err" "mpirun train"
 "$VREC" eval --model_dir="$SCRATCH/model" --data="$SCRATCH/world" >"$SCRATCH/eval.out" \
   2>"$SCRATCH/eval.err"
 
-/usr/bin/python3 - "$SCRATCH/train.out" "$SCRATCH/eval.out" "$SCRATCH/world/manifest.json" <<'PY'
+"$PYTHON" - "$SCRATCH/train.out" "$SCRATCH/eval.out" "$SCRATCH/world/manifest.json" <<'PY'
 import json, sys
 lines = [l for l in open(sys.argv[1]).read().splitlines() if l.startswith("{")]
 assert len(lines) == 1, "exactly one rank prints the summary: %r" % lines
@@ -43,10 +34,10 @@ PY
 "${MPIRUN[@]}" -np 4 "$VREC" train --model=ranking --data="$SCRATCH/world" \
   --model_dir="$SCRATCH/ranking" --servers=1 --epochs=2 --batch_size=64 --embedding_dim=8 --tower=16 \
   --optimizer=adam --learning_rate=0.003 --num_quantiles=20 >"$SCRATCH/rtrain.out" \
-  2>"$SCRATCH/rtrain.err" || { echo "FAIL: mpirun ranking"; tail -20 "$SCRATCH/rtrain.err"; exit 1; }
+  2>"$SCRATCH/rtrain.err" || fail_log "$SCRATCH/rtrain.err" "mpirun ranking"
 "$VREC" eval --model_dir="$SCRATCH/ranking" --data="$SCRATCH/world" >"$SCRATCH/reval.out" \
   2>"$SCRATCH/reval.err"
-/usr/bin/python3 - "$SCRATCH/rtrain.out" "$SCRATCH/reval.out" <<'PY'
+"$PYTHON" - "$SCRATCH/rtrain.out" "$SCRATCH/reval.out" <<'PY'
 import json, sys
 train = json.loads([l for l in open(sys.argv[1]) if l.startswith("{")][-1])
 ev = json.loads(open(sys.argv[2]).read().splitlines()[-1])
@@ -63,5 +54,5 @@ set +e
 rc=$?
 set -e
 [[ $rc != 0 ]] && grep -q "at least --servers + 2" "$SCRATCH/few.err" ||
-  { echo "FAIL: too few ranks: rc $rc"; cat "$SCRATCH/few.err"; exit 1; }
+  fail_log "$SCRATCH/few.err" "too few ranks: rc $rc"
 echo "mpi_train_test: OK"

@@ -5,40 +5,31 @@
 # simulated on the fly, every one of them once per epoch; the popularity
 # baseline (from the label counts kept in videos.rec) and a saved model's
 # evaluation equal those on the full dataset of the same seed.
-set -euo pipefail
-VREC="$1"
-SCRATCH="$2"
-rm -rf "$SCRATCH"
-mkdir -p "$SCRATCH"
-PY=/usr/bin/python3
-WORLD=(--seed=5 --num_videos=800 --num_users=1200 --num_tokens=400 --num_topics=8 --num_days=10
-       --test_users=200 --shards=3 --fsync=false)
-"$VREC" datagen --out="$SCRATCH/full" "${WORLD[@]}" >/dev/null 2>"$SCRATCH/datagen.err"
-"$VREC" datagen --out="$SCRATCH/held" --write_train=false "${WORLD[@]}" >/dev/null \
-  2>>"$SCRATCH/datagen.err"
+source "$(dirname "$0")/lib.sh"
+tiny_world "$SCRATCH/full" --seed=5
+tiny_world "$SCRATCH/held" --seed=5 --write_train=false
 ls "$SCRATCH/held/candidate" | grep -q '^train-' &&
-  { echo "FAIL: --write_train=false wrote training files"; ls -R "$SCRATCH/held"; exit 1; }
+  fail "--write_train=false wrote training files: $(ls -R "$SCRATCH/held")"
 
-MODEL=(--embedding_dim=16 --tower=32,16 --negatives=64 --batch_size=64 --learning_rate=0.01)
 set +e
-"$VREC" train --data="$SCRATCH/held" --model_dir="$SCRATCH/m0" "${MODEL[@]}" >/dev/null \
+"$VREC" train --data="$SCRATCH/held" --model_dir="$SCRATCH/m0" "${TINY_MODEL[@]}" >/dev/null \
   2>"$SCRATCH/nostream.err"; rc=$?
 set -e
 [[ $rc != 0 ]] && grep -q -- "--stream" "$SCRATCH/nostream.err" ||
-  { echo "FAIL: training without --stream: rc $rc"; cat "$SCRATCH/nostream.err"; exit 1; }
+  fail_log "$SCRATCH/nostream.err" "training without --stream: rc $rc"
 
 "$VREC" train --data="$SCRATCH/held" --stream --model_dir="$SCRATCH/cand" --servers=1 --workers=2 \
-  --epochs=1 "${MODEL[@]}" >"$SCRATCH/cand.out" 2>"$SCRATCH/cand.err" ||
-  { echo "FAIL: candidate --stream"; tail "$SCRATCH/cand.err"; exit 1; }
+  --epochs=1 "${TINY_MODEL[@]}" >"$SCRATCH/cand.out" 2>"$SCRATCH/cand.err" ||
+  fail_log "$SCRATCH/cand.err" "candidate --stream"
 "$VREC" train --data="$SCRATCH/held" --stream --model=ranking --model_dir="$SCRATCH/rank" \
   --servers=1 --workers=2 --epochs=1 --batch_size=256 >"$SCRATCH/rank.out" 2>"$SCRATCH/rank.err" ||
-  { echo "FAIL: ranking --stream"; tail "$SCRATCH/rank.err"; exit 1; }
+  fail_log "$SCRATCH/rank.err" "ranking --stream"
 "$VREC" eval --model_dir="$SCRATCH/cand" --data="$SCRATCH/full" >"$SCRATCH/eval_full.out" \
   2>/dev/null
 "$VREC" eval --model_dir="$SCRATCH/cand" --data="$SCRATCH/held" >"$SCRATCH/eval_held.out" \
   2>/dev/null
 
-$PY - "$SCRATCH" <<'PY'
+"$PYTHON" - "$SCRATCH" <<'PY'
 import json, sys
 d = sys.argv[1]
 last = lambda f: json.loads(open(f"{d}/{f}").read().splitlines()[-1])

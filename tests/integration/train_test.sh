@@ -5,28 +5,20 @@
 # beats the popularity baseline; `vrec eval` of the saved folder gives the
 # same figures; bad flags exit 2; a folder that is not a model is a clear
 # error.
-set -euo pipefail
-VREC="$1"
-SCRATCH="$2"
-rm -rf "$SCRATCH"
-mkdir -p "$SCRATCH"
-PY=/usr/bin/python3
+source "$(dirname "$0")/lib.sh"
 
-"$VREC" datagen --out="$SCRATCH/world" --seed=5 --num_videos=800 --num_users=1200 \
-  --num_tokens=400 --num_topics=8 --num_days=10 --test_users=200 --shards=3 --fsync=false \
-  >/dev/null 2>"$SCRATCH/datagen.err"
+tiny_world "$SCRATCH/world" --seed=5
 
-MODEL=(--embedding_dim=16 --tower=32,16 --negatives=64 --batch_size=64 --learning_rate=0.01)
 "$VREC" train --data="$SCRATCH/world" --model_dir="$SCRATCH/model" --servers=2 --workers=2 \
-  --epochs=2 --progress_seconds=1 "${MODEL[@]}" >"$SCRATCH/train.out" 2>"$SCRATCH/train.err"
-grep -q '^\[train\]' "$SCRATCH/train.err" || { echo "FAIL: no progress line"; exit 1; }
+  --epochs=2 --progress_seconds=1 "${TINY_MODEL[@]}" >"$SCRATCH/train.out" 2>"$SCRATCH/train.err"
+grep -q '^\[train\]' "$SCRATCH/train.err" || fail "no progress line"
 [[ -s "$SCRATCH/model/model.pb" && -s "$SCRATCH/model/metrics.jsonl" ]] ||
-  { echo "FAIL: model folder incomplete"; ls -R "$SCRATCH/model"; exit 1; }
+  fail "model folder incomplete: $(ls -R "$SCRATCH/model")"
 
 "$VREC" eval --model_dir="$SCRATCH/model" --data="$SCRATCH/world" >"$SCRATCH/eval.out" \
   2>"$SCRATCH/eval.err"
 
-$PY - "$SCRATCH/train.out" "$SCRATCH/eval.out" "$SCRATCH/world/manifest.json" <<'PY'
+"$PYTHON" - "$SCRATCH/train.out" "$SCRATCH/eval.out" "$SCRATCH/world/manifest.json" <<'PY'
 import json, sys
 train = json.loads(open(sys.argv[1]).read().splitlines()[-1])
 ev = json.loads(open(sys.argv[2]).read().splitlines()[-1])
@@ -51,11 +43,11 @@ set +e
   2>"$SCRATCH/bad3.err"; rc3=$?
 set -e
 [[ $rc1 == 2 ]] && grep -q -- "--data is required" "$SCRATCH/bad1.err" ||
-  { echo "FAIL: missing --data: rc $rc1"; cat "$SCRATCH/bad1.err"; exit 1; }
+  fail_log "$SCRATCH/bad1.err" "missing --data: rc $rc1"
 [[ $rc2 == 2 ]] && grep -q "abc" "$SCRATCH/bad2.err" ||
-  { echo "FAIL: bad --tower: rc $rc2"; cat "$SCRATCH/bad2.err"; exit 1; }
+  fail_log "$SCRATCH/bad2.err" "bad --tower: rc $rc2"
 [[ $rc3 == 1 ]] && grep -q "model.pb" "$SCRATCH/bad3.err" ||
-  { echo "FAIL: eval of a non-model: rc $rc3"; cat "$SCRATCH/bad3.err"; exit 1; }
+  fail_log "$SCRATCH/bad3.err" "eval of a non-model: rc $rc3"
 "$VREC" train --help >"$SCRATCH/help.out" 2>&1
-grep -q -- "--staleness" "$SCRATCH/help.out" || { echo "FAIL: train --help"; exit 1; }
+grep -q -- "--staleness" "$SCRATCH/help.out" || fail "train --help"
 echo "train_test: OK"
