@@ -20,6 +20,7 @@
 #include "cli/common_flags.h"
 #include "common/random.h"
 #include "common/run_info.h"
+#include "train/candidate_worker.h"
 #include "train/job_roles.h"
 
 DEFINE_int32(train_batch, 512, "examples per step and worker");
@@ -90,7 +91,7 @@ int RunTrainBench(int argc, char** argv) {
     return 2;
   }
   options.server.bind_host = FLAGS_train_transport == "inproc" ? "inproc" : "127.0.0.1";
-  train::CandidateSpecOptions& c = options.candidate;
+  models::CandidateSpecOptions& c = options.candidate;
   c.model.embedding_dim = FLAGS_train_dim;
   c.model.tower.clear();
   for (absl::string_view w : absl::StrSplit(FLAGS_train_tower, ',', absl::SkipEmpty())) {
@@ -109,7 +110,7 @@ int RunTrainBench(int argc, char** argv) {
   c.sampler.set_power(0.75f);
   c.sampler.set_num_negatives(static_cast<uint32_t>(FLAGS_train_negatives));
 
-  auto spec = train::BuildSpec(options);
+  auto spec = train::CandidateKind().Spec(options);
   if (!spec.ok()) {
     std::cerr << "vrec bench train: " << spec.status() << "\n";
     return 2;
@@ -126,9 +127,8 @@ int RunTrainBench(int argc, char** argv) {
     data.corpus.index.emplace(v + 1, static_cast<int32_t>(v));
   }
   for (const auto& e : examples) data.corpus.label_counts[e.label_video() - 1] += 1;
-  auto sampler = train::BuildSampler(*spec, data.corpus);
-  if (!sampler.ok()) {
-    std::cerr << "vrec bench train: " << sampler.status() << "\n";
+  if (Status s = train::CandidateKind().PrepareWorkers(*spec, &data); !s.ok()) {
+    std::cerr << "vrec bench train: " << s << "\n";
     return 1;
   }
 
@@ -159,9 +159,10 @@ int RunTrainBench(int argc, char** argv) {
         wo.num_workers = FLAGS_workers;
         wo.batch_size = FLAGS_train_batch;
         wo.loop.report_seconds = 0.2;
-        VREC_ASSIGN_OR_RETURN(auto worker, train::CandidateWorker::Create(&*spec, &data.corpus,
-                                                                          &*sampler, &client, wo));
-        train::MemoryExamples<CandidateExample> source(&examples, w, FLAGS_workers);
+        VREC_ASSIGN_OR_RETURN(
+            auto worker,
+            train::CandidateWorker::Create(&*spec, &data.corpus, data.sampler.get(), &client, wo));
+        MemoryExamples<CandidateExample> source(&examples, w, FLAGS_workers);
         return worker->Run(&source, &stop, [&](const WorkerProgress& p) {
           done[w].store(p.examples(), std::memory_order_relaxed);
         });

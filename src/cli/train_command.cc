@@ -13,10 +13,12 @@
 #include "cli/command.h"
 #include "cli/common_flags.h"
 #include "data/dataset.h"
-#include "train/evaluate.h"
+#include "models/candidate_eval.h"
+#include "models/candidate_tower.h"
+#include "models/saved_model.h"
 #include "train/job.h"
+#include "train/model_kind.h"
 #include "train/mpi_job.h"
-#include "train/saved_model.h"
 
 // --seed, --max_history, --servers, --server_threads, --optimizer, --spill_dir
 // and --progress_seconds are shared: see cli/common_flags.h.
@@ -165,7 +167,7 @@ StatusOr<train::TrainOptions> TrainOptionsFromFlags() {
   o.worker.stream = FLAGS_stream;
   if (FLAGS_batch_size < 1) return absl::InvalidArgumentError("--batch_size must be >= 1");
   if (FLAGS_epochs < 0) return absl::InvalidArgumentError("--epochs must be >= 0");
-  train::CandidateSpecOptions& c = o.candidate;
+  models::CandidateSpecOptions& c = o.candidate;
   c.seed = FLAGS_seed;
   c.model.embedding_dim = FLAGS_embedding_dim;
   VREC_ASSIGN_OR_RETURN(c.model.tower, ParseTower(FLAGS_tower));
@@ -187,7 +189,7 @@ StatusOr<train::TrainOptions> TrainOptionsFromFlags() {
     return absl::InvalidArgumentError(
         absl::StrCat("--sampler=", FLAGS_sampler, ": use uniform or unigram"));
   }
-  train::RankingSpecOptions& r = o.ranking;
+  models::RankingSpecOptions& r = o.ranking;
   r.seed = FLAGS_seed;
   r.embedding_dim = FLAGS_embedding_dim;
   r.tower = c.model.tower;
@@ -208,7 +210,7 @@ StatusOr<train::TrainOptions> TrainOptionsFromFlags() {
   o.coordinator.eval.exclude_watched = FLAGS_exclude_watched;
   o.coordinator.eval.own_example_age = !FLAGS_serving_example_age;
   o.checkpoint.dir = FLAGS_checkpoint_dir;
-  VREC_ASSIGN_OR_RETURN(o.checkpoint.every, train::ParseCheckpointEvery(FLAGS_checkpoint_every));
+  VREC_ASSIGN_OR_RETURN(o.checkpoint.every, models::ParseCheckpointEvery(FLAGS_checkpoint_every));
   if (o.checkpoint.every.enabled() && o.checkpoint.dir.empty()) {
     return absl::InvalidArgumentError("--checkpoint_every needs --checkpoint_dir");
   }
@@ -252,28 +254,21 @@ int RunEval(int argc, char** argv) {
     return kExitUsage;
   }
   auto run = [&]() -> StatusOr<nlohmann::json> {
-    VREC_ASSIGN_OR_RETURN(auto model, train::SavedModel::Open(FLAGS_model_dir));
+    VREC_ASSIGN_OR_RETURN(auto model, models::SavedModel::Open(FLAGS_model_dir));
     VREC_ASSIGN_OR_RETURN(DatasetManifest manifest, ReadManifest(FLAGS_data));
-    nlohmann::json eval;
-    if (model->spec().kind == "ranking") {
-      train::RankingEvalOptions ro;
-      ro.max_examples = FLAGS_eval_examples;
+    VREC_ASSIGN_OR_RETURN(const train::ModelKind* kind, train::FindModelKind(model->spec().kind));
+    models::CandidateEvalOptions eo;
+    eo.max_examples = FLAGS_eval_examples;
+    eo.exclude_watched = FLAGS_exclude_watched;
+    eo.own_example_age = !FLAGS_serving_example_age;
+    VREC_ASSIGN_OR_RETURN(nlohmann::json eval,
+                          kind->Evaluate(model->spec(), model.get(), FLAGS_data, manifest,
+                                         /*corpus=*/nullptr, eo));
+    if (FLAGS_video_age_shares && kind == &train::CandidateKind()) {
+      VREC_ASSIGN_OR_RETURN(Corpus corpus, LoadCorpus(FLAGS_data, manifest, /*count_labels=*/true));
       VREC_ASSIGN_OR_RETURN(
-          eval, train::EvaluateRanking(model->spec(), model.get(), FLAGS_data, manifest, ro));
-    } else {
-      VREC_ASSIGN_OR_RETURN(train::Corpus corpus,
-                            train::LoadCorpus(FLAGS_data, manifest, /*count_labels=*/true));
-      train::CandidateEvalOptions eo;
-      eo.max_examples = FLAGS_eval_examples;
-      eo.exclude_watched = FLAGS_exclude_watched;
-      eo.own_example_age = !FLAGS_serving_example_age;
-      VREC_ASSIGN_OR_RETURN(eval, train::EvaluateCandidate(model->spec(), model.get(), FLAGS_data,
-                                                           manifest, corpus, eo));
-      if (FLAGS_video_age_shares) {
-        VREC_ASSIGN_OR_RETURN(
-            eval["video_age_shares"],
-            train::VideoAgeShares(model->spec(), model.get(), FLAGS_data, manifest, corpus, eo));
-      }
+          eval["video_age_shares"],
+          models::VideoAgeShares(model->spec(), model.get(), FLAGS_data, manifest, corpus, eo));
     }
     eval["model"] = model->info().kind();
     eval["model_dir"] = FLAGS_model_dir;

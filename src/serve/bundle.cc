@@ -25,12 +25,13 @@
 #include "common/random.h"
 #include "common/run_info.h"
 #include "data/dataset.h"
+#include "data/example_source.h"
 #include "data/record_reader.h"
 #include "google/protobuf/util/json_util.h"
+#include "models/candidate_eval.h"
+#include "models/candidate_tower.h"
+#include "models/checkpoint.h"
 #include "nlohmann/json.hpp"
-#include "train/checkpoint.h"
-#include "train/data_source.h"
-#include "train/evaluate.h"
 
 namespace vrec::serve {
 namespace {
@@ -191,13 +192,13 @@ void SetSearchParam(faiss::Index* index, uint32_t param) {
 Status MaterializeModel(const std::string& path, const std::string& out) {
   VREC_RETURN_IF_ERROR(MakeDirs(JoinPath(out, "tables")));
   if (PathExists(JoinPath(path, "model.pb"))) {  // a trained-model folder: copy it
-    VREC_ASSIGN_OR_RETURN(TrainedModel m, train::ReadTrainedModel(path));
+    VREC_ASSIGN_OR_RETURN(TrainedModel m, models::ReadTrainedModel(path));
     for (const std::string& f : m.table_files()) {
       VREC_RETURN_IF_ERROR(CopyFile(JoinPath(path, f), JoinPath(out, f)));
     }
-    return train::WriteTrainedModel(out, m);
+    return models::WriteTrainedModel(out, m);
   }
-  StatusOr<train::FoundCheckpoint> found = train::FindCheckpoint(path);
+  StatusOr<models::FoundCheckpoint> found = models::FindCheckpoint(path);
   if (!found.ok()) {
     return Status(found.status().code(),
                   absl::StrCat(path,
@@ -205,20 +206,21 @@ Status MaterializeModel(const std::string& path, const std::string& out) {
                                "checkpoint: ",
                                found.status().message()));
   }
-  VREC_ASSIGN_OR_RETURN(train::ModelSpec spec, train::SpecOf(found->manifest.model()));
+  VREC_ASSIGN_OR_RETURN(models::ModelSpec spec, models::SpecOf(found->manifest.model()));
   ps::ServerStorageOptions so;
   so.spill_path = JoinPath(out, ".restore");
-  so.dense_block_floats = train::kDenseBlockFloats;
+  so.dense_block_floats = models::kDenseBlockFloats;
   so.glorot_fans = spec.glorot_fans;
   {
-    VREC_ASSIGN_OR_RETURN(auto storage, train::RestoreServerStorage(spec.config, so, *found, 0, 1));
-    VREC_RETURN_IF_ERROR(train::SaveServerTables(*storage, out, 0).status());
+    VREC_ASSIGN_OR_RETURN(auto storage,
+                          models::RestoreServerStorage(spec.config, so, *found, 0, 1));
+    VREC_RETURN_IF_ERROR(models::SaveServerTables(*storage, out, 0).status());
   }
   RemoveAll(so.spill_path);
   TrainedModel m = found->manifest.model();
   m.clear_table_files();
-  m.add_table_files(train::ServerTablesFile(0));
-  return train::WriteTrainedModel(out, m);
+  m.add_table_files(models::ServerTablesFile(0));
+  return models::WriteTrainedModel(out, m);
 }
 
 StatusOr<ServingBundle> ExportBundle(const ExportOptions& options) {
@@ -242,9 +244,9 @@ StatusOr<ServingBundle> ExportBundle(const ExportOptions& options) {
   if (Status s = MaterializeModel(options.candidate, JoinPath(tmp, "candidate")); !s.ok()) {
     return fail(s);
   }
-  auto candidate = train::SavedModel::Open(JoinPath(tmp, "candidate"));
+  auto candidate = models::SavedModel::Open(JoinPath(tmp, "candidate"));
   if (!candidate.ok()) return fail(candidate.status());
-  if ((*candidate)->info().kind() != "candidate") {
+  if ((*candidate)->info().kind() != models::kCandidateKind) {
     return fail(absl::InvalidArgumentError(absl::StrCat(
         options.candidate, " holds a ", (*candidate)->info().kind(),
         " model; --checkpoint takes the candidate-generation model (--ranking the ranking one)")));
@@ -256,9 +258,9 @@ StatusOr<ServingBundle> ExportBundle(const ExportOptions& options) {
     if (Status s = MaterializeModel(options.ranking, JoinPath(tmp, "ranking")); !s.ok()) {
       return fail(s);
     }
-    auto ranking = train::SavedModel::Open(JoinPath(tmp, "ranking"));
+    auto ranking = models::SavedModel::Open(JoinPath(tmp, "ranking"));
     if (!ranking.ok()) return fail(ranking.status());
-    if ((*ranking)->info().kind() != "ranking") {
+    if ((*ranking)->info().kind() != models::kRankingKind) {
       return fail(absl::InvalidArgumentError(absl::StrCat(options.ranking, " holds a ",
                                                           (*ranking)->info().kind(),
                                                           " model, not the ranking model")));
@@ -277,7 +279,7 @@ StatusOr<ServingBundle> ExportBundle(const ExportOptions& options) {
                                     "trained on): ",
                                     manifest.status().message())));
   }
-  auto corpus = train::LoadCorpus(data_dir, *manifest, false);
+  auto corpus = LoadCorpus(data_dir, *manifest, false);
   if (!corpus.ok()) return fail(corpus.status());
   if (Status s = CopyFile(JoinPath(data_dir, manifest->videos()), JoinPath(tmp, "videos.rec"));
       !s.ok()) {
@@ -290,9 +292,9 @@ StatusOr<ServingBundle> ExportBundle(const ExportOptions& options) {
   b.set_now_days(NowDays(data_dir, *manifest, *videos));
 
   // The output rows and the queries that measure the index.
-  auto tower = train::UserTower::Create((*candidate)->spec(), candidate->get());
+  auto tower = models::UserTower::Create((*candidate)->spec(), candidate->get());
   if (!tower.ok()) return fail(tower.status());
-  auto rows = train::CorpusRows(**tower, corpus->ids);
+  auto rows = models::CorpusRows(**tower, corpus->ids);
   if (!rows.ok()) return fail(rows.status());
   const int64_t n = rows->rows();
   const int dim = static_cast<int>(rows->cols());
@@ -459,9 +461,9 @@ StatusOr<std::unique_ptr<LoadedBundle>> LoadedBundle::Load(const std::string& di
     return absl::DataLossError(
         absl::StrCat(path, ": unknown format version ", b->manifest_.format_version()));
   }
-  VREC_ASSIGN_OR_RETURN(b->candidate_, train::SavedModel::Open(JoinPath(dir, "candidate")));
+  VREC_ASSIGN_OR_RETURN(b->candidate_, models::SavedModel::Open(JoinPath(dir, "candidate")));
   if (!b->manifest_.ranking_source().empty()) {
-    VREC_ASSIGN_OR_RETURN(b->ranking_, train::SavedModel::Open(JoinPath(dir, "ranking")));
+    VREC_ASSIGN_OR_RETURN(b->ranking_, models::SavedModel::Open(JoinPath(dir, "ranking")));
   }
   VREC_ASSIGN_OR_RETURN(b->videos_, ReadVideos(JoinPath(dir, "videos.rec")));
   for (size_t i = 0; i < b->videos_.size(); ++i) {

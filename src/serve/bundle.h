@@ -20,9 +20,9 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "models/saved_model.h"
 #include "proto/data.pb.h"
 #include "proto/serving.pb.h"
-#include "train/saved_model.h"
 #include "vrec/status.h"
 
 namespace faiss {
@@ -65,8 +65,8 @@ class LoadedBundle {
 
   const ServingBundle& manifest() const { return manifest_; }
   const std::string& dir() const { return dir_; }
-  train::SavedModel* candidate() const { return candidate_.get(); }
-  train::SavedModel* ranking() const { return ranking_.get(); }  // nullptr = none
+  models::SavedModel* candidate() const { return candidate_.get(); }
+  models::SavedModel* ranking() const { return ranking_.get(); }  // nullptr = none
   const std::vector<Video>& videos() const { return videos_; }
   int32_t IndexOf(int64_t video) const {
     auto it = index_of_.find(video);
@@ -81,7 +81,7 @@ class LoadedBundle {
   LoadedBundle() = default;
   std::string dir_;
   ServingBundle manifest_;
-  std::unique_ptr<train::SavedModel> candidate_, ranking_;
+  std::unique_ptr<models::SavedModel> candidate_, ranking_;
   std::vector<Video> videos_;
   absl::flat_hash_map<int64_t, int32_t> index_of_;
   std::unique_ptr<faiss::Index> index_;

@@ -7,14 +7,17 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
-#include "train/evaluate.h"
-#include "train/ranking.h"
+#include "models/candidate_eval.h"
+#include "models/candidate_tower.h"
+#include "models/ranking_eval.h"
+#include "models/ranking_scorer.h"
+#include "models/ranking_spec.h"
 
 namespace vrec::serve {
 
 struct Recommender::Scorer {
-  std::unique_ptr<train::UserTower> tower;
-  std::unique_ptr<train::RankingScorer> ranking;
+  std::unique_ptr<models::UserTower> tower;
+  std::unique_ptr<models::RankingScorer> ranking;
   model::RowMatrix<float> users;
   std::vector<float> query, scores, logits;
   std::vector<int64_t> labels;
@@ -41,10 +44,10 @@ StatusOr<std::unique_ptr<Recommender>> Recommender::Create(
 StatusOr<std::unique_ptr<Recommender::Scorer>> Recommender::NewScorer() const {
   auto s = std::make_unique<Scorer>();
   VREC_ASSIGN_OR_RETURN(
-      s->tower, train::UserTower::Create(bundle_->candidate()->spec(), bundle_->candidate()));
+      s->tower, models::UserTower::Create(bundle_->candidate()->spec(), bundle_->candidate()));
   if (bundle_->ranking() != nullptr) {
     VREC_ASSIGN_OR_RETURN(
-        s->ranking, train::RankingScorer::Create(bundle_->ranking()->spec(), bundle_->ranking()));
+        s->ranking, models::RankingScorer::Create(bundle_->ranking()->spec(), bundle_->ranking()));
   }
   return s;
 }

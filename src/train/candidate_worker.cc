@@ -16,53 +16,10 @@ void KeysOf(const model::IdDeduplicator& d, std::vector<uint64_t>* keys) {
 
 }  // namespace
 
-void CandidateInputs::Build(absl::Span<const CandidateExample> examples,
-                            const model::CandidateModelOptions& options,
-                            model::CandidateBatch<float>* batch) {
-  model::CandidateBatch<float>& b = *batch;
-  video.Clear();
-  token.Clear();
-  region.Clear();
-  device.Clear();
-  b.history.Clear();
-  b.search.Clear();
-  b.region.Clear();
-  b.device.Clear();
-  const int n = static_cast<int>(examples.size());
-  b.batch_size = n;
-  b.demographics.resize(n, 3);
-  b.example_age.resize(n);
-  for (int j = 0; j < n; ++j) {
-    const CandidateExample& e = examples[j];
-    const int h0 = std::max(0, e.watch_history_size() - options.max_history);
-    for (int i = h0; i < e.watch_history_size(); ++i) {
-      b.history.indices.push_back(video.Add(static_cast<int64_t>(e.watch_history(i))));
-    }
-    b.history.offsets.push_back(static_cast<int32_t>(b.history.indices.size()));
-    const int t0 = std::max(0, e.search_tokens_size() - options.max_tokens);
-    for (int i = t0; i < e.search_tokens_size(); ++i) {
-      b.search.indices.push_back(token.Add(static_cast<int64_t>(e.search_tokens(i))));
-    }
-    b.search.offsets.push_back(static_cast<int32_t>(b.search.indices.size()));
-    if (e.region() != 0) b.region.indices.push_back(region.Add(e.region()));
-    b.region.offsets.push_back(static_cast<int32_t>(b.region.indices.size()));
-    if (e.device() != 0) b.device.indices.push_back(device.Add(e.device()));
-    b.device.offsets.push_back(static_cast<int32_t>(b.device.indices.size()));
-    b.demographics(j, 0) = e.age();
-    b.demographics(j, 1) = e.gender();
-    b.demographics(j, 2) = e.logged_in();
-    b.example_age[j] = e.example_age();
-  }
-  b.video_rows.resize(static_cast<int64_t>(video.ids().size()), options.embedding_dim);
-  b.token_rows.resize(static_cast<int64_t>(token.ids().size()), options.embedding_dim);
-  b.region_rows.resize(static_cast<int64_t>(region.ids().size()), options.region_dim);
-  b.device_rows.resize(static_cast<int64_t>(device.ids().size()), options.device_dim);
-}
-
 struct CandidateWorker::Step {
-  explicit Step(const ModelSpec& spec) : dense_exchange(spec) {}
+  explicit Step(const models::ModelSpec& spec) : dense_exchange(spec) {}
   model::CandidateBatch<float> batch;
-  CandidateInputs inputs;
+  models::CandidateInputs inputs;
   std::vector<CandidateExample> examples;
   std::vector<int64_t> labels, negatives;
   std::vector<uint64_t> video_keys, token_keys, region_keys, device_keys, out_keys;
@@ -74,12 +31,12 @@ struct CandidateWorker::Step {
 CandidateWorker::~CandidateWorker() = default;
 
 StatusOr<std::unique_ptr<CandidateWorker>> CandidateWorker::Create(
-    const ModelSpec* spec, const Corpus* corpus, const model::NegativeSampler* sampler,
+    const models::ModelSpec* spec, const Corpus* corpus, const model::NegativeSampler* sampler,
     ps::PsClient* client, const CandidateWorkerOptions& options) {
   if (options.batch_size < 1) {
     return absl::InvalidArgumentError(absl::StrCat("batch size ", options.batch_size));
   }
-  VREC_ASSIGN_OR_RETURN(auto model_options, CandidateOptionsFromSpec(*spec));
+  VREC_ASSIGN_OR_RETURN(auto model_options, models::CandidateOptionsFromSpec(*spec));
   VREC_ASSIGN_OR_RETURN(auto model, model::CandidateModel<float>::Create(model_options));
   if (sampler->num_classes() != static_cast<int64_t>(corpus->ids.size())) {
     return absl::InvalidArgumentError("the sampler's classes are not the corpus");
@@ -95,11 +52,11 @@ StatusOr<std::unique_ptr<CandidateWorker>> CandidateWorker::Create(
   if (w->num_negatives_ < 1) {
     return absl::InvalidArgumentError("the sampler draws no negatives (num_negatives 0)");
   }
-  w->video_ = spec->TableIndex(kVideoTable);
-  w->token_ = spec->TableIndex(kTokenTable);
-  w->region_ = spec->TableIndex(kRegionTable);
-  w->device_ = spec->TableIndex(kDeviceTable);
-  w->video_out_ = spec->TableIndex(kVideoOutTable);
+  w->video_ = spec->TableIndex(models::kVideoTable);
+  w->token_ = spec->TableIndex(models::kTokenTable);
+  w->region_ = spec->TableIndex(models::kRegionTable);
+  w->device_ = spec->TableIndex(models::kDeviceTable);
+  w->video_out_ = spec->TableIndex(models::kVideoOutTable);
   if (std::min({w->video_, w->token_, w->region_, w->device_, w->video_out_}) < 0) {
     return absl::InvalidArgumentError("the model spec lacks a candidate-generation table");
   }
@@ -164,7 +121,7 @@ StatusOr<bool> CandidateWorker::Prepare(ExampleSource<CandidateExample>* stream,
   b.output_rows.resize(static_cast<int64_t>(step->out_keys.size()), mo.output_dim + 1);
   step->pulls.clear();
   auto pull = [&](int table, const std::vector<uint64_t>& keys, model::RowMatrix<float>* rows) {
-    step->pulls.push_back(client_->Pull(PsTableOf(*spec_, table), keys, rows->data()));
+    step->pulls.push_back(client_->Pull(models::PsTableOf(*spec_, table), keys, rows->data()));
   };
   pull(video_, step->video_keys, &b.video_rows);
   pull(token_, step->token_keys, &b.token_rows);
@@ -192,7 +149,7 @@ Status CandidateWorker::Compute(Step* step, double* loss) {
   *loss = l;
   auto push = [&](int table, const std::vector<uint64_t>& keys, const model::RowMatrix<float>& g) {
     if (keys.empty()) return;
-    pushes_.push_back(client_->Push(PsTableOf(*spec_, table), keys,
+    pushes_.push_back(client_->Push(models::PsTableOf(*spec_, table), keys,
                                     absl::MakeConstSpan(g.data(), static_cast<size_t>(g.size()))));
   };
   push(video_, step->video_keys, grads_.video_rows);

@@ -27,26 +27,17 @@
 #include <string>
 #include <vector>
 
+#include "data/example_source.h"
 #include "model/batch_builder.h"
 #include "model/candidate_model.h"
 #include "model/negative_sampler.h"
+#include "models/candidate_spec.h"
+#include "models/parameters.h"
 #include "ps/ps_service.h"
-#include "train/data_source.h"
-#include "train/model_spec.h"
-#include "train/parameters.h"
+#include "train/dense_exchange.h"
 #include "train/worker_loop.h"
 
 namespace vrec::train {
-
-// The input side of a candidate batch: each table's distinct ids and the
-// model's index lists into them, demographics and example ages. Lists are
-// oldest first; the most recent max_history / max_tokens ids are kept.
-// Region and device 0 (unknown) give an empty list (zeros).
-struct CandidateInputs {
-  model::IdDeduplicator video, token, region, device;
-  void Build(absl::Span<const CandidateExample> examples,
-             const model::CandidateModelOptions& options, model::CandidateBatch<float>* batch);
-};
 
 struct CandidateWorkerOptions {
   int worker = 0;
@@ -60,7 +51,7 @@ struct CandidateWorkerOptions {
 class CandidateWorker : public PipelinedWorker {
  public:
   // `spec`, `corpus`, `sampler`, `client` must outlive the worker.
-  static StatusOr<std::unique_ptr<CandidateWorker>> Create(const ModelSpec* spec,
+  static StatusOr<std::unique_ptr<CandidateWorker>> Create(const models::ModelSpec* spec,
                                                            const Corpus* corpus,
                                                            const model::NegativeSampler* sampler,
                                                            ps::PsClient* client,
@@ -88,7 +79,7 @@ class CandidateWorker : public PipelinedWorker {
   StatusOr<bool> Prepare(ExampleSource<CandidateExample>* stream, Step* step);
   Status Compute(Step* step, double* loss);
 
-  const ModelSpec* spec_ = nullptr;
+  const models::ModelSpec* spec_ = nullptr;
   const Corpus* corpus_ = nullptr;
   const model::NegativeSampler* sampler_ = nullptr;
   ps::PsClient* client_ = nullptr;

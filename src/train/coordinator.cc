@@ -9,8 +9,8 @@
 #include "absl/time/time.h"
 #include "common/file_util.h"
 #include "glog/logging.h"
+#include "models/saved_model.h"
 #include "ps/slot_router.h"
-#include "train/saved_model.h"
 
 namespace vrec::train {
 namespace {
@@ -45,7 +45,7 @@ CheckpointSchedule::CheckpointSchedule(const CheckpointOptions& options, uint64_
       enabled_(!options.dir.empty() && options.every.enabled()),
       last_examples_(examples),
       last_time_(Clock::now()),
-      sequence_(options.dir.empty() ? 1 : NextCheckpointSequence(options.dir)) {}
+      sequence_(options.dir.empty() ? 1 : models::NextCheckpointSequence(options.dir)) {}
 
 bool CheckpointSchedule::Due(uint64_t examples) const {
   if (!enabled_) return false;
@@ -98,22 +98,22 @@ Status Coordinator::WriteCheckpoint(const std::vector<WorkerProgress>& workers) 
     steps += w.steps();
   }
   const uint64_t sequence = schedule_.Taken(examples);
-  const std::string dir = JoinPath(options_.checkpoint.dir, CheckpointName(sequence));
+  const std::string dir = JoinPath(options_.checkpoint.dir, models::CheckpointName(sequence));
   VREC_ASSIGN_OR_RETURN(std::vector<ServerState> servers, plane_->CheckpointServers(dir));
   uint64_t rows = 0;
   for (const auto& s : servers) rows += s.rows();
   CheckpointManifest m;
-  m.set_format_version(kCheckpointFormatVersion);
+  m.set_format_version(models::kCheckpointFormatVersion);
   m.set_sequence(sequence);
-  *m.mutable_model() = MakeTrainedModel(*job_.spec, options_.data_dir, job_.num_servers, examples,
-                                        steps, tracker_.seconds());
+  *m.mutable_model() = models::MakeTrainedModel(*job_.spec, options_.data_dir, job_.num_servers,
+                                                examples, steps, tracker_.seconds());
   m.mutable_model()->clear_table_files();
   m.set_num_servers(static_cast<uint32_t>(job_.num_servers));
   m.set_slot_router(
       ps::SlotRouter::Contiguous(static_cast<uint32_t>(job_.num_servers)).value().Serialize());
   for (int s = 0; s < job_.num_servers; ++s) {
-    m.add_server_dirs(ServerCheckpointDir(s));
-    m.add_server_states(ServerStateFile(s));
+    m.add_server_dirs(models::ServerCheckpointDir(s));
+    m.add_server_states(models::ServerStateFile(s));
   }
   for (const auto& w : workers) {
     WorkerProgress* kept = m.add_workers();
@@ -126,8 +126,8 @@ Status Coordinator::WriteCheckpoint(const std::vector<WorkerProgress>& workers) 
   m.set_max_examples(options_.worker.max_examples);
   m.set_stream(options_.worker.stream);
   m.set_rows(rows);
-  VREC_ASSIGN_OR_RETURN(std::string written,
-                        CommitCheckpoint(options_.checkpoint.dir, m, options_.checkpoint.keep));
+  VREC_ASSIGN_OR_RETURN(std::string written, models::CommitCheckpoint(options_.checkpoint.dir, m,
+                                                                      options_.checkpoint.keep));
   std::cerr << absl::StrFormat("[ckpt]  %s: %d examples, %d rows", written, examples, rows)
             << std::endl;
   return absl::OkStatus();
@@ -158,7 +158,7 @@ void Coordinator::StepCheckpoint() {
 }
 
 void Coordinator::PeriodicEval() {
-  CandidateEvalOptions eo = options_.coordinator.eval;
+  models::CandidateEvalOptions eo = options_.coordinator.eval;
   eo.max_examples = options_.coordinator.eval_examples_during;
   StatusOr<nlohmann::json> eval = job_.evaluate(eo);
   if (!eval.ok()) {  // a short look during training: not fatal
@@ -219,10 +219,10 @@ StatusOr<nlohmann::json> Coordinator::Run(const std::atomic<bool>* stop) {
       {"stopped", stop != nullptr && stop->load()}};
   if (!options_.model_dir.empty()) {
     VREC_ASSIGN_OR_RETURN(uint64_t rows, plane_->SaveServers(options_.model_dir));
-    VREC_RETURN_IF_ERROR(WriteTrainedModel(
+    VREC_RETURN_IF_ERROR(models::WriteTrainedModel(
         options_.model_dir,
-        MakeTrainedModel(*job_.spec, options_.data_dir, job_.num_servers, tracker_.examples(),
-                         tracker_.steps(), tracker_.seconds())));
+        models::MakeTrainedModel(*job_.spec, options_.data_dir, job_.num_servers,
+                                 tracker_.examples(), tracker_.steps(), tracker_.seconds())));
     summary["model_dir"] = options_.model_dir;
     summary["rows_saved"] = rows;
   }

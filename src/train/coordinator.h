@@ -28,10 +28,10 @@
 #include <string>
 #include <vector>
 
+#include "models/candidate_spec.h"
+#include "models/checkpoint.h"
 #include "nlohmann/json.hpp"
-#include "train/checkpoint.h"
 #include "train/control_plane.h"
-#include "train/model_spec.h"
 #include "train/progress_tracker.h"
 #include "train/train_options.h"
 
@@ -47,7 +47,7 @@ class CheckpointSchedule {
   uint64_t Taken(uint64_t examples);
 
  private:
-  CheckpointEvery every_;
+  models::CheckpointEvery every_;
   bool enabled_;
   uint64_t last_examples_;
   std::chrono::steady_clock::time_point last_time_;
@@ -56,7 +56,7 @@ class CheckpointSchedule {
 
 // What the coordinator knows of its job.
 struct CoordinatedJob {
-  const ModelSpec* spec = nullptr;
+  const models::ModelSpec* spec = nullptr;
   const TrainOptions* options = nullptr;  // reads data_dir, model_dir, worker, checkpoint
   int num_servers = 1;
   int num_workers = 1;
@@ -64,7 +64,7 @@ struct CoordinatedJob {
   const CheckpointManifest* resumed = nullptr;  // the checkpoint resumed from
   // Evaluates the model on the servers (max_examples of options.coordinator.eval
   // replaced as the caller says); null: no evaluation.
-  std::function<StatusOr<nlohmann::json>(const CandidateEvalOptions&)> evaluate;
+  std::function<StatusOr<nlohmann::json>(const models::CandidateEvalOptions&)> evaluate;
   // One human line for an evaluation result; null: the JSON is printed.
   std::function<std::string(const nlohmann::json&)> eval_line;
   // The servers' endpoints, for their stats lines (empty: none).

@@ -22,12 +22,13 @@ StatusOr<nlohmann::json> TrainLocal(const TrainOptions& options_in, const std::a
                                                    num_workers, ") must be at least 1"));
   }
   if (!options.model_dir.empty()) VREC_RETURN_IF_ERROR(MakeDirs(options.model_dir));
-  VREC_ASSIGN_OR_RETURN(ModelSpec spec, BuildSpec(options));
-  VREC_ASSIGN_OR_RETURN(std::optional<FoundCheckpoint> resume,
+  VREC_ASSIGN_OR_RETURN(const ModelKind* kind, FindModelKind(options.model));
+  VREC_ASSIGN_OR_RETURN(models::ModelSpec spec, kind->Spec(options));
+  VREC_ASSIGN_OR_RETURN(std::optional<models::FoundCheckpoint> resume,
                         FindResumeCheckpoint(options, spec, num_workers));
-  VREC_ASSIGN_OR_RETURN(JobData data, LoadJobData(options, spec));
+  VREC_ASSIGN_OR_RETURN(JobData data, LoadJobData(*kind, options, spec));
   spec.quantiles = data.quantiles;
-  VREC_ASSIGN_OR_RETURN(model::NegativeSampler sampler, BuildSampler(spec, data.corpus));
+  VREC_RETURN_IF_ERROR(kind->PrepareWorkers(spec, &data));
   LOG(INFO) << "dataset " << options.data_dir << ": " << data.corpus.ids.size() << " videos, "
             << data.train_records << " training examples";
   if (resume) {
@@ -57,7 +58,7 @@ StatusOr<nlohmann::json> TrainLocal(const TrainOptions& options_in, const std::a
   for (int w = 0; w < num_workers; ++w) {
     threads.emplace_back([&, w] {
       // Its status reaches the coordinator in its last report.
-      RunWorkerRole(spec, data, sampler, options, endpoints, w, num_workers,
+      RunWorkerRole(*kind, spec, data, options, endpoints, w, num_workers,
                     resume ? &resumed[w] : nullptr, plane.channel(w), stop)
           .IgnoreError();
     });
@@ -70,10 +71,10 @@ StatusOr<nlohmann::json> TrainLocal(const TrainOptions& options_in, const std::a
   job.num_workers = num_workers;
   job.train_records = data.train_records;
   job.resumed = resume ? &resume->manifest : nullptr;
-  job.evaluate = [&](const CandidateEvalOptions& eval) {
-    return EvaluateThroughServers(spec, data, options, endpoints, eval);
+  job.evaluate = [&](const models::CandidateEvalOptions& eval) {
+    return EvaluateThroughServers(*kind, spec, data, options, endpoints, eval);
   };
-  job.eval_line = EvalLine;
+  job.eval_line = [kind](const nlohmann::json& eval) { return kind->EvalLine(eval); };
   job.endpoints = endpoints;
   Coordinator coordinator(std::move(job), &plane);
   StatusOr<nlohmann::json> summary = coordinator.Run(stop);

@@ -10,70 +10,24 @@
 #include "data/dataset.h"
 #include "glog/logging.h"
 #include "ps/slot_router.h"
-#include "train/candidate_worker.h"
-#include "train/evaluate.h"
-#include "train/ranking.h"
 
 namespace vrec::train {
 
-StatusOr<JobData> LoadJobData(const TrainOptions& options, const ModelSpec& spec) {
+StatusOr<JobData> LoadJobData(const ModelKind& kind, const TrainOptions& options,
+                              const models::ModelSpec& spec, bool full) {
   JobData d;
   VREC_ASSIGN_OR_RETURN(d.manifest, ReadManifest(options.data_dir));
   if (options.worker.stream) {
     VREC_ASSIGN_OR_RETURN(d.world, GeneratedWorld::Load(options.data_dir, d.manifest));
   }
-  const bool streamed = d.manifest.train_streamed();
-  if (streamed && !options.worker.stream) {
+  if (d.manifest.train_streamed() && !options.worker.stream) {
     return absl::FailedPreconditionError(absl::StrCat(
         "dataset ", options.data_dir,
         " holds no training files (written by vrec datagen --write_train=false): train it with "
         "--stream, which simulates its training examples on the fly"));
   }
-  if (spec.kind == "ranking") {
-    // Quantiles are fitted on the training files, or on the sample datagen
-    // kept of them when it did not write them.
-    const auto& fit_on = streamed ? d.manifest.ranking_train_sample() : d.manifest.ranking_train();
-    if (fit_on.empty()) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("dataset ", options.data_dir, " has no ranking training files"));
-    }
-    if (streamed) {
-      d.train_records = d.manifest.ranking_train_examples();
-    } else {
-      for (const ShardInfo& s : d.manifest.ranking_train()) d.train_records += s.records();
-    }
-    VREC_ASSIGN_OR_RETURN(
-        d.quantiles, FitRankingQuantiles(ShardPaths(options.data_dir, fit_on),
-                                         static_cast<int>(spec.config.ranking().num_quantiles()),
-                                         spec.config.seed()));
-    return d;
-  }
-  if (streamed) {
-    d.train_records = d.manifest.candidate_train_examples();
-  } else {
-    if (d.manifest.candidate_train_size() == 0) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "dataset ", options.data_dir, " has no candidate-generation training files"));
-    }
-    for (const ShardInfo& s : d.manifest.candidate_train()) d.train_records += s.records();
-  }
-  // Label counts: the unigram sampler's background and the popularity baseline.
-  VREC_ASSIGN_OR_RETURN(d.corpus, LoadCorpus(options.data_dir, d.manifest, /*count_labels=*/true));
+  VREC_RETURN_IF_ERROR(kind.LoadData(options, spec, full, &d));
   return d;
-}
-
-StatusOr<ModelSpec> BuildSpec(const TrainOptions& options) {
-  if (options.model == "candidate") return CandidateSpec(options.candidate);
-  if (options.model == "ranking") return RankingSpec(options.ranking);
-  return absl::InvalidArgumentError(
-      absl::StrCat("--model=", options.model, ": use candidate or ranking"));
-}
-
-StatusOr<model::NegativeSampler> BuildSampler(const ModelSpec& spec, const Corpus& corpus) {
-  if (spec.kind != "candidate") return model::NegativeSampler::Uniform(1);
-  std::vector<double> counts = corpus.label_counts;
-  if (counts.empty()) counts.assign(corpus.ids.size(), 1.0);
-  return model::NegativeSampler::FromConfig(spec.config.candidate().sampler(), counts);
 }
 
 uint64_t WorkerShare(uint64_t total, int worker, int num_workers) {
@@ -82,11 +36,9 @@ uint64_t WorkerShare(uint64_t total, int worker, int num_workers) {
   return total / w + (static_cast<uint64_t>(worker) < total % w ? 1 : 0);
 }
 
-StatusOr<std::unique_ptr<ps::ServerStorage>> CreateServerStorage(const ModelSpec& spec,
-                                                                 const TrainOptions& options,
-                                                                 int server,
-                                                                 const FoundCheckpoint* restore,
-                                                                 int num_servers) {
+StatusOr<std::unique_ptr<ps::ServerStorage>> CreateServerStorage(
+    const models::ModelSpec& spec, const TrainOptions& options, int server,
+    const models::FoundCheckpoint* restore, int num_servers) {
   ps::ServerStorageOptions so;
   std::string spill = options.server.spill_dir;
   if (spill.empty()) {
@@ -96,37 +48,37 @@ StatusOr<std::unique_ptr<ps::ServerStorage>> CreateServerStorage(const ModelSpec
   so.spill_path = JoinPath(spill, absl::StrFormat("server-%05d", server));
   so.fresh = true;
   so.memory_budget_bytes = options.server.memory_bytes;
-  so.dense_block_floats = kDenseBlockFloats;
+  so.dense_block_floats = models::kDenseBlockFloats;
   so.glorot_fans = spec.glorot_fans;
   if (restore != nullptr) {
-    return RestoreServerStorage(spec.config, so, *restore, server, num_servers);
+    return models::RestoreServerStorage(spec.config, so, *restore, server, num_servers);
   }
   return ps::ServerStorage::Create(spec.config, so);
 }
 
-StatusOr<std::optional<FoundCheckpoint>> FindResumeCheckpoint(const TrainOptions& options,
-                                                              const ModelSpec& spec,
-                                                              int num_workers) {
-  if (!options.checkpoint.resume) return std::optional<FoundCheckpoint>();
+StatusOr<std::optional<models::FoundCheckpoint>> FindResumeCheckpoint(const TrainOptions& options,
+                                                                      const models::ModelSpec& spec,
+                                                                      int num_workers) {
+  if (!options.checkpoint.resume) return std::optional<models::FoundCheckpoint>();
   if (options.checkpoint.dir.empty()) {
     return absl::InvalidArgumentError(
         "--resume needs --checkpoint_dir (where the checkpoints are)");
   }
-  StatusOr<FoundCheckpoint> found = FindCheckpoint(options.checkpoint.dir);
+  StatusOr<models::FoundCheckpoint> found = models::FindCheckpoint(options.checkpoint.dir);
   if (absl::IsNotFound(found.status())) {
     LOG(INFO) << "--resume: " << found.status().message() << "; starting from scratch";
-    return std::optional<FoundCheckpoint>();
+    return std::optional<models::FoundCheckpoint>();
   }
   VREC_RETURN_IF_ERROR(found.status());
-  VREC_RETURN_IF_ERROR(CheckResumable(found->manifest, spec, num_workers, options.worker.batch_size,
-                                      options.worker.epochs, options.worker.max_examples,
-                                      options.worker.stream));
-  return std::optional<FoundCheckpoint>(std::move(*found));
+  VREC_RETURN_IF_ERROR(models::CheckResumable(found->manifest, spec, num_workers,
+                                              options.worker.batch_size, options.worker.epochs,
+                                              options.worker.max_examples, options.worker.stream));
+  return std::optional<models::FoundCheckpoint>(std::move(*found));
 }
 
-StatusOr<ServerProcess> StartServer(const ModelSpec& spec, const TrainOptions& options, int index,
-                                    int num_workers, const FoundCheckpoint* restore,
-                                    int num_servers) {
+StatusOr<ServerProcess> StartServer(const models::ModelSpec& spec, const TrainOptions& options,
+                                    int index, int num_workers,
+                                    const models::FoundCheckpoint* restore, int num_servers) {
   ServerProcess p;
   VREC_ASSIGN_OR_RETURN(p.storage, CreateServerStorage(spec, options, index, restore, num_servers));
   std::vector<ps::EmbeddingStore*> tables;
@@ -148,76 +100,26 @@ StatusOr<ServerProcess> StartServer(const ModelSpec& spec, const TrainOptions& o
 
 namespace {
 
-// Opens worker `worker`'s example source, at `resume`'s position if given.
-template <typename Example>
-StatusOr<std::unique_ptr<ExampleSource<Example>>> OpenSource(
-    const JobData& data, const TrainOptions& options,
-    const google::protobuf::RepeatedPtrField<ShardInfo>& shards, int worker, int num_workers,
-    const WorkerProgress* resume) {
-  std::unique_ptr<ExampleSource<Example>> source;
-  if (data.world != nullptr) {
-    source = std::make_unique<GeneratorSource<Example>>(data.world, worker, num_workers,
-                                                        options.worker.epochs);
-  } else {
-    VREC_ASSIGN_OR_RETURN(source,
-                          ExampleStream<Example>::Open(ShardPaths(options.data_dir, shards), worker,
-                                                       num_workers, options.worker.epochs));
-  }
-  if (resume != nullptr) VREC_RETURN_IF_ERROR(source->Seek(resume->position()));
-  return source;
-}
-
-// Trains worker `worker` until its share is done or *stop (pausing as
-// `loop` says), reporting through `report`. The final report is left to the caller.
-Status TrainWorker(const ModelSpec& spec, const JobData& data,
-                   const model::NegativeSampler& sampler, const TrainOptions& options,
-                   const std::vector<std::string>& endpoints, int worker, int num_workers,
-                   const WorkerProgress* resume, const WorkerLoopOptions& loop,
-                   const std::atomic<bool>* stop,
-                   const std::function<void(const WorkerProgress&)>& report) {
+// Connects to the servers and trains worker `worker` through its kind.
+Status TrainWorker(const ModelKind& kind, WorkerRun run,
+                   const std::vector<std::string>& endpoints) {
   VREC_ASSIGN_OR_RETURN(auto transport, net::Client::Connect(endpoints));
   VREC_ASSIGN_OR_RETURN(ps::SlotRouter router,
                         ps::SlotRouter::Contiguous(static_cast<uint32_t>(endpoints.size())));
-  ps::PsClient client(transport.get(), router, static_cast<uint32_t>(worker));
-  const WorkerOptions& wo = options.worker;
+  ps::PsClient client(transport.get(), router, static_cast<uint32_t>(run.worker));
+  const WorkerOptions& wo = run.options->worker;
   if (!wo.example_log_dir.empty()) VREC_RETURN_IF_ERROR(MakeDirs(wo.example_log_dir));
-  const uint64_t share = WorkerShare(wo.max_examples, worker, num_workers);
-  if (spec.kind == "ranking") {
-    RankingWorkerOptions ro;
-    ro.worker = worker;
-    ro.batch_size = wo.batch_size;
-    ro.max_examples = share;
-    ro.loop = loop;
-    VREC_ASSIGN_OR_RETURN(auto w, RankingWorker::Create(&spec, &client, ro));
-    VREC_ASSIGN_OR_RETURN(auto source,
-                          OpenSource<RankingExample>(data, options, data.manifest.ranking_train(),
-                                                     worker, num_workers, resume));
-    if (resume != nullptr) w->Restore(*resume);
-    return w->Run(source.get(), stop, report);
-  }
-  CandidateWorkerOptions co;
-  co.worker = worker;
-  co.num_workers = num_workers;
-  co.batch_size = wo.batch_size;
-  co.max_examples = share;
-  co.seed = options.candidate.seed;
-  co.loop = loop;
-  VREC_ASSIGN_OR_RETURN(auto w,
-                        CandidateWorker::Create(&spec, &data.corpus, &sampler, &client, co));
-  VREC_ASSIGN_OR_RETURN(auto source,
-                        OpenSource<CandidateExample>(data, options, data.manifest.candidate_train(),
-                                                     worker, num_workers, resume));
-  if (resume != nullptr) w->Restore(*resume);
-  return w->Run(source.get(), stop, report);
+  run.client = &client;
+  run.max_examples = WorkerShare(wo.max_examples, run.worker, run.num_workers);
+  return kind.RunWorker(run);
 }
 
 }  // namespace
 
-Status RunWorkerRole(const ModelSpec& spec, const JobData& data,
-                     const model::NegativeSampler& sampler, const TrainOptions& options,
-                     const std::vector<std::string>& endpoints, int worker, int num_workers,
-                     const WorkerProgress* resume, WorkerChannel* channel,
-                     const std::atomic<bool>* signal) {
+Status RunWorkerRole(const ModelKind& kind, const models::ModelSpec& spec, const JobData& data,
+                     const TrainOptions& options, const std::vector<std::string>& endpoints,
+                     int worker, int num_workers, const WorkerProgress* resume,
+                     WorkerChannel* channel, const std::atomic<bool>* signal) {
   std::atomic<bool> stop{false};
   WorkerProgress last;  // the newest progress: sent, or held back as the final one
   last.set_worker(worker);
@@ -241,12 +143,20 @@ Status RunWorkerRole(const ModelSpec& spec, const JobData& data,
   if (!wo.example_log_dir.empty()) {
     loop.example_log = JoinPath(wo.example_log_dir, absl::StrFormat("worker-%05d.log", worker));
   }
-  const Status status = TrainWorker(spec, data, sampler, options, endpoints, worker, num_workers,
-                                    resume, loop, &stop, [&](const WorkerProgress& p) {
-                                      last = p;
-                                      if (!p.done())
-                                        channel->Report(p);  // the final one is sent below
-                                    });
+  WorkerRun run;
+  run.spec = &spec;
+  run.data = &data;
+  run.options = &options;
+  run.worker = worker;
+  run.num_workers = num_workers;
+  run.resume = resume;
+  run.loop = std::move(loop);
+  run.stop = &stop;
+  run.report = [&](const WorkerProgress& p) {
+    last = p;
+    if (!p.done()) channel->Report(p);  // the final one is sent below
+  };
+  const Status status = TrainWorker(kind, std::move(run), endpoints);
   // The last report, marked done, with the error of a worker that failed
   // (also one that failed before its first step).
   last.set_worker(worker);
@@ -260,49 +170,17 @@ Status RunWorkerRole(const ModelSpec& spec, const JobData& data,
   return status;
 }
 
-StatusOr<nlohmann::json> EvaluateThroughServers(const ModelSpec& spec, const JobData& data,
+StatusOr<nlohmann::json> EvaluateThroughServers(const ModelKind& kind,
+                                                const models::ModelSpec& spec, const JobData& data,
                                                 const TrainOptions& options,
                                                 const std::vector<std::string>& endpoints,
-                                                const CandidateEvalOptions& eval) {
+                                                const models::CandidateEvalOptions& eval) {
   VREC_ASSIGN_OR_RETURN(auto transport, net::Client::Connect(endpoints));
   VREC_ASSIGN_OR_RETURN(ps::SlotRouter router,
                         ps::SlotRouter::Contiguous(static_cast<uint32_t>(endpoints.size())));
   ps::PsClient client(transport.get(), router, 0);
-  PsParameters params(&spec, &client);
-  if (spec.kind == "ranking") {
-    RankingEvalOptions ro;
-    ro.max_examples = eval.max_examples;
-    return EvaluateRanking(spec, &params, options.data_dir, data.manifest, ro);
-  }
-  return EvaluateCandidate(spec, &params, options.data_dir, data.manifest, data.corpus, eval);
-}
-
-std::string EvalLine(const nlohmann::json& eval) {
-  if (eval.contains("weighted_per_user_loss")) {
-    std::string line =
-        absl::StrFormat("[eval]  weighted per-user loss %.4f  auc %.4f (%d impressions)",
-                        eval["weighted_per_user_loss"].get<double>(), eval["auc"].get<double>(),
-                        eval["impressions"].get<int64_t>());
-    if (eval.contains("oracle")) {
-      absl::StrAppend(&line,
-                      absl::StrFormat("  oracle loss %.4f",
-                                      eval["oracle"]["weighted_per_user_loss"].get<double>()));
-    }
-    return line;
-  }
-  std::string line =
-      absl::StrFormat("[eval]  recall@1 %.4f  recall@100 %.4f  map %.4f (%d examples)",
-                      eval["recall@1"].get<double>(), eval["recall@100"].get<double>(),
-                      eval["map"].get<double>(), eval["examples"].get<int64_t>());
-  if (eval.contains("popularity")) {
-    absl::StrAppend(&line, absl::StrFormat("  popularity recall@100 %.4f",
-                                           eval["popularity"]["recall@100"].get<double>()));
-  }
-  if (eval.contains("oracle") && eval["oracle"].contains("recall@100")) {
-    absl::StrAppend(&line, absl::StrFormat("  oracle recall@100 %.4f",
-                                           eval["oracle"]["recall@100"].get<double>()));
-  }
-  return line;
+  models::PsParameters params(&spec, &client);
+  return kind.Evaluate(spec, &params, options.data_dir, data.manifest, &data.corpus, eval);
 }
 
 }  // namespace vrec::train

@@ -2,8 +2,8 @@
 // (job.h: every role in this process) and TrainMpi (mpi_job.h: a role per
 // rank) call these and differ only in their control plane.
 //
-//   setup        the model's spec, the checkpoint to resume from, the data
-//                every role reads (JobData) and the negative sampler;
+//   setup        the model's kind and spec (model_kind.h), the checkpoint to
+//                resume from, the data every role reads (JobData);
 //   server i     holds every table's rows for its virtual slots
 //                (ps::ServerStorage behind a ps::PsService), StartServer;
 //   worker w     trains on its slice of the data, RunWorkerRole;
@@ -21,38 +21,25 @@
 #include <string>
 #include <vector>
 
-#include "model/negative_sampler.h"
+#include "data/example_source.h"
+#include "data/generator_source.h"
+#include "models/candidate_spec.h"
+#include "models/checkpoint.h"
 #include "net/transport.h"
 #include "nlohmann/json.hpp"
 #include "ps/ps_service.h"
 #include "ps/server_storage.h"
-#include "train/checkpoint.h"
 #include "train/control_plane.h"
-#include "train/data_source.h"
-#include "train/model_spec.h"
-#include "train/stream_source.h"
+#include "train/model_kind.h"
 #include "train/train_options.h"
 
 namespace vrec::train {
 
-// Everything a job needs to know about its data, loaded once.
-struct JobData {
-  DatasetManifest manifest;
-  Corpus corpus;                                // candidate model
-  std::vector<QuantileInfo> quantiles;          // ranking model: fitted on the training data
-  uint64_t train_records = 0;                   // from the manifest
-  std::shared_ptr<const GeneratedWorld> world;  // with options.worker.stream
-};
-// Reads what `spec`'s model needs: the corpus and label counts (candidate),
-// or the continuous features' quantiles, fitted in one pass (ranking).
-StatusOr<JobData> LoadJobData(const TrainOptions& options, const ModelSpec& spec);
-
-// The spec of options.model. kInvalidArgument for an unknown model.
-StatusOr<ModelSpec> BuildSpec(const TrainOptions& options);
-
-// The sampler of the candidate model over the corpus (a ranking model's
-// workers get a placeholder).
-StatusOr<model::NegativeSampler> BuildSampler(const ModelSpec& spec, const Corpus& corpus);
+// Reads the job's data (JobData, model_kind.h): the manifest, the world
+// when streaming, and the kind's part (`full`: also what one process
+// computes for all, e.g. label counts; see ModelKind::LoadData).
+StatusOr<JobData> LoadJobData(const ModelKind& kind, const TrainOptions& options,
+                              const models::ModelSpec& spec, bool full = true);
 
 // Per-worker example limit: the total split as evenly as possible.
 uint64_t WorkerShare(uint64_t total, int worker, int num_workers);
@@ -60,16 +47,16 @@ uint64_t WorkerShare(uint64_t total, int worker, int num_workers);
 // The checkpoint to resume from (options.checkpoint.resume), or nullopt to
 // start afresh (no checkpoint yet: logged). Errors for a checkpoint this job
 // cannot continue.
-StatusOr<std::optional<FoundCheckpoint>> FindResumeCheckpoint(const TrainOptions& options,
-                                                              const ModelSpec& spec,
-                                                              int num_workers);
+StatusOr<std::optional<models::FoundCheckpoint>> FindResumeCheckpoint(const TrainOptions& options,
+                                                                      const models::ModelSpec& spec,
+                                                                      int num_workers);
 
 // Creates one server's storage (spill folder spill_dir/server-<i>).
 // With `restore`, the storage holds that checkpoint's rows for server
 // `server` of `num_servers`.
 StatusOr<std::unique_ptr<ps::ServerStorage>> CreateServerStorage(
-    const ModelSpec& spec, const TrainOptions& options, int server,
-    const FoundCheckpoint* restore = nullptr, int num_servers = 1);
+    const models::ModelSpec& spec, const TrainOptions& options, int server,
+    const models::FoundCheckpoint* restore = nullptr, int num_servers = 1);
 
 // One parameter server: storage, request handler and transport.
 struct ServerProcess {
@@ -80,8 +67,9 @@ struct ServerProcess {
 };
 // Creates and starts server `index` of a job with `num_workers` workers,
 // bound to options.server.bind_host on a free port.
-StatusOr<ServerProcess> StartServer(const ModelSpec& spec, const TrainOptions& options, int index,
-                                    int num_workers, const FoundCheckpoint* restore = nullptr,
+StatusOr<ServerProcess> StartServer(const models::ModelSpec& spec, const TrainOptions& options,
+                                    int index, int num_workers,
+                                    const models::FoundCheckpoint* restore = nullptr,
                                     int num_servers = 1);
 
 // Runs worker `worker` of `num_workers` against the servers at `endpoints`
@@ -90,19 +78,17 @@ StatusOr<ServerProcess> StartServer(const ModelSpec& spec, const TrainOptions& o
 // done, through it in every case (with the error when it failed, even before
 // its first step). `resume`: the checkpoint's progress of this worker.
 // Returns the worker's status.
-Status RunWorkerRole(const ModelSpec& spec, const JobData& data,
-                     const model::NegativeSampler& sampler, const TrainOptions& options,
-                     const std::vector<std::string>& endpoints, int worker, int num_workers,
-                     const WorkerProgress* resume, WorkerChannel* channel,
-                     const std::atomic<bool>* signal);
+// The data must be prepared for workers (ModelKind::PrepareWorkers).
+Status RunWorkerRole(const ModelKind& kind, const models::ModelSpec& spec, const JobData& data,
+                     const TrainOptions& options, const std::vector<std::string>& endpoints,
+                     int worker, int num_workers, const WorkerProgress* resume,
+                     WorkerChannel* channel, const std::atomic<bool>* signal);
 
 // Evaluates through the servers at `endpoints` (evaluation options `eval`).
-StatusOr<nlohmann::json> EvaluateThroughServers(const ModelSpec& spec, const JobData& data,
+StatusOr<nlohmann::json> EvaluateThroughServers(const ModelKind& kind,
+                                                const models::ModelSpec& spec, const JobData& data,
                                                 const TrainOptions& options,
                                                 const std::vector<std::string>& endpoints,
-                                                const CandidateEvalOptions& eval);
-
-// One human line for an evaluation result (candidate or ranking).
-std::string EvalLine(const nlohmann::json& eval);
+                                                const models::CandidateEvalOptions& eval);
 
 }  // namespace vrec::train

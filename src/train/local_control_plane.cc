@@ -2,8 +2,8 @@
 
 #include <utility>
 
-#include "train/checkpoint.h"
-#include "train/saved_model.h"
+#include "models/checkpoint.h"
+#include "models/saved_model.h"
 
 namespace vrec::train {
 
@@ -67,7 +67,7 @@ StatusOr<std::vector<ServerState>> LocalControlPlane::CheckpointServers(const st
   std::vector<ServerState> states;
   for (size_t s = 0; s < servers_.size(); ++s) {
     VREC_ASSIGN_OR_RETURN(ServerState st,
-                          WriteServerCheckpoint(servers_[s], dir, static_cast<int>(s)));
+                          models::WriteServerCheckpoint(servers_[s], dir, static_cast<int>(s)));
     states.push_back(std::move(st));
   }
   return states;
@@ -76,7 +76,8 @@ StatusOr<std::vector<ServerState>> LocalControlPlane::CheckpointServers(const st
 StatusOr<uint64_t> LocalControlPlane::SaveServers(const std::string& dir) {
   uint64_t rows = 0;
   for (size_t s = 0; s < servers_.size(); ++s) {
-    VREC_ASSIGN_OR_RETURN(uint64_t r, SaveServerTables(*servers_[s], dir, static_cast<int>(s)));
+    VREC_ASSIGN_OR_RETURN(uint64_t r,
+                          models::SaveServerTables(*servers_[s], dir, static_cast<int>(s)));
     rows += r;
   }
   return rows;

@@ -4,8 +4,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
-#include "train/checkpoint.h"
-#include "train/saved_model.h"
+#include "models/checkpoint.h"
+#include "models/saved_model.h"
 
 namespace vrec::train {
 namespace {
@@ -181,11 +181,11 @@ void ServeCommands(ps::ServerStorage* storage, int index) {
     if (command == kShutdown) return;
     const std::string dir = RecvBytes(0, kPath);
     if (command == kCheckpoint) {
-      StatusOr<ServerState> state = WriteServerCheckpoint(storage, dir, index);
+      StatusOr<ServerState> state = models::WriteServerCheckpoint(storage, dir, index);
       Ack(state.ok() ? StatusOr<uint64_t>(state->rows()) : StatusOr<uint64_t>(state.status()),
           index);
     } else if (command == kSave) {
-      Ack(SaveServerTables(*storage, dir, index), index);
+      Ack(models::SaveServerTables(*storage, dir, index), index);
     } else {
       Ack(absl::InvalidArgumentError(absl::StrCat("unknown command ", command)), index);
     }

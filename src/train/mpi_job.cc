@@ -19,7 +19,7 @@
 namespace vrec::train {
 namespace {
 
-using ResumePoint = StatusOr<std::optional<FoundCheckpoint>>;
+using ResumePoint = StatusOr<std::optional<models::FoundCheckpoint>>;
 
 // Every rank's endpoint (empty for non-servers), by rank.
 std::vector<std::string> AllGatherEndpoints(const std::string& mine, int size) {
@@ -43,8 +43,8 @@ std::string Advertised(const std::string& endpoint) {
 
 // A server rank: starts its server, tells every rank its endpoint, then
 // serves the coordinator's commands until shut down.
-Status RunServerRank(const ModelSpec& spec, const TrainOptions& options, int index, int num_servers,
-                     int num_workers, int world_size, const ResumePoint& resume) {
+Status RunServerRank(const models::ModelSpec& spec, const TrainOptions& options, int index,
+                     int num_servers, int num_workers, int world_size, const ResumePoint& resume) {
   TrainOptions o = options;
   if (o.server.bind_host == "*") o.server.bind_host = "0.0.0.0";
   StatusOr<ServerProcess> server =
@@ -63,81 +63,61 @@ Status RunServerRank(const ModelSpec& spec, const TrainOptions& options, int ind
   return absl::OkStatus();
 }
 
-// Rank 0 reads the dataset once (the label counts, or the ranking features'
-// quantiles); the workers read the manifest and the corpus ids themselves
-// and get the rest from rank 0. Collective over `peers` (rank 0 and the
+// Rank 0 reads the dataset once (LoadJobData, full: label counts, fitted
+// quantiles); the workers read their own part (the manifest, the corpus's
+// ids) and get the rest from rank 0. Collective over `peers` (rank 0 and the
 // workers); false on every rank if any of them failed.
-bool ShareJobData(const TrainOptions& options, const ModelSpec& spec, int rank, bool servers_up,
-                  const ResumePoint& resume, MPI_Comm peers, JobData* data, Status* status) {
-  const bool ranking = spec.kind == "ranking";
-  if (rank == 0) {
-    StatusOr<JobData> d = LoadJobData(options, spec);
-    if (d.ok()) {
-      *data = std::move(*d);
-    } else {
-      *status = d.status();
-    }
+bool ShareJobData(const ModelKind& kind, const TrainOptions& options, const models::ModelSpec& spec,
+                  int rank, bool servers_up, const ResumePoint& resume, MPI_Comm peers,
+                  JobData* data, Status* status) {
+  StatusOr<JobData> d = LoadJobData(kind, options, spec, /*full=*/rank == 0);
+  if (d.ok()) {
+    *data = std::move(*d);
   } else {
-    StatusOr<DatasetManifest> m = ReadManifest(options.data_dir);
-    StatusOr<Corpus> c = !m.ok()   ? StatusOr<Corpus>(m.status())
-                         : ranking ? StatusOr<Corpus>(Corpus())
-                                   : LoadCorpus(options.data_dir, *m, false);
-    if (c.ok()) {
-      data->manifest = *m;
-      data->corpus = std::move(*c);
-      if (options.worker.stream) {  // each worker rank simulates its own users
-        auto world = GeneratedWorld::Load(options.data_dir, data->manifest);
-        if (world.ok()) {
-          data->world = *world;
-        } else {
-          *status = world.status();
-        }
-      }
-    } else {
-      *status = c.status();
-    }
+    *status = d.status();
   }
   if (status->ok() && !resume.ok()) *status = resume.status();
-  int64_t corpus_size = static_cast<int64_t>(data->corpus.ids.size());
   int ok = status->ok() && servers_up ? 1 : 0, all_ok = 0;
   MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, peers);
-  int64_t coordinator_size = corpus_size;
-  MPI_Bcast(&coordinator_size, 1, MPI_INT64_T, 0, peers);
-  if (!all_ok || coordinator_size != corpus_size) return false;
-  if (!ranking) {
-    data->corpus.label_counts.resize(static_cast<size_t>(corpus_size));
-    MPI_Bcast(data->corpus.label_counts.data(), static_cast<int>(corpus_size), MPI_DOUBLE, 0,
-              peers);
-    return true;
+  if (!all_ok) return false;
+  // What rank 0 computed: the quantiles (a serialized TrainedModel holding
+  // only them), then the corpus's label counts (in corpus order).
+  TrainedModel shared;
+  if (rank == 0) {
+    for (const auto& q : data->quantiles) *shared.add_quantiles() = q;
   }
-  // The quantiles, as a serialized TrainedModel holding only them.
-  TrainedModel holder;
-  for (const auto& q : data->quantiles) *holder.add_quantiles() = q;
-  std::string bytes = rank == 0 ? holder.SerializeAsString() : std::string();
+  std::string bytes = rank == 0 ? shared.SerializeAsString() : std::string();
   int64_t n = static_cast<int64_t>(bytes.size());
   MPI_Bcast(&n, 1, MPI_INT64_T, 0, peers);
   bytes.resize(static_cast<size_t>(n));
   MPI_Bcast(bytes.data(), static_cast<int>(n), MPI_BYTE, 0, peers);
-  if (rank != 0) {
-    if (!holder.ParseFromString(bytes)) return false;
-    data->quantiles.assign(holder.quantiles().begin(), holder.quantiles().end());
+  if (rank != 0 && !shared.ParseFromString(bytes)) return false;
+  data->quantiles.assign(shared.quantiles().begin(), shared.quantiles().end());
+  int64_t counts = static_cast<int64_t>(data->corpus.label_counts.size());
+  MPI_Bcast(&counts, 1, MPI_INT64_T, 0, peers);
+  if (counts > 0) {
+    // Every rank read the same corpus: its size must match rank 0's counts.
+    int same = static_cast<int64_t>(data->corpus.ids.size()) == counts ? 1 : 0, all_same = 0;
+    MPI_Allreduce(&same, &all_same, 1, MPI_INT, MPI_MIN, peers);
+    if (!all_same) {
+      *status = absl::FailedPreconditionError("the ranks read corpora of different sizes");
+      return false;
+    }
+    data->corpus.label_counts.resize(static_cast<size_t>(counts));
+    MPI_Bcast(data->corpus.label_counts.data(), static_cast<int>(counts), MPI_DOUBLE, 0, peers);
   }
   return true;
 }
 
 // A worker rank: trains, reporting to rank 0, until its share is done or it
 // is stopped. Its last report reaches rank 0 in every case.
-Status RunWorkerRank(const ModelSpec& spec, const JobData& data, const TrainOptions& options,
-                     const std::vector<std::string>& endpoints, int worker, int num_workers,
-                     const ResumePoint& resume, Status startup, MPI_Comm peers,
-                     const std::atomic<bool>* stop) {
+Status RunWorkerRank(const ModelKind& kind, const models::ModelSpec& spec, JobData& data,
+                     const TrainOptions& options, const std::vector<std::string>& endpoints,
+                     int worker, int num_workers, const ResumePoint& resume, Status startup,
+                     MPI_Comm peers, const std::atomic<bool>* stop) {
   MpiWorkerChannel channel;
   Status s = startup;
-  StatusOr<model::NegativeSampler> sampler = model::NegativeSampler::Uniform(1);
-  if (s.ok()) {
-    sampler = BuildSampler(spec, data.corpus);
-    s = sampler.status();
-  }
+  if (s.ok()) s = kind.PrepareWorkers(spec, &data);
   if (s.ok()) {  // reports its last progress itself
     WorkerProgress resumed;
     const WorkerProgress* from = nullptr;
@@ -147,7 +127,7 @@ Status RunWorkerRank(const ModelSpec& spec, const JobData& data, const TrainOpti
       }
       from = &resumed;
     }
-    s = RunWorkerRole(spec, data, *sampler, options, endpoints, worker, num_workers, from, &channel,
+    s = RunWorkerRole(kind, spec, data, options, endpoints, worker, num_workers, from, &channel,
                       stop);
   } else {
     WorkerProgress last;
@@ -189,7 +169,9 @@ StatusOr<nlohmann::json> TrainMpi(const TrainOptions& options, const std::atomic
         " workers: use -np of at least --servers + 2 (one coordinator, the servers, then "
         "workers)")));
   }
-  StatusOr<ModelSpec> spec = BuildSpec(options);
+  StatusOr<const ModelKind*> kind = FindModelKind(options.model);
+  if (!kind.ok()) return finalize(kind.status());
+  StatusOr<models::ModelSpec> spec = (*kind)->Spec(options);
   if (!spec.ok()) return finalize(spec.status());
   const bool is_server = rank >= 1 && rank <= servers;
   // Every rank reads the checkpoint it resumes from (a shared file system).
@@ -213,7 +195,7 @@ StatusOr<nlohmann::json> TrainMpi(const TrainOptions& options, const std::atomic
   JobData data;
   Status data_status;
   const bool all_ok =
-      ShareJobData(options, *spec, rank, servers_up, resume, peers, &data, &data_status);
+      ShareJobData(**kind, options, *spec, rank, servers_up, resume, peers, &data, &data_status);
   spec->quantiles = data.quantiles;
   const Status startup =
       all_ok ? absl::OkStatus()
@@ -222,8 +204,8 @@ StatusOr<nlohmann::json> TrainMpi(const TrainOptions& options, const std::atomic
           : absl::UnavailableError("the job could not start (see the other ranks' logs)");
 
   if (rank != 0) {
-    Status s = RunWorkerRank(*spec, data, options, endpoints, rank - 1 - servers, workers, resume,
-                             startup, peers, stop);
+    Status s = RunWorkerRank(**kind, *spec, data, options, endpoints, rank - 1 - servers, workers,
+                             resume, startup, peers, stop);
     MPI_Comm_free(&peers);
     if (!s.ok()) return finalize(s);
     return finalize(nlohmann::json());
@@ -244,10 +226,10 @@ StatusOr<nlohmann::json> TrainMpi(const TrainOptions& options, const std::atomic
   job.num_workers = workers;
   job.train_records = data.train_records;
   job.resumed = resumed;
-  job.evaluate = [&](const CandidateEvalOptions& eval) {
-    return EvaluateThroughServers(*spec, data, options, endpoints, eval);
+  job.evaluate = [&](const models::CandidateEvalOptions& eval) {
+    return EvaluateThroughServers(**kind, *spec, data, options, endpoints, eval);
   };
-  job.eval_line = EvalLine;
+  job.eval_line = [k = *kind](const nlohmann::json& eval) { return k->EvalLine(eval); };
   if (all_ok) job.endpoints = endpoints;
   Coordinator coordinator(std::move(job), &plane);
   if (!options.model_dir.empty()) coordinator.Fail(MakeDirs(options.model_dir));

@@ -9,10 +9,13 @@
 #include <cstdint>
 #include <string>
 
-#include "train/checkpoint.h"
-#include "train/evaluate.h"
-#include "train/model_spec.h"
-#include "train/ranking.h"
+#include "models/candidate_eval.h"
+#include "models/candidate_spec.h"
+#include "models/candidate_tower.h"
+#include "models/checkpoint.h"
+#include "models/ranking_eval.h"
+#include "models/ranking_scorer.h"
+#include "models/ranking_spec.h"
 
 namespace vrec::train {
 
@@ -52,25 +55,25 @@ struct CoordinatorOptions {
   double eval_every_seconds = 0;         // 0 = evaluate at the end only
   double ps_stats_seconds = 30;          // server stats lines; 0 = none
   uint64_t eval_examples_during = 2000;  // test examples per periodic evaluation
-  CandidateEvalOptions eval;             // the final evaluation
+  models::CandidateEvalOptions eval;     // the final evaluation
   bool final_eval = true;
   double poll_seconds = 0.02;  // how often the coordinator looks at its control plane
 };
 
 // Checkpoints (checkpoint.h, docs/checkpoints.md).
 struct CheckpointOptions {
-  std::string dir;        // empty = none
-  CheckpointEvery every;  // also one at the end of a run with a dir
-  int keep = 3;           // complete checkpoints kept
-  bool resume = false;    // continue from the newest complete checkpoint in dir
+  std::string dir;                // empty = none
+  models::CheckpointEvery every;  // also one at the end of a run with a dir
+  int keep = 3;                   // complete checkpoints kept
+  bool resume = false;            // continue from the newest complete checkpoint in dir
 };
 
 struct TrainOptions {
   std::string data_dir;
   std::string model_dir;            // empty = do not save
-  std::string model = "candidate";  // the model kind's name (model_kind.h)
-  CandidateSpecOptions candidate;
-  RankingSpecOptions ranking;
+  std::string model = models::kCandidateKind;  // the model kind's name (model_kind.h)
+  models::CandidateSpecOptions candidate;
+  models::RankingSpecOptions ranking;
   ServerOptions server;
   WorkerOptions worker;
   CoordinatorOptions coordinator;

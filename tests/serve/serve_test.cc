@@ -8,13 +8,16 @@
 #include "data/generator.h"
 #include "data/world.h"
 #include "glog/logging.h"
+#include "models/candidate_eval.h"
+#include "models/candidate_tower.h"
+#include "models/ranking_eval.h"
+#include "models/ranking_scorer.h"
+#include "models/ranking_spec.h"
 #include "serve/bundle.h"
 #include "serve/http_server.h"
 #include "serve/recommender.h"
 #include "testutil/testutil.h"
-#include "train/evaluate.h"
 #include "train/job.h"
-#include "train/ranking.h"
 
 // Last: <resolv.h>, which it includes, defines _res, a name Eigen uses.
 #include <httplib.h>
@@ -105,7 +108,7 @@ TEST(ExportTest, TheBundleHoldsExactlyTheTrainedWeights) {
   for (const auto& [exported, saved_dir] :
        {std::make_pair(bundle->candidate(), Models().candidate_model),
         std::make_pair(bundle->ranking(), Models().ranking_model)}) {
-    ASSERT_OK_AND_ASSIGN(auto saved, train::SavedModel::Open(saved_dir));
+    ASSERT_OK_AND_ASSIGN(auto saved, models::SavedModel::Open(saved_dir));
     ASSERT_EQ(exported->spec().config.tables_size(), saved->spec().config.tables_size());
     for (int t = 0; t < saved->spec().config.tables_size(); ++t) {
       EXPECT_EQ(exported->rows(t), saved->rows(t)) << saved->spec().config.tables(t).name();
@@ -123,8 +126,8 @@ TEST(ExportTest, TheBundleHoldsExactlyTheTrainedWeights) {
       EXPECT_EQ(a, c) << tc.name();
     }
     std::vector<float> a, c;
-    ASSERT_OK(train::GatherDense(saved->spec(), saved.get(), &a));
-    ASSERT_OK(train::GatherDense(exported->spec(), exported, &c));
+    ASSERT_OK(models::GatherDense(saved->spec(), saved.get(), &a));
+    ASSERT_OK(models::GatherDense(exported->spec(), exported, &c));
     EXPECT_EQ(a, c);
   }
   // Bad inputs.
@@ -151,10 +154,10 @@ TEST(ExportTest, IvfSearchAgreesWithExactSearch) {
   EXPECT_GE(b.index().recall_at_100(), 0.95);
   ASSERT_OK_AND_ASSIGN(auto bundle, LoadedBundle::Load(o.out));
   ASSERT_OK_AND_ASSIGN(auto tower,
-                       train::UserTower::Create(bundle->candidate()->spec(), bundle->candidate()));
+                       models::UserTower::Create(bundle->candidate()->spec(), bundle->candidate()));
   std::vector<int64_t> ids;
   for (const Video& v : bundle->videos()) ids.push_back(v.id);
-  ASSERT_OK_AND_ASSIGN(model::RowMatrix<float> rows, train::CorpusRows(*tower, ids));
+  ASSERT_OK_AND_ASSIGN(model::RowMatrix<float> rows, models::CorpusRows(*tower, ids));
   // Queries: corpus rows as user vectors.
   uint64_t hits = 0, total = 0;
   for (int64_t qi = 0; qi < rows.rows(); qi += 25) {
@@ -204,11 +207,11 @@ TEST(RecommenderTest, ScoresEqualOfflineScoringOfTheSameModel) {
   }
 
   // Offline: the user vector and exact scores from the saved candidate model.
-  ASSERT_OK_AND_ASSIGN(auto cand, train::SavedModel::Open(Models().candidate_model));
-  ASSERT_OK_AND_ASSIGN(auto tower, train::UserTower::Create(cand->spec(), cand.get()));
+  ASSERT_OK_AND_ASSIGN(auto cand, models::SavedModel::Open(Models().candidate_model));
+  ASSERT_OK_AND_ASSIGN(auto tower, models::UserTower::Create(cand->spec(), cand.get()));
   std::vector<int64_t> ids;
   for (const Video& v : bundle->videos()) ids.push_back(v.id);
-  ASSERT_OK_AND_ASSIGN(model::RowMatrix<float> rows, train::CorpusRows(*tower, ids));
+  ASSERT_OK_AND_ASSIGN(model::RowMatrix<float> rows, models::CorpusRows(*tower, ids));
   const CandidateExample user = rec->UserExample(q);
   model::RowMatrix<float> u;
   ASSERT_OK(tower->UserVectors(absl::MakeConstSpan(&user, 1), true, &u));
@@ -237,8 +240,8 @@ TEST(RecommenderTest, ScoresEqualOfflineScoringOfTheSameModel) {
     EXPECT_NEAR(it.retrieval_score, e->first, 1e-4 * (1 + std::abs(e->first)));
   }
   // Ranking: the saved ranking model's logits on the same impressions.
-  ASSERT_OK_AND_ASSIGN(auto rank, train::SavedModel::Open(Models().ranking_model));
-  ASSERT_OK_AND_ASSIGN(auto scorer, train::RankingScorer::Create(rank->spec(), rank.get()));
+  ASSERT_OK_AND_ASSIGN(auto rank, models::SavedModel::Open(Models().ranking_model));
+  ASSERT_OK_AND_ASSIGN(auto scorer, models::RankingScorer::Create(rank->spec(), rank.get()));
   std::vector<int32_t> cands;
   for (const auto& it : items) cands.push_back(bundle->IndexOf(it.video));
   std::vector<float> z;

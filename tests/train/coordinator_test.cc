@@ -10,8 +10,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
+#include "models/saved_model.h"
 #include "testutil/testutil.h"
-#include "train/saved_model.h"
 
 namespace vrec::train {
 namespace {
@@ -91,7 +91,7 @@ class FakeControlPlane : public ControlPlane {
     for (const auto& f : workers_) EXPECT_TRUE(f.paused || f.done);
     if (fail_checkpoint_) return absl::InternalError("server 0: disk full");
     VREC_RETURN_IF_ERROR(MakeDirs(dir));
-    VREC_RETURN_IF_ERROR(WriteFileAtomic(JoinPath(dir, ServerStateFile(0)), ""));
+    VREC_RETURN_IF_ERROR(WriteFileAtomic(JoinPath(dir, models::ServerStateFile(0)), ""));
     ServerState s;
     s.set_rows(7);
     return std::vector<ServerState>{s};
@@ -128,8 +128,8 @@ class FakeControlPlane : public ControlPlane {
   std::vector<std::string> log_;
 };
 
-ModelSpec TinySpec() {
-  ModelSpec spec;
+models::ModelSpec TinySpec() {
+  models::ModelSpec spec;
   spec.kind = "candidate";
   return spec;
 }
@@ -146,7 +146,7 @@ TrainOptions Options(const testing::ScratchDir& dir) {
   return o;
 }
 
-CoordinatedJob Job(const ModelSpec* spec, const TrainOptions* options, int workers) {
+CoordinatedJob Job(const models::ModelSpec* spec, const TrainOptions* options, int workers) {
   CoordinatedJob job;
   job.spec = spec;
   job.options = options;
@@ -159,7 +159,7 @@ TEST(CoordinatorTest, RunsToTheEndAndSavesTheModel) {
   testing::ScratchDir dir;
   TrainOptions o = Options(dir);
   ASSERT_OK(MakeDirs(o.model_dir));
-  const ModelSpec spec = TinySpec();
+  const models::ModelSpec spec = TinySpec();
   FakeControlPlane plane({Worker(3), Worker(4)});
   Coordinator c(Job(&spec, &o, 2), &plane);
   ASSERT_OK_AND_ASSIGN(nlohmann::json summary, c.Run(nullptr));
@@ -168,7 +168,7 @@ TEST(CoordinatorTest, RunsToTheEndAndSavesTheModel) {
   EXPECT_EQ(summary["rows_saved"], 42);
   EXPECT_EQ(summary["stopped"], false);
   EXPECT_THAT(plane.log(), ElementsAre("done 0", "done 1", "save"));
-  ASSERT_OK_AND_ASSIGN(TrainedModel m, ReadTrainedModel(o.model_dir));
+  ASSERT_OK_AND_ASSIGN(TrainedModel m, models::ReadTrainedModel(o.model_dir));
   EXPECT_EQ(m.examples_trained(), 70u);
 }
 
@@ -178,7 +178,7 @@ TEST(CoordinatorTest, PausesEveryWorkerBeforeTheServersWriteThenCommitsThenRelea
   o.model_dir.clear();
   o.checkpoint.dir = dir.File("ckpt");
   o.checkpoint.every.examples = 25;
-  const ModelSpec spec = TinySpec();
+  const models::ModelSpec spec = TinySpec();
   FakeControlPlane plane({Worker(5), Worker(5)});
   Coordinator c(Job(&spec, &o, 2), &plane);
   ASSERT_OK(c.Run(nullptr).status());
@@ -187,7 +187,7 @@ TEST(CoordinatorTest, PausesEveryWorkerBeforeTheServersWriteThenCommitsThenRelea
   EXPECT_THAT(plane.log(), ElementsAre("pause", "paused 0", "paused 1", "checkpoint", "release",
                                        "pause", "paused 0", "paused 1", "checkpoint", "release",
                                        "done 0", "done 1", "checkpoint"));
-  ASSERT_OK_AND_ASSIGN(FoundCheckpoint found, FindCheckpoint(o.checkpoint.dir));
+  ASSERT_OK_AND_ASSIGN(models::FoundCheckpoint found, models::FindCheckpoint(o.checkpoint.dir));
   EXPECT_EQ(found.manifest.model().examples_trained(), 100u);
   ASSERT_EQ(found.manifest.workers_size(), 2);
   for (const WorkerProgress& w : found.manifest.workers()) {
@@ -204,7 +204,7 @@ TEST(CoordinatorTest, ACheckpointAskedDuringTheFinalDrainCountsFinishedWorkers) 
   o.model_dir.clear();
   o.checkpoint.dir = dir.File("ckpt");
   o.checkpoint.every.examples = 15;
-  const ModelSpec spec = TinySpec();
+  const models::ModelSpec spec = TinySpec();
   // The pause is due after the first steps (20 examples). Worker 1 is on
   // its way to its end: it takes its last step and answers with its last
   // report instead of pausing.
@@ -215,9 +215,10 @@ TEST(CoordinatorTest, ACheckpointAskedDuringTheFinalDrainCountsFinishedWorkers) 
   EXPECT_THAT(plane.log(), ElementsAre("pause", "paused 0", "done 1", "checkpoint", "release",
                                        "done 0", "checkpoint"));
   // The mid-run checkpoint keeps worker 1 as done, worker 0 as paused.
-  const uint64_t first = NextCheckpointSequence(o.checkpoint.dir) - 2;
-  ASSERT_OK_AND_ASSIGN(FoundCheckpoint mid,
-                       FindCheckpoint(JoinPath(o.checkpoint.dir, CheckpointName(first))));
+  const uint64_t first = models::NextCheckpointSequence(o.checkpoint.dir) - 2;
+  ASSERT_OK_AND_ASSIGN(
+      models::FoundCheckpoint mid,
+      models::FindCheckpoint(JoinPath(o.checkpoint.dir, models::CheckpointName(first))));
   EXPECT_FALSE(mid.manifest.workers(0).done());
   EXPECT_EQ(mid.manifest.workers(0).steps(), 1u);
   EXPECT_TRUE(mid.manifest.workers(1).done());
@@ -230,7 +231,7 @@ TEST(CoordinatorTest, AWorkersErrorStopsTheOthersAndIsReturnedWithNothingSaved) 
   TrainOptions o = Options(dir);
   ASSERT_OK(MakeDirs(o.model_dir));
   o.checkpoint.dir = dir.File("ckpt");
-  const ModelSpec spec = TinySpec();
+  const models::ModelSpec spec = TinySpec();
   FakeControlPlane plane({Worker(100), Worker(100, 2)});
   Coordinator c(Job(&spec, &o, 2), &plane);
   StatusOr<nlohmann::json> result = c.Run(nullptr);
@@ -247,7 +248,7 @@ TEST(CoordinatorTest, AnErrorDuringAPauseStillReleasesEveryPausedWorkerWithoutAC
   o.model_dir.clear();
   o.checkpoint.dir = dir.File("ckpt");
   o.checkpoint.every.examples = 15;
-  const ModelSpec spec = TinySpec();
+  const models::ModelSpec spec = TinySpec();
   FakeControlPlane plane({Worker(100, 2), Worker(100)});
   // The pause is asked after the first steps; worker 1 pauses, worker 0
   // takes another step and fails instead of pausing.
@@ -265,7 +266,7 @@ TEST(CoordinatorTest, ACheckpointThatFailsStopsTheJobWithItsError) {
   o.model_dir.clear();
   o.checkpoint.dir = dir.File("ckpt");
   o.checkpoint.every.examples = 15;
-  const ModelSpec spec = TinySpec();
+  const models::ModelSpec spec = TinySpec();
   FakeControlPlane plane({Worker(100)});
   plane.FailCheckpoints();
   Coordinator c(Job(&spec, &o, 1), &plane);
@@ -278,7 +279,7 @@ TEST(CoordinatorTest, ASignalStopsTheWorkersAndTheModelIsStillSaved) {
   testing::ScratchDir dir;
   TrainOptions o = Options(dir);
   ASSERT_OK(MakeDirs(o.model_dir));
-  const ModelSpec spec = TinySpec();
+  const models::ModelSpec spec = TinySpec();
   FakeControlPlane plane({Worker(1000000)});
   std::atomic<bool> stop{true};
   Coordinator c(Job(&spec, &o, 1), &plane);
@@ -290,7 +291,7 @@ TEST(CoordinatorTest, ASignalStopsTheWorkersAndTheModelIsStillSaved) {
 TEST(CoordinatorTest, AFailureBeforeTheRunIsReturnedOnceTheWorkersAreDone) {
   testing::ScratchDir dir;
   TrainOptions o = Options(dir);
-  const ModelSpec spec = TinySpec();
+  const models::ModelSpec spec = TinySpec();
   FakeControlPlane plane({Worker(1000000), Worker(1000000)});
   Coordinator c(Job(&spec, &o, 2), &plane);
   c.Fail(absl::NotFoundError("dataset /x: no manifest"));
@@ -304,11 +305,11 @@ TEST(CoordinatorTest, EvaluatesAtTheEndThroughItsEvaluator) {
   o.model_dir.clear();
   o.coordinator.final_eval = true;
   o.coordinator.eval.max_examples = 123;
-  const ModelSpec spec = TinySpec();
+  const models::ModelSpec spec = TinySpec();
   FakeControlPlane plane({Worker(2)});
   CoordinatedJob job = Job(&spec, &o, 1);
   uint64_t asked = 0;
-  job.evaluate = [&](const CandidateEvalOptions& e) -> StatusOr<nlohmann::json> {
+  job.evaluate = [&](const models::CandidateEvalOptions& e) -> StatusOr<nlohmann::json> {
     asked = e.max_examples;
     return nlohmann::json{{"recall@100", 0.5}};
   };

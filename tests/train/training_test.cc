@@ -7,11 +7,11 @@
 #include "data/dataset.h"
 #include "data/generator.h"
 #include "data/world.h"
+#include "models/saved_model.h"
 #include "ps/slot_router.h"
 #include "testutil/testutil.h"
 #include "train/job.h"
 #include "train/job_roles.h"
-#include "train/saved_model.h"
 
 namespace vrec::train {
 namespace {
@@ -44,8 +44,8 @@ const std::string& TinyDataset() {
   return *dir;
 }
 
-CandidateSpecOptions SmallSpecOptions() {
-  CandidateSpecOptions o;
+models::CandidateSpecOptions SmallSpecOptions() {
+  models::CandidateSpecOptions o;
   o.seed = 3;
   o.model.embedding_dim = 16;
   o.model.region_dim = 4;
@@ -74,12 +74,13 @@ TrainOptions SmallJob(const std::string& model_dir) {
 }
 
 TEST(ModelSpecTest, CandidateTablesAndDenseBlocksCoverTheLayout) {
-  ASSERT_OK_AND_ASSIGN(ModelSpec spec, CandidateSpec(SmallSpecOptions()));
+  ASSERT_OK_AND_ASSIGN(models::ModelSpec spec, models::CandidateSpec(SmallSpecOptions()));
   EXPECT_EQ(spec.kind, "candidate");
-  for (const char* t : {kVideoTable, kTokenTable, kRegionTable, kDeviceTable, kVideoOutTable}) {
+  for (const char* t : {models::kVideoTable, models::kTokenTable, models::kRegionTable,
+                        models::kDeviceTable, models::kVideoOutTable}) {
     EXPECT_GE(spec.TableIndex(t), 0) << t;
   }
-  EXPECT_EQ(spec.Table(spec.TableIndex(kVideoOutTable)).dim(), 17u);  // [w | b]
+  EXPECT_EQ(spec.Table(spec.TableIndex(models::kVideoOutTable)).dim(), 17u);  // [w | b]
   ASSERT_OK_AND_ASSIGN(auto model, model::CandidateModel<float>::Create(SmallSpecOptions().model));
   EXPECT_EQ(spec.DenseSize(), static_cast<uint64_t>(model.layout().size()));
   uint64_t covered = 0;
@@ -276,7 +277,7 @@ TEST(ExampleStreamTest, BadWorkerIndexIsAnError) {
 TEST(SavedModelTest, ReadsBackWhatTheServersHeldAndInitialValuesElsewhere) {
   testing::ScratchDir dir;
   TrainOptions o = SmallJob(dir.File("model"));
-  ASSERT_OK_AND_ASSIGN(ModelSpec spec, BuildSpec(o));
+  ASSERT_OK_AND_ASSIGN(models::ModelSpec spec, CandidateKind().Spec(o));
   std::vector<std::unique_ptr<ps::ServerStorage>> servers;
   for (int s = 0; s < 2; ++s) {
     o.server.spill_dir = dir.File("spill");
@@ -285,29 +286,31 @@ TEST(SavedModelTest, ReadsBackWhatTheServersHeldAndInitialValuesElsewhere) {
   }
   ASSERT_OK_AND_ASSIGN(auto router, ps::SlotRouter::Contiguous(2));
   // Touch and train some rows of the video table, spread over both servers.
-  const int video = spec.TableIndex(kVideoTable);
+  const int video = spec.TableIndex(models::kVideoTable);
   const uint32_t dim = spec.Table(video).dim();
   std::vector<uint64_t> trained = {1, 2, 3, 1000, 123456789};
   for (uint64_t k : trained) {
     ps::EmbeddingStore* store =
-        servers[router.Server(ps::TableId(kVideoTable), k)]->Find(kVideoTable);
+        servers[router.Server(ps::TableId(models::kVideoTable), k)]->Find(models::kVideoTable);
     std::vector<float> g(dim, 0.5f);
     ASSERT_OK(store->Push({k}, g));
   }
   // Dense tables: pull every block once so they exist.
   for (const auto& d : spec.dense) {
     const int t = spec.TableIndex(d.table());
-    for (uint64_t b = 0; b < DenseBlocks(d.size()); ++b) {
+    for (uint64_t b = 0; b < models::DenseBlocks(d.size()); ++b) {
       ps::EmbeddingStore* store =
           servers[router.Server(ps::TableId(d.table()), b)]->Find(d.table());
       std::vector<float> out(spec.Table(t).dim());
       ASSERT_OK(store->Pull({b}, absl::MakeSpan(out)));
     }
   }
-  for (int s = 0; s < 2; ++s) ASSERT_OK(SaveServerTables(*servers[s], o.model_dir, s).status());
-  ASSERT_OK(WriteTrainedModel(o.model_dir, MakeTrainedModel(spec, o.data_dir, 2, 10, 1, 0.5)));
+  for (int s = 0; s < 2; ++s)
+    ASSERT_OK(models::SaveServerTables(*servers[s], o.model_dir, s).status());
+  ASSERT_OK(models::WriteTrainedModel(o.model_dir,
+                                      models::MakeTrainedModel(spec, o.data_dir, 2, 10, 1, 0.5)));
 
-  ASSERT_OK_AND_ASSIGN(auto saved, SavedModel::Open(o.model_dir));
+  ASSERT_OK_AND_ASSIGN(auto saved, models::SavedModel::Open(o.model_dir));
   EXPECT_EQ(saved->info().examples_trained(), 10u);
   std::vector<uint64_t> keys = trained;
   keys.push_back(42);  // never touched: the initial value
@@ -315,13 +318,14 @@ TEST(SavedModelTest, ReadsBackWhatTheServersHeldAndInitialValuesElsewhere) {
   ASSERT_OK(saved->Pull(video, keys, got.data()));
   for (size_t i = 0; i < keys.size(); ++i) {
     ps::EmbeddingStore* store =
-        servers[router.Server(ps::TableId(kVideoTable), keys[i])]->Find(kVideoTable);
+        servers[router.Server(ps::TableId(models::kVideoTable), keys[i])]->Find(
+            models::kVideoTable);
     ASSERT_OK(store->Pull({keys[i]}, absl::MakeSpan(want)));
     for (uint32_t d = 0; d < dim; ++d)
       ASSERT_EQ(got[i * dim + d], want[d]) << "key " << keys[i] << " element " << d;
   }
   std::vector<float> dense_saved;
-  ASSERT_OK(GatherDense(saved->spec(), saved.get(), &dense_saved));
+  ASSERT_OK(models::GatherDense(saved->spec(), saved.get(), &dense_saved));
   EXPECT_EQ(dense_saved.size(), spec.DenseSize());
 }
 
@@ -333,11 +337,11 @@ TEST(VideoAgeSharesTest, SharesAreDistributions) {
   o.worker.max_examples = 4000;
   o.coordinator.final_eval = false;
   ASSERT_OK(TrainLocal(o, nullptr).status());
-  ASSERT_OK_AND_ASSIGN(auto saved, SavedModel::Open(o.model_dir));
-  ASSERT_OK_AND_ASSIGN(JobData data, LoadJobData(o, saved->spec()));
+  ASSERT_OK_AND_ASSIGN(auto saved, models::SavedModel::Open(o.model_dir));
+  ASSERT_OK_AND_ASSIGN(JobData data, LoadJobData(CandidateKind(), o, saved->spec()));
   ASSERT_OK_AND_ASSIGN(nlohmann::json s,
-                       VideoAgeShares(saved->spec(), saved.get(), o.data_dir, data.manifest,
-                                      data.corpus, o.coordinator.eval, 10));
+                       models::VideoAgeShares(saved->spec(), saved.get(), o.data_dir, data.manifest,
+                                              data.corpus, o.coordinator.eval, 10));
   ASSERT_EQ(s["days"].size(), 10u);
   double predicted = s["not_yet_uploaded"].get<double>();
   double empirical = s["empirical_not_yet_uploaded"].get<double>();
@@ -353,12 +357,12 @@ TEST(VideoAgeSharesTest, SharesAreDistributions) {
 
 TEST(SavedModelTest, MissingOrCorruptManifestIsAClearError) {
   testing::ScratchDir dir;
-  auto missing = SavedModel::Open(dir.path());
+  auto missing = models::SavedModel::Open(dir.path());
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(missing.status().message(), ::testing::HasSubstr("model.pb"));
   std::ofstream(dir.File("model.pb")) << "garbage";
-  auto corrupt = SavedModel::Open(dir.path());
+  auto corrupt = models::SavedModel::Open(dir.path());
   ASSERT_FALSE(corrupt.ok());
   EXPECT_THAT(corrupt.status().message(), ::testing::HasSubstr(dir.File("model.pb")));
 }
@@ -387,11 +391,11 @@ TEST(TrainLocalTest, LearnsSavesAndEvaluatesTheSameThroughPsAndFolder) {
   EXPECT_TRUE(eval.contains("oracle"));
 
   // The saved folder evaluates exactly as the live servers did.
-  ASSERT_OK_AND_ASSIGN(auto saved, SavedModel::Open(o.model_dir));
-  ASSERT_OK_AND_ASSIGN(JobData data, LoadJobData(o, saved->spec()));
+  ASSERT_OK_AND_ASSIGN(auto saved, models::SavedModel::Open(o.model_dir));
+  ASSERT_OK_AND_ASSIGN(JobData data, LoadJobData(CandidateKind(), o, saved->spec()));
   ASSERT_OK_AND_ASSIGN(nlohmann::json again,
-                       EvaluateCandidate(saved->spec(), saved.get(), o.data_dir, data.manifest,
-                                         data.corpus, o.coordinator.eval));
+                       models::EvaluateCandidate(saved->spec(), saved.get(), o.data_dir,
+                                                 data.manifest, data.corpus, o.coordinator.eval));
   for (const char* k : {"recall@1", "recall@10", "recall@50", "recall@100", "map"}) {
     EXPECT_EQ(again[k].get<double>(), eval[k].get<double>()) << k;
   }
@@ -422,27 +426,28 @@ TEST(TrainLocalTest, RankingLearnsAndEvaluatesTheSameThroughPsAndFolder) {
   EXPECT_GT(loss, oracle - 0.05);  // the oracle is the best in expectation
   EXPECT_GT(eval["auc"].get<double>(), 0.55);
 
-  ASSERT_OK_AND_ASSIGN(auto saved, SavedModel::Open(o.model_dir));
-  EXPECT_EQ(saved->spec().quantiles.size(), RankingContinuousFeatures().size());
+  ASSERT_OK_AND_ASSIGN(auto saved, models::SavedModel::Open(o.model_dir));
+  EXPECT_EQ(saved->spec().quantiles.size(), models::RankingContinuousFeatures().size());
   ASSERT_OK_AND_ASSIGN(nlohmann::json again,
-                       EvaluateRanking(saved->spec(), saved.get(), o.data_dir, m, {}));
+                       models::EvaluateRanking(saved->spec(), saved.get(), o.data_dir, m, {}));
   EXPECT_EQ(again["weighted_per_user_loss"].get<double>(), loss);
   EXPECT_EQ(again["auc"].get<double>(), eval["auc"].get<double>());
 }
 
 TEST(RankingSpecTest, QuantilesAreRequiredAndChecked) {
-  RankingSpecOptions ro;
+  models::RankingSpecOptions ro;
   ro.tower = {8};
-  ASSERT_OK_AND_ASSIGN(ModelSpec spec, RankingSpec(ro));
-  EXPECT_EQ(RankingOptionsFromSpec(spec).status().code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_OK_AND_ASSIGN(models::ModelSpec spec, models::RankingSpec(ro));
+  EXPECT_EQ(models::RankingOptionsFromSpec(spec).status().code(),
+            absl::StatusCode::kFailedPrecondition);
   ASSERT_OK_AND_ASSIGN(DatasetManifest m, ReadManifest(TinyDataset()));
-  ASSERT_OK_AND_ASSIGN(spec.quantiles,
-                       FitRankingQuantiles(ShardPaths(TinyDataset(), m.ranking_train()), 10, 1));
+  ASSERT_OK_AND_ASSIGN(spec.quantiles, models::FitRankingQuantiles(
+                                           ShardPaths(TinyDataset(), m.ranking_train()), 10, 1));
   ASSERT_EQ(spec.quantiles.size(), 6u);
   EXPECT_EQ(spec.quantiles[0].quantiles_size(), 11);
-  EXPECT_OK(RankingOptionsFromSpec(spec).status());
+  EXPECT_OK(models::RankingOptionsFromSpec(spec).status());
   spec.quantiles[2].set_feature("something_else");
-  EXPECT_FALSE(RankingOptionsFromSpec(spec).ok());
+  EXPECT_FALSE(models::RankingOptionsFromSpec(spec).ok());
 }
 
 TEST(TrainLocalTest, StopFlagEndsTheJobAndStillSavesTheModel) {
@@ -453,7 +458,7 @@ TEST(TrainLocalTest, StopFlagEndsTheJobAndStillSavesTheModel) {
   std::atomic<bool> stop{true};
   ASSERT_OK_AND_ASSIGN(nlohmann::json summary, TrainLocal(o, &stop));
   EXPECT_TRUE(summary["stopped"].get<bool>());
-  EXPECT_OK(SavedModel::Open(o.model_dir).status());
+  EXPECT_OK(models::SavedModel::Open(o.model_dir).status());
 }
 
 TEST(TrainLocalTest, BadOptionsAreErrors) {

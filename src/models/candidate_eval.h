@@ -16,15 +16,14 @@
 #include <string>
 #include <vector>
 
+#include "data/example_source.h"
+#include "models/candidate_spec.h"
+#include "models/metrics.h"
+#include "models/parameters.h"
 #include "nlohmann/json.hpp"
 #include "proto/data.pb.h"
-#include "train/candidate_worker.h"
-#include "train/data_source.h"
-#include "train/metrics.h"
-#include "train/model_spec.h"
-#include "train/parameters.h"
 
-namespace vrec::train {
+namespace vrec::models {
 
 struct CandidateEvalOptions {
   uint64_t max_examples = 0;     // 0 = every test example
@@ -34,34 +33,6 @@ struct CandidateEvalOptions {
   bool own_example_age = true;
   int batch_size = 512;
 };
-
-// The candidate model's user side over a ParameterSource: user vectors of
-// examples (their history, tokens, demographics, example age).
-class UserTower {
- public:
-  // kInvalidArgument if `spec` is not a candidate-generation model.
-  static StatusOr<std::unique_ptr<UserTower>> Create(const ModelSpec& spec,
-                                                     ParameterSource* params);
-  // users row i = the user vector of examples[i]; serving = example age 0.
-  Status UserVectors(absl::Span<const CandidateExample> examples, bool serving,
-                     RowMatrix<float>* users);
-  const model::CandidateModelOptions& options() const { return model_->options(); }
-  ParameterSource* params() const { return params_; }
-  int video_out_table() const { return video_out_; }
-
- private:
-  UserTower() = default;
-  ParameterSource* params_ = nullptr;
-  std::unique_ptr<model::CandidateModel<float>> model_;
-  std::vector<float> dense_;
-  int video_ = -1, token_ = -1, region_ = -1, device_ = -1, video_out_ = -1;
-  CandidateInputs inputs_;
-  model::CandidateBatch<float> batch_;
-  std::vector<uint64_t> keys_;
-};
-
-// The corpus's output rows [w | b] (n x (d+1)), in corpus order.
-StatusOr<RowMatrix<float>> CorpusRows(const UserTower& tower, absl::Span<const int64_t> ids);
 
 // The paper's Figure 4: how the model spreads its probability over videos by
 // their age (days since upload at the example's time), beside where the
@@ -89,4 +60,4 @@ StatusOr<nlohmann::json> EvaluateCandidate(const ModelSpec& spec, ParameterSourc
 // null when the dataset has none.
 nlohmann::json OracleFigures(const std::string& data_dir, const DatasetManifest& manifest);
 
-}  // namespace vrec::train
+}  // namespace vrec::models

@@ -1,4 +1,4 @@
-#include "train/saved_model.h"
+#include "models/saved_model.h"
 
 #include <cstdio>
 #include <cstring>
@@ -12,7 +12,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "ps/slot_router.h"
 
-namespace vrec::train {
+namespace vrec::models {
 
 TrainedModel MakeTrainedModel(const ModelSpec& spec, const std::string& data_dir, int num_servers,
                               uint64_t examples, uint64_t steps, double seconds) {
@@ -182,4 +182,4 @@ Status SavedModel::Pull(int table, absl::Span<const uint64_t> keys, float* out) 
   return absl::OkStatus();
 }
 
-}  // namespace vrec::train
+}  // namespace vrec::models

@@ -1,10 +1,10 @@
-#include "train/stream_source.h"
+#include "data/generator_source.h"
 
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
 #include "nlohmann/json.hpp"
 
-namespace vrec::train {
+namespace vrec {
 
 StatusOr<std::shared_ptr<const GeneratedWorld>> GeneratedWorld::Load(
     const std::string& data_dir, const DatasetManifest& manifest) {
@@ -138,4 +138,4 @@ Status GeneratorSource<Example>::Seek(const SourcePosition& p) {
 template class GeneratorSource<CandidateExample>;
 template class GeneratorSource<RankingExample>;
 
-}  // namespace vrec::train
+}  // namespace vrec

@@ -1,4 +1,4 @@
-#include "train/metrics.h"
+#include "models/metrics.h"
 
 #include <glog/logging.h>
 
@@ -13,7 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 
-namespace vrec::train {
+namespace vrec::models {
 
 nlohmann::json RetrievalMetrics::ToJson() const {
   nlohmann::json j;
@@ -385,4 +385,4 @@ StatusOr<RetrievalMetrics> PopularityMetrics(const absl::flat_hash_map<int64_t, 
   return result.Metrics();
 }
 
-}  // namespace vrec::train
+}  // namespace vrec::models

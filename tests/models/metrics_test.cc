@@ -1,4 +1,4 @@
-#include "train/metrics.h"
+#include "models/metrics.h"
 
 #include <algorithm>
 #include <cmath>
@@ -11,7 +11,7 @@
 #include "common/random.h"
 #include "testutil/testutil.h"
 
-namespace vrec::train {
+namespace vrec::models {
 namespace {
 
 using ::vrec::testing::TestSeed;
@@ -550,4 +550,4 @@ TEST(PopularityTest, RejectsBadInput) {
 }
 
 }  // namespace
-}  // namespace vrec::train
+}  // namespace vrec::models

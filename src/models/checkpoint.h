@@ -21,13 +21,13 @@
 #include <string>
 #include <vector>
 
+#include "models/candidate_spec.h"
 #include "proto/checkpoint.pb.h"
 #include "ps/server_storage.h"
 #include "ps/slot_router.h"
-#include "train/model_spec.h"
 #include "vrec/status.h"
 
-namespace vrec::train {
+namespace vrec::models {
 
 inline constexpr uint32_t kCheckpointFormatVersion = 1;
 
@@ -79,4 +79,4 @@ StatusOr<std::unique_ptr<ps::ServerStorage>> RestoreServerStorage(const ModelCon
 Status CheckResumable(const CheckpointManifest& manifest, const ModelSpec& spec, int num_workers,
                       int batch_size, int epochs, uint64_t max_examples, bool stream);
 
-}  // namespace vrec::train
+}  // namespace vrec::models

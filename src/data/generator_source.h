@@ -19,11 +19,11 @@
 #include <string>
 #include <vector>
 
+#include "data/example_source.h"
 #include "data/generator.h"
 #include "data/world.h"
-#include "train/data_source.h"
 
-namespace vrec::train {
+namespace vrec {
 
 struct GeneratedWorld {
   std::unique_ptr<World> world;
@@ -57,4 +57,4 @@ class GeneratorSource : public ExampleSource<Example> {
   int epochs_, epoch_ = 0;
 };
 
-}  // namespace vrec::train
+}  // namespace vrec

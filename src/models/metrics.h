@@ -53,7 +53,7 @@
 #include "nlohmann/json.hpp"
 #include "vrec/status.h"
 
-namespace vrec::train {
+namespace vrec::models {
 
 using model::RowMatrix;
 
@@ -185,4 +185,4 @@ StatusOr<RetrievalMetrics> PopularityMetrics(const absl::flat_hash_map<int64_t, 
                                              absl::Span<const int64_t> labels,
                                              const std::vector<std::vector<int64_t>>* exclude);
 
-}  // namespace vrec::train
+}  // namespace vrec::models

@@ -1,9 +1,8 @@
-#include "train/model_spec.h"
-
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "models/candidate_spec.h"
 
-namespace vrec::train {
+namespace vrec::models {
 void AddSparseTable(ModelConfig* config, const std::string& name, uint32_t dim, float scale,
                     const OptimizerConfig& optimizer) {
   TableConfig* t = config->add_tables();
@@ -54,39 +53,4 @@ uint64_t ModelSpec::DenseSize() const {
   return size;
 }
 
-StatusOr<ModelSpec> CandidateSpec(const CandidateSpecOptions& options) {
-  const model::CandidateModelOptions& m = options.model;
-  VREC_RETURN_IF_ERROR(m.Validate());
-  VREC_ASSIGN_OR_RETURN(auto probe, model::CandidateModel<float>::Create(m));
-  ModelSpec spec;
-  spec.kind = "candidate";
-  spec.config.set_seed(options.seed);
-  CandidateModelConfig* c = spec.config.mutable_candidate();
-  c->set_max_history(m.max_history);
-  c->set_max_tokens(m.max_tokens);
-  c->set_embedding_dim(m.embedding_dim);
-  for (int w : m.tower) c->add_tower(w);
-  c->set_output_dim(m.output_dim);
-  c->set_use_example_age(m.use_example_age);
-  c->set_region_dim(m.region_dim);
-  c->set_device_dim(m.device_dim);
-  *c->mutable_sampler() = options.sampler;
-  const float scale = options.embedding_init_scale;
-  AddSparseTable(&spec.config, kVideoTable, m.embedding_dim, scale, options.optimizer);
-  AddSparseTable(&spec.config, kTokenTable, m.embedding_dim, scale, options.optimizer);
-  AddSparseTable(&spec.config, kRegionTable, m.region_dim, scale, options.optimizer);
-  AddSparseTable(&spec.config, kDeviceTable, m.device_dim, scale, options.optimizer);
-  AddSparseTable(&spec.config, kVideoOutTable, m.output_dim + 1, scale, options.optimizer);
-  AddDenseTables(probe.layout(), "cand", options.optimizer, &spec);
-  return spec;
-}
-
-StatusOr<model::CandidateModelOptions> CandidateOptionsFromSpec(const ModelSpec& spec) {
-  if (spec.kind != "candidate") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("expected a candidate-generation model, got kind '", spec.kind, "'"));
-  }
-  return model::CandidateModelOptions::FromConfig(spec.config.candidate());
-}
-
-}  // namespace vrec::train
+}  // namespace vrec::models

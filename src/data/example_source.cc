@@ -1,10 +1,10 @@
-#include "train/data_source.h"
+#include "data/example_source.h"
 
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
 #include "data/dataset.h"
 
-namespace vrec::train {
+namespace vrec {
 
 StatusOr<Corpus> LoadCorpus(const std::string& data_dir, const DatasetManifest& manifest,
                             bool count_labels) {
@@ -126,4 +126,4 @@ Status ExampleStream<Example>::Seek(const SourcePosition& p) {
 template class ExampleStream<CandidateExample>;
 template class ExampleStream<RankingExample>;
 
-}  // namespace vrec::train
+}  // namespace vrec

@@ -14,11 +14,11 @@
 #include <vector>
 
 #include "absl/types/span.h"
+#include "models/candidate_spec.h"
 #include "ps/ps_service.h"
-#include "train/model_spec.h"
 #include "vrec/status.h"
 
-namespace vrec::train {
+namespace vrec::models {
 
 class ParameterSource {
  public:
@@ -44,29 +44,4 @@ class PsParameters : public ParameterSource {
 // tables. Gather pulls every block synchronously.
 Status GatherDense(const ModelSpec& spec, ParameterSource* source, std::vector<float>* dense);
 
-// Dense-table traffic of one step, prepared once and reused: the block keys
-// of every dense table and scratch for the blocks.
-class DenseExchange {
- public:
-  explicit DenseExchange(const ModelSpec& spec);
-  // Issues the pulls of every dense table (asynchronous).
-  void StartPull(ps::PsClient* client);
-  // Waits for StartPull's replies and copies them into *dense.
-  Status FinishPull(std::vector<float>* dense);
-  // Pushes the flat gradient `grad` (spec.DenseSize() floats), asynchronous:
-  // the returned requests must be waited on.
-  std::vector<ps::PsRequest> Push(ps::PsClient* client, absl::Span<const float> grad);
-
- private:
-  struct Table {
-    ps::PsTable ps;
-    uint64_t offset = 0, size = 0;
-    std::vector<uint64_t> keys;
-    std::vector<float> scratch;  // keys.size() * dim
-    ps::PsRequest pending;
-  };
-  std::vector<Table> tables_;
-  std::vector<float> grad_scratch_;
-};
-
-}  // namespace vrec::train
+}  // namespace vrec::models

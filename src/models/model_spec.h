@@ -21,23 +21,19 @@
 #include <vector>
 
 #include "absl/types/span.h"
-#include "model/candidate_model.h"
+#include "model/dense_parameters.h"
 #include "proto/model.pb.h"
 #include "proto/train.pb.h"
 #include "vrec/status.h"
 
-namespace vrec::train {
+namespace vrec::models {
 
-struct CandidateSpecOptions {
-  uint64_t seed = 1;
-  model::CandidateModelOptions model;
-  OptimizerConfig optimizer;  // every table's optimizer
-  float embedding_init_scale = 0.05f;
-  SamplerConfig sampler;  // kind, power, num_negatives
-};
+// The model kinds' names (ModelSpec::kind, TrainedModel.kind).
+inline constexpr char kCandidateKind[] = "candidate";
+inline constexpr char kRankingKind[] = "ranking";
 
 struct ModelSpec {
-  std::string kind;  // "candidate" or "ranking"
+  std::string kind;  // the model kind's name: kCandidateKind or kRankingKind
   ModelConfig config;
   std::vector<DenseTableInfo> dense;  // in layout order
   // (fan_in, fan_out) of each Glorot dense table, for ps::ServerStorage.
@@ -53,10 +49,6 @@ struct ModelSpec {
   uint64_t DenseSize() const;
 };
 
-// The candidate-generation model's tables. kInvalidArgument for invalid
-// model options (see CandidateModelOptions::Validate).
-StatusOr<ModelSpec> CandidateSpec(const CandidateSpecOptions& options);
-
 // Adds a sparse table: rows of `dim` floats from U(-scale, scale).
 void AddSparseTable(ModelConfig* config, const std::string& name, uint32_t dim, float scale,
                     const OptimizerConfig& optimizer);
@@ -67,16 +59,6 @@ void AddSparseTable(ModelConfig* config, const std::string& name, uint32_t dim, 
 void AddDenseTables(const model::DenseParameters& layout, const std::string& prefix,
                     const OptimizerConfig& optimizer, ModelSpec* spec);
 
-// The model options back from a spec (what `vrec eval` rebuilds).
-StatusOr<model::CandidateModelOptions> CandidateOptionsFromSpec(const ModelSpec& spec);
-
-// The PS table names of the candidate model's sparse tables.
-inline constexpr char kVideoTable[] = "video";
-inline constexpr char kTokenTable[] = "token";
-inline constexpr char kRegionTable[] = "region";
-inline constexpr char kDeviceTable[] = "device";
-inline constexpr char kVideoOutTable[] = "video_out";
-
 // Dense tables are split in blocks of this many floats (ps::ServerStorage's
 // dense_block_floats): a dense table of n floats has keys 0 .. ceil(n/B)-1.
 inline constexpr uint32_t kDenseBlockFloats = 4096;
@@ -84,4 +66,4 @@ inline uint64_t DenseBlocks(uint64_t size) {
   return (size + kDenseBlockFloats - 1) / kDenseBlockFloats;
 }
 
-}  // namespace vrec::train
+}  // namespace vrec::models

@@ -17,13 +17,13 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "models/candidate_spec.h"
+#include "models/parameters.h"
 #include "proto/train.pb.h"
 #include "ps/initializer.h"
 #include "ps/server_storage.h"
-#include "train/model_spec.h"
-#include "train/parameters.h"
 
-namespace vrec::train {
+namespace vrec::models {
 
 inline constexpr uint32_t kTrainedModelFormatVersion = 1;
 
@@ -73,4 +73,4 @@ class SavedModel : public ParameterSource {
   std::vector<Table> tables_;  // spec table order
 };
 
-}  // namespace vrec::train
+}  // namespace vrec::models

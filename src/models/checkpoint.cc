@@ -1,4 +1,4 @@
-#include "train/checkpoint.h"
+#include "models/checkpoint.h"
 
 #include <algorithm>
 #include <cmath>
@@ -12,7 +12,7 @@
 #include "glog/logging.h"
 #include "google/protobuf/util/json_util.h"
 
-namespace vrec::train {
+namespace vrec::models {
 namespace {
 
 constexpr char kManifest[] = "MANIFEST";
@@ -207,4 +207,4 @@ Status CheckResumable(const CheckpointManifest& m, const ModelSpec& spec, int nu
   return absl::OkStatus();
 }
 
-}  // namespace vrec::train
+}  // namespace vrec::models

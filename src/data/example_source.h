@@ -32,7 +32,7 @@
 #include "proto/data.pb.h"
 #include "vrec/status.h"
 
-namespace vrec::train {
+namespace vrec {
 
 struct Corpus {
   std::vector<int64_t> ids;                     // class index -> video id
@@ -130,4 +130,4 @@ class MemoryExamples : public ExampleSource<Example> {
   int epoch_ = 0;
 };
 
-}  // namespace vrec::train
+}  // namespace vrec

@@ -1,0 +1,87 @@
+#include "models/candidate_spec.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+
+namespace vrec::models {
+
+StatusOr<ModelSpec> CandidateSpec(const CandidateSpecOptions& options) {
+  const model::CandidateModelOptions& m = options.model;
+  VREC_RETURN_IF_ERROR(m.Validate());
+  VREC_ASSIGN_OR_RETURN(auto probe, model::CandidateModel<float>::Create(m));
+  ModelSpec spec;
+  spec.kind = kCandidateKind;
+  spec.config.set_seed(options.seed);
+  CandidateModelConfig* c = spec.config.mutable_candidate();
+  c->set_max_history(m.max_history);
+  c->set_max_tokens(m.max_tokens);
+  c->set_embedding_dim(m.embedding_dim);
+  for (int w : m.tower) c->add_tower(w);
+  c->set_output_dim(m.output_dim);
+  c->set_use_example_age(m.use_example_age);
+  c->set_region_dim(m.region_dim);
+  c->set_device_dim(m.device_dim);
+  *c->mutable_sampler() = options.sampler;
+  const float scale = options.embedding_init_scale;
+  AddSparseTable(&spec.config, kVideoTable, m.embedding_dim, scale, options.optimizer);
+  AddSparseTable(&spec.config, kTokenTable, m.embedding_dim, scale, options.optimizer);
+  AddSparseTable(&spec.config, kRegionTable, m.region_dim, scale, options.optimizer);
+  AddSparseTable(&spec.config, kDeviceTable, m.device_dim, scale, options.optimizer);
+  AddSparseTable(&spec.config, kVideoOutTable, m.output_dim + 1, scale, options.optimizer);
+  AddDenseTables(probe.layout(), "cand", options.optimizer, &spec);
+  return spec;
+}
+
+StatusOr<model::CandidateModelOptions> CandidateOptionsFromSpec(const ModelSpec& spec) {
+  if (spec.kind != kCandidateKind) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("expected a candidate-generation model, got kind '", spec.kind, "'"));
+  }
+  return model::CandidateModelOptions::FromConfig(spec.config.candidate());
+}
+
+void CandidateInputs::Build(absl::Span<const CandidateExample> examples,
+                            const model::CandidateModelOptions& options,
+                            model::CandidateBatch<float>* batch) {
+  model::CandidateBatch<float>& b = *batch;
+  video.Clear();
+  token.Clear();
+  region.Clear();
+  device.Clear();
+  b.history.Clear();
+  b.search.Clear();
+  b.region.Clear();
+  b.device.Clear();
+  const int n = static_cast<int>(examples.size());
+  b.batch_size = n;
+  b.demographics.resize(n, 3);
+  b.example_age.resize(n);
+  for (int j = 0; j < n; ++j) {
+    const CandidateExample& e = examples[j];
+    const int h0 = std::max(0, e.watch_history_size() - options.max_history);
+    for (int i = h0; i < e.watch_history_size(); ++i) {
+      b.history.indices.push_back(video.Add(static_cast<int64_t>(e.watch_history(i))));
+    }
+    b.history.offsets.push_back(static_cast<int32_t>(b.history.indices.size()));
+    const int t0 = std::max(0, e.search_tokens_size() - options.max_tokens);
+    for (int i = t0; i < e.search_tokens_size(); ++i) {
+      b.search.indices.push_back(token.Add(static_cast<int64_t>(e.search_tokens(i))));
+    }
+    b.search.offsets.push_back(static_cast<int32_t>(b.search.indices.size()));
+    if (e.region() != 0) b.region.indices.push_back(region.Add(e.region()));
+    b.region.offsets.push_back(static_cast<int32_t>(b.region.indices.size()));
+    if (e.device() != 0) b.device.indices.push_back(device.Add(e.device()));
+    b.device.offsets.push_back(static_cast<int32_t>(b.device.indices.size()));
+    b.demographics(j, 0) = e.age();
+    b.demographics(j, 1) = e.gender();
+    b.demographics(j, 2) = e.logged_in();
+    b.example_age[j] = e.example_age();
+  }
+  b.video_rows.resize(static_cast<int64_t>(video.ids().size()), options.embedding_dim);
+  b.token_rows.resize(static_cast<int64_t>(token.ids().size()), options.embedding_dim);
+  b.region_rows.resize(static_cast<int64_t>(region.ids().size()), options.region_dim);
+  b.device_rows.resize(static_cast<int64_t>(device.ids().size()), options.device_dim);
+}
+
+}  // namespace vrec::models

@@ -1,0 +1,56 @@
+// The candidate-generation model (Covington et al. 2016, section 3) as the
+// parameter servers hold it: its spec (tables "video", "token", "region",
+// "device" keyed by the example's ids, "video_out" the softmax's [w_v | b_v]
+// keyed by video id, and the tower's dense blocks "cand/<block>"), the model
+// options back from a spec, and how a batch of examples becomes the model's
+// inputs (CandidateInputs), shared by the worker, evaluation and serving.
+//
+// Thread safety: functions are thread-safe; a CandidateInputs is used by one
+// thread.
+#pragma once
+
+#include <cstdint>
+
+#include "absl/types/span.h"
+#include "model/batch_builder.h"
+#include "model/candidate_model.h"
+#include "models/model_spec.h"
+#include "proto/data.pb.h"
+#include "proto/model.pb.h"
+#include "vrec/status.h"
+
+namespace vrec::models {
+
+struct CandidateSpecOptions {
+  uint64_t seed = 1;
+  model::CandidateModelOptions model;
+  OptimizerConfig optimizer;  // every table's optimizer
+  float embedding_init_scale = 0.05f;
+  SamplerConfig sampler;  // kind, power, num_negatives
+};
+
+// The candidate-generation model's tables. kInvalidArgument for invalid
+// model options (see CandidateModelOptions::Validate).
+StatusOr<ModelSpec> CandidateSpec(const CandidateSpecOptions& options);
+
+// The model options back from a spec (what `vrec eval` rebuilds).
+StatusOr<model::CandidateModelOptions> CandidateOptionsFromSpec(const ModelSpec& spec);
+
+// The PS table names of the candidate model's sparse tables.
+inline constexpr char kVideoTable[] = "video";
+inline constexpr char kTokenTable[] = "token";
+inline constexpr char kRegionTable[] = "region";
+inline constexpr char kDeviceTable[] = "device";
+inline constexpr char kVideoOutTable[] = "video_out";
+
+// The input side of a candidate batch: each table's distinct ids and the
+// model's index lists into them, demographics and example ages. Lists are
+// oldest first; the most recent max_history / max_tokens ids are kept.
+// Region and device 0 (unknown) give an empty list (zeros).
+struct CandidateInputs {
+  model::IdDeduplicator video, token, region, device;
+  void Build(absl::Span<const CandidateExample> examples,
+             const model::CandidateModelOptions& options, model::CandidateBatch<float>* batch);
+};
+
+}  // namespace vrec::models

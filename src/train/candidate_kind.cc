@@ -1,0 +1,101 @@
+// The candidate-generation model as a ModelKind (model_kind.h).
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "models/candidate_spec.h"
+#include "train/candidate_worker.h"
+#include "train/model_kind.h"
+
+namespace vrec::train {
+namespace {
+
+class Candidate : public ModelKind {
+ public:
+  const char* name() const override { return models::kCandidateKind; }
+
+  StatusOr<models::ModelSpec> Spec(const TrainOptions& options) const override {
+    return models::CandidateSpec(options.candidate);
+  }
+
+  Status LoadData(const TrainOptions& options, const models::ModelSpec& spec, bool full,
+                  JobData* d) const override {
+    if (d->manifest.train_streamed()) {
+      d->train_records = d->manifest.candidate_train_examples();
+    } else {
+      if (d->manifest.candidate_train_size() == 0) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "dataset ", options.data_dir, " has no candidate-generation training files"));
+      }
+      for (const ShardInfo& s : d->manifest.candidate_train()) d->train_records += s.records();
+    }
+    // Label counts (full): the unigram sampler's background and the
+    // popularity baseline, one pass over the training examples.
+    VREC_ASSIGN_OR_RETURN(d->corpus, LoadCorpus(options.data_dir, d->manifest, full));
+    return absl::OkStatus();
+  }
+
+  Status PrepareWorkers(const models::ModelSpec& spec, JobData* d) const override {
+    std::vector<double> counts = d->corpus.label_counts;
+    if (counts.empty()) counts.assign(d->corpus.ids.size(), 1.0);
+    VREC_ASSIGN_OR_RETURN(
+        model::NegativeSampler sampler,
+        model::NegativeSampler::FromConfig(spec.config.candidate().sampler(), counts));
+    d->sampler = std::make_shared<const model::NegativeSampler>(std::move(sampler));
+    return absl::OkStatus();
+  }
+
+  Status RunWorker(const WorkerRun& run) const override {
+    if (run.data->sampler == nullptr) {
+      return absl::FailedPreconditionError("the candidate workers' sampler is not prepared");
+    }
+    CandidateWorkerOptions co;
+    co.worker = run.worker;
+    co.num_workers = run.num_workers;
+    co.batch_size = run.options->worker.batch_size;
+    co.max_examples = run.max_examples;
+    co.seed = run.options->candidate.seed;
+    co.loop = run.loop;
+    VREC_ASSIGN_OR_RETURN(auto w, CandidateWorker::Create(run.spec, &run.data->corpus,
+                                                          run.data->sampler.get(), run.client, co));
+    VREC_ASSIGN_OR_RETURN(
+        auto source, OpenWorkerSource<CandidateExample>(run, run.data->manifest.candidate_train()));
+    if (run.resume != nullptr) w->Restore(*run.resume);
+    return w->Run(source.get(), run.stop, run.report);
+  }
+
+  StatusOr<nlohmann::json> Evaluate(const models::ModelSpec& spec, models::ParameterSource* params,
+                                    const std::string& data_dir, const DatasetManifest& manifest,
+                                    const Corpus* corpus,
+                                    const models::CandidateEvalOptions& eval) const override {
+    Corpus loaded;
+    if (corpus == nullptr) {
+      VREC_ASSIGN_OR_RETURN(loaded, LoadCorpus(data_dir, manifest, /*count_labels=*/true));
+      corpus = &loaded;
+    }
+    return models::EvaluateCandidate(spec, params, data_dir, manifest, *corpus, eval);
+  }
+
+  std::string EvalLine(const nlohmann::json& eval) const override {
+    std::string line =
+        absl::StrFormat("[eval]  recall@1 %.4f  recall@100 %.4f  map %.4f (%d examples)",
+                        eval["recall@1"].get<double>(), eval["recall@100"].get<double>(),
+                        eval["map"].get<double>(), eval["examples"].get<int64_t>());
+    if (eval.contains("popularity")) {
+      absl::StrAppend(&line, absl::StrFormat("  popularity recall@100 %.4f",
+                                             eval["popularity"]["recall@100"].get<double>()));
+    }
+    if (eval.contains("oracle") && eval["oracle"].contains("recall@100")) {
+      absl::StrAppend(&line, absl::StrFormat("  oracle recall@100 %.4f",
+                                             eval["oracle"]["recall@100"].get<double>()));
+    }
+    return line;
+  }
+};
+
+}  // namespace
+
+const ModelKind& CandidateKind() {
+  static const Candidate kind;
+  return kind;
+}
+
+}  // namespace vrec::train
