@@ -5,7 +5,6 @@
 #include <cmath>
 
 #include "common/file_util.h"
-#include "data/generator.h"
 #include "data/world.h"
 #include "glog/logging.h"
 #include "models/candidate_eval.h"
@@ -17,6 +16,7 @@
 #include "serve/http_server.h"
 #include "serve/recommender.h"
 #include "testutil/testutil.h"
+#include "testutil/tiny_world.h"
 #include "train/job.h"
 
 // Last: <resolv.h>, which it includes, defines _res, a name Eigen uses.
@@ -34,25 +34,15 @@ struct Trained {
 const Trained& Models() {
   static const Trained* t = [] {
     auto* t = new Trained();
-    WorldOptions wo;
+    testing::TinyWorldOptions wo;
     wo.seed = 11;
-    wo.num_videos = 500;
-    wo.num_users = 500;
-    wo.num_tokens = 200;
-    wo.num_topics = 6;
-    wo.num_days = 10;
-    auto world = World::Build(wo, 1);
-    CHECK(world.ok()) << world.status();
-    GeneratorOptions g;
-    g.out_dir = t->dir.File("world");
-    g.shards = 2;
-    g.test_users = 100;
-    g.max_examples_per_user = 10;
-    g.sync = false;
-    g.progress_interval_s = 0;
-    g.threads = 1;
-    CHECK(GenerateDataset(**world, g).ok());
-    t->data = g.out_dir;
+    wo.videos = 500;
+    wo.users = 500;
+    wo.tokens = 200;
+    wo.topics = 6;
+    wo.shards = 2;
+    wo.test_users = 100;
+    t->data = testing::TinyDataset(wo);
     for (const std::string kind : {"candidate", "ranking"}) {
       train::TrainOptions o;
       o.data_dir = t->data;

@@ -10,39 +10,14 @@
 #include "models/saved_model.h"
 #include "ps/slot_router.h"
 #include "testutil/testutil.h"
+#include "testutil/tiny_world.h"
 #include "train/job.h"
 #include "train/job_roles.h"
 
 namespace vrec::train {
 namespace {
 
-// A tiny generated dataset, made once for the whole test binary.
-const std::string& TinyDataset() {
-  static const std::string* dir = [] {
-    auto* scratch = new testing::ScratchDir();  // leaked: lives for the binary
-    WorldOptions wo;
-    wo.seed = 7;
-    wo.num_videos = 600;
-    wo.num_users = 800;
-    wo.num_tokens = 300;
-    wo.num_topics = 8;
-    wo.num_days = 10;
-    auto world = World::Build(wo, 1);
-    CHECK(world.ok()) << world.status();
-    GeneratorOptions g;
-    g.out_dir = scratch->File("world");
-    g.shards = 3;
-    g.test_users = 150;
-    g.max_examples_per_user = 10;
-    g.sync = false;
-    g.progress_interval_s = 0;
-    g.threads = 1;
-    auto summary = GenerateDataset(**world, g);
-    CHECK(summary.ok()) << summary.status();
-    return new std::string(g.out_dir);
-  }();
-  return *dir;
-}
+using testing::TinyDataset;
 
 models::CandidateSpecOptions SmallSpecOptions() {
   models::CandidateSpecOptions o;
