@@ -30,7 +30,7 @@
 #include "model/batch_builder.h"
 #include "model/candidate_model.h"
 #include "model/negative_sampler.h"
-#include "ps/ps_service.h"
+#include "ps/ps_client.h"
 #include "train/data_source.h"
 #include "train/model_spec.h"
 #include "train/parameters.h"

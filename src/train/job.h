@@ -30,6 +30,7 @@
 
 #include "net/transport.h"
 #include "nlohmann/json.hpp"
+#include "ps/ps_server.h"
 #include "ps/server_storage.h"
 #include "train/candidate_worker.h"
 #include "train/checkpoint.h"

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "absl/types/span.h"
-#include "ps/ps_service.h"
+#include "ps/ps_client.h"
 #include "train/model_spec.h"
 #include "vrec/status.h"
 
