@@ -29,23 +29,10 @@ using RowIndex =
     absl::flat_hash_map<uint64_t, uint32_t, absl::Hash<uint64_t>, std::equal_to<uint64_t>,
                         HugePageAllocator<std::pair<const uint64_t, uint32_t>>>;
 
-static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
-              "spill records store raw little-endian floats");
-
 constexpr uint8_t kUsed = 1;    // slot holds a row
 constexpr uint8_t kRef = 2;     // touched since the clock hand last passed
 constexpr uint8_t kDirty = 4;   // differs from its spill record (or has none)
 constexpr uint8_t kOnDisk = 8;  // a durable spill record of this key exists
-
-constexpr uint32_t kRecordMagic = 0x31575256;  // "VRW1"
-constexpr size_t kRecordHeader = 24;           // magic, row_floats, last_seen, updates, flags
-// Record flag (low byte of the flags field): the row was never updated, so
-// its weights and state are the initializer's (a pure function of the key)
-// and the record stores none: an untouched row costs 24 bytes on disk
-// instead of a whole row. The high 24 bits then hold the initializer's
-// fingerprint, so a record read under another initializer (seed, kind,
-// scale or fans changed) is refused, not silently given new values.
-constexpr uint32_t kRecordInitial = 1;
 
 // Bytes per slot of an absl::flat_hash_map: the slot plus one control byte.
 template <typename Map>
@@ -70,16 +57,6 @@ struct Counters {
   uint64_t spill_rows_written = 0, spill_bytes_written = 0, spill_keys_read = 0, expiries = 0;
   uint64_t spill_write_failures = 0, bypasses = 0;
 };
-
-bool ParseMeta(const std::string& v, RowMeta* meta) {
-  if (v.size() < kRecordHeader) return false;
-  uint32_t magic;
-  std::memcpy(&magic, v.data(), 4);
-  if (magic != kRecordMagic) return false;
-  std::memcpy(&meta->last_seen_step, v.data() + 8, 8);
-  std::memcpy(&meta->updates, v.data() + 16, 4);
-  return true;
-}
 
 using ChunkPtr = HugeArray<float>;  // the row arena's chunks
 
@@ -210,7 +187,8 @@ struct EmbeddingStore::Partition {
     const uint64_t key = slot_key[s];
     const uint8_t f = slot_flags[s];
     if ((f & kDirty) || !(f & kOnDisk)) {
-      Queue(key, store->EncodeRow(Row(s), {slot_last_seen[s], slot_updates[s]}, /*compact=*/true),
+      Queue(key,
+            store->codec_.Encode(Row(s), {slot_last_seen[s], slot_updates[s]}, /*compact=*/true),
             (f & kOnDisk) != 0);
     }
     if (f & kOnDisk) --resident_on_disk;
@@ -219,7 +197,7 @@ struct EmbeddingStore::Partition {
     ++c.evictions;
   }
 
-  // Queues `record` (EncodeRow) as the newest copy of `key`, to be written
+  // Queues `record` (RowRecordCodec::Encode) as the newest copy of `key`, to be written
   // by the next job. REQUIRES: the key is not resident and has no queued
   // (gen 0) record; an in-flight one is superseded.
   void Queue(uint64_t key, std::string record, bool on_disk) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
@@ -488,7 +466,7 @@ Status EmbeddingStore::Init() {
         h = HashCombine(h, bits);
       }
     }
-    init_fingerprint_ = static_cast<uint32_t>(h >> 40);  // 24 bits
+    codec_ = RowRecordCodec(row_floats_, static_cast<uint32_t>(h >> 40));  // 24 bits
   }
   const uint32_t num_parts = options_.num_partitions;
   const bool admission = options_.admission_min_count > 1;
@@ -636,41 +614,20 @@ uint32_t EmbeddingStore::PartitionOf(uint64_t key) const {
                                options_.num_partitions);
 }
 
-std::string EmbeddingStore::EncodeRow(const float* row, const RowMeta& meta, bool compact) const {
-  const bool initial = compact && meta.updates == 0;
-  std::string v(kRecordHeader + (initial ? 0 : sizeof(float) * row_floats_), '\0');
-  const uint32_t flags = initial ? (kRecordInitial | init_fingerprint_ << 8) : 0;
-  std::memcpy(v.data(), &kRecordMagic, 4);
-  std::memcpy(v.data() + 4, &row_floats_, 4);
-  std::memcpy(v.data() + 8, &meta.last_seen_step, 8);
-  std::memcpy(v.data() + 16, &meta.updates, 4);
-  std::memcpy(v.data() + 20, &flags, 4);
-  if (!initial) std::memcpy(v.data() + kRecordHeader, row, sizeof(float) * row_floats_);
-  return v;
-}
-
-void EmbeddingStore::CompactRecord(std::string* record) const {
-  RowMeta meta;
-  if (!ParseMeta(*record, &meta) || meta.updates != 0 || record->size() == kRecordHeader) return;
-  record->resize(kRecordHeader);
-  const uint32_t flags = kRecordInitial | init_fingerprint_ << 8;
-  std::memcpy(record->data() + 20, &flags, 4);
-}
-
 void EmbeddingStore::ExpandRecord(uint64_t key, std::string* record) const {
-  if (record->size() != kRecordHeader) return;  // already whole
+  if (!RowRecordCodec::IsCompact(*record)) return;  // already whole
   // Only records this store compacted reach here (disk records are checked
   // by DecodeRow when read): the row is the initializer's.
   RowMeta meta;
-  ParseMeta(*record, &meta);
+  ParseRowMeta(*record, &meta);
   *record = InitialRecord(key, meta);
 }
 
 void EmbeddingStore::FillRow(uint64_t key, const std::string& record, float* row) const {
-  if (record.size() == kRecordHeader) {
+  if (RowRecordCodec::IsCompact(record)) {
     InitialRow(key, row);  // a compact initial-value record
   } else {
-    std::memcpy(row, record.data() + kRecordHeader, sizeof(float) * row_floats_);
+    codec_.CopyRow(record, row);
   }
 }
 
@@ -682,43 +639,26 @@ void EmbeddingStore::InitialRow(uint64_t key, float* row) const {
 std::string EmbeddingStore::InitialRecord(uint64_t key, const RowMeta& meta) const {
   std::vector<float> row(row_floats_);
   InitialRow(key, row.data());
-  return EncodeRow(row.data(), meta);
+  return codec_.Encode(row.data(), meta);
 }
 
 Status EmbeddingStore::DecodeRow(uint64_t key, const std::string& value, float* row,
                                  RowMeta* meta) const {
-  uint32_t floats = 0, flags = 0;
-  if (value.size() >= 8) std::memcpy(&floats, value.data() + 4, 4);
-  if (value.size() >= kRecordHeader) std::memcpy(&flags, value.data() + 20, 4);
-  const bool initial = (flags & 0xff) == kRecordInitial;
-  const size_t expect_bytes = kRecordHeader + (initial ? 0 : sizeof(float) * row_floats_);
   // Built only on error: this runs once per row read from the disk tier.
   auto where = [&] {
     return absl::StrCat("table ", options_.table_name, " key ", key, ": spill record in ",
                         options_.spill ? options_.spill->Describe() : "?");
   };
-  if (!ParseMeta(value, meta) || floats != row_floats_ || (!initial && flags != 0) ||
-      (initial && meta->updates != 0) || value.size() != expect_bytes) {
-    return absl::DataLossError(absl::StrCat(where(), " is corrupt (", value.size(),
-                                            " bytes, row of ", floats, " floats, flags ", flags,
-                                            ", ", meta->updates, " updates; expected ",
-                                            expect_bytes, " bytes, ", row_floats_, " floats)"));
-  }
-  if (initial && (flags >> 8) != init_fingerprint_) {
-    return absl::DataLossError(absl::StrCat(
-        where(), " holds an untouched row written under another initializer (fingerprint ",
-        flags >> 8, ", this table's ", init_fingerprint_,
-        "): the table's seed or initializer changed since it was spilled"));
-  }
+  VREC_RETURN_IF_ERROR(codec_.Check(value, meta, where));
   if (row != nullptr) FillRow(key, value, row);
   return absl::OkStatus();
 }
 
 bool EmbeddingStore::ServeRecord(Op op, float* out_row, const float* grad, uint64_t now,
                                  std::string* record) const {
-  float* row = reinterpret_cast<float*>(record->data() + kRecordHeader);
+  float* row = RowRecordCodec::MutableRow(record);
   RowMeta meta;
-  ParseMeta(*record, &meta);
+  ParseRowMeta(*record, &meta);
   bool changed = false;
   if (op == Op::kPull) {
     std::memcpy(out_row, row, sizeof(float) * dim_);
@@ -731,10 +671,7 @@ bool EmbeddingStore::ServeRecord(Op op, float* out_row, const float* grad, uint6
     meta.last_seen_step = now;
     changed = true;
   }
-  if (changed) {
-    std::memcpy(record->data() + 8, &meta.last_seen_step, 8);
-    std::memcpy(record->data() + 16, &meta.updates, 4);
-  }
+  if (changed) RowRecordCodec::SetMeta(meta, record);
   return changed;
 }
 
@@ -960,7 +897,7 @@ Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint
       }
       if (found) {
         RowMeta meta;
-        ParseMeta(value, &meta);  // validated: queued by us or checked above
+        ParseRowMeta(value, &meta);  // validated: queued by us or checked above
         if (Expired(meta.last_seen_step, now)) {
           if (on_disk) p.QueueDelete(k);
           ++p.c.expiries;
@@ -972,7 +909,7 @@ Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint
             // was unless it changed (then it is queued for the disk).
             ExpandRecord(k, &value);
             if (ServeRecord(op, out_row, grad, now, &value) || from_queue) {
-              CompactRecord(&value);
+              codec_.Compact(&value);
               p.Queue(k, std::move(value), on_disk);
             } else if (!in_flight) {
               fetched.emplace(k, std::move(value));  // equal to the disk's record
@@ -1004,7 +941,7 @@ Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint
       if (s < 0) {  // created straight into the spill queue
         std::string value = InitialRecord(k, {now, 0});
         ServeRecord(op, out_row, grad, now, &value);
-        CompactRecord(&value);
+        codec_.Compact(&value);
         p.Queue(k, std::move(value), /*on_disk=*/false);
         continue;
       }
@@ -1108,7 +1045,7 @@ StatusOr<uint64_t> EmbeddingStore::ExpireStale() {
     }
     for (auto it = p.pending_puts.begin(); it != p.pending_puts.end();) {
       RowMeta meta;
-      if (ParseMeta(it->second.value, &meta) && Expired(meta.last_seen_step, now)) {
+      if (ParseRowMeta(it->second.value, &meta) && Expired(meta.last_seen_step, now)) {
         if (it->second.was_on_disk) p.pending_deletes.try_emplace(it->first, 0);
         p.pending_bytes -= it->second.value.size();
         ++p.c.expiries;
@@ -1126,7 +1063,7 @@ StatusOr<uint64_t> EmbeddingStore::ExpireStale() {
   VREC_RETURN_IF_ERROR(options_.spill->Scan(
       SpillPrefix(options_.table_id), [&](const std::string& k, const std::string& v) {
         RowMeta meta;
-        if (ParseMeta(v, &meta) && Expired(meta.last_seen_step, now)) {
+        if (ParseRowMeta(v, &meta) && Expired(meta.last_seen_step, now)) {
           const uint64_t key = SpillKeyRowKey(k);
           candidates[PartitionOf(key)].push_back(key);
         }
@@ -1149,7 +1086,7 @@ StatusOr<uint64_t> EmbeddingStore::ExpireStale() {
     VREC_RETURN_IF_ERROR(options_.spill->MultiGet(spill_keys, &values));
     for (size_t j = 0; j < keys.size(); ++j) {
       RowMeta meta;
-      if (values[j] && ParseMeta(*values[j], &meta) && Expired(meta.last_seen_step, now)) {
+      if (values[j] && ParseRowMeta(*values[j], &meta) && Expired(meta.last_seen_step, now)) {
         p.pending_deletes.try_emplace(keys[j], 0);
         ++p.c.expiries;
         ++removed;
@@ -1176,8 +1113,8 @@ Status EmbeddingStore::FlushAll() {
       const uint8_t f = p.slot_flags[s];
       if (!(f & kUsed) || ((f & kOnDisk) && !(f & kDirty))) continue;
       batch.puts.emplace_back(SpillKey(options_.table_id, p.slot_key[s]),
-                              EncodeRow(p.Row(s), {p.slot_last_seen[s], p.slot_updates[s]},
-                                        /*compact=*/true));
+                              codec_.Encode(p.Row(s), {p.slot_last_seen[s], p.slot_updates[s]},
+                                            /*compact=*/true));
       bytes += batch.puts.back().second.size();
       written.push_back(s);
       if (!(f & kOnDisk)) ++new_records;

@@ -78,6 +78,7 @@
 #include "ps/heavy_hitters.h"
 #include "ps/mutex.h"
 #include "ps/optimizer.h"
+#include "ps/row_record.h"
 #include "ps/spill_store.h"
 #include "vrec/status.h"
 
@@ -119,14 +120,6 @@ struct TableStoreOptions {
   uint32_t dense_block_floats = 4096;     // block width of dense tables
   uint64_t glorot_fan_in = 0;             // GLOROT_UNIFORM dense tables only
   uint64_t glorot_fan_out = 0;
-};
-
-// Metadata kept with every row (in memory and in its spill record).
-struct RowMeta {
-  // Step of the last pull or push; maintained only when expiry is on
-  // (otherwise the step the row was created or last reloaded at).
-  uint64_t last_seen_step = 0;
-  uint32_t updates = 0;  // pushes applied (saturating)
 };
 
 struct StoreStats {
@@ -270,13 +263,7 @@ class EmbeddingStore {
   // record changed (then it must be written back).
   bool ServeRecord(Op op, float* out_row, const float* grad, uint64_t now,
                    std::string* record) const;
-  // Record encoding of a row for the spill store. With `compact`, a row
-  // never updated (meta.updates == 0) is stored as its header alone and
-  // decoded from the initializer.
-  std::string EncodeRow(const float* row, const RowMeta& meta, bool compact = false) const;
-  // Turns a whole record of a never-updated row into the compact form, and
-  // back (records are served and updated only in the whole form).
-  void CompactRecord(std::string* record) const;
+  // Turns a compact record (codec_) into a whole one; leaves a whole one.
   void ExpandRecord(uint64_t key, std::string* record) const;
   // The row (RowFloats() floats) of a valid record of `key`, whole or compact.
   void FillRow(uint64_t key, const std::string& record, float* row) const;
@@ -295,7 +282,9 @@ class EmbeddingStore {
   const uint32_t dim_;
   const uint32_t row_floats_;
   uint32_t max_rows_per_partition_ = 0;  // 0 = unlimited; constant after Init()
-  uint32_t init_fingerprint_ = 0;        // 24 bits; see kRecordInitial; constant after Init()
+  // Records of this table's rows, with its initializer's fingerprint;
+  // constant after Init().
+  RowRecordCodec codec_{0, 0};
   // Arena chunks: the first kSmallChunks hold small_chunk_rows_ rows each,
   // later ones big_chunk_rows_ (2 MiB). Constant after Init().
   static constexpr uint32_t kSmallChunks = 64;
