@@ -57,6 +57,11 @@
 // partly applied, per partition. Rows are never lost or corrupted by a
 // failure.
 //
+// Where the pieces live: a partition's arena, index, eviction and spill
+// queue in partition.h (its capacity under a budget: RowsPerPartition), the
+// record format in row_record.h, the stats structs in store_stats.h. This
+// class routes keys to partitions and serves their requests.
+//
 // Thread safety: all methods are thread-safe. Requests lock one partition at
 // a time (a ps::Mutex, i.e. absl::Mutex, per partition), so concurrent requests to different
 // partitions run in parallel. Pushes to the same row are applied one at a
@@ -71,15 +76,14 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/container/flat_hash_set.h"
 #include "absl/types/span.h"
 #include "common/serial_worker.h"
 #include "proto/model.pb.h"
-#include "ps/heavy_hitters.h"
 #include "ps/mutex.h"
 #include "ps/optimizer.h"
 #include "ps/row_record.h"
 #include "ps/spill_store.h"
+#include "ps/store_stats.h"
 #include "vrec/status.h"
 
 namespace vrec::ps {
@@ -122,49 +126,7 @@ struct TableStoreOptions {
   uint64_t glorot_fan_out = 0;
 };
 
-struct StoreStats {
-  std::string table;
-  int64_t timestamp_ns = 0;  // absl::GetCurrentTimeNanos() when taken
-  uint64_t step = 0;
-  // Sizes.
-  uint64_t rows_in_memory = 0;
-  uint64_t rows_on_disk = 0;        // rows with a spill record (some also resident)
-  uint64_t rows_disk_only = 0;      // spilled and not resident
-  uint64_t rows_pending_spill = 0;  // evicted, write not yet done
-  uint64_t memory_bytes = 0;
-  uint64_t memory_budget_bytes = 0;
-  uint64_t max_rows_in_memory = 0;  // 0 = unlimited
-  // Traffic (cumulative).
-  uint64_t pull_requests = 0, push_requests = 0;
-  uint64_t pull_keys = 0, push_keys = 0;
-  uint64_t memory_hits = 0;               // accesses served from memory
-  uint64_t disk_hits = 0;                 // accesses that reloaded a spilled row
-  uint64_t rows_created = 0;              // admissions: rows created (first touch or F-th sighting)
-  uint64_t admission_rejected_pulls = 0;  // pulls answered with the initial value
-  uint64_t dropped_pushes = 0;            // pushes of keys not yet admitted
-  uint64_t pending_admission_keys = 0;
-  uint64_t evictions = 0;  // rows dropped from memory to make room
-  // Accesses served from a record without the row entering memory (new rows
-  // created straight into the spill queue included): the partition was
-  // full and the row no more frequent than its victim.
-  uint64_t memory_bypasses = 0;
-  uint64_t spill_rows_written = 0, spill_bytes_written = 0, spill_keys_read = 0;
-  uint64_t expiries = 0;
-  uint64_t spill_write_failures = 0;  // spill write jobs that failed (left queued)
-  std::vector<HeavyHitter> hot_keys;  // approximate, sampled (see options)
-
-  double MemoryHitRate() const {
-    const uint64_t n = memory_hits + disk_hits;
-    return n == 0 ? 1.0 : static_cast<double>(memory_hits) / n;
-  }
-};
-
-// Request rates between two Stats() of the same store.
-struct StoreRates {
-  double pull_requests_per_s = 0, push_requests_per_s = 0;
-  double pull_keys_per_s = 0, push_keys_per_s = 0;
-};
-StoreRates RatesBetween(const StoreStats& before, const StoreStats& after);
+class Partition;
 
 class EmbeddingStore {
  public:
@@ -234,14 +196,13 @@ class EmbeddingStore {
   uint64_t table_id() const { return options_.table_id; }
 
  private:
-  struct Partition;
-  struct SpillJob;
   enum class Op { kPull, kPush };
 
   explicit EmbeddingStore(EmbeddingStoreOptions options);
   Status Init();
   uint32_t PartitionOf(uint64_t key) const;
   Status Serve(Op op, absl::Span<const uint64_t> keys, float* out, const float* grads);
+
   // Serves keys[idx[...]] of one partition. With a background writer, what
   // it evicts stays queued; the request's caller hands the queues of every
   // partition it served to the writer at once (SubmitSpillJobs).
@@ -255,10 +216,8 @@ class EmbeddingStore {
   // and submitted under submit_mu_, so they reach the writer in the order
   // they were numbered (a newer record never lands before an older one).
   void SubmitSpillJobs(const std::vector<Partition*>& parts);
-  // Runs on writer_: writes `job` without holding p's lock.
-  void WriteInBackground(Partition& p, std::shared_ptr<SpillJob> job);
 
-  // Serves a row that stays out of memory from its spill record (a pull
+  // Serves a row that stays out of memory from its whole record (a pull
   // copies its weights to out_row, a push applies grad); returns whether the
   // record changed (then it must be written back).
   bool ServeRecord(Op op, float* out_row, const float* grad, uint64_t now,
@@ -285,12 +244,6 @@ class EmbeddingStore {
   // Records of this table's rows, with its initializer's fingerprint;
   // constant after Init().
   RowRecordCodec codec_{0, 0};
-  // Arena chunks: the first kSmallChunks hold small_chunk_rows_ rows each,
-  // later ones big_chunk_rows_ (2 MiB). Constant after Init().
-  static constexpr uint32_t kSmallChunks = 64;
-  uint32_t small_chunk_rows_ = 0;
-  uint32_t big_chunk_rows_ = 0;
-  uint32_t ChunksFor(uint32_t rows) const;  // chunks holding `rows` slots
   std::vector<std::unique_ptr<Partition>> partitions_;
   // Background spill writes (see background_spill_writes); declared after
   // partitions_ so it finishes its jobs before they are destroyed.
