@@ -26,6 +26,10 @@ constexpr uint8_t kRef = Partition::kRef;
 constexpr uint8_t kDirty = Partition::kDirty;
 constexpr uint8_t kOnDisk = Partition::kOnDisk;
 
+// What LocateOrAdmit and its helpers return besides a slot.
+constexpr int64_t kServed = -1;    // nothing left to apply (see LocateOrAdmit)
+constexpr int64_t kNoRecord = -2;  // Reload: no live record of the key
+
 }  // namespace
 
 EmbeddingStore::EmbeddingStore(EmbeddingStoreOptions options)
@@ -319,10 +323,170 @@ void EmbeddingStore::SubmitSpillJobs(const std::vector<Partition*>& parts) {
   }
 }
 
+Status EmbeddingStore::PinAndFetch(Partition& p, absl::Span<const uint64_t> keys,
+                                   const std::vector<uint32_t>& idx, Fetched* fetched) {
+  p.BeginRequest();
+  const bool read_disk = options_.spill != nullptr && p.disk_rows > 0;
+  if (!read_disk && max_rows_per_partition_ == 0) return absl::OkStatus();
+  std::vector<uint64_t> missing;
+  absl::flat_hash_set<uint64_t> seen;
+  constexpr size_t kAhead = 16;  // index slots prefetched this many keys ahead
+  for (size_t pos = 0; pos < std::min(kAhead, idx.size()); ++pos) {
+    p.index.prefetch(keys[idx[pos]]);
+  }
+  for (size_t pos = 0; pos < idx.size(); ++pos) {
+    if (pos + kAhead < idx.size()) p.index.prefetch(keys[idx[pos + kAhead]]);
+    const uint64_t k = keys[idx[pos]];
+    if (auto it = p.index.find(k); it != p.index.end()) {
+      p.Pin(it->second);
+      continue;
+    }
+    if (!read_disk || p.InSpillQueue(k)) continue;
+    if (seen.insert(k).second) missing.push_back(k);
+  }
+  if (missing.empty()) return absl::OkStatus();
+  std::vector<std::string> spill_keys;
+  spill_keys.reserve(missing.size());
+  for (uint64_t k : missing) spill_keys.push_back(SpillKey(options_.table_id, k));
+  std::vector<std::optional<std::string>> values;
+  Status s = options_.spill->MultiGet(spill_keys, &values);
+  if (!s.ok()) {
+    return Status(s.code(),
+                  absl::StrCat("table ", options_.table_name, ": reading ", missing.size(),
+                               " rows from ", options_.spill->Describe(), ": ", s.message()));
+  }
+  p.c.spill_keys_read += missing.size();
+  // Validate every record before touching any row, so that a corrupt
+  // record fails the request with nothing applied. Initial-value
+  // records stay compact until a row is made of them (FillRow).
+  for (size_t j = 0; j < missing.size(); ++j) {
+    if (!values[j].has_value()) continue;
+    RowMeta meta;
+    VREC_RETURN_IF_ERROR(DecodeRow(missing[j], *values[j], /*row=*/nullptr, &meta));
+    fetched->emplace(missing[j], std::move(*values[j]));
+  }
+  return absl::OkStatus();
+}
+
+inline int64_t EmbeddingStore::LocateOrAdmit(Partition& p, Op op, uint64_t k, float* out_row,
+                                             const float* grad, uint64_t now, Fetched* fetched) {
+  if (auto it = p.index.find(k); it != p.index.end()) {
+    const uint32_t s = it->second;
+    // (slot_last_seen is read only under expiry: it is a cache miss a key.)
+    if (options_.expiry_steps == 0 || !Expired(p.slot_last_seen[s], now)) {
+      ++p.c.memory_hits;
+      return s;
+    }
+    // Expired: gone for good, and so is any older record of it.
+    p.Remove(s);
+    p.FreeSlot(s);
+  } else if (const int64_t s = Reload(p, op, k, out_row, grad, now, fetched); s != kNoRecord) {
+    return s;
+  }
+  return CreateRow(p, op, k, out_row, grad, now);
+}
+
+int64_t EmbeddingStore::Reload(Partition& p, Op op, uint64_t k, float* out_row, const float* grad,
+                               uint64_t now, Fetched* fetched) {
+  // Not resident: its newest record is in the spill queue, or is a clean
+  // copy evicted earlier in this request, or is what the disk returned.
+  std::string value;
+  bool on_disk = false, from_queue = false, from_memory = false, in_flight = false;
+  if (auto q = p.pending_puts.find(k); q != p.pending_puts.end()) {
+    if (q->second.gen == 0) {  // queued: taken out (it is the row now)
+      value = std::move(q->second.value);
+      on_disk = q->second.was_on_disk;
+      p.pending_bytes -= value.size();
+      p.pending_puts.erase(q);
+      from_queue = true;
+    } else {  // in flight: stays readable until it lands, which it will
+      value = q->second.value;
+      on_disk = in_flight = true;
+    }
+    from_memory = true;
+  } else if (auto f = fetched->find(k); f != fetched->end()) {
+    value = std::move(f->second);
+    fetched->erase(f);
+    on_disk = true;
+  } else {
+    return kNoRecord;
+  }
+  RowMeta meta;
+  ParseRowMeta(value, &meta);  // validated: queued by us or checked by PinAndFetch
+  if (Expired(meta.last_seen_step, now)) {
+    if (on_disk) p.QueueDelete(k);
+    ++p.c.expiries;
+    return kNoRecord;
+  }
+  ++(from_memory ? p.c.memory_hits : p.c.disk_hits);
+  const int64_t s = p.AdmitSlot(k, now);
+  if (s < 0) {
+    // Not admitted: served from the record, which goes back where it was
+    // unless it changed (then it is queued for the disk).
+    ExpandRecord(k, &value);
+    if (ServeRecord(op, out_row, grad, now, &value) || from_queue) {
+      codec_.Compact(&value);
+      p.Queue(k, std::move(value), on_disk);
+    } else if (!in_flight) {
+      fetched->emplace(k, std::move(value));  // equal to the disk's record
+    }
+    return kServed;
+  }
+  FillRow(k, value, p.Row(s));
+  p.Occupy(static_cast<uint32_t>(s), k, meta,
+           kUsed | (on_disk ? kOnDisk : 0) | (from_queue ? kDirty : 0));
+  return s;
+}
+
+int64_t EmbeddingStore::CreateRow(Partition& p, Op op, uint64_t k, float* out_row,
+                                  const float* grad, uint64_t now) {
+  if (options_.admission_min_count > 1) {
+    if (op == Op::kPush) {
+      ++p.c.dropped_pushes;
+      return kServed;
+    }
+    if (p.CountSighting(k) < options_.admission_min_count) {
+      options_.init(k, out_row);
+      ++p.c.admission_rejected_pulls;
+      return kServed;
+    }
+    p.admission.erase(k);
+  }
+  ++p.c.rows_created;
+  const int64_t s = p.AdmitSlot(k, now);
+  if (s < 0) {  // created straight into the spill queue
+    std::string value = InitialRecord(k, {now, 0});
+    ServeRecord(op, out_row, grad, now, &value);
+    codec_.Compact(&value);
+    p.Queue(k, std::move(value), /*on_disk=*/false);
+    return kServed;
+  }
+  InitialRow(k, p.Row(s));
+  p.Occupy(static_cast<uint32_t>(s), k, {now, 0}, kUsed | kDirty);
+  return s;
+}
+
+inline void EmbeddingStore::Apply(Partition& p, Op op, uint32_t s, float* out_row,
+                                  const float* grad, uint64_t now) {
+  float* row = p.Row(s);
+  if (options_.expiry_steps > 0) {  // last_seen_step is kept only where expiry reads it
+    p.slot_last_seen[s] = now;
+    p.slot_flags[s] |= kRef | kDirty;
+  } else {
+    p.slot_flags[s] |= kRef;
+  }
+  if (op == Op::kPull) {
+    std::memcpy(out_row, row, sizeof(float) * dim_);
+  } else {
+    options_.optimizer->Apply(row, row + dim_, grad, dim_);
+    p.slot_flags[s] |= kDirty;
+    if (p.slot_updates[s] != UINT32_MAX) ++p.slot_updates[s];
+  }
+}
+
 Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint64_t> keys,
                                       const std::vector<uint32_t>& idx, float* out,
                                       const float* grads, uint64_t now) {
-  const bool admission = options_.admission_min_count > 1;
   const bool expiry = options_.expiry_steps > 0;
   MutexLock lock(&p.mu);
   // Spill writes that failed earlier are retried first; while the disk tier
@@ -330,54 +494,12 @@ Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint
   // bounds how far memory can exceed the budget.
   if (p.write_failed) VREC_RETURN_IF_ERROR(p.RetryFailedJobs());
 
-  // 1. Pin the resident rows of the request (under a budget, where rows are
-  // evicted: none of them is evicted before it is served, see AdmitSlot),
-  // and one MultiGet for the keys that are neither resident nor queued.
-  p.BeginRequest();
-  absl::flat_hash_map<uint64_t, std::string> fetched;
-  const bool read_disk = options_.spill != nullptr && p.disk_rows > 0;
-  if (read_disk || max_rows_per_partition_ > 0) {
-    std::vector<uint64_t> missing;
-    absl::flat_hash_set<uint64_t> seen;
-    constexpr size_t kAhead = 16;  // index slots prefetched this many keys ahead
-    for (size_t pos = 0; pos < std::min(kAhead, idx.size()); ++pos) {
-      p.index.prefetch(keys[idx[pos]]);
-    }
-    for (size_t pos = 0; pos < idx.size(); ++pos) {
-      if (pos + kAhead < idx.size()) p.index.prefetch(keys[idx[pos + kAhead]]);
-      const uint64_t k = keys[idx[pos]];
-      if (auto it = p.index.find(k); it != p.index.end()) {
-        p.Pin(it->second);
-        continue;
-      }
-      if (!read_disk || p.InSpillQueue(k)) continue;
-      if (seen.insert(k).second) missing.push_back(k);
-    }
-    if (!missing.empty()) {
-      std::vector<std::string> spill_keys;
-      spill_keys.reserve(missing.size());
-      for (uint64_t k : missing) spill_keys.push_back(SpillKey(options_.table_id, k));
-      std::vector<std::optional<std::string>> values;
-      Status s = options_.spill->MultiGet(spill_keys, &values);
-      if (!s.ok()) {
-        return Status(s.code(),
-                      absl::StrCat("table ", options_.table_name, ": reading ", missing.size(),
-                                   " rows from ", options_.spill->Describe(), ": ", s.message()));
-      }
-      p.c.spill_keys_read += missing.size();
-      // Validate every record before touching any row, so that a corrupt
-      // record fails the request with nothing applied. Initial-value
-      // records stay compact until a row is made of them (FillRow).
-      for (size_t j = 0; j < missing.size(); ++j) {
-        if (!values[j].has_value()) continue;
-        RowMeta meta;
-        VREC_RETURN_IF_ERROR(DecodeRow(missing[j], *values[j], /*row=*/nullptr, &meta));
-        fetched.emplace(missing[j], std::move(*values[j]));
-      }
-    }
-  }
+  // 1. Pin and fetch (may fail; nothing applied yet).
+  Fetched fetched;
+  VREC_RETURN_IF_ERROR(PinAndFetch(p, keys, idx, &fetched));
 
-  // 2. Serve the keys in order. Nothing below fails.
+  // 2. Locate or admit each key's row, and 3. apply the request to it, in
+  // key order. Nothing below fails.
   if (op == Op::kPull) {
     p.c.pull_keys += idx.size();
   } else {
@@ -419,108 +541,9 @@ Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint
       p.sample_tick = 0;
       p.hot.Offer(k, options_.hot_key_sample);
     }
-    int64_t slot = -1;
-    if (auto it = p.index.find(k); it != p.index.end()) {
-      slot = it->second;
-      if (expiry && Expired(p.slot_last_seen[slot], now)) {
-        p.Remove(static_cast<uint32_t>(slot));
-        p.FreeSlot(static_cast<uint32_t>(slot));
-        slot = -1;
-      } else {
-        ++p.c.memory_hits;
-      }
-    } else {
-      // Not resident: its newest record is in the spill queue, or is a clean
-      // copy evicted earlier in this request, or is what the disk returned.
-      std::string value;
-      bool found = false, on_disk = false, from_queue = false, from_memory = false;
-      bool in_flight = false;
-      if (auto q = p.pending_puts.find(k); q != p.pending_puts.end()) {
-        if (q->second.gen == 0) {  // queued: taken out (it is the row now)
-          value = std::move(q->second.value);
-          on_disk = q->second.was_on_disk;
-          p.pending_bytes -= value.size();
-          p.pending_puts.erase(q);
-          from_queue = true;
-        } else {  // in flight: stays readable until it lands, which it will
-          value = q->second.value;
-          on_disk = in_flight = true;
-        }
-        found = from_memory = true;
-      } else if (auto f = fetched.find(k); f != fetched.end()) {
-        value = std::move(f->second);
-        fetched.erase(f);
-        found = on_disk = true;
-      }
-      if (found) {
-        RowMeta meta;
-        ParseRowMeta(value, &meta);  // validated: queued by us or checked above
-        if (Expired(meta.last_seen_step, now)) {
-          if (on_disk) p.QueueDelete(k);
-          ++p.c.expiries;
-        } else {
-          ++(from_memory ? p.c.memory_hits : p.c.disk_hits);
-          const int64_t s = p.AdmitSlot(k, now);
-          if (s < 0) {
-            // Not admitted: served from the record, which goes back where it
-            // was unless it changed (then it is queued for the disk).
-            ExpandRecord(k, &value);
-            if (ServeRecord(op, out_row, grad, now, &value) || from_queue) {
-              codec_.Compact(&value);
-              p.Queue(k, std::move(value), on_disk);
-            } else if (!in_flight) {
-              fetched.emplace(k, std::move(value));  // equal to the disk's record
-            }
-            continue;
-          }
-          FillRow(k, value, p.Row(s));
-          p.Occupy(static_cast<uint32_t>(s), k, meta,
-                   kUsed | (on_disk ? kOnDisk : 0) | (from_queue ? kDirty : 0));
-          slot = s;
-        }
-      }
-    }
-    if (slot < 0) {  // a new row, if admitted
-      if (admission) {
-        if (op == Op::kPush) {
-          ++p.c.dropped_pushes;
-          continue;
-        }
-        if (p.CountSighting(k) < options_.admission_min_count) {
-          options_.init(k, out_row);
-          ++p.c.admission_rejected_pulls;
-          continue;
-        }
-        p.admission.erase(k);
-      }
-      ++p.c.rows_created;
-      const int64_t s = p.AdmitSlot(k, now);
-      if (s < 0) {  // created straight into the spill queue
-        std::string value = InitialRecord(k, {now, 0});
-        ServeRecord(op, out_row, grad, now, &value);
-        codec_.Compact(&value);
-        p.Queue(k, std::move(value), /*on_disk=*/false);
-        continue;
-      }
-      InitialRow(k, p.Row(s));
-      p.Occupy(static_cast<uint32_t>(s), k, {now, 0}, kUsed | kDirty);
-      slot = s;
-    }
-    const uint32_t s = static_cast<uint32_t>(slot);
-    float* row = p.Row(s);
-    if (expiry) {  // last_seen_step is kept only where expiry reads it
-      p.slot_last_seen[s] = now;
-      p.slot_flags[s] |= kRef | kDirty;
-    } else {
-      p.slot_flags[s] |= kRef;
-    }
-    if (op == Op::kPull) {
-      std::memcpy(out_row, row, sizeof(float) * dim_);
-    } else {
-      options_.optimizer->Apply(row, row + dim_, grad, dim_);
-      p.slot_flags[s] |= kDirty;
-      if (p.slot_updates[s] != UINT32_MAX) ++p.slot_updates[s];
-    }
+    const int64_t slot = LocateOrAdmit(p, op, k, out_row, grad, now, &fetched);
+    if (slot == kServed) continue;
+    Apply(p, op, static_cast<uint32_t>(slot), out_row, grad, now);
   }
   // The request has been applied: what it evicted is handed to the spill
   // writer (or, without one, written now). If that write fails, the records

@@ -60,7 +60,8 @@
 // Where the pieces live: a partition's arena, index, eviction and spill
 // queue in partition.h (its capacity under a budget: RowsPerPartition), the
 // record format in row_record.h, the stats structs in store_stats.h. This
-// class routes keys to partitions and serves their requests.
+// class routes keys to partitions and serves a request in three phases per
+// partition (ServePartition).
 //
 // Thread safety: all methods are thread-safe. Requests lock one partition at
 // a time (a ps::Mutex, i.e. absl::Mutex, per partition), so concurrent requests to different
@@ -197,18 +198,54 @@ class EmbeddingStore {
 
  private:
   enum class Op { kPull, kPush };
+  // Records a request read from the spill store (checked), by key; each is
+  // taken by the first use of its key.
+  using Fetched = absl::flat_hash_map<uint64_t, std::string>;
 
   explicit EmbeddingStore(EmbeddingStoreOptions options);
   Status Init();
   uint32_t PartitionOf(uint64_t key) const;
   Status Serve(Op op, absl::Span<const uint64_t> keys, float* out, const float* grads);
 
-  // Serves keys[idx[...]] of one partition. With a background writer, what
-  // it evicts stays queued; the request's caller hands the queues of every
-  // partition it served to the writer at once (SubmitSpillJobs).
+  // Serves keys[idx[...]] of one partition under its lock, in three phases:
+  // PinAndFetch (the only one that may fail: then nothing is applied), then
+  // per key in order LocateOrAdmit and Apply. With a background writer,
+  // what it evicts stays queued; the request's caller hands the queues of
+  // every partition it served to the writer at once (SubmitSpillJobs).
   Status ServePartition(Partition& p, Op op, absl::Span<const uint64_t> keys,
                         const std::vector<uint32_t>& idx, float* out, const float* grads,
                         uint64_t step);
+  // Phase 1. REQUIRES p.mu. Starts the request's pins and pins the resident
+  // rows of its keys (under a row limit, where rows are evicted: none of
+  // them is evicted before it is served, see Partition::AdmitSlot); then one
+  // MultiGet for the keys that are neither resident nor in the spill queue,
+  // every record checked (kDataLoss naming the key) into `fetched`. Fails,
+  // having changed no row, if the read fails or a record is corrupt.
+  Status PinAndFetch(Partition& p, absl::Span<const uint64_t> keys,
+                     const std::vector<uint32_t>& idx, Fetched* fetched);
+  // Phase 2. REQUIRES p.mu. Finds key k's resident row or makes one: from
+  // its newest record (spill queue, or `fetched`), else a new row (subject
+  // to admission); may evict or expire other rows. Returns the slot, pinned,
+  // for Apply; or kServed when nothing is left to do: the key was served
+  // from its record without entering memory (the full partition did not
+  // admit it), or admission answered the pull with the initial value or
+  // dropped the push.
+  int64_t LocateOrAdmit(Partition& p, Op op, uint64_t k, float* out_row, const float* grad,
+                        uint64_t now, Fetched* fetched);
+  // LocateOrAdmit for a key not resident: reloads its newest live record
+  // (slot or kServed), or kNoRecord if it has none (an expired one is
+  // deleted).
+  int64_t Reload(Partition& p, Op op, uint64_t k, float* out_row, const float* grad, uint64_t now,
+                 Fetched* fetched);
+  // LocateOrAdmit for a key without a live row: admission, then a new row
+  // (slot) or, if the partition does not admit it, a new record (kServed).
+  int64_t CreateRow(Partition& p, Op op, uint64_t k, float* out_row, const float* grad,
+                    uint64_t now);
+  // Phase 3. REQUIRES p.mu. A pull copies resident row `s`'s weights to
+  // out_row; a push applies the optimizer to it with `grad`. Marks the row
+  // touched (and dirty if it changed).
+  void Apply(Partition& p, Op op, uint32_t s, float* out_row, const float* grad, uint64_t now);
+
   // Turns the queued records of `parts` into write jobs and hands them to
   // writer_ as one task (one wake-up of the writer per request, not one per
   // partition); then waits while a partition has more than
