@@ -79,7 +79,7 @@ struct PartitionOptions {
   uint32_t max_spill_jobs_in_flight = 1;
   uint32_t hot_key_capacity = 16;   // Space-Saving counters
   uint64_t admission_capacity = 1;  // pending keys tracked
-  bool admission = false;           // reserve the admission tracker up front
+  bool admission = false;           // with a row limit, reserve the admission tracker up front
 };
 
 // Rows one partition may hold within `budget_bytes / num_partitions` bytes
