@@ -35,7 +35,8 @@
 #include "net/transport.h"
 #include "nlohmann/json.hpp"
 #include "ps/embedding_store.h"
-#include "ps/ps_service.h"
+#include "ps/ps_client.h"
+#include "ps/ps_server.h"
 #include "ps/spill_store.h"
 
 DEFINE_int32(clients, 1, "client threads, each with its own connection to every server");

@@ -15,7 +15,7 @@
 
 #include "absl/types/span.h"
 #include "models/candidate_spec.h"
-#include "ps/ps_service.h"
+#include "ps/ps_client.h"
 #include "vrec/status.h"
 
 namespace vrec::models {

@@ -2,448 +2,35 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
-#include <deque>
-#include <new>
+#include <optional>
+#include <string>
 #include <utility>
+#include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "common/huge_pages.h"
 #include "common/random.h"
 #include "common/serial_worker.h"
-#include "glog/logging.h"
 #include "ps/frequency_sketch.h"
 #include "ps/initializer.h"
+#include "ps/partition.h"
 #include "ps/slot_router.h"
 
 namespace vrec::ps {
 namespace {
 
-// The partition's large arrays, probed at random once a key: on huge pages
-// (common/huge_pages.h) where they are 2 MiB or more.
-template <typename T>
-using HugeVector = std::vector<T, HugePageAllocator<T>>;
-using RowIndex =
-    absl::flat_hash_map<uint64_t, uint32_t, absl::Hash<uint64_t>, std::equal_to<uint64_t>,
-                        HugePageAllocator<std::pair<const uint64_t, uint32_t>>>;
+constexpr uint8_t kUsed = Partition::kUsed;
+constexpr uint8_t kRef = Partition::kRef;
+constexpr uint8_t kDirty = Partition::kDirty;
+constexpr uint8_t kOnDisk = Partition::kOnDisk;
 
-static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
-              "spill records store raw little-endian floats");
-
-constexpr uint8_t kUsed = 1;    // slot holds a row
-constexpr uint8_t kRef = 2;     // touched since the clock hand last passed
-constexpr uint8_t kDirty = 4;   // differs from its spill record (or has none)
-constexpr uint8_t kOnDisk = 8;  // a durable spill record of this key exists
-
-constexpr uint32_t kRecordMagic = 0x31575256;  // "VRW1"
-constexpr size_t kRecordHeader = 24;           // magic, row_floats, last_seen, updates, flags
-// Record flag (low byte of the flags field): the row was never updated, so
-// its weights and state are the initializer's (a pure function of the key)
-// and the record stores none: an untouched row costs 24 bytes on disk
-// instead of a whole row. The high 24 bits then hold the initializer's
-// fingerprint, so a record read under another initializer (seed, kind,
-// scale or fans changed) is refused, not silently given new values.
-constexpr uint32_t kRecordInitial = 1;
-
-// Bytes per slot of an absl::flat_hash_map: the slot plus one control byte.
-template <typename Map>
-uint64_t MapBytes(const Map& m) {
-  return m.capacity() == 0 ? 0 : m.capacity() * (sizeof(typename Map::value_type) + 1) + 16;
-}
-
-// The spill queue holds records in two states: queued (gen 0: not yet
-// handed to the disk) and in flight (gen g > 0: part of write job g, which
-// the spill writer is writing). Both are the key's newest durable state and
-// readable until the write lands; then the entry is dropped, unless a newer
-// one replaced it meanwhile.
-struct PendingPut {
-  std::string value;
-  bool was_on_disk = false;  // a durable record of the key exists (the put overwrites it)
-  uint64_t gen = 0;
-};
-
-struct Counters {
-  uint64_t pull_keys = 0, push_keys = 0, memory_hits = 0, disk_hits = 0, rows_created = 0;
-  uint64_t admission_rejected_pulls = 0, dropped_pushes = 0, evictions = 0;
-  uint64_t spill_rows_written = 0, spill_bytes_written = 0, spill_keys_read = 0, expiries = 0;
-  uint64_t spill_write_failures = 0, bypasses = 0;
-};
-
-bool ParseMeta(const std::string& v, RowMeta* meta) {
-  if (v.size() < kRecordHeader) return false;
-  uint32_t magic;
-  std::memcpy(&magic, v.data(), 4);
-  if (magic != kRecordMagic) return false;
-  std::memcpy(&meta->last_seen_step, v.data() + 8, 8);
-  std::memcpy(&meta->updates, v.data() + 16, 4);
-  return true;
-}
-
-using ChunkPtr = HugeArray<float>;  // the row arena's chunks
+// What LocateOrAdmit and its helpers return besides a slot.
+constexpr int64_t kServed = -1;    // nothing left to apply (see LocateOrAdmit)
+constexpr int64_t kNoRecord = -2;  // Reload: no live record of the key
 
 }  // namespace
-
-// One batch of a partition's queue on its way to the spill store.
-struct EmbeddingStore::SpillJob {
-  uint64_t gen = 0;
-  SpillBatch batch;
-  std::vector<uint64_t> put_keys, delete_keys;  // batch order
-  uint64_t new_records = 0;                     // puts of keys without a durable record
-  uint64_t bytes = 0;                           // values
-};
-
-uint32_t EmbeddingStore::ChunksFor(uint32_t rows) const {
-  const uint32_t small_slots = small_chunk_rows_ * kSmallChunks;
-  if (rows <= small_slots) return (rows + small_chunk_rows_ - 1) / small_chunk_rows_;
-  return kSmallChunks + (rows - small_slots + big_chunk_rows_ - 1) / big_chunk_rows_;
-}
-
-// All members guarded by mu. Methods REQUIRE mu held.
-struct EmbeddingStore::Partition {
-  Partition(const EmbeddingStore* s, size_t hot_capacity) : store(s), hot(hot_capacity) {}
-
-  float* Row(uint32_t slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    const uint32_t small_slots = store->small_chunk_rows_ * kSmallChunks;
-    if (slot < small_slots) {
-      return chunks[slot / store->small_chunk_rows_].get() +
-             static_cast<size_t>(slot % store->small_chunk_rows_) * store->row_floats_;
-    }
-    slot -= small_slots;
-    return chunks[kSmallChunks + slot / store->big_chunk_rows_].get() +
-           static_cast<size_t>(slot % store->big_chunk_rows_) * store->row_floats_;
-  }
-
-  // Pins: a slot holding a key of the request in progress carries that
-  // request's serial (mod 256) in slot_pin. A stale serial equal to the
-  // current one after wrapping only keeps a row from being a victim once.
-  bool Pinned(uint32_t s) const ABSL_SHARED_LOCKS_REQUIRED(mu) { return slot_pin[s] == serial; }
-  void Pin(uint32_t s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { slot_pin[s] = serial; }
-
-  // A slot for `candidate`, a key about to enter memory: a free one while the
-  // partition is under its row limit; otherwise the least frequently used of
-  // the next kVictimSample rows from the clock hand (ties: one not touched
-  // since the hand last passed) is evicted to make room, but only if the
-  // candidate is strictly more frequent (TinyLFU admission: a row seen once
-  // does not push out one seen often). An expired row is dropped at once.
-  // Rows pinned by the request in progress (Pinned) are passed over: a
-  // request never evicts a row it has yet to serve. Returns -1 when the
-  // candidate is not admitted (or every row is pinned): the caller serves it
-  // from its record without caching it.
-  int64_t AdmitSlot(uint64_t candidate, uint64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    if (!free_slots.empty()) {
-      const uint32_t s = free_slots.back();
-      free_slots.pop_back();
-      return s;
-    }
-    const uint32_t max_rows = store->max_rows_per_partition_;
-    if (max_rows == 0 || num_slots < max_rows) {
-      const uint32_t small_slots = store->small_chunk_rows_ * kSmallChunks;
-      const bool small = num_slots < small_slots;
-      const uint32_t chunk_rows = small ? store->small_chunk_rows_ : store->big_chunk_rows_;
-      if ((small ? num_slots : num_slots - small_slots) % chunk_rows == 0) {
-        uint32_t rows = chunk_rows;
-        if (max_rows != 0) rows = std::min(rows, max_rows - num_slots);
-        const size_t floats = static_cast<size_t>(rows) * store->row_floats_;
-        chunks.push_back(AllocateHugeArray<float>(floats));
-        arena_floats += floats;
-      }
-      slot_key.push_back(0);
-      slot_last_seen.push_back(0);
-      slot_updates.push_back(0);
-      slot_flags.push_back(0);
-      slot_pin.push_back(0);
-      return num_slots++;
-    }
-    // Full (every slot holds a row): sample victims.
-    constexpr uint32_t kVictimSample = 8;
-    uint32_t victim = clock_hand;
-    uint64_t victim_score = UINT64_MAX;
-    // Pinned rows are skipped, looking at most kMaxLook rows: a request
-    // that pins most of a partition (a batch as large as the partition's
-    // share of the budget) bypasses memory instead of scanning it.
-    constexpr uint32_t kMaxLook = 8 * kVictimSample;
-    uint32_t sampled = 0;
-    for (uint32_t i = 0; i < std::min(kMaxLook, num_slots) && sampled < kVictimSample; ++i) {
-      const uint32_t s = clock_hand;
-      clock_hand = clock_hand + 1 == num_slots ? 0 : clock_hand + 1;
-      if (Pinned(s)) continue;
-      ++sampled;
-      if (store->Expired(slot_last_seen[s], now)) {
-        Remove(s);
-        return s;
-      }
-      const uint64_t score =
-          2 * uint64_t{freq->Estimate(slot_key[s])} + ((slot_flags[s] & kRef) ? 1 : 0);
-      slot_flags[s] &= ~kRef;
-      if (score < victim_score) {
-        victim_score = score;
-        victim = s;
-      }
-    }
-    if (sampled == 0 || 2 * uint64_t{freq->Estimate(candidate)} <= (victim_score & ~uint64_t{1})) {
-      ++c.bypasses;
-      return -1;
-    }
-    Evict(victim);
-    return victim;
-  }
-
-  // Makes free slot `s` (its row already filled) the resident row of `key`,
-  // pinned for the request in progress.
-  void Occupy(uint32_t s, uint64_t key, const RowMeta& meta, uint8_t flags)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    Pin(s);
-    slot_key[s] = key;
-    slot_last_seen[s] = meta.last_seen_step;
-    slot_updates[s] = meta.updates;
-    slot_flags[s] = flags;
-    if (flags & kOnDisk) ++resident_on_disk;
-    index[key] = s;
-  }
-
-  // Drops resident row `s` from memory, queueing a spill write if needed (a
-  // clean row's spill record is current: nothing to write). REQUIRES: `s` is
-  // not pinned (the request in progress does not ask for it).
-  void Evict(uint32_t s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    const uint64_t key = slot_key[s];
-    const uint8_t f = slot_flags[s];
-    if ((f & kDirty) || !(f & kOnDisk)) {
-      Queue(key, store->EncodeRow(Row(s), {slot_last_seen[s], slot_updates[s]}, /*compact=*/true),
-            (f & kOnDisk) != 0);
-    }
-    if (f & kOnDisk) --resident_on_disk;
-    index.erase(key);
-    slot_flags[s] = 0;
-    ++c.evictions;
-  }
-
-  // Queues `record` (EncodeRow) as the newest copy of `key`, to be written
-  // by the next job. REQUIRES: the key is not resident and has no queued
-  // (gen 0) record; an in-flight one is superseded.
-  void Queue(uint64_t key, std::string record, bool on_disk) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    pending_bytes += record.size();
-    PendingPut put;
-    put.value = std::move(record);
-    put.was_on_disk = on_disk;
-    if (auto d = pending_deletes.find(key); d != pending_deletes.end()) {
-      // A queued delete of an older record is superseded by this put; an
-      // in-flight one lands first (the record is then gone).
-      if (d->second == 0) put.was_on_disk = true;
-      pending_deletes.erase(d);
-    }
-    if (auto old = pending_puts.find(key); old != pending_puts.end()) {
-      // In flight: it lands before this put, which then overwrites it.
-      put.was_on_disk = true;
-      pending_bytes -= old->second.value.size();
-      old->second = std::move(put);
-    } else {
-      pending_puts.emplace(key, std::move(put));
-    }
-  }
-
-  // Queues deletion of `key`'s durable record (expiry), dropping an
-  // in-flight record of it (which lands before the delete).
-  void QueueDelete(uint64_t key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    if (auto q = pending_puts.find(key); q != pending_puts.end()) {
-      pending_bytes -= q->second.value.size();
-      pending_puts.erase(q);
-    }
-    pending_deletes.try_emplace(key, 0);
-  }
-
-  // Removes resident row `s` for good (expiry), queueing deletion of its
-  // spill record. The caller reuses or frees the slot.
-  void Remove(uint32_t s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    const uint64_t key = slot_key[s];
-    if (slot_flags[s] & kOnDisk) {
-      QueueDelete(key);
-      --resident_on_disk;
-    }
-    index.erase(key);
-    slot_flags[s] = 0;
-    ++c.expiries;
-  }
-
-  // The queued (gen 0) records and deletes as write job `++next_gen`, now in
-  // flight; null if nothing is queued.
-  std::shared_ptr<SpillJob> TakeJob() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    auto job = std::make_shared<SpillJob>();
-    job->gen = ++next_gen;
-    const uint64_t table_id = store->options_.table_id;
-    for (auto& [key, put] : pending_puts) {
-      if (put.gen != 0) continue;
-      put.gen = job->gen;
-      job->batch.puts.emplace_back(SpillKey(table_id, key), put.value);
-      job->put_keys.push_back(key);
-      job->bytes += put.value.size();
-      if (!put.was_on_disk) ++job->new_records;
-    }
-    for (auto& [key, gen] : pending_deletes) {
-      if (gen != 0) continue;
-      gen = job->gen;
-      job->batch.deletes.push_back(SpillKey(table_id, key));
-      job->delete_keys.push_back(key);
-    }
-    if (job->put_keys.empty() && job->delete_keys.empty()) {
-      --next_gen;
-      return nullptr;
-    }
-    in_flight_bytes += job->bytes;
-    ++jobs_in_flight;
-    return job;
-  }
-
-  // Job `job` has landed on disk: its entries leave the queue (unless a
-  // newer record replaced them) and the disk's row count moves.
-  void Landed(const SpillJob& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    for (uint64_t key : job.put_keys) {
-      auto it = pending_puts.find(key);
-      if (it == pending_puts.end() || it->second.gen != job.gen) continue;
-      pending_bytes -= it->second.value.size();
-      pending_puts.erase(it);
-    }
-    for (uint64_t key : job.delete_keys) {
-      auto it = pending_deletes.find(key);
-      if (it != pending_deletes.end() && it->second == job.gen) pending_deletes.erase(it);
-    }
-    disk_rows += job.new_records;
-    disk_rows -= job.delete_keys.size();
-    c.spill_rows_written += job.put_keys.size();
-    c.spill_bytes_written += job.bytes;
-    in_flight_bytes -= job.bytes;
-    --jobs_in_flight;
-    if (pending_puts.empty()) absl::flat_hash_map<uint64_t, PendingPut>().swap(pending_puts);
-    if (pending_deletes.empty()) absl::flat_hash_map<uint64_t, uint64_t>().swap(pending_deletes);
-  }
-
-  // Writes `job` now, on this thread; on failure it stays in flight.
-  Status WriteJob(const SpillJob& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    Status s = store->options_.spill->Write(job.batch);
-    if (!s.ok()) return SpillWriteError(job, s);
-    Landed(job);
-    return absl::OkStatus();
-  }
-
-  Status SpillWriteError(const SpillJob& job, const Status& s) const {
-    return Status(s.code(), absl::StrCat("table ", store->options_.table_name, ": spilling ",
-                                         job.put_keys.size(), " rows to ",
-                                         store->options_.spill->Describe(), ": ", s.message()));
-  }
-
-  // Retries, in order, the jobs whose background write failed (and those
-  // queued behind them). Fails with the first error, leaving the rest.
-  Status RetryFailedJobs() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    while (!failed_jobs.empty()) {
-      VREC_RETURN_IF_ERROR(WriteJob(*failed_jobs.front()));
-      failed_jobs.pop_front();
-    }
-    write_failed = false;
-    return absl::OkStatus();
-  }
-
-  // Every record of the queue on disk: waits for the jobs in flight, retries
-  // failed ones, then writes what is queued, on this thread. On failure the
-  // records stay queued (readable) and are retried next time.
-  Status Flush() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    WaitForJobs();
-    VREC_RETURN_IF_ERROR(RetryFailedJobs());
-    std::shared_ptr<SpillJob> job = TakeJob();
-    if (job == nullptr) return absl::OkStatus();
-    Status s = WriteJob(*job);
-    if (!s.ok()) {
-      failed_jobs.push_back(std::move(job));
-      write_failed = true;
-    }
-    return s;
-  }
-
-  // Until every job in flight has landed or failed.
-  void WaitForJobs() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    mu.Await(absl::Condition(
-        +[](Partition* p)
-             ABSL_NO_THREAD_SAFETY_ANALYSIS { return p->jobs_in_flight == p->failed_jobs.size(); },
-        this));
-  }
-
-  // Counts one sighting of a not-yet-admitted key; returns its count.
-  uint32_t CountSighting(uint64_t key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    auto it = admission.find(key);
-    if (it == admission.end()) {
-      while (admission.size() >= admission_capacity) {
-        for (auto a = admission.begin(); a != admission.end();) {
-          a->second >>= 1;
-          if (a->second == 0) {
-            admission.erase(a++);
-          } else {
-            ++a;
-          }
-        }
-      }
-      it = admission.emplace(key, 0).first;
-    }
-    return ++it->second;
-  }
-
-  uint64_t MemoryBytes() const ABSL_SHARED_LOCKS_REQUIRED(mu) {
-    return sizeof(Partition) + arena_floats * sizeof(float) + chunks.capacity() * sizeof(void*) +
-           slot_key.capacity() * sizeof(uint64_t) + slot_last_seen.capacity() * sizeof(uint64_t) +
-           slot_updates.capacity() * sizeof(uint32_t) + slot_flags.capacity() +
-           slot_pin.capacity() + free_slots.capacity() * sizeof(uint32_t) + MapBytes(index) +
-           MapBytes(admission) + pending_bytes + MapBytes(pending_puts) +
-           MapBytes(pending_deletes) + in_flight_bytes + hot.MemoryBytes() +
-           (freq ? sizeof(FrequencySketch) + freq->MemoryBytes() : 0);
-  }
-
-  const EmbeddingStore* const store;
-  mutable Mutex mu;
-  RowIndex index ABSL_GUARDED_BY(mu);                // key -> slot
-  std::vector<ChunkPtr> chunks ABSL_GUARDED_BY(mu);  // row arena (see kSmallChunks)
-  uint64_t arena_floats ABSL_GUARDED_BY(mu) = 0;
-  uint32_t num_slots ABSL_GUARDED_BY(mu) = 0;
-  HugeVector<uint64_t> slot_key ABSL_GUARDED_BY(mu);
-  HugeVector<uint64_t> slot_last_seen ABSL_GUARDED_BY(mu);
-  HugeVector<uint32_t> slot_updates ABSL_GUARDED_BY(mu);
-  HugeVector<uint8_t> slot_flags ABSL_GUARDED_BY(mu);
-  HugeVector<uint8_t> slot_pin ABSL_GUARDED_BY(mu);  // see Pinned
-  uint8_t serial ABSL_GUARDED_BY(mu) = 0;            // of the request in progress
-  std::vector<uint32_t> free_slots ABSL_GUARDED_BY(mu);
-  uint32_t clock_hand ABSL_GUARDED_BY(mu) = 0;
-  uint64_t resident_on_disk ABSL_GUARDED_BY(mu) = 0;  // resident rows with kOnDisk
-  uint64_t disk_rows ABSL_GUARDED_BY(mu) = 0;         // durable spill records
-  // The spill queue (see PendingPut): records and deletes queued or in
-  // flight, each the newest state of its key.
-  absl::flat_hash_map<uint64_t, PendingPut> pending_puts ABSL_GUARDED_BY(mu);
-  absl::flat_hash_map<uint64_t, uint64_t> pending_deletes ABSL_GUARDED_BY(mu);  // key -> gen
-  uint64_t pending_bytes ABSL_GUARDED_BY(mu) = 0;
-  // Write jobs: numbered from 1; in flight until landed. A job whose write
-  // failed, and every later one, waits in failed_jobs (still in flight)
-  // until a request retries them in order (RetryFailedJobs).
-  uint64_t next_gen ABSL_GUARDED_BY(mu) = 0;
-  uint64_t jobs_in_flight ABSL_GUARDED_BY(mu) = 0;
-  uint64_t in_flight_bytes ABSL_GUARDED_BY(mu) = 0;  // the jobs' own copies of records
-  bool write_failed ABSL_GUARDED_BY(mu) = false;
-  std::deque<std::shared_ptr<SpillJob>> failed_jobs ABSL_GUARDED_BY(mu);
-  absl::flat_hash_map<uint64_t, uint32_t> admission ABSL_GUARDED_BY(mu);
-  uint64_t admission_capacity ABSL_GUARDED_BY(mu) = 1;
-  SpaceSaving hot ABSL_GUARDED_BY(mu);
-  // Access frequencies for admission to a full partition (with a budget).
-  std::unique_ptr<FrequencySketch> freq ABSL_GUARDED_BY(mu);
-  uint32_t sample_tick ABSL_GUARDED_BY(mu) = 0;
-  Counters c ABSL_GUARDED_BY(mu);
-};
-
-StoreRates RatesBetween(const StoreStats& before, const StoreStats& after) {
-  StoreRates r;
-  const double dt = (after.timestamp_ns - before.timestamp_ns) * 1e-9;
-  if (dt <= 0) return r;
-  r.pull_requests_per_s = (after.pull_requests - before.pull_requests) / dt;
-  r.push_requests_per_s = (after.push_requests - before.push_requests) / dt;
-  r.pull_keys_per_s = (after.pull_keys - before.pull_keys) / dt;
-  r.push_keys_per_s = (after.push_keys - before.push_keys) / dt;
-  return r;
-}
 
 EmbeddingStore::EmbeddingStore(EmbeddingStoreOptions options)
     : options_(std::move(options)),
@@ -488,81 +75,38 @@ Status EmbeddingStore::Init() {
         h = HashCombine(h, bits);
       }
     }
-    init_fingerprint_ = static_cast<uint32_t>(h >> 40);  // 24 bits
+    codec_ = RowRecordCodec(row_floats_, static_cast<uint32_t>(h >> 40));  // 24 bits
   }
   const uint32_t num_parts = options_.num_partitions;
   const bool admission = options_.admission_min_count > 1;
   const uint64_t admission_per_part =
       std::max<uint64_t>(1, options_.admission_tracker_capacity / num_parts);
-  for (uint32_t i = 0; i < num_parts; ++i) {
-    partitions_.push_back(std::make_unique<Partition>(this, options_.hot_key_capacity));
-    Partition& p = *partitions_.back();
-    MutexLock lock(&p.mu);
-    p.admission_capacity = admission_per_part;
-  }
-  if (options_.spill != nullptr && options_.background_spill_writes) {
-    writer_ = std::make_unique<SerialWorker>("vrec-spill");
-  }
-  // The arena grows by kSmallChunks chunks of about 16 KB (at most 256 rows),
-  // so small or sparse tables do not pin much memory, then by chunks of
-  // 2 MiB that the kernel may back with huge pages: random row lookups in a
-  // large table then miss the TLB far less often.
-  const uint64_t row_bytes = uint64_t{row_floats_} * sizeof(float);
-  small_chunk_rows_ = static_cast<uint32_t>(std::clamp<uint64_t>((16 << 10) / row_bytes, 1, 256));
-  // Rounded up: a chunk of at least 2 MiB whatever the row size (Adam's
-  // 193-float rows would otherwise give chunks just short of a huge page).
-  big_chunk_rows_ =
-      static_cast<uint32_t>(std::max<uint64_t>(1, (kHugePageBytes + row_bytes - 1) / row_bytes));
   const uint64_t budget = options_.memory_budget_bytes;
   if (budget > 0) {
-    // Fixed cost of a partition: the struct, the hot-key sketch and (with
-    // admission) its tracker, reserved up front so it never grows.
-    absl::flat_hash_map<uint64_t, uint32_t> probe_admission;
-    if (admission) probe_admission.reserve(admission_per_part * 32 / 25 + 1);
-    uint64_t fixed =
-        sizeof(Partition) + MapBytes(probe_admission) + sizeof(void*) + sizeof(FrequencySketch);
-    {
-      Partition& p = *partitions_[0];
-      MutexLock lock(&p.mu);
-      fixed += p.hot.MemoryBytes();  // reserved in its constructor; never grows
-    }
-    const uint64_t per_part = budget / num_parts;
-    // Row arena + slot metadata (key, last seen, updates, flags, pin) + free
-    // list; then the index and the frequency sketch (8-16 bytes a row) below.
-    const uint64_t per_row = uint64_t{row_floats_} * sizeof(float) + 8 + 8 + 4 + 1 + 1 + 4 +
-                             sizeof(void*);  // chunk pointer, amortized upper bound
-    uint64_t m = per_part > fixed ? (per_part - fixed) / (per_row + 62) : 0;
-    m = std::min<uint64_t>(m, UINT32_MAX - 1);
-    RowIndex probe;
-    while (m > 0) {
-      // Reserve so that size <= 25/32 of capacity: then erase+insert cycles
-      // rehash in place and the index never grows past this capacity.
-      RowIndex().swap(probe);
-      probe.reserve(m * 32 / 25 + 1);
-      if (fixed + m * per_row + MapBytes(probe) + FrequencySketch::BytesFor(m) <= per_part) break;
-      m -= std::max<uint64_t>(1, m / 32);
-    }
+    const uint64_t fixed =
+        PartitionFixedBytes(options_.hot_key_capacity, admission ? admission_per_part : 0);
+    const uint32_t m = RowsPerPartition(budget, num_parts, row_floats_, fixed);
     if (m == 0) {
       return absl::InvalidArgumentError(absl::StrCat(
           "table ", options_.table_name, ": memory budget ", budget, " bytes is too small for ",
           num_parts, " partitions of rows of ", row_floats_, " floats; need at least ",
-          num_parts * (fixed + per_row + 256), " bytes"));
+          num_parts * (fixed + PartitionRowBytes(row_floats_) + 256), " bytes"));
     }
-    max_rows_per_partition_ = static_cast<uint32_t>(m);
-    for (auto& part : partitions_) {
-      Partition& p = *part;
-      MutexLock lock(&p.mu);
-      p.index.reserve(m * 32 / 25 + 1);
-      if (admission) p.admission.reserve(admission_per_part * 32 / 25 + 1);
-      p.slot_key.reserve(m);
-      p.slot_last_seen.reserve(m);
-      p.slot_updates.reserve(m);
-      p.slot_flags.reserve(m);
-      p.slot_pin.reserve(m);
-      p.free_slots.reserve(m);
-      p.chunks.reserve(ChunksFor(static_cast<uint32_t>(m)));
-      p.freq = std::make_unique<FrequencySketch>(m);
-    }
+    max_rows_per_partition_ = m;
+  }
+  PartitionOptions po;
+  po.layout = PartitionLayout::For(row_floats_, max_rows_per_partition_, options_.expiry_steps);
+  po.codec = codec_;
+  po.spill = options_.spill;
+  po.table_id = options_.table_id;
+  po.table_name = options_.table_name;
+  po.max_spill_jobs_in_flight = options_.max_spill_jobs_in_flight;
+  po.hot_key_capacity = options_.hot_key_capacity;
+  po.admission_capacity = admission_per_part;
+  po.admission = admission;
+  for (uint32_t i = 0; i < num_parts; ++i) partitions_.push_back(std::make_unique<Partition>(po));
+  if (options_.spill != nullptr && options_.background_spill_writes) {
+    writer_ = std::make_unique<SerialWorker>("vrec-spill");
   }
   // Rows already in the spill store (a reopened DB) count as on disk.
   if (options_.spill != nullptr) {
@@ -636,41 +180,20 @@ uint32_t EmbeddingStore::PartitionOf(uint64_t key) const {
                                options_.num_partitions);
 }
 
-std::string EmbeddingStore::EncodeRow(const float* row, const RowMeta& meta, bool compact) const {
-  const bool initial = compact && meta.updates == 0;
-  std::string v(kRecordHeader + (initial ? 0 : sizeof(float) * row_floats_), '\0');
-  const uint32_t flags = initial ? (kRecordInitial | init_fingerprint_ << 8) : 0;
-  std::memcpy(v.data(), &kRecordMagic, 4);
-  std::memcpy(v.data() + 4, &row_floats_, 4);
-  std::memcpy(v.data() + 8, &meta.last_seen_step, 8);
-  std::memcpy(v.data() + 16, &meta.updates, 4);
-  std::memcpy(v.data() + 20, &flags, 4);
-  if (!initial) std::memcpy(v.data() + kRecordHeader, row, sizeof(float) * row_floats_);
-  return v;
-}
-
-void EmbeddingStore::CompactRecord(std::string* record) const {
-  RowMeta meta;
-  if (!ParseMeta(*record, &meta) || meta.updates != 0 || record->size() == kRecordHeader) return;
-  record->resize(kRecordHeader);
-  const uint32_t flags = kRecordInitial | init_fingerprint_ << 8;
-  std::memcpy(record->data() + 20, &flags, 4);
-}
-
 void EmbeddingStore::ExpandRecord(uint64_t key, std::string* record) const {
-  if (record->size() != kRecordHeader) return;  // already whole
+  if (!RowRecordCodec::IsCompact(*record)) return;  // already whole
   // Only records this store compacted reach here (disk records are checked
   // by DecodeRow when read): the row is the initializer's.
   RowMeta meta;
-  ParseMeta(*record, &meta);
+  ParseRowMeta(*record, &meta);
   *record = InitialRecord(key, meta);
 }
 
 void EmbeddingStore::FillRow(uint64_t key, const std::string& record, float* row) const {
-  if (record.size() == kRecordHeader) {
+  if (RowRecordCodec::IsCompact(record)) {
     InitialRow(key, row);  // a compact initial-value record
   } else {
-    std::memcpy(row, record.data() + kRecordHeader, sizeof(float) * row_floats_);
+    codec_.CopyRow(record, row);
   }
 }
 
@@ -682,43 +205,26 @@ void EmbeddingStore::InitialRow(uint64_t key, float* row) const {
 std::string EmbeddingStore::InitialRecord(uint64_t key, const RowMeta& meta) const {
   std::vector<float> row(row_floats_);
   InitialRow(key, row.data());
-  return EncodeRow(row.data(), meta);
+  return codec_.Encode(row.data(), meta);
 }
 
 Status EmbeddingStore::DecodeRow(uint64_t key, const std::string& value, float* row,
                                  RowMeta* meta) const {
-  uint32_t floats = 0, flags = 0;
-  if (value.size() >= 8) std::memcpy(&floats, value.data() + 4, 4);
-  if (value.size() >= kRecordHeader) std::memcpy(&flags, value.data() + 20, 4);
-  const bool initial = (flags & 0xff) == kRecordInitial;
-  const size_t expect_bytes = kRecordHeader + (initial ? 0 : sizeof(float) * row_floats_);
   // Built only on error: this runs once per row read from the disk tier.
   auto where = [&] {
     return absl::StrCat("table ", options_.table_name, " key ", key, ": spill record in ",
                         options_.spill ? options_.spill->Describe() : "?");
   };
-  if (!ParseMeta(value, meta) || floats != row_floats_ || (!initial && flags != 0) ||
-      (initial && meta->updates != 0) || value.size() != expect_bytes) {
-    return absl::DataLossError(absl::StrCat(where(), " is corrupt (", value.size(),
-                                            " bytes, row of ", floats, " floats, flags ", flags,
-                                            ", ", meta->updates, " updates; expected ",
-                                            expect_bytes, " bytes, ", row_floats_, " floats)"));
-  }
-  if (initial && (flags >> 8) != init_fingerprint_) {
-    return absl::DataLossError(absl::StrCat(
-        where(), " holds an untouched row written under another initializer (fingerprint ",
-        flags >> 8, ", this table's ", init_fingerprint_,
-        "): the table's seed or initializer changed since it was spilled"));
-  }
+  VREC_RETURN_IF_ERROR(codec_.Check(value, meta, where));
   if (row != nullptr) FillRow(key, value, row);
   return absl::OkStatus();
 }
 
 bool EmbeddingStore::ServeRecord(Op op, float* out_row, const float* grad, uint64_t now,
                                  std::string* record) const {
-  float* row = reinterpret_cast<float*>(record->data() + kRecordHeader);
+  float* row = RowRecordCodec::MutableRow(record);
   RowMeta meta;
-  ParseMeta(*record, &meta);
+  ParseRowMeta(*record, &meta);
   bool changed = false;
   if (op == Op::kPull) {
     std::memcpy(out_row, row, sizeof(float) * dim_);
@@ -731,10 +237,7 @@ bool EmbeddingStore::ServeRecord(Op op, float* out_row, const float* grad, uint6
     meta.last_seen_step = now;
     changed = true;
   }
-  if (changed) {
-    std::memcpy(record->data() + 8, &meta.last_seen_step, 8);
-    std::memcpy(record->data() + 16, &meta.updates, 4);
-  }
+  if (changed) RowRecordCodec::SetMeta(meta, record);
   return changed;
 }
 
@@ -810,25 +313,180 @@ void EmbeddingStore::SubmitSpillJobs(const std::vector<Partition*>& parts) {
       if (std::shared_ptr<SpillJob> job = p->TakeJob()) jobs.emplace_back(p, std::move(job));
     }
     if (jobs.empty()) return;
-    writer_->Submit([this, jobs] {
-      for (const auto& [p, job] : jobs) WriteInBackground(*p, job);
+    writer_->Submit([jobs] {
+      for (const auto& [p, job] : jobs) p->WriteInBackground(job);
     });
   }
   for (const auto& [p, job] : jobs) {
     MutexLock lock(&p->mu);
-    p->mu.Await(absl::Condition(
-        +[](Partition* q) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-          return q->jobs_in_flight <= q->store->options_.max_spill_jobs_in_flight ||
-                 q->write_failed;
-        },
-        p));
+    p->WaitForJobRoom();
+  }
+}
+
+Status EmbeddingStore::PinAndFetch(Partition& p, absl::Span<const uint64_t> keys,
+                                   const std::vector<uint32_t>& idx, Fetched* fetched) {
+  p.BeginRequest();
+  const bool read_disk = options_.spill != nullptr && p.disk_rows > 0;
+  if (!read_disk && max_rows_per_partition_ == 0) return absl::OkStatus();
+  std::vector<uint64_t> missing;
+  absl::flat_hash_set<uint64_t> seen;
+  constexpr size_t kAhead = 16;  // index slots prefetched this many keys ahead
+  for (size_t pos = 0; pos < std::min(kAhead, idx.size()); ++pos) {
+    p.index.prefetch(keys[idx[pos]]);
+  }
+  for (size_t pos = 0; pos < idx.size(); ++pos) {
+    if (pos + kAhead < idx.size()) p.index.prefetch(keys[idx[pos + kAhead]]);
+    const uint64_t k = keys[idx[pos]];
+    if (auto it = p.index.find(k); it != p.index.end()) {
+      p.Pin(it->second);
+      continue;
+    }
+    if (!read_disk || p.InSpillQueue(k)) continue;
+    if (seen.insert(k).second) missing.push_back(k);
+  }
+  if (missing.empty()) return absl::OkStatus();
+  std::vector<std::string> spill_keys;
+  spill_keys.reserve(missing.size());
+  for (uint64_t k : missing) spill_keys.push_back(SpillKey(options_.table_id, k));
+  std::vector<std::optional<std::string>> values;
+  Status s = options_.spill->MultiGet(spill_keys, &values);
+  if (!s.ok()) {
+    return Status(s.code(),
+                  absl::StrCat("table ", options_.table_name, ": reading ", missing.size(),
+                               " rows from ", options_.spill->Describe(), ": ", s.message()));
+  }
+  p.c.spill_keys_read += missing.size();
+  // Validate every record before touching any row, so that a corrupt
+  // record fails the request with nothing applied. Initial-value
+  // records stay compact until a row is made of them (FillRow).
+  for (size_t j = 0; j < missing.size(); ++j) {
+    if (!values[j].has_value()) continue;
+    RowMeta meta;
+    VREC_RETURN_IF_ERROR(DecodeRow(missing[j], *values[j], /*row=*/nullptr, &meta));
+    fetched->emplace(missing[j], std::move(*values[j]));
+  }
+  return absl::OkStatus();
+}
+
+inline int64_t EmbeddingStore::LocateOrAdmit(Partition& p, Op op, uint64_t k, float* out_row,
+                                             const float* grad, uint64_t now, Fetched* fetched) {
+  if (auto it = p.index.find(k); it != p.index.end()) {
+    const uint32_t s = it->second;
+    // (slot_last_seen is read only under expiry: it is a cache miss a key.)
+    if (options_.expiry_steps == 0 || !Expired(p.slot_last_seen[s], now)) {
+      ++p.c.memory_hits;
+      return s;
+    }
+    // Expired: gone for good, and so is any older record of it.
+    p.Remove(s);
+    p.FreeSlot(s);
+  } else if (const int64_t s = Reload(p, op, k, out_row, grad, now, fetched); s != kNoRecord) {
+    return s;
+  }
+  return CreateRow(p, op, k, out_row, grad, now);
+}
+
+int64_t EmbeddingStore::Reload(Partition& p, Op op, uint64_t k, float* out_row, const float* grad,
+                               uint64_t now, Fetched* fetched) {
+  // Not resident: its newest record is in the spill queue, or is a clean
+  // copy evicted earlier in this request, or is what the disk returned.
+  std::string value;
+  bool on_disk = false, from_queue = false, from_memory = false, in_flight = false;
+  if (auto q = p.pending_puts.find(k); q != p.pending_puts.end()) {
+    if (q->second.gen == 0) {  // queued: taken out (it is the row now)
+      value = std::move(q->second.value);
+      on_disk = q->second.was_on_disk;
+      p.pending_bytes -= value.size();
+      p.pending_puts.erase(q);
+      from_queue = true;
+    } else {  // in flight: stays readable until it lands, which it will
+      value = q->second.value;
+      on_disk = in_flight = true;
+    }
+    from_memory = true;
+  } else if (auto f = fetched->find(k); f != fetched->end()) {
+    value = std::move(f->second);
+    fetched->erase(f);
+    on_disk = true;
+  } else {
+    return kNoRecord;
+  }
+  RowMeta meta;
+  ParseRowMeta(value, &meta);  // validated: queued by us or checked by PinAndFetch
+  if (Expired(meta.last_seen_step, now)) {
+    if (on_disk) p.QueueDelete(k);
+    ++p.c.expiries;
+    return kNoRecord;
+  }
+  ++(from_memory ? p.c.memory_hits : p.c.disk_hits);
+  const int64_t s = p.AdmitSlot(k, now);
+  if (s < 0) {
+    // Not admitted: served from the record, which goes back where it was
+    // unless it changed (then it is queued for the disk).
+    ExpandRecord(k, &value);
+    if (ServeRecord(op, out_row, grad, now, &value) || from_queue) {
+      codec_.Compact(&value);
+      p.Queue(k, std::move(value), on_disk);
+    } else if (!in_flight) {
+      fetched->emplace(k, std::move(value));  // equal to the disk's record
+    }
+    return kServed;
+  }
+  FillRow(k, value, p.Row(s));
+  p.Occupy(static_cast<uint32_t>(s), k, meta,
+           kUsed | (on_disk ? kOnDisk : 0) | (from_queue ? kDirty : 0));
+  return s;
+}
+
+int64_t EmbeddingStore::CreateRow(Partition& p, Op op, uint64_t k, float* out_row,
+                                  const float* grad, uint64_t now) {
+  if (options_.admission_min_count > 1) {
+    if (op == Op::kPush) {
+      ++p.c.dropped_pushes;
+      return kServed;
+    }
+    if (p.CountSighting(k) < options_.admission_min_count) {
+      options_.init(k, out_row);
+      ++p.c.admission_rejected_pulls;
+      return kServed;
+    }
+    p.admission.erase(k);
+  }
+  ++p.c.rows_created;
+  const int64_t s = p.AdmitSlot(k, now);
+  if (s < 0) {  // created straight into the spill queue
+    std::string value = InitialRecord(k, {now, 0});
+    ServeRecord(op, out_row, grad, now, &value);
+    codec_.Compact(&value);
+    p.Queue(k, std::move(value), /*on_disk=*/false);
+    return kServed;
+  }
+  InitialRow(k, p.Row(s));
+  p.Occupy(static_cast<uint32_t>(s), k, {now, 0}, kUsed | kDirty);
+  return s;
+}
+
+inline void EmbeddingStore::Apply(Partition& p, Op op, uint32_t s, float* out_row,
+                                  const float* grad, uint64_t now) {
+  float* row = p.Row(s);
+  if (options_.expiry_steps > 0) {  // last_seen_step is kept only where expiry reads it
+    p.slot_last_seen[s] = now;
+    p.slot_flags[s] |= kRef | kDirty;
+  } else {
+    p.slot_flags[s] |= kRef;
+  }
+  if (op == Op::kPull) {
+    std::memcpy(out_row, row, sizeof(float) * dim_);
+  } else {
+    options_.optimizer->Apply(row, row + dim_, grad, dim_);
+    p.slot_flags[s] |= kDirty;
+    if (p.slot_updates[s] != UINT32_MAX) ++p.slot_updates[s];
   }
 }
 
 Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint64_t> keys,
                                       const std::vector<uint32_t>& idx, float* out,
                                       const float* grads, uint64_t now) {
-  const bool admission = options_.admission_min_count > 1;
   const bool expiry = options_.expiry_steps > 0;
   MutexLock lock(&p.mu);
   // Spill writes that failed earlier are retried first; while the disk tier
@@ -836,54 +494,12 @@ Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint
   // bounds how far memory can exceed the budget.
   if (p.write_failed) VREC_RETURN_IF_ERROR(p.RetryFailedJobs());
 
-  // 1. Pin the resident rows of the request (under a budget, where rows are
-  // evicted: none of them is evicted before it is served, see AdmitSlot),
-  // and one MultiGet for the keys that are neither resident nor queued.
-  ++p.serial;
-  absl::flat_hash_map<uint64_t, std::string> fetched;
-  const bool read_disk = options_.spill != nullptr && p.disk_rows > 0;
-  if (read_disk || max_rows_per_partition_ > 0) {
-    std::vector<uint64_t> missing;
-    absl::flat_hash_set<uint64_t> seen;
-    constexpr size_t kAhead = 16;  // index slots prefetched this many keys ahead
-    for (size_t pos = 0; pos < std::min(kAhead, idx.size()); ++pos) {
-      p.index.prefetch(keys[idx[pos]]);
-    }
-    for (size_t pos = 0; pos < idx.size(); ++pos) {
-      if (pos + kAhead < idx.size()) p.index.prefetch(keys[idx[pos + kAhead]]);
-      const uint64_t k = keys[idx[pos]];
-      if (auto it = p.index.find(k); it != p.index.end()) {
-        p.Pin(it->second);
-        continue;
-      }
-      if (!read_disk || p.pending_puts.contains(k) || p.pending_deletes.contains(k)) continue;
-      if (seen.insert(k).second) missing.push_back(k);
-    }
-    if (!missing.empty()) {
-      std::vector<std::string> spill_keys;
-      spill_keys.reserve(missing.size());
-      for (uint64_t k : missing) spill_keys.push_back(SpillKey(options_.table_id, k));
-      std::vector<std::optional<std::string>> values;
-      Status s = options_.spill->MultiGet(spill_keys, &values);
-      if (!s.ok()) {
-        return Status(s.code(),
-                      absl::StrCat("table ", options_.table_name, ": reading ", missing.size(),
-                                   " rows from ", options_.spill->Describe(), ": ", s.message()));
-      }
-      p.c.spill_keys_read += missing.size();
-      // Validate every record before touching any row, so that a corrupt
-      // record fails the request with nothing applied. Initial-value
-      // records stay compact until a row is made of them (FillRow).
-      for (size_t j = 0; j < missing.size(); ++j) {
-        if (!values[j].has_value()) continue;
-        RowMeta meta;
-        VREC_RETURN_IF_ERROR(DecodeRow(missing[j], *values[j], /*row=*/nullptr, &meta));
-        fetched.emplace(missing[j], std::move(*values[j]));
-      }
-    }
-  }
+  // 1. Pin and fetch (may fail; nothing applied yet).
+  Fetched fetched;
+  VREC_RETURN_IF_ERROR(PinAndFetch(p, keys, idx, &fetched));
 
-  // 2. Serve the keys in order. Nothing below fails.
+  // 2. Locate or admit each key's row, and 3. apply the request to it, in
+  // key order. Nothing below fails.
   if (op == Op::kPull) {
     p.c.pull_keys += idx.size();
   } else {
@@ -925,108 +541,9 @@ Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint
       p.sample_tick = 0;
       p.hot.Offer(k, options_.hot_key_sample);
     }
-    int64_t slot = -1;
-    if (auto it = p.index.find(k); it != p.index.end()) {
-      slot = it->second;
-      if (expiry && Expired(p.slot_last_seen[slot], now)) {
-        p.Remove(static_cast<uint32_t>(slot));
-        p.free_slots.push_back(static_cast<uint32_t>(slot));
-        slot = -1;
-      } else {
-        ++p.c.memory_hits;
-      }
-    } else {
-      // Not resident: its newest record is in the spill queue, or is a clean
-      // copy evicted earlier in this request, or is what the disk returned.
-      std::string value;
-      bool found = false, on_disk = false, from_queue = false, from_memory = false;
-      bool in_flight = false;
-      if (auto q = p.pending_puts.find(k); q != p.pending_puts.end()) {
-        if (q->second.gen == 0) {  // queued: taken out (it is the row now)
-          value = std::move(q->second.value);
-          on_disk = q->second.was_on_disk;
-          p.pending_bytes -= value.size();
-          p.pending_puts.erase(q);
-          from_queue = true;
-        } else {  // in flight: stays readable until it lands, which it will
-          value = q->second.value;
-          on_disk = in_flight = true;
-        }
-        found = from_memory = true;
-      } else if (auto f = fetched.find(k); f != fetched.end()) {
-        value = std::move(f->second);
-        fetched.erase(f);
-        found = on_disk = true;
-      }
-      if (found) {
-        RowMeta meta;
-        ParseMeta(value, &meta);  // validated: queued by us or checked above
-        if (Expired(meta.last_seen_step, now)) {
-          if (on_disk) p.QueueDelete(k);
-          ++p.c.expiries;
-        } else {
-          ++(from_memory ? p.c.memory_hits : p.c.disk_hits);
-          const int64_t s = p.AdmitSlot(k, now);
-          if (s < 0) {
-            // Not admitted: served from the record, which goes back where it
-            // was unless it changed (then it is queued for the disk).
-            ExpandRecord(k, &value);
-            if (ServeRecord(op, out_row, grad, now, &value) || from_queue) {
-              CompactRecord(&value);
-              p.Queue(k, std::move(value), on_disk);
-            } else if (!in_flight) {
-              fetched.emplace(k, std::move(value));  // equal to the disk's record
-            }
-            continue;
-          }
-          FillRow(k, value, p.Row(s));
-          p.Occupy(static_cast<uint32_t>(s), k, meta,
-                   kUsed | (on_disk ? kOnDisk : 0) | (from_queue ? kDirty : 0));
-          slot = s;
-        }
-      }
-    }
-    if (slot < 0) {  // a new row, if admitted
-      if (admission) {
-        if (op == Op::kPush) {
-          ++p.c.dropped_pushes;
-          continue;
-        }
-        if (p.CountSighting(k) < options_.admission_min_count) {
-          options_.init(k, out_row);
-          ++p.c.admission_rejected_pulls;
-          continue;
-        }
-        p.admission.erase(k);
-      }
-      ++p.c.rows_created;
-      const int64_t s = p.AdmitSlot(k, now);
-      if (s < 0) {  // created straight into the spill queue
-        std::string value = InitialRecord(k, {now, 0});
-        ServeRecord(op, out_row, grad, now, &value);
-        CompactRecord(&value);
-        p.Queue(k, std::move(value), /*on_disk=*/false);
-        continue;
-      }
-      InitialRow(k, p.Row(s));
-      p.Occupy(static_cast<uint32_t>(s), k, {now, 0}, kUsed | kDirty);
-      slot = s;
-    }
-    const uint32_t s = static_cast<uint32_t>(slot);
-    float* row = p.Row(s);
-    if (expiry) {  // last_seen_step is kept only where expiry reads it
-      p.slot_last_seen[s] = now;
-      p.slot_flags[s] |= kRef | kDirty;
-    } else {
-      p.slot_flags[s] |= kRef;
-    }
-    if (op == Op::kPull) {
-      std::memcpy(out_row, row, sizeof(float) * dim_);
-    } else {
-      options_.optimizer->Apply(row, row + dim_, grad, dim_);
-      p.slot_flags[s] |= kDirty;
-      if (p.slot_updates[s] != UINT32_MAX) ++p.slot_updates[s];
-    }
+    const int64_t slot = LocateOrAdmit(p, op, k, out_row, grad, now, &fetched);
+    if (slot == kServed) continue;
+    Apply(p, op, static_cast<uint32_t>(slot), out_row, grad, now);
   }
   // The request has been applied: what it evicted is handed to the spill
   // writer (or, without one, written now). If that write fails, the records
@@ -1039,29 +556,6 @@ Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint
     }  // else the writer takes them when the request ends (SubmitSpillJobs)
   }
   return absl::OkStatus();
-}
-
-void EmbeddingStore::WriteInBackground(Partition& p, std::shared_ptr<SpillJob> job) {
-  {
-    MutexLock lock(&p.mu);
-    if (p.write_failed) {  // an earlier job failed: this one waits behind it
-      p.failed_jobs.push_back(std::move(job));
-      return;
-    }
-  }
-  // No lock while writing: requests go on meanwhile. Nothing else writes
-  // this partition's records now (jobs run one at a time, in order, and a
-  // request writes only failed jobs, or after WaitForJobs).
-  const Status s = options_.spill->Write(job->batch);
-  MutexLock lock(&p.mu);
-  if (s.ok()) {
-    p.Landed(*job);
-  } else {
-    LOG(WARNING) << p.SpillWriteError(*job, s).message() << " (retried by the next request)";
-    ++p.c.spill_write_failures;
-    p.write_failed = true;
-    p.failed_jobs.push_back(std::move(job));
-  }
 }
 
 uint64_t EmbeddingStore::AdvanceStep(uint64_t n) {
@@ -1085,7 +579,7 @@ void EmbeddingStore::RestoreState(uint64_t step,
   for (const auto& [key, count] : admission) {
     Partition& p = *partitions_[PartitionOf(key)];
     MutexLock lock(&p.mu);
-    if (p.admission.size() >= p.admission_capacity || count == 0) continue;
+    if (p.admission.size() >= p.options().admission_capacity || count == 0) continue;
     uint32_t& c = p.admission[key];
     c = std::max(c, count);
   }
@@ -1099,25 +593,7 @@ StatusOr<uint64_t> EmbeddingStore::ExpireStale() {
     Partition& p = *part;
     MutexLock lock(&p.mu);
     VREC_RETURN_IF_ERROR(p.Flush());  // nothing in flight below
-    const uint64_t before = p.c.expiries;
-    for (uint32_t s = 0; s < p.num_slots; ++s) {
-      if ((p.slot_flags[s] & kUsed) && Expired(p.slot_last_seen[s], now)) {
-        p.Remove(s);
-        p.free_slots.push_back(s);
-      }
-    }
-    for (auto it = p.pending_puts.begin(); it != p.pending_puts.end();) {
-      RowMeta meta;
-      if (ParseMeta(it->second.value, &meta) && Expired(meta.last_seen_step, now)) {
-        if (it->second.was_on_disk) p.pending_deletes.try_emplace(it->first, 0);
-        p.pending_bytes -= it->second.value.size();
-        ++p.c.expiries;
-        p.pending_puts.erase(it++);
-      } else {
-        ++it;
-      }
-    }
-    removed += p.c.expiries - before;
+    removed += p.ExpireResident(now);
     VREC_RETURN_IF_ERROR(p.Flush());
   }
   // Disk: find candidates without locks, then re-check each under its lock
@@ -1126,7 +602,7 @@ StatusOr<uint64_t> EmbeddingStore::ExpireStale() {
   VREC_RETURN_IF_ERROR(options_.spill->Scan(
       SpillPrefix(options_.table_id), [&](const std::string& k, const std::string& v) {
         RowMeta meta;
-        if (ParseMeta(v, &meta) && Expired(meta.last_seen_step, now)) {
+        if (ParseRowMeta(v, &meta) && Expired(meta.last_seen_step, now)) {
           const uint64_t key = SpillKeyRowKey(k);
           candidates[PartitionOf(key)].push_back(key);
         }
@@ -1139,9 +615,7 @@ StatusOr<uint64_t> EmbeddingStore::ExpireStale() {
     std::vector<uint64_t> keys;
     std::vector<std::string> spill_keys;
     for (uint64_t k : candidates[i]) {
-      if (p.index.contains(k) || p.pending_puts.contains(k) || p.pending_deletes.contains(k)) {
-        continue;
-      }
+      if (p.index.contains(k) || p.InSpillQueue(k)) continue;
       keys.push_back(k);
       spill_keys.push_back(SpillKey(options_.table_id, k));
     }
@@ -1149,7 +623,7 @@ StatusOr<uint64_t> EmbeddingStore::ExpireStale() {
     VREC_RETURN_IF_ERROR(options_.spill->MultiGet(spill_keys, &values));
     for (size_t j = 0; j < keys.size(); ++j) {
       RowMeta meta;
-      if (values[j] && ParseMeta(*values[j], &meta) && Expired(meta.last_seen_step, now)) {
+      if (values[j] && ParseRowMeta(*values[j], &meta) && Expired(meta.last_seen_step, now)) {
         p.pending_deletes.try_emplace(keys[j], 0);
         ++p.c.expiries;
         ++removed;
@@ -1168,32 +642,8 @@ Status EmbeddingStore::FlushAll() {
   for (auto& part : partitions_) {
     Partition& p = *part;
     MutexLock lock(&p.mu);
-    VREC_RETURN_IF_ERROR(p.Flush());
-    SpillBatch batch;
-    std::vector<uint32_t> written;
-    uint64_t new_records = 0, bytes = 0;
-    for (uint32_t s = 0; s < p.num_slots; ++s) {
-      const uint8_t f = p.slot_flags[s];
-      if (!(f & kUsed) || ((f & kOnDisk) && !(f & kDirty))) continue;
-      batch.puts.emplace_back(SpillKey(options_.table_id, p.slot_key[s]),
-                              EncodeRow(p.Row(s), {p.slot_last_seen[s], p.slot_updates[s]},
-                                        /*compact=*/true));
-      bytes += batch.puts.back().second.size();
-      written.push_back(s);
-      if (!(f & kOnDisk)) ++new_records;
-    }
-    Status st = options_.spill->Write(batch);
-    if (!st.ok()) {
-      return Status(st.code(), absl::StrCat("table ", options_.table_name, ": FlushAll to ",
-                                            options_.spill->Describe(), ": ", st.message()));
-    }
-    for (uint32_t s : written) {
-      if (!(p.slot_flags[s] & kOnDisk)) ++p.resident_on_disk;
-      p.slot_flags[s] = (p.slot_flags[s] | kOnDisk) & ~kDirty;
-    }
-    p.disk_rows += new_records;
-    p.c.spill_rows_written += written.size();
-    p.c.spill_bytes_written += bytes;
+    VREC_RETURN_IF_ERROR(p.Flush());  // nothing in flight below
+    VREC_RETURN_IF_ERROR(p.WriteResident());
   }
   return absl::OkStatus();
 }
@@ -1219,23 +669,22 @@ Status EmbeddingStore::ForEachRow(
   }
   if (options_.spill == nullptr) return absl::OkStatus();
   Status decode_status;
-  VREC_RETURN_IF_ERROR(options_.spill->Scan(
-      SpillPrefix(options_.table_id), [&](const std::string& k, const std::string& v) {
-        const uint64_t key = SpillKeyRowKey(k);
-        Partition& p = *partitions_[PartitionOf(key)];
-        {
-          MutexLock lock(&p.mu);
-          if (p.index.contains(key) || p.pending_puts.contains(key) ||
-              p.pending_deletes.contains(key)) {
-            return true;
-          }
-        }
-        RowMeta meta;
-        decode_status = DecodeRow(key, v, row.data(), &meta);
-        if (!decode_status.ok()) return false;
-        if (!Expired(meta.last_seen_step, now)) fn(key, row.data(), meta);
-        return true;
-      }));
+  VREC_RETURN_IF_ERROR(options_.spill->Scan(SpillPrefix(options_.table_id),
+                                            [&](const std::string& k, const std::string& v) {
+                                              const uint64_t key = SpillKeyRowKey(k);
+                                              Partition& p = *partitions_[PartitionOf(key)];
+                                              {
+                                                MutexLock lock(&p.mu);
+                                                if (p.index.contains(key) || p.InSpillQueue(key))
+                                                  return true;
+                                              }
+                                              RowMeta meta;
+                                              decode_status = DecodeRow(key, v, row.data(), &meta);
+                                              if (!decode_status.ok()) return false;
+                                              if (!Expired(meta.last_seen_step, now))
+                                                fn(key, row.data(), meta);
+                                              return true;
+                                            }));
   return decode_status;
 }
 
@@ -1268,29 +717,7 @@ StoreStats EmbeddingStore::Stats() const {
   for (const auto& part : partitions_) {
     const Partition& p = *part;
     MutexLock lock(&p.mu);
-    st.rows_in_memory += p.index.size();
-    st.rows_on_disk += p.disk_rows;
-    // A row reloaded from a record still in flight counts as on disk before
-    // its record lands.
-    st.rows_disk_only += p.disk_rows - std::min(p.disk_rows, p.resident_on_disk);
-    st.rows_pending_spill += p.pending_puts.size();
-    st.memory_bytes += p.MemoryBytes();
-    st.pull_keys += p.c.pull_keys;
-    st.push_keys += p.c.push_keys;
-    st.memory_hits += p.c.memory_hits;
-    st.disk_hits += p.c.disk_hits;
-    st.rows_created += p.c.rows_created;
-    st.admission_rejected_pulls += p.c.admission_rejected_pulls;
-    st.dropped_pushes += p.c.dropped_pushes;
-    st.pending_admission_keys += p.admission.size();
-    st.evictions += p.c.evictions;
-    st.spill_rows_written += p.c.spill_rows_written;
-    st.spill_bytes_written += p.c.spill_bytes_written;
-    st.spill_keys_read += p.c.spill_keys_read;
-    st.expiries += p.c.expiries;
-    st.spill_write_failures += p.c.spill_write_failures;
-    st.memory_bypasses += p.c.bypasses;
-    for (const HeavyHitter& h : p.hot.Top(p.hot.capacity())) hot.push_back(h);
+    p.AddStats(&st, &hot);
   }
   st.hot_keys = MergeTop(std::move(hot), options_.hot_key_capacity);
   return st;

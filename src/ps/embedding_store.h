@@ -57,6 +57,12 @@
 // partly applied, per partition. Rows are never lost or corrupted by a
 // failure.
 //
+// Where the pieces live: a partition's arena, index, eviction and spill
+// queue in partition.h (its capacity under a budget: RowsPerPartition), the
+// record format in row_record.h, the stats structs in store_stats.h. This
+// class routes keys to partitions and serves a request in three phases per
+// partition (ServePartition).
+//
 // Thread safety: all methods are thread-safe. Requests lock one partition at
 // a time (a ps::Mutex, i.e. absl::Mutex, per partition), so concurrent requests to different
 // partitions run in parallel. Pushes to the same row are applied one at a
@@ -71,14 +77,14 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/container/flat_hash_set.h"
 #include "absl/types/span.h"
 #include "common/serial_worker.h"
 #include "proto/model.pb.h"
-#include "ps/heavy_hitters.h"
 #include "ps/mutex.h"
 #include "ps/optimizer.h"
+#include "ps/row_record.h"
 #include "ps/spill_store.h"
+#include "ps/store_stats.h"
 #include "vrec/status.h"
 
 namespace vrec::ps {
@@ -121,57 +127,7 @@ struct TableStoreOptions {
   uint64_t glorot_fan_out = 0;
 };
 
-// Metadata kept with every row (in memory and in its spill record).
-struct RowMeta {
-  // Step of the last pull or push; maintained only when expiry is on
-  // (otherwise the step the row was created or last reloaded at).
-  uint64_t last_seen_step = 0;
-  uint32_t updates = 0;  // pushes applied (saturating)
-};
-
-struct StoreStats {
-  std::string table;
-  int64_t timestamp_ns = 0;  // absl::GetCurrentTimeNanos() when taken
-  uint64_t step = 0;
-  // Sizes.
-  uint64_t rows_in_memory = 0;
-  uint64_t rows_on_disk = 0;        // rows with a spill record (some also resident)
-  uint64_t rows_disk_only = 0;      // spilled and not resident
-  uint64_t rows_pending_spill = 0;  // evicted, write not yet done
-  uint64_t memory_bytes = 0;
-  uint64_t memory_budget_bytes = 0;
-  uint64_t max_rows_in_memory = 0;  // 0 = unlimited
-  // Traffic (cumulative).
-  uint64_t pull_requests = 0, push_requests = 0;
-  uint64_t pull_keys = 0, push_keys = 0;
-  uint64_t memory_hits = 0;               // accesses served from memory
-  uint64_t disk_hits = 0;                 // accesses that reloaded a spilled row
-  uint64_t rows_created = 0;              // admissions: rows created (first touch or F-th sighting)
-  uint64_t admission_rejected_pulls = 0;  // pulls answered with the initial value
-  uint64_t dropped_pushes = 0;            // pushes of keys not yet admitted
-  uint64_t pending_admission_keys = 0;
-  uint64_t evictions = 0;  // rows dropped from memory to make room
-  // Accesses served from a record without the row entering memory (new rows
-  // created straight into the spill queue included): the partition was
-  // full and the row no more frequent than its victim.
-  uint64_t memory_bypasses = 0;
-  uint64_t spill_rows_written = 0, spill_bytes_written = 0, spill_keys_read = 0;
-  uint64_t expiries = 0;
-  uint64_t spill_write_failures = 0;  // spill write jobs that failed (left queued)
-  std::vector<HeavyHitter> hot_keys;  // approximate, sampled (see options)
-
-  double MemoryHitRate() const {
-    const uint64_t n = memory_hits + disk_hits;
-    return n == 0 ? 1.0 : static_cast<double>(memory_hits) / n;
-  }
-};
-
-// Request rates between two Stats() of the same store.
-struct StoreRates {
-  double pull_requests_per_s = 0, push_requests_per_s = 0;
-  double pull_keys_per_s = 0, push_keys_per_s = 0;
-};
-StoreRates RatesBetween(const StoreStats& before, const StoreStats& after);
+class Partition;
 
 class EmbeddingStore {
  public:
@@ -241,20 +197,55 @@ class EmbeddingStore {
   uint64_t table_id() const { return options_.table_id; }
 
  private:
-  struct Partition;
-  struct SpillJob;
   enum class Op { kPull, kPush };
+  // Records a request read from the spill store (checked), by key; each is
+  // taken by the first use of its key.
+  using Fetched = absl::flat_hash_map<uint64_t, std::string>;
 
   explicit EmbeddingStore(EmbeddingStoreOptions options);
   Status Init();
   uint32_t PartitionOf(uint64_t key) const;
   Status Serve(Op op, absl::Span<const uint64_t> keys, float* out, const float* grads);
-  // Serves keys[idx[...]] of one partition. With a background writer, what
-  // it evicts stays queued; the request's caller hands the queues of every
-  // partition it served to the writer at once (SubmitSpillJobs).
+
+  // Serves keys[idx[...]] of one partition under its lock, in three phases:
+  // PinAndFetch (the only one that may fail: then nothing is applied), then
+  // per key in order LocateOrAdmit and Apply. With a background writer,
+  // what it evicts stays queued; the request's caller hands the queues of
+  // every partition it served to the writer at once (SubmitSpillJobs).
   Status ServePartition(Partition& p, Op op, absl::Span<const uint64_t> keys,
                         const std::vector<uint32_t>& idx, float* out, const float* grads,
                         uint64_t step);
+  // Phase 1. REQUIRES p.mu. Starts the request's pins and pins the resident
+  // rows of its keys (under a row limit, where rows are evicted: none of
+  // them is evicted before it is served, see Partition::AdmitSlot); then one
+  // MultiGet for the keys that are neither resident nor in the spill queue,
+  // every record checked (kDataLoss naming the key) into `fetched`. Fails,
+  // having changed no row, if the read fails or a record is corrupt.
+  Status PinAndFetch(Partition& p, absl::Span<const uint64_t> keys,
+                     const std::vector<uint32_t>& idx, Fetched* fetched);
+  // Phase 2. REQUIRES p.mu. Finds key k's resident row or makes one: from
+  // its newest record (spill queue, or `fetched`), else a new row (subject
+  // to admission); may evict or expire other rows. Returns the slot, pinned,
+  // for Apply; or kServed when nothing is left to do: the key was served
+  // from its record without entering memory (the full partition did not
+  // admit it), or admission answered the pull with the initial value or
+  // dropped the push.
+  int64_t LocateOrAdmit(Partition& p, Op op, uint64_t k, float* out_row, const float* grad,
+                        uint64_t now, Fetched* fetched);
+  // LocateOrAdmit for a key not resident: reloads its newest live record
+  // (slot or kServed), or kNoRecord if it has none (an expired one is
+  // deleted).
+  int64_t Reload(Partition& p, Op op, uint64_t k, float* out_row, const float* grad, uint64_t now,
+                 Fetched* fetched);
+  // LocateOrAdmit for a key without a live row: admission, then a new row
+  // (slot) or, if the partition does not admit it, a new record (kServed).
+  int64_t CreateRow(Partition& p, Op op, uint64_t k, float* out_row, const float* grad,
+                    uint64_t now);
+  // Phase 3. REQUIRES p.mu. A pull copies resident row `s`'s weights to
+  // out_row; a push applies the optimizer to it with `grad`. Marks the row
+  // touched (and dirty if it changed).
+  void Apply(Partition& p, Op op, uint32_t s, float* out_row, const float* grad, uint64_t now);
+
   // Turns the queued records of `parts` into write jobs and hands them to
   // writer_ as one task (one wake-up of the writer per request, not one per
   // partition); then waits while a partition has more than
@@ -262,21 +253,13 @@ class EmbeddingStore {
   // and submitted under submit_mu_, so they reach the writer in the order
   // they were numbered (a newer record never lands before an older one).
   void SubmitSpillJobs(const std::vector<Partition*>& parts);
-  // Runs on writer_: writes `job` without holding p's lock.
-  void WriteInBackground(Partition& p, std::shared_ptr<SpillJob> job);
 
-  // Serves a row that stays out of memory from its spill record (a pull
+  // Serves a row that stays out of memory from its whole record (a pull
   // copies its weights to out_row, a push applies grad); returns whether the
   // record changed (then it must be written back).
   bool ServeRecord(Op op, float* out_row, const float* grad, uint64_t now,
                    std::string* record) const;
-  // Record encoding of a row for the spill store. With `compact`, a row
-  // never updated (meta.updates == 0) is stored as its header alone and
-  // decoded from the initializer.
-  std::string EncodeRow(const float* row, const RowMeta& meta, bool compact = false) const;
-  // Turns a whole record of a never-updated row into the compact form, and
-  // back (records are served and updated only in the whole form).
-  void CompactRecord(std::string* record) const;
+  // Turns a compact record (codec_) into a whole one; leaves a whole one.
   void ExpandRecord(uint64_t key, std::string* record) const;
   // The row (RowFloats() floats) of a valid record of `key`, whole or compact.
   void FillRow(uint64_t key, const std::string& record, float* row) const;
@@ -295,13 +278,9 @@ class EmbeddingStore {
   const uint32_t dim_;
   const uint32_t row_floats_;
   uint32_t max_rows_per_partition_ = 0;  // 0 = unlimited; constant after Init()
-  uint32_t init_fingerprint_ = 0;        // 24 bits; see kRecordInitial; constant after Init()
-  // Arena chunks: the first kSmallChunks hold small_chunk_rows_ rows each,
-  // later ones big_chunk_rows_ (2 MiB). Constant after Init().
-  static constexpr uint32_t kSmallChunks = 64;
-  uint32_t small_chunk_rows_ = 0;
-  uint32_t big_chunk_rows_ = 0;
-  uint32_t ChunksFor(uint32_t rows) const;  // chunks holding `rows` slots
+  // Records of this table's rows, with its initializer's fingerprint;
+  // constant after Init().
+  RowRecordCodec codec_{0, 0};
   std::vector<std::unique_ptr<Partition>> partitions_;
   // Background spill writes (see background_spill_writes); declared after
   // partitions_ so it finishes its jobs before they are destroyed.

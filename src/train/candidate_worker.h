@@ -33,7 +33,7 @@
 #include "model/negative_sampler.h"
 #include "models/candidate_spec.h"
 #include "models/parameters.h"
-#include "ps/ps_service.h"
+#include "ps/ps_client.h"
 #include "train/dense_exchange.h"
 #include "train/worker_loop.h"
 

@@ -9,7 +9,7 @@
 
 #include "absl/types/span.h"
 #include "models/model_spec.h"
-#include "ps/ps_service.h"
+#include "ps/ps_client.h"
 #include "vrec/status.h"
 
 namespace vrec::train {

@@ -33,7 +33,7 @@
 #include "nlohmann/json.hpp"
 #include "proto/checkpoint.pb.h"
 #include "proto/data.pb.h"
-#include "ps/ps_service.h"
+#include "ps/ps_client.h"
 #include "train/train_options.h"
 #include "train/worker_loop.h"
 #include "vrec/status.h"

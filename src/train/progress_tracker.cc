@@ -9,7 +9,7 @@
 #include "common/file_util.h"
 #include "glog/logging.h"
 #include "net/transport.h"
-#include "ps/ps_service.h"
+#include "ps/ps_client.h"
 #include "ps/slot_router.h"
 
 namespace vrec::train {

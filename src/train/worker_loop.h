@@ -32,7 +32,7 @@
 #include <vector>
 
 #include "proto/checkpoint.pb.h"
-#include "ps/ps_service.h"
+#include "ps/ps_client.h"
 #include "vrec/status.h"
 
 namespace vrec::train {

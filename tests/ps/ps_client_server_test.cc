@@ -1,5 +1,3 @@
-#include "ps/ps_service.h"
-
 #include <cmath>
 #include <limits>
 #include <map>
@@ -7,6 +5,9 @@
 
 #include "common/random.h"
 #include "nlohmann/json.hpp"
+#include "ps/ps_client.h"
+#include "ps/ps_server.h"
+#include "ps/ps_wire.h"
 #include "testutil/testutil.h"
 
 namespace vrec::ps {
@@ -55,7 +56,7 @@ struct Cluster {
   PsTable table;
 };
 
-TEST(PsServiceTest, PullReturnsInitialRowsFromTheOwningServer) {
+TEST(PsClientServerTest, PullReturnsInitialRowsFromTheOwningServer) {
   Cluster c;
   std::vector<uint64_t> keys;
   for (uint64_t k = 1; k <= 500; ++k) keys.push_back(k * 7919);
@@ -76,7 +77,7 @@ TEST(PsServiceTest, PullReturnsInitialRowsFromTheOwningServer) {
   EXPECT_GT(per_server[1], 0u);
 }
 
-TEST(PsServiceTest, PushSumsDuplicatesAndAppliesOnce) {
+TEST(PsClientServerTest, PushSumsDuplicatesAndAppliesOnce) {
   Cluster c;
   std::vector<uint64_t> keys = {11, 22, 11, 33, 11};
   std::vector<float> grads(keys.size() * kDim, 0.5f);
@@ -99,7 +100,7 @@ TEST(PsServiceTest, PushSumsDuplicatesAndAppliesOnce) {
 // Many keys over both servers, each repeated 1-4 times at scattered
 // positions with a different gradient every time: every key's row moves by
 // exactly the sum of its own gradients.
-TEST(PsServiceTest, PushSumsDuplicatesAcrossServersIntoTheirOwnRows) {
+TEST(PsClientServerTest, PushSumsDuplicatesAcrossServersIntoTheirOwnRows) {
   Cluster c;
   Rng rng(7, 0);
   std::vector<uint64_t> keys;
@@ -135,7 +136,7 @@ TEST(PsServiceTest, PushSumsDuplicatesAcrossServersIntoTheirOwnRows) {
   EXPECT_GT(c.stores[1]->Stats().push_keys, 0u);
 }
 
-TEST(PsServiceTest, ManyRequestsInFlight) {
+TEST(PsClientServerTest, ManyRequestsInFlight) {
   Cluster c;
   constexpr int kBatches = 20, kKeys = 1000;
   std::vector<std::vector<uint64_t>> keys(kBatches);
@@ -153,7 +154,7 @@ TEST(PsServiceTest, ManyRequestsInFlight) {
   }
 }
 
-TEST(PsServiceTest, StatsFromEveryServer) {
+TEST(PsClientServerTest, StatsFromEveryServer) {
   Cluster c;
   std::vector<uint64_t> keys = {1, 2, 3, 4, 5, 6};
   std::vector<float> out(keys.size() * kDim);
@@ -196,7 +197,7 @@ std::vector<zmq::message_t> Frames(std::vector<uint64_t> keys, std::vector<float
   return f;
 }
 
-TEST(PsServiceTest, MalformedRequestsAreAnsweredWithErrorsAndChangeNothing) {
+TEST(PsClientServerTest, MalformedRequestsAreAnsweredWithErrorsAndChangeNothing) {
   Cluster c;
   struct Case {
     std::string name, header;
@@ -235,7 +236,7 @@ TEST(PsServiceTest, MalformedRequestsAreAnsweredWithErrorsAndChangeNothing) {
   for (uint32_t d = 0; d < kDim; ++d) EXPECT_EQ(out[d], init[d]);
 }
 
-TEST(PsServiceTest, ClientReportsServerErrorsAndBadArguments) {
+TEST(PsClientServerTest, ClientReportsServerErrorsAndBadArguments) {
   Cluster c;
   PsTable wrong = c.table;
   wrong.dim = 4;
@@ -248,7 +249,7 @@ TEST(PsServiceTest, ClientReportsServerErrorsAndBadArguments) {
               StatusIs(absl::StatusCode::kInvalidArgument, "push of 3 keys of dim 8 with 2"));
 }
 
-TEST(PsServiceTest, DeadServerIsUnavailable) {
+TEST(PsClientServerTest, DeadServerIsUnavailable) {
   Cluster c;
   c.servers[1]->Stop();
   auto transport = net::Client::Connect(c.endpoints, {std::chrono::milliseconds(200)}).value();
@@ -266,7 +267,7 @@ TEST(PsServiceTest, DeadServerIsUnavailable) {
 namespace vrec::ps {
 namespace {
 
-TEST(PsServiceTest, BoundedStalenessHoldsBackTheFastWorker) {
+TEST(PsClientServerTest, BoundedStalenessHoldsBackTheFastWorker) {
   PsService service({}, /*num_workers=*/2);
   auto server = net::Server::Start(&service, {}).value();
   auto transport = net::Client::Connect({server->endpoint()}).value();

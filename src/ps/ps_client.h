@@ -1,21 +1,19 @@
-// The parameter server's request handler and the worker's client.
+// PsClient: the worker's view of all parameter servers (the ps-lite
+// KVWorker of this system).
 //
-// PsService serves a list of tables (EmbeddingStore) over the transport
-// (src/net): a request is a PsHeader (proto/ps.proto) plus raw frames. Every
-// request is validated before it touches a store — header parses, known
-// version, table index, dim, key and value frame sizes — and a bad one is
-// answered with an error reply naming what was wrong; the server carries on.
-//
-// PsClient is the worker's view of all servers: it splits a batch of keys by
-// server through the SlotRouter, sends one request per server (all in flight
-// at once), and gathers the replies. Pull keys must be unique within a call
+// It splits a batch of keys by server through the SlotRouter, sends one
+// request per server (all in flight at once) in the wire format of
+// ps_wire.h, and gathers the replies. Pull keys must be unique within a call
 // (the worker dedupes per batch); Push sums the gradients of duplicate keys
-// before sending, so each server applies one update per key.
+// before sending, so each server applies one update per key. The server
+// side is PsService (ps_server.h); worker code includes only this header.
 //
-// Thread safety: PsService is thread-safe (called by the transport's handler
-// threads). PsClient is thread-safe; each handle is used by one thread.
+// Thread safety: PsClient is thread-safe; each PsRequest is used by one
+// thread.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <future>
 #include <string>
@@ -24,37 +22,10 @@
 #include "absl/types/span.h"
 #include "net/transport.h"
 #include "proto/ps.pb.h"
-#include "ps/embedding_store.h"
-#include "ps/mutex.h"
 #include "ps/slot_router.h"
 #include "vrec/status.h"
 
 namespace vrec::ps {
-
-inline constexpr uint32_t kPsWireVersion = 1;
-
-class PsService : public net::Handler {
- public:
-  // Table i of requests is tables[i]; the stores are not owned.
-  // `num_workers` sizes the step clock used for bounded staleness (only
-  // server 0's clock is consulted).
-  explicit PsService(std::vector<EmbeddingStore*> tables, uint32_t num_workers = 0);
-
-  net::Message Handle(net::Message request) override;
-  net::Message ErrorReply(const Status& status) override;
-
-  // JSON array of per-table stats (what a STATS request returns).
-  std::string StatsJson() const;
-
- private:
-  StatusOr<net::Message> Serve(const PsHeader& header, net::Message& request);
-
-  StatusOr<net::Message> Clock(const PsHeader& header);
-
-  const std::vector<EmbeddingStore*> tables_;
-  Mutex clock_mu_;
-  std::vector<uint64_t> worker_steps_ ABSL_GUARDED_BY(clock_mu_);
-};
 
 // A table as the client addresses it.
 struct PsTable {

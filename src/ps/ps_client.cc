@@ -1,4 +1,4 @@
-#include "ps/ps_service.h"
+#include "ps/ps_client.h"
 
 #include <glog/logging.h>
 
@@ -9,175 +9,9 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
-#include "nlohmann/json.hpp"
+#include "ps/ps_wire.h"
 
 namespace vrec::ps {
-namespace {
-
-net::Message ReplyWithStatus(const Status& status) {
-  PsHeader h;
-  h.set_version(kPsWireVersion);
-  h.set_status_code(static_cast<int32_t>(status.code()));
-  h.set_error(std::string(status.message()));
-  net::Message m;
-  m.header = h.SerializeAsString();
-  return m;
-}
-
-// A frame's bytes as T values, copied only if the frame is misaligned.
-template <typename T>
-absl::Span<const T> FrameAs(const zmq::message_t& frame, std::vector<T>* scratch) {
-  const size_t n = frame.size() / sizeof(T);
-  if (reinterpret_cast<uintptr_t>(frame.data()) % alignof(T) == 0) {
-    return absl::Span<const T>(static_cast<const T*>(frame.data()), n);
-  }
-  scratch->resize(n);
-  std::memcpy(scratch->data(), frame.data(), n * sizeof(T));
-  return absl::Span<const T>(*scratch);
-}
-
-nlohmann::json StatsToJson(const StoreStats& s) {
-  nlohmann::json hot = nlohmann::json::array();
-  for (const auto& h : s.hot_keys) hot.push_back({{"key", h.key}, {"count", h.count}});
-  return {{"table", s.table},
-          {"step", s.step},
-          {"rows_in_memory", s.rows_in_memory},
-          {"rows_on_disk", s.rows_on_disk},
-          {"memory_bytes", s.memory_bytes},
-          {"memory_budget_bytes", s.memory_budget_bytes},
-          {"memory_hit_rate", s.MemoryHitRate()},
-          {"memory_hits", s.memory_hits},
-          {"disk_hits", s.disk_hits},
-          {"pull_requests", s.pull_requests},
-          {"push_requests", s.push_requests},
-          {"pull_keys", s.pull_keys},
-          {"push_keys", s.push_keys},
-          {"rows_created", s.rows_created},
-          {"dropped_pushes", s.dropped_pushes},
-          {"evictions", s.evictions},
-          {"memory_bypasses", s.memory_bypasses},
-          {"spill_keys_read", s.spill_keys_read},
-          {"spill_rows_written", s.spill_rows_written},
-          {"spill_bytes_written", s.spill_bytes_written},
-          {"expiries", s.expiries},
-          {"hot_keys", hot}};
-}
-
-}  // namespace
-
-PsService::PsService(std::vector<EmbeddingStore*> tables, uint32_t num_workers)
-    : tables_(std::move(tables)), worker_steps_(num_workers, 0) {}
-
-StatusOr<net::Message> PsService::Clock(const PsHeader& header) {
-  uint64_t min_step;
-  {
-    MutexLock lock(&clock_mu_);
-    if (header.worker() >= worker_steps_.size()) {
-      return absl::InvalidArgumentError(absl::StrCat("clock from worker ", header.worker(),
-                                                     "; this job has ", worker_steps_.size()));
-    }
-    uint64_t& mine = worker_steps_[header.worker()];
-    mine = header.set_step() ? header.worker_step() : std::max(mine, header.worker_step());
-    min_step = *std::min_element(worker_steps_.begin(), worker_steps_.end());
-  }
-  PsHeader h;
-  h.set_version(kPsWireVersion);
-  h.set_min_step(min_step);
-  net::Message m;
-  m.header = h.SerializeAsString();
-  return m;
-}
-
-net::Message PsService::ErrorReply(const Status& status) { return ReplyWithStatus(status); }
-
-std::string PsService::StatsJson() const {
-  nlohmann::json all = nlohmann::json::array();
-  for (const EmbeddingStore* t : tables_) all.push_back(StatsToJson(t->Stats()));
-  return all.dump();
-}
-
-net::Message PsService::Handle(net::Message request) {
-  PsHeader header;
-  if (!header.ParseFromString(request.header)) {
-    return ReplyWithStatus(absl::InvalidArgumentError(
-        absl::StrCat("unparseable request header (", request.header.size(), " bytes)")));
-  }
-  StatusOr<net::Message> reply = Serve(header, request);
-  if (!reply.ok()) {
-    LOG_EVERY_N(WARNING, 100) << "parameter server rejected a request: " << reply.status();
-    return ReplyWithStatus(reply.status());
-  }
-  return std::move(reply).value();
-}
-
-StatusOr<net::Message> PsService::Serve(const PsHeader& header, net::Message& request) {
-  if (header.version() != kPsWireVersion) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("wire version ", header.version(), ", this server speaks ", kPsWireVersion));
-  }
-  if (header.op() == PsHeader::STATS) {
-    PsHeader h;
-    h.set_version(kPsWireVersion);
-    h.set_stats_json(StatsJson());
-    net::Message m;
-    m.header = h.SerializeAsString();
-    return m;
-  }
-  if (header.op() == PsHeader::CLOCK) return Clock(header);
-  if (header.table() >= tables_.size()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("no table ", header.table(), "; this server has ", tables_.size()));
-  }
-  EmbeddingStore* table = tables_[header.table()];
-  if (header.dim() != table->dim()) {
-    return absl::InvalidArgumentError(absl::StrCat("table ", table->table_name(), " has dim ",
-                                                   table->dim(), ", request says ", header.dim()));
-  }
-  const uint64_t n = header.num_keys();
-  const size_t want_frames = header.op() == PsHeader::PUSH ? 2 : 1;
-  if (header.op() != PsHeader::PULL && header.op() != PsHeader::PUSH) {
-    return absl::InvalidArgumentError(absl::StrCat("unknown op ", header.op()));
-  }
-  if (request.frames.size() != want_frames) {
-    return absl::InvalidArgumentError(absl::StrCat(PsHeader::Op_Name(header.op()), " needs ",
-                                                   want_frames, " data frames, got ",
-                                                   request.frames.size()));
-  }
-  if (request.frames[0].size() != n * sizeof(uint64_t)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("key frame of ", request.frames[0].size(), " bytes for ", n, " keys"));
-  }
-  std::vector<uint64_t> key_scratch;
-  absl::Span<const uint64_t> keys = FrameAs<uint64_t>(request.frames[0], &key_scratch);
-  const uint64_t values = n * table->dim();
-  if (header.op() == PsHeader::PULL) {
-    // Not zero-filled: Pull writes every value (2.5 MB at 10k x 64 floats).
-    std::unique_ptr<float[]> out(new float[values]);
-    VREC_RETURN_IF_ERROR(table->Pull(keys, absl::MakeSpan(out.get(), values)));
-    PsHeader h;
-    h.set_version(kPsWireVersion);
-    h.set_num_keys(n);
-    net::Message m;
-    m.header = h.SerializeAsString();
-    m.frames.push_back(net::FrameFromArray(std::move(out), values));
-    return m;
-  }
-  if (request.frames[1].size() != values * sizeof(float)) {
-    return absl::InvalidArgumentError(absl::StrCat("gradient frame of ", request.frames[1].size(),
-                                                   " bytes for ", n, " keys of dim ",
-                                                   table->dim()));
-  }
-  std::vector<float> grad_scratch;
-  VREC_RETURN_IF_ERROR(table->Push(keys, FrameAs<float>(request.frames[1], &grad_scratch)));
-  table->AdvanceStep();
-  PsHeader h;
-  h.set_version(kPsWireVersion);
-  net::Message m;
-  m.header = h.SerializeAsString();
-  return m;
-}
-
-// ----------------------------------------------------------------- client
 
 Status PsRequest::Wait() {
   Status first = status_;
@@ -188,9 +22,7 @@ Status PsRequest::Wait() {
     if (st.ok() && !h.ParseFromString(reply->header)) {
       st = absl::DataLossError("unparseable reply header");
     }
-    if (st.ok() && h.status_code() != 0) {
-      st = Status(static_cast<absl::StatusCode>(h.status_code()), h.error());
-    }
+    if (st.ok()) st = StatusFromHeader(h);
     if (st.ok() && out_ != nullptr) {
       const size_t want = part.positions.size() * static_cast<size_t>(dim_) * sizeof(float);
       if (reply->frames.size() != 1 || reply->frames[0].size() != want) {
@@ -235,9 +67,7 @@ net::Message PsClient::MakeRequest(PsHeader::Op op, const PsTable& table, uint64
   h.set_num_keys(num_keys);
   h.set_worker(worker_);
   h.set_worker_step(step_.load(std::memory_order_relaxed));
-  net::Message m;
-  m.header = h.SerializeAsString();
-  return m;
+  return MessageWithHeader(h);
 }
 
 PsRequest PsClient::Pull(const PsTable& table, absl::Span<const uint64_t> keys, float* out) {
@@ -329,13 +159,11 @@ Status PsClient::WaitForStaleness(uint64_t step, uint64_t max_staleness,
     h.set_op(PsHeader::CLOCK);
     h.set_worker(worker_);
     h.set_worker_step(step);
-    net::Message m;
-    m.header = h.SerializeAsString();
+    net::Message m = MessageWithHeader(h);
     VREC_ASSIGN_OR_RETURN(net::Message reply, client_->Call(0, std::move(m)).get());
     PsHeader r;
     if (!r.ParseFromString(reply.header)) return absl::DataLossError("unparseable clock reply");
-    if (r.status_code() != 0)
-      return Status(static_cast<absl::StatusCode>(r.status_code()), r.error());
+    VREC_RETURN_IF_ERROR(StatusFromHeader(r));
     if (r.min_step() + max_staleness >= step) return absl::OkStatus();
     if (std::chrono::steady_clock::now() > deadline) {
       return absl::DeadlineExceededError(
@@ -355,13 +183,11 @@ Status PsClient::SetClock(uint64_t step, bool exact) {
   h.set_worker(worker_);
   h.set_worker_step(step);
   h.set_set_step(exact);
-  net::Message m;
-  m.header = h.SerializeAsString();
+  net::Message m = MessageWithHeader(h);
   VREC_ASSIGN_OR_RETURN(net::Message reply, client_->Call(0, std::move(m)).get());
   PsHeader r;
   if (!r.ParseFromString(reply.header)) return absl::DataLossError("unparseable clock reply");
-  if (r.status_code() != 0)
-    return Status(static_cast<absl::StatusCode>(r.status_code()), r.error());
+  VREC_RETURN_IF_ERROR(StatusFromHeader(r));
   return absl::OkStatus();
 }
 
@@ -375,8 +201,7 @@ StatusOr<std::vector<std::string>> PsClient::Stats() {
     PsHeader h;
     h.set_version(kPsWireVersion);
     h.set_op(PsHeader::STATS);
-    net::Message m;
-    m.header = h.SerializeAsString();
+    net::Message m = MessageWithHeader(h);
     replies.push_back(client_->Call(s, std::move(m)));
   }
   std::vector<std::string> out;
@@ -386,8 +211,7 @@ StatusOr<std::vector<std::string>> PsClient::Stats() {
     if (!h.ParseFromString(reply.header)) {
       return absl::DataLossError(absl::StrCat("unparseable stats reply from server ", s));
     }
-    if (h.status_code() != 0)
-      return Status(static_cast<absl::StatusCode>(h.status_code()), h.error());
+    VREC_RETURN_IF_ERROR(StatusFromHeader(h));
     out.push_back(h.stats_json());
   }
   return out;

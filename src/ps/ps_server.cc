@@ -1,0 +1,162 @@
+#include "ps/ps_server.h"
+
+#include <glog/logging.h>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
+#include "ps/ps_wire.h"
+
+namespace vrec::ps {
+namespace {
+
+// A frame's bytes as T values, copied only if the frame is misaligned.
+template <typename T>
+absl::Span<const T> FrameAs(const zmq::message_t& frame, std::vector<T>* scratch) {
+  const size_t n = frame.size() / sizeof(T);
+  if (reinterpret_cast<uintptr_t>(frame.data()) % alignof(T) == 0) {
+    return absl::Span<const T>(static_cast<const T*>(frame.data()), n);
+  }
+  scratch->resize(n);
+  std::memcpy(scratch->data(), frame.data(), n * sizeof(T));
+  return absl::Span<const T>(*scratch);
+}
+
+nlohmann::json StatsToJson(const StoreStats& s) {
+  nlohmann::json hot = nlohmann::json::array();
+  for (const auto& h : s.hot_keys) hot.push_back({{"key", h.key}, {"count", h.count}});
+  return {{"table", s.table},
+          {"step", s.step},
+          {"rows_in_memory", s.rows_in_memory},
+          {"rows_on_disk", s.rows_on_disk},
+          {"memory_bytes", s.memory_bytes},
+          {"memory_budget_bytes", s.memory_budget_bytes},
+          {"memory_hit_rate", s.MemoryHitRate()},
+          {"memory_hits", s.memory_hits},
+          {"disk_hits", s.disk_hits},
+          {"pull_requests", s.pull_requests},
+          {"push_requests", s.push_requests},
+          {"pull_keys", s.pull_keys},
+          {"push_keys", s.push_keys},
+          {"rows_created", s.rows_created},
+          {"dropped_pushes", s.dropped_pushes},
+          {"evictions", s.evictions},
+          {"memory_bypasses", s.memory_bypasses},
+          {"spill_keys_read", s.spill_keys_read},
+          {"spill_rows_written", s.spill_rows_written},
+          {"spill_bytes_written", s.spill_bytes_written},
+          {"expiries", s.expiries},
+          {"hot_keys", hot}};
+}
+
+}  // namespace
+
+PsService::PsService(std::vector<EmbeddingStore*> tables, uint32_t num_workers)
+    : tables_(std::move(tables)), worker_steps_(num_workers, 0) {}
+
+StatusOr<net::Message> PsService::Clock(const PsHeader& header) {
+  uint64_t min_step;
+  {
+    MutexLock lock(&clock_mu_);
+    if (header.worker() >= worker_steps_.size()) {
+      return absl::InvalidArgumentError(absl::StrCat("clock from worker ", header.worker(),
+                                                     "; this job has ", worker_steps_.size()));
+    }
+    uint64_t& mine = worker_steps_[header.worker()];
+    mine = header.set_step() ? header.worker_step() : std::max(mine, header.worker_step());
+    min_step = *std::min_element(worker_steps_.begin(), worker_steps_.end());
+  }
+  PsHeader h;
+  h.set_version(kPsWireVersion);
+  h.set_min_step(min_step);
+  return MessageWithHeader(h);
+}
+
+net::Message PsService::ErrorReply(const Status& status) { return StatusReply(status); }
+
+std::string PsService::StatsJson() const {
+  nlohmann::json all = nlohmann::json::array();
+  for (const EmbeddingStore* t : tables_) all.push_back(StatsToJson(t->Stats()));
+  return all.dump();
+}
+
+net::Message PsService::Handle(net::Message request) {
+  PsHeader header;
+  if (!header.ParseFromString(request.header)) {
+    return StatusReply(absl::InvalidArgumentError(
+        absl::StrCat("unparseable request header (", request.header.size(), " bytes)")));
+  }
+  StatusOr<net::Message> reply = Serve(header, request);
+  if (!reply.ok()) {
+    LOG_EVERY_N(WARNING, 100) << "parameter server rejected a request: " << reply.status();
+    return StatusReply(reply.status());
+  }
+  return std::move(reply).value();
+}
+
+StatusOr<net::Message> PsService::Serve(const PsHeader& header, net::Message& request) {
+  if (header.version() != kPsWireVersion) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("wire version ", header.version(), ", this server speaks ", kPsWireVersion));
+  }
+  if (header.op() == PsHeader::STATS) {
+    PsHeader h;
+    h.set_version(kPsWireVersion);
+    h.set_stats_json(StatsJson());
+    return MessageWithHeader(h);
+  }
+  if (header.op() == PsHeader::CLOCK) return Clock(header);
+  if (header.table() >= tables_.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("no table ", header.table(), "; this server has ", tables_.size()));
+  }
+  EmbeddingStore* table = tables_[header.table()];
+  if (header.dim() != table->dim()) {
+    return absl::InvalidArgumentError(absl::StrCat("table ", table->table_name(), " has dim ",
+                                                   table->dim(), ", request says ", header.dim()));
+  }
+  const uint64_t n = header.num_keys();
+  const size_t want_frames = header.op() == PsHeader::PUSH ? 2 : 1;
+  if (header.op() != PsHeader::PULL && header.op() != PsHeader::PUSH) {
+    return absl::InvalidArgumentError(absl::StrCat("unknown op ", header.op()));
+  }
+  if (request.frames.size() != want_frames) {
+    return absl::InvalidArgumentError(absl::StrCat(PsHeader::Op_Name(header.op()), " needs ",
+                                                   want_frames, " data frames, got ",
+                                                   request.frames.size()));
+  }
+  if (request.frames[0].size() != n * sizeof(uint64_t)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("key frame of ", request.frames[0].size(), " bytes for ", n, " keys"));
+  }
+  std::vector<uint64_t> key_scratch;
+  absl::Span<const uint64_t> keys = FrameAs<uint64_t>(request.frames[0], &key_scratch);
+  const uint64_t values = n * table->dim();
+  if (header.op() == PsHeader::PULL) {
+    // Not zero-filled: Pull writes every value (2.5 MB at 10k x 64 floats).
+    std::unique_ptr<float[]> out(new float[values]);
+    VREC_RETURN_IF_ERROR(table->Pull(keys, absl::MakeSpan(out.get(), values)));
+    PsHeader h;
+    h.set_version(kPsWireVersion);
+    h.set_num_keys(n);
+    net::Message m = MessageWithHeader(h);
+    m.frames.push_back(net::FrameFromArray(std::move(out), values));
+    return m;
+  }
+  if (request.frames[1].size() != values * sizeof(float)) {
+    return absl::InvalidArgumentError(absl::StrCat("gradient frame of ", request.frames[1].size(),
+                                                   " bytes for ", n, " keys of dim ",
+                                                   table->dim()));
+  }
+  std::vector<float> grad_scratch;
+  VREC_RETURN_IF_ERROR(table->Push(keys, FrameAs<float>(request.frames[1], &grad_scratch)));
+  table->AdvanceStep();
+  PsHeader h;
+  h.set_version(kPsWireVersion);
+  return MessageWithHeader(h);
+}
+
+}  // namespace vrec::ps
