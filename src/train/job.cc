@@ -80,6 +80,8 @@ StatusOr<nlohmann::json> TrainLocal(const TrainOptions& options_in, const std::a
   StatusOr<nlohmann::json> summary = coordinator.Run(stop);
   for (auto& t : threads) t.join();
   for (auto& s : servers) s.server->Stop();
+  servers.clear();  // the stores close their RocksDB folders
+  RemoveTemporarySpill(options);
   return summary;
 }
 

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <filesystem>
+#include <system_error>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -30,6 +32,21 @@ StatusOr<JobData> LoadJobData(const ModelKind& kind, const TrainOptions& options
   return d;
 }
 
+std::string SpillRoot(const TrainOptions& options) {
+  if (!options.server.spill_dir.empty()) return options.server.spill_dir;
+  if (!options.model_dir.empty()) return JoinPath(options.model_dir, "spill");
+  return TemporarySpillRoot();
+}
+
+std::string TemporarySpillRoot() { return absl::StrCat("/tmp/vrec-spill-", getpid()); }
+
+void RemoveTemporarySpill(const TrainOptions& options) {
+  if (SpillRoot(options) != TemporarySpillRoot()) return;
+  std::error_code ec;
+  std::filesystem::remove_all(TemporarySpillRoot(), ec);
+  if (ec) LOG(WARNING) << "could not remove " << TemporarySpillRoot() << ": " << ec.message();
+}
+
 uint64_t WorkerShare(uint64_t total, int worker, int num_workers) {
   if (total == 0) return 0;
   const uint64_t w = static_cast<uint64_t>(num_workers);
@@ -40,11 +57,7 @@ StatusOr<std::unique_ptr<ps::ServerStorage>> CreateServerStorage(
     const models::ModelSpec& spec, const TrainOptions& options, int server,
     const models::FoundCheckpoint* restore, int num_servers) {
   ps::ServerStorageOptions so;
-  std::string spill = options.server.spill_dir;
-  if (spill.empty()) {
-    spill = options.model_dir.empty() ? absl::StrCat("/tmp/vrec-spill-", getpid())
-                                      : JoinPath(options.model_dir, "spill");
-  }
+  const std::string spill = SpillRoot(options);
   so.spill_path = JoinPath(spill, absl::StrFormat("server-%05d", server));
   so.fresh = true;
   so.memory_budget_bytes = options.server.memory_bytes;

@@ -42,6 +42,14 @@ namespace vrec::train {
 StatusOr<JobData> LoadJobData(const ModelKind& kind, const TrainOptions& options,
                               const models::ModelSpec& spec, bool full = true);
 
+// Where servers keep their RocksDB folders (server-<i> below it):
+// options.server.spill_dir, else model_dir/spill, else a temporary folder of
+// this process (TemporarySpillRoot), which RemoveTemporarySpill deletes once
+// the process's servers are gone.
+std::string SpillRoot(const TrainOptions& options);
+std::string TemporarySpillRoot();
+void RemoveTemporarySpill(const TrainOptions& options);
+
 // Per-worker example limit: the total split as evenly as possible.
 uint64_t WorkerShare(uint64_t total, int worker, int num_workers);
 

@@ -60,6 +60,9 @@ Status RunServerRank(const models::ModelSpec& spec, const TrainOptions& options,
   LOG(INFO) << "parameter server " << index << " serving at " << endpoint;
   ServeCommands(server->storage.get(), index);
   server->server->Stop();
+  server->service.reset();
+  server->storage.reset();  // closes its RocksDB folders
+  RemoveTemporarySpill(options);
   return absl::OkStatus();
 }
 

@@ -146,6 +146,16 @@ TrainOptions Options(const testing::ScratchDir& dir) {
   return o;
 }
 
+// Options of a job that checkpoints every `every` examples and saves no
+// model folder.
+TrainOptions Checkpointing(const testing::ScratchDir& dir, uint64_t every) {
+  TrainOptions o = Options(dir);
+  o.model_dir.clear();
+  o.checkpoint.dir = dir.File("ckpt");
+  o.checkpoint.every.examples = every;
+  return o;
+}
+
 CoordinatedJob Job(const models::ModelSpec* spec, const TrainOptions* options, int workers) {
   CoordinatedJob job;
   job.spec = spec;
@@ -174,10 +184,7 @@ TEST(CoordinatorTest, RunsToTheEndAndSavesTheModel) {
 
 TEST(CoordinatorTest, PausesEveryWorkerBeforeTheServersWriteThenCommitsThenReleases) {
   testing::ScratchDir dir;
-  TrainOptions o = Options(dir);
-  o.model_dir.clear();
-  o.checkpoint.dir = dir.File("ckpt");
-  o.checkpoint.every.examples = 25;
+  TrainOptions o = Checkpointing(dir, 25);
   const models::ModelSpec spec = TinySpec();
   FakeControlPlane plane({Worker(5), Worker(5)});
   Coordinator c(Job(&spec, &o, 2), &plane);
@@ -200,10 +207,7 @@ TEST(CoordinatorTest, PausesEveryWorkerBeforeTheServersWriteThenCommitsThenRelea
 
 TEST(CoordinatorTest, ACheckpointAskedDuringTheFinalDrainCountsFinishedWorkers) {
   testing::ScratchDir dir;
-  TrainOptions o = Options(dir);
-  o.model_dir.clear();
-  o.checkpoint.dir = dir.File("ckpt");
-  o.checkpoint.every.examples = 15;
+  TrainOptions o = Checkpointing(dir, 15);
   const models::ModelSpec spec = TinySpec();
   // The pause is due after the first steps (20 examples). Worker 1 is on
   // its way to its end: it takes its last step and answers with its last
@@ -244,10 +248,7 @@ TEST(CoordinatorTest, AWorkersErrorStopsTheOthersAndIsReturnedWithNothingSaved) 
 
 TEST(CoordinatorTest, AnErrorDuringAPauseStillReleasesEveryPausedWorkerWithoutACheckpoint) {
   testing::ScratchDir dir;
-  TrainOptions o = Options(dir);
-  o.model_dir.clear();
-  o.checkpoint.dir = dir.File("ckpt");
-  o.checkpoint.every.examples = 15;
+  TrainOptions o = Checkpointing(dir, 15);
   const models::ModelSpec spec = TinySpec();
   FakeControlPlane plane({Worker(100, 2), Worker(100)});
   // The pause is asked after the first steps; worker 1 pauses, worker 0
@@ -262,10 +263,7 @@ TEST(CoordinatorTest, AnErrorDuringAPauseStillReleasesEveryPausedWorkerWithoutAC
 
 TEST(CoordinatorTest, ACheckpointThatFailsStopsTheJobWithItsError) {
   testing::ScratchDir dir;
-  TrainOptions o = Options(dir);
-  o.model_dir.clear();
-  o.checkpoint.dir = dir.File("ckpt");
-  o.checkpoint.every.examples = 15;
+  TrainOptions o = Checkpointing(dir, 15);
   const models::ModelSpec spec = TinySpec();
   FakeControlPlane plane({Worker(100)});
   plane.FailCheckpoints();
