@@ -135,7 +135,8 @@ int RunTrainBench(int argc, char** argv) {
   std::vector<train::ServerProcess> servers;
   std::vector<std::string> endpoints;
   for (int s = 0; s < FLAGS_servers; ++s) {
-    auto server = train::StartServer(*spec, options, s, FLAGS_workers);
+    auto server =
+        train::StartServer(*spec, options.server, train::SpillRoot(options), s, FLAGS_workers);
     if (!server.ok()) {
       std::cerr << "vrec bench train: " << server.status() << "\n";
       return 1;

@@ -16,20 +16,19 @@ class Candidate : public ModelKind {
     return models::CandidateSpec(options.candidate);
   }
 
-  Status LoadData(const TrainOptions& options, const models::ModelSpec& spec, bool full,
-                  JobData* d) const override {
+  Status LoadData(const models::ModelSpec& spec, bool full, JobData* d) const override {
     if (d->manifest.train_streamed()) {
       d->train_records = d->manifest.candidate_train_examples();
     } else {
       if (d->manifest.candidate_train_size() == 0) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "dataset ", options.data_dir, " has no candidate-generation training files"));
+        return absl::FailedPreconditionError(
+            absl::StrCat("dataset ", d->dir, " has no candidate-generation training files"));
       }
       for (const ShardInfo& s : d->manifest.candidate_train()) d->train_records += s.records();
     }
     // Label counts (full): the unigram sampler's background and the
     // popularity baseline, one pass over the training examples.
-    VREC_ASSIGN_OR_RETURN(d->corpus, LoadCorpus(options.data_dir, d->manifest, full));
+    VREC_ASSIGN_OR_RETURN(d->corpus, LoadCorpus(d->dir, d->manifest, full));
     return absl::OkStatus();
   }
 
@@ -50,9 +49,9 @@ class Candidate : public ModelKind {
     CandidateWorkerOptions co;
     co.worker = run.worker;
     co.num_workers = run.num_workers;
-    co.batch_size = run.options->worker.batch_size;
+    co.batch_size = run.options->batch_size;
     co.max_examples = run.max_examples;
-    co.seed = run.options->candidate.seed;
+    co.seed = run.spec->config.seed();
     co.loop = run.loop;
     VREC_ASSIGN_OR_RETURN(auto w, CandidateWorker::Create(run.spec, &run.data->corpus,
                                                           run.data->sampler.get(), run.client, co));

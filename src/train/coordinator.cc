@@ -22,19 +22,18 @@ double Since(Clock::time_point t) {
 }
 
 ProgressTrackerOptions TrackerOptions(const CoordinatedJob& job) {
-  const TrainOptions& o = *job.options;
   ProgressTrackerOptions t;
-  t.progress_seconds = o.coordinator.progress_seconds;
-  t.metrics_file = o.coordinator.metrics_file;
-  if (t.metrics_file.empty() && !o.model_dir.empty()) {
-    t.metrics_file = JoinPath(o.model_dir, "metrics.jsonl");
+  t.progress_seconds = job.coordinator.progress_seconds;
+  t.metrics_file = job.coordinator.metrics_file;
+  if (t.metrics_file.empty() && !job.model_dir.empty()) {
+    t.metrics_file = JoinPath(job.model_dir, "metrics.jsonl");
   }
-  if (o.worker.max_examples > 0) {
-    t.target_examples = o.worker.max_examples;
-  } else if (o.worker.epochs > 0) {
-    t.target_examples = job.train_records * static_cast<uint64_t>(o.worker.epochs);
+  if (job.workers.max_examples > 0) {
+    t.target_examples = job.workers.max_examples;
+  } else if (job.workers.epochs > 0) {
+    t.target_examples = job.train_records * static_cast<uint64_t>(job.workers.epochs);
   }
-  t.max_seconds = o.worker.max_seconds;
+  t.max_seconds = job.workers.max_seconds;
   return t;
 }
 
@@ -61,10 +60,9 @@ uint64_t CheckpointSchedule::Taken(uint64_t examples) {
 
 Coordinator::Coordinator(CoordinatedJob job, ControlPlane* plane)
     : job_(std::move(job)),
-      options_(*job_.options),
       plane_(plane),
       tracker_(TrackerOptions(job_), job_.num_workers, job_.resumed),
-      schedule_(options_.checkpoint, tracker_.examples()),
+      schedule_(job_.checkpoint, tracker_.examples()),
       paused_(job_.num_workers) {}
 
 void Coordinator::Fail(const Status& status) {
@@ -98,14 +96,14 @@ Status Coordinator::WriteCheckpoint(const std::vector<WorkerProgress>& workers) 
     steps += w.steps();
   }
   const uint64_t sequence = schedule_.Taken(examples);
-  const std::string dir = JoinPath(options_.checkpoint.dir, models::CheckpointName(sequence));
+  const std::string dir = JoinPath(job_.checkpoint.dir, models::CheckpointName(sequence));
   VREC_ASSIGN_OR_RETURN(std::vector<ServerState> servers, plane_->CheckpointServers(dir));
   uint64_t rows = 0;
   for (const auto& s : servers) rows += s.rows();
   CheckpointManifest m;
   m.set_format_version(models::kCheckpointFormatVersion);
   m.set_sequence(sequence);
-  *m.mutable_model() = models::MakeTrainedModel(*job_.spec, options_.data_dir, job_.num_servers,
+  *m.mutable_model() = models::MakeTrainedModel(*job_.spec, job_.data_dir, job_.num_servers,
                                                 examples, steps, tracker_.seconds());
   m.mutable_model()->clear_table_files();
   m.set_num_servers(static_cast<uint32_t>(job_.num_servers));
@@ -121,13 +119,13 @@ Status Coordinator::WriteCheckpoint(const std::vector<WorkerProgress>& workers) 
     kept->clear_paused();
   }
   m.set_created_unix_ms(absl::ToUnixMillis(absl::Now()));
-  m.set_batch_size(options_.worker.batch_size);
-  m.set_epochs(options_.worker.epochs);
-  m.set_max_examples(options_.worker.max_examples);
-  m.set_stream(options_.worker.stream);
+  m.set_batch_size(job_.workers.batch_size);
+  m.set_epochs(job_.workers.epochs);
+  m.set_max_examples(job_.workers.max_examples);
+  m.set_stream(job_.workers.stream);
   m.set_rows(rows);
-  VREC_ASSIGN_OR_RETURN(std::string written, models::CommitCheckpoint(options_.checkpoint.dir, m,
-                                                                      options_.checkpoint.keep));
+  VREC_ASSIGN_OR_RETURN(std::string written,
+                        models::CommitCheckpoint(job_.checkpoint.dir, m, job_.checkpoint.keep));
   std::cerr << absl::StrFormat("[ckpt]  %s: %d examples, %d rows", written, examples, rows)
             << std::endl;
   return absl::OkStatus();
@@ -158,8 +156,8 @@ void Coordinator::StepCheckpoint() {
 }
 
 void Coordinator::PeriodicEval() {
-  models::CandidateEvalOptions eo = options_.coordinator.eval;
-  eo.max_examples = options_.coordinator.eval_examples_during;
+  models::CandidateEvalOptions eo = job_.coordinator.eval;
+  eo.max_examples = job_.coordinator.eval_examples_during;
   StatusOr<nlohmann::json> eval = job_.evaluate(eo);
   if (!eval.ok()) {  // a short look during training: not fatal
     LOG(WARNING) << "periodic evaluation failed: " << eval.status();
@@ -177,7 +175,7 @@ StatusOr<nlohmann::json> Coordinator::Run(const std::atomic<bool>* stop) {
   auto last_eval = Clock::now();
   auto last_stats = last_eval;
   nlohmann::json previous_stats;
-  const CoordinatorOptions& co = options_.coordinator;
+  const CoordinatorOptions& co = job_.coordinator;
   while (true) {
     for (const WorkerProgress& report : plane_->Poll()) Take(report);
     if (tracker_.AllDone()) break;
@@ -204,7 +202,7 @@ StatusOr<nlohmann::json> Coordinator::Run(const std::atomic<bool>* stop) {
   tracker_.MaybeReport(/*force=*/true);
   VREC_RETURN_IF_ERROR(first_error_);
 
-  if (!options_.checkpoint.dir.empty()) {  // the final state, to resume or export from
+  if (!job_.checkpoint.dir.empty()) {  // the final state, to resume or export from
     VREC_RETURN_IF_ERROR(WriteCheckpoint(tracker_.workers()));
   }
   nlohmann::json summary = {
@@ -217,13 +215,13 @@ StatusOr<nlohmann::json> Coordinator::Run(const std::atomic<bool>* stop) {
       {"examples_per_s", tracker_.examples() / std::max(1e-9, tracker_.seconds())},
       {"final_loss", tracker_.RecentLoss()},
       {"stopped", stop != nullptr && stop->load()}};
-  if (!options_.model_dir.empty()) {
-    VREC_ASSIGN_OR_RETURN(uint64_t rows, plane_->SaveServers(options_.model_dir));
+  if (!job_.model_dir.empty()) {
+    VREC_ASSIGN_OR_RETURN(uint64_t rows, plane_->SaveServers(job_.model_dir));
     VREC_RETURN_IF_ERROR(models::WriteTrainedModel(
-        options_.model_dir,
-        models::MakeTrainedModel(*job_.spec, options_.data_dir, job_.num_servers,
-                                 tracker_.examples(), tracker_.steps(), tracker_.seconds())));
-    summary["model_dir"] = options_.model_dir;
+        job_.model_dir,
+        models::MakeTrainedModel(*job_.spec, job_.data_dir, job_.num_servers, tracker_.examples(),
+                                 tracker_.steps(), tracker_.seconds())));
+    summary["model_dir"] = job_.model_dir;
     summary["rows_saved"] = rows;
   }
   if (co.final_eval && job_.evaluate) {

@@ -57,13 +57,16 @@ class CheckpointSchedule {
 // What the coordinator knows of its job.
 struct CoordinatedJob {
   const models::ModelSpec* spec = nullptr;
-  const TrainOptions* options = nullptr;  // reads data_dir, model_dir, worker, checkpoint
+  std::string data_dir;   // recorded in the model's manifest
+  std::string model_dir;  // empty: nothing saved
+  CoordinatorOptions coordinator;
+  CheckpointOptions checkpoint;
+  WorkerOptions workers;  // the limits (progress targets) and what a resume must match
   int num_servers = 1;
   int num_workers = 1;
   uint64_t train_records = 0;                   // one epoch, all workers
   const CheckpointManifest* resumed = nullptr;  // the checkpoint resumed from
-  // Evaluates the model on the servers (max_examples of options.coordinator.eval
-  // replaced as the caller says); null: no evaluation.
+  // Evaluates the model on the servers; null: no evaluation.
   std::function<StatusOr<nlohmann::json>(const models::CandidateEvalOptions&)> evaluate;
   // One human line for an evaluation result; null: the JSON is printed.
   std::function<std::string(const nlohmann::json&)> eval_line;
@@ -100,7 +103,6 @@ class Coordinator {
   void RecordEval(const nlohmann::json& eval);
 
   CoordinatedJob job_;
-  const TrainOptions& options_;
   ControlPlane* plane_;
   ProgressTracker tracker_;
   CheckpointSchedule schedule_;

@@ -24,9 +24,11 @@ StatusOr<nlohmann::json> TrainLocal(const TrainOptions& options_in, const std::a
   if (!options.model_dir.empty()) VREC_RETURN_IF_ERROR(MakeDirs(options.model_dir));
   VREC_ASSIGN_OR_RETURN(const ModelKind* kind, FindModelKind(options.model));
   VREC_ASSIGN_OR_RETURN(models::ModelSpec spec, kind->Spec(options));
-  VREC_ASSIGN_OR_RETURN(std::optional<models::FoundCheckpoint> resume,
-                        FindResumeCheckpoint(options, spec, num_workers));
-  VREC_ASSIGN_OR_RETURN(JobData data, LoadJobData(*kind, options, spec));
+  VREC_ASSIGN_OR_RETURN(
+      std::optional<models::FoundCheckpoint> resume,
+      FindResumeCheckpoint(options.checkpoint, options.worker, spec, num_workers));
+  VREC_ASSIGN_OR_RETURN(JobData data,
+                        LoadJobData(*kind, options.data_dir, options.worker.stream, spec));
   spec.quantiles = data.quantiles;
   VREC_RETURN_IF_ERROR(kind->PrepareWorkers(spec, &data));
   LOG(INFO) << "dataset " << options.data_dir << ": " << data.corpus.ids.size() << " videos, "
@@ -40,9 +42,9 @@ StatusOr<nlohmann::json> TrainLocal(const TrainOptions& options_in, const std::a
   std::vector<std::string> endpoints;
   std::vector<ps::ServerStorage*> storage;
   for (int s = 0; s < num_servers; ++s) {
-    VREC_ASSIGN_OR_RETURN(
-        ServerProcess server,
-        StartServer(spec, options, s, num_workers, resume ? &*resume : nullptr, num_servers));
+    VREC_ASSIGN_OR_RETURN(ServerProcess server,
+                          StartServer(spec, options.server, SpillRoot(options), s, num_workers,
+                                      resume ? &*resume : nullptr, num_servers));
     endpoints.push_back(server.endpoint);
     storage.push_back(server.storage.get());
     servers.push_back(std::move(server));
@@ -58,25 +60,15 @@ StatusOr<nlohmann::json> TrainLocal(const TrainOptions& options_in, const std::a
   for (int w = 0; w < num_workers; ++w) {
     threads.emplace_back([&, w] {
       // Its status reaches the coordinator in its last report.
-      RunWorkerRole(*kind, spec, data, options, endpoints, w, num_workers,
+      RunWorkerRole(*kind, spec, data, options.worker, endpoints, w, num_workers,
                     resume ? &resumed[w] : nullptr, plane.channel(w), stop)
           .IgnoreError();
     });
   }
 
-  CoordinatedJob job;
-  job.spec = &spec;
-  job.options = &options;
-  job.num_servers = num_servers;
-  job.num_workers = num_workers;
-  job.train_records = data.train_records;
-  job.resumed = resume ? &resume->manifest : nullptr;
-  job.evaluate = [&](const models::CandidateEvalOptions& eval) {
-    return EvaluateThroughServers(*kind, spec, data, options, endpoints, eval);
-  };
-  job.eval_line = [kind](const nlohmann::json& eval) { return kind->EvalLine(eval); };
-  job.endpoints = endpoints;
-  Coordinator coordinator(std::move(job), &plane);
+  Coordinator coordinator(CoordinatedJobOf(*kind, options, spec, data, endpoints, num_servers,
+                                           num_workers, resume ? &resume->manifest : nullptr),
+                          &plane);
   StatusOr<nlohmann::json> summary = coordinator.Run(stop);
   for (auto& t : threads) t.join();
   for (auto& s : servers) s.server->Stop();

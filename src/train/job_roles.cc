@@ -15,20 +15,21 @@
 
 namespace vrec::train {
 
-StatusOr<JobData> LoadJobData(const ModelKind& kind, const TrainOptions& options,
+StatusOr<JobData> LoadJobData(const ModelKind& kind, const std::string& data_dir, bool stream,
                               const models::ModelSpec& spec, bool full) {
   JobData d;
-  VREC_ASSIGN_OR_RETURN(d.manifest, ReadManifest(options.data_dir));
-  if (options.worker.stream) {
-    VREC_ASSIGN_OR_RETURN(d.world, GeneratedWorld::Load(options.data_dir, d.manifest));
+  d.dir = data_dir;
+  VREC_ASSIGN_OR_RETURN(d.manifest, ReadManifest(data_dir));
+  if (stream) {
+    VREC_ASSIGN_OR_RETURN(d.world, GeneratedWorld::Load(data_dir, d.manifest));
   }
-  if (d.manifest.train_streamed() && !options.worker.stream) {
+  if (d.manifest.train_streamed() && !stream) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "dataset ", options.data_dir,
+        "dataset ", data_dir,
         " holds no training files (written by vrec datagen --write_train=false): train it with "
         "--stream, which simulates its training examples on the fly"));
   }
-  VREC_RETURN_IF_ERROR(kind.LoadData(options, spec, full, &d));
+  VREC_RETURN_IF_ERROR(kind.LoadData(spec, full, &d));
   return d;
 }
 
@@ -54,13 +55,12 @@ uint64_t WorkerShare(uint64_t total, int worker, int num_workers) {
 }
 
 StatusOr<std::unique_ptr<ps::ServerStorage>> CreateServerStorage(
-    const models::ModelSpec& spec, const TrainOptions& options, int server,
-    const models::FoundCheckpoint* restore, int num_servers) {
+    const models::ModelSpec& spec, const ServerOptions& options, const std::string& spill_root,
+    int server, const models::FoundCheckpoint* restore, int num_servers) {
   ps::ServerStorageOptions so;
-  const std::string spill = SpillRoot(options);
-  so.spill_path = JoinPath(spill, absl::StrFormat("server-%05d", server));
+  so.spill_path = JoinPath(spill_root, absl::StrFormat("server-%05d", server));
   so.fresh = true;
-  so.memory_budget_bytes = options.server.memory_bytes;
+  so.memory_budget_bytes = options.memory_bytes;
   so.dense_block_floats = models::kDenseBlockFloats;
   so.glorot_fans = spec.glorot_fans;
   if (restore != nullptr) {
@@ -69,43 +69,44 @@ StatusOr<std::unique_ptr<ps::ServerStorage>> CreateServerStorage(
   return ps::ServerStorage::Create(spec.config, so);
 }
 
-StatusOr<std::optional<models::FoundCheckpoint>> FindResumeCheckpoint(const TrainOptions& options,
-                                                                      const models::ModelSpec& spec,
-                                                                      int num_workers) {
-  if (!options.checkpoint.resume) return std::optional<models::FoundCheckpoint>();
-  if (options.checkpoint.dir.empty()) {
+StatusOr<std::optional<models::FoundCheckpoint>> FindResumeCheckpoint(
+    const CheckpointOptions& checkpoint, const WorkerOptions& workers,
+    const models::ModelSpec& spec, int num_workers) {
+  if (!checkpoint.resume) return std::optional<models::FoundCheckpoint>();
+  if (checkpoint.dir.empty()) {
     return absl::InvalidArgumentError(
         "--resume needs --checkpoint_dir (where the checkpoints are)");
   }
-  StatusOr<models::FoundCheckpoint> found = models::FindCheckpoint(options.checkpoint.dir);
+  StatusOr<models::FoundCheckpoint> found = models::FindCheckpoint(checkpoint.dir);
   if (absl::IsNotFound(found.status())) {
     LOG(INFO) << "--resume: " << found.status().message() << "; starting from scratch";
     return std::optional<models::FoundCheckpoint>();
   }
   VREC_RETURN_IF_ERROR(found.status());
   VREC_RETURN_IF_ERROR(models::CheckResumable(found->manifest, spec, num_workers,
-                                              options.worker.batch_size, options.worker.epochs,
-                                              options.worker.max_examples, options.worker.stream));
+                                              workers.batch_size, workers.epochs,
+                                              workers.max_examples, workers.stream));
   return std::optional<models::FoundCheckpoint>(std::move(*found));
 }
 
-StatusOr<ServerProcess> StartServer(const models::ModelSpec& spec, const TrainOptions& options,
-                                    int index, int num_workers,
+StatusOr<ServerProcess> StartServer(const models::ModelSpec& spec, const ServerOptions& options,
+                                    const std::string& spill_root, int index, int num_workers,
                                     const models::FoundCheckpoint* restore, int num_servers) {
   ServerProcess p;
-  VREC_ASSIGN_OR_RETURN(p.storage, CreateServerStorage(spec, options, index, restore, num_servers));
+  VREC_ASSIGN_OR_RETURN(
+      p.storage, CreateServerStorage(spec, options, spill_root, index, restore, num_servers));
   std::vector<ps::EmbeddingStore*> tables;
   for (const auto& t : spec.config.tables()) tables.push_back(p.storage->Find(t.name()));
   p.service = std::make_unique<ps::PsService>(tables, static_cast<uint32_t>(num_workers));
   net::ServerOptions so;
-  if (options.server.bind_host == "inproc") {
+  if (options.bind_host == "inproc") {
     static std::atomic<int> instances{0};
     so.bind = absl::StrCat("inproc://vrec-ps-", index, "-", instances.fetch_add(1));
   } else {
-    so.bind = absl::StrCat(
-        "tcp://", options.server.bind_host.empty() ? "127.0.0.1" : options.server.bind_host, ":*");
+    so.bind =
+        absl::StrCat("tcp://", options.bind_host.empty() ? "127.0.0.1" : options.bind_host, ":*");
   }
-  so.threads = options.server.threads;
+  so.threads = options.threads;
   VREC_ASSIGN_OR_RETURN(p.server, net::Server::Start(p.service.get(), so));
   p.endpoint = p.server->endpoint();
   return p;
@@ -120,7 +121,7 @@ Status TrainWorker(const ModelKind& kind, WorkerRun run,
   VREC_ASSIGN_OR_RETURN(ps::SlotRouter router,
                         ps::SlotRouter::Contiguous(static_cast<uint32_t>(endpoints.size())));
   ps::PsClient client(transport.get(), router, static_cast<uint32_t>(run.worker));
-  const WorkerOptions& wo = run.options->worker;
+  const WorkerOptions& wo = *run.options;
   if (!wo.example_log_dir.empty()) VREC_RETURN_IF_ERROR(MakeDirs(wo.example_log_dir));
   run.client = &client;
   run.max_examples = WorkerShare(wo.max_examples, run.worker, run.num_workers);
@@ -130,7 +131,7 @@ Status TrainWorker(const ModelKind& kind, WorkerRun run,
 }  // namespace
 
 Status RunWorkerRole(const ModelKind& kind, const models::ModelSpec& spec, const JobData& data,
-                     const TrainOptions& options, const std::vector<std::string>& endpoints,
+                     const WorkerOptions& options, const std::vector<std::string>& endpoints,
                      int worker, int num_workers, const WorkerProgress* resume,
                      WorkerChannel* channel, const std::atomic<bool>* signal) {
   std::atomic<bool> stop{false};
@@ -141,7 +142,7 @@ Status RunWorkerRole(const ModelKind& kind, const models::ModelSpec& spec, const
   auto stopping = [&] {
     if (channel->StopRequested() || (signal != nullptr && signal->load())) stop = true;
   };
-  const WorkerOptions& wo = options.worker;
+  const WorkerOptions& wo = options;
   WorkerLoopOptions loop;
   loop.max_seconds = wo.max_seconds;
   loop.max_staleness = wo.max_staleness;
@@ -185,7 +186,6 @@ Status RunWorkerRole(const ModelKind& kind, const models::ModelSpec& spec, const
 
 StatusOr<nlohmann::json> EvaluateThroughServers(const ModelKind& kind,
                                                 const models::ModelSpec& spec, const JobData& data,
-                                                const TrainOptions& options,
                                                 const std::vector<std::string>& endpoints,
                                                 const models::CandidateEvalOptions& eval) {
   VREC_ASSIGN_OR_RETURN(auto transport, net::Client::Connect(endpoints));
@@ -193,7 +193,30 @@ StatusOr<nlohmann::json> EvaluateThroughServers(const ModelKind& kind,
                         ps::SlotRouter::Contiguous(static_cast<uint32_t>(endpoints.size())));
   ps::PsClient client(transport.get(), router, 0);
   models::PsParameters params(&spec, &client);
-  return kind.Evaluate(spec, &params, options.data_dir, data.manifest, &data.corpus, eval);
+  return kind.Evaluate(spec, &params, data.dir, data.manifest, &data.corpus, eval);
+}
+
+CoordinatedJob CoordinatedJobOf(const ModelKind& kind, const TrainOptions& options,
+                                const models::ModelSpec& spec, const JobData& data,
+                                const std::vector<std::string>& endpoints, int num_servers,
+                                int num_workers, const CheckpointManifest* resumed) {
+  CoordinatedJob job;
+  job.spec = &spec;
+  job.data_dir = options.data_dir;
+  job.model_dir = options.model_dir;
+  job.coordinator = options.coordinator;
+  job.checkpoint = options.checkpoint;
+  job.workers = options.worker;
+  job.num_servers = num_servers;
+  job.num_workers = num_workers;
+  job.train_records = data.train_records;
+  job.resumed = resumed;
+  job.evaluate = [&kind, &spec, &data, endpoints](const models::CandidateEvalOptions& eval) {
+    return EvaluateThroughServers(kind, spec, data, endpoints, eval);
+  };
+  job.eval_line = [&kind](const nlohmann::json& eval) { return kind.EvalLine(eval); };
+  job.endpoints = endpoints;
+  return job;
 }
 
 }  // namespace vrec::train

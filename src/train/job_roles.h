@@ -31,6 +31,7 @@
 #include "ps/ps_server.h"
 #include "ps/server_storage.h"
 #include "train/control_plane.h"
+#include "train/coordinator.h"
 #include "train/model_kind.h"
 #include "train/train_options.h"
 
@@ -39,7 +40,8 @@ namespace vrec::train {
 // Reads the job's data (JobData, model_kind.h): the manifest, the world
 // when streaming, and the kind's part (`full`: also what one process
 // computes for all, e.g. label counts; see ModelKind::LoadData).
-StatusOr<JobData> LoadJobData(const ModelKind& kind, const TrainOptions& options,
+// `stream`: the workers simulate the world instead of reading files.
+StatusOr<JobData> LoadJobData(const ModelKind& kind, const std::string& data_dir, bool stream,
                               const models::ModelSpec& spec, bool full = true);
 
 // Where servers keep their RocksDB folders (server-<i> below it):
@@ -56,16 +58,16 @@ uint64_t WorkerShare(uint64_t total, int worker, int num_workers);
 // The checkpoint to resume from (options.checkpoint.resume), or nullopt to
 // start afresh (no checkpoint yet: logged). Errors for a checkpoint this job
 // cannot continue.
-StatusOr<std::optional<models::FoundCheckpoint>> FindResumeCheckpoint(const TrainOptions& options,
-                                                                      const models::ModelSpec& spec,
-                                                                      int num_workers);
+StatusOr<std::optional<models::FoundCheckpoint>> FindResumeCheckpoint(
+    const CheckpointOptions& checkpoint, const WorkerOptions& workers,
+    const models::ModelSpec& spec, int num_workers);
 
-// Creates one server's storage (spill folder spill_dir/server-<i>).
+// Creates one server's storage (spill folder spill_root/server-<i>).
 // With `restore`, the storage holds that checkpoint's rows for server
 // `server` of `num_servers`.
 StatusOr<std::unique_ptr<ps::ServerStorage>> CreateServerStorage(
-    const models::ModelSpec& spec, const TrainOptions& options, int server,
-    const models::FoundCheckpoint* restore = nullptr, int num_servers = 1);
+    const models::ModelSpec& spec, const ServerOptions& options, const std::string& spill_root,
+    int server, const models::FoundCheckpoint* restore = nullptr, int num_servers = 1);
 
 // One parameter server: storage, request handler and transport.
 struct ServerProcess {
@@ -75,9 +77,9 @@ struct ServerProcess {
   std::string endpoint;  // what workers dial
 };
 // Creates and starts server `index` of a job with `num_workers` workers,
-// bound to options.server.bind_host on a free port.
-StatusOr<ServerProcess> StartServer(const models::ModelSpec& spec, const TrainOptions& options,
-                                    int index, int num_workers,
+// bound to options.bind_host on a free port.
+StatusOr<ServerProcess> StartServer(const models::ModelSpec& spec, const ServerOptions& options,
+                                    const std::string& spill_root, int index, int num_workers,
                                     const models::FoundCheckpoint* restore = nullptr,
                                     int num_servers = 1);
 
@@ -89,14 +91,21 @@ StatusOr<ServerProcess> StartServer(const models::ModelSpec& spec, const TrainOp
 // Returns the worker's status.
 // The data must be prepared for workers (ModelKind::PrepareWorkers).
 Status RunWorkerRole(const ModelKind& kind, const models::ModelSpec& spec, const JobData& data,
-                     const TrainOptions& options, const std::vector<std::string>& endpoints,
+                     const WorkerOptions& options, const std::vector<std::string>& endpoints,
                      int worker, int num_workers, const WorkerProgress* resume,
                      WorkerChannel* channel, const std::atomic<bool>* signal);
+
+// What the coordinator of a job of `num_servers` servers at `endpoints` and
+// `num_workers` workers is told (evaluation through the servers). `resumed`:
+// the checkpoint's manifest, or null. The references must outlive the job.
+CoordinatedJob CoordinatedJobOf(const ModelKind& kind, const TrainOptions& options,
+                                const models::ModelSpec& spec, const JobData& data,
+                                const std::vector<std::string>& endpoints, int num_servers,
+                                int num_workers, const CheckpointManifest* resumed);
 
 // Evaluates through the servers at `endpoints` (evaluation options `eval`).
 StatusOr<nlohmann::json> EvaluateThroughServers(const ModelKind& kind,
                                                 const models::ModelSpec& spec, const JobData& data,
-                                                const TrainOptions& options,
                                                 const std::vector<std::string>& endpoints,
                                                 const models::CandidateEvalOptions& eval);
 

@@ -17,13 +17,13 @@ template <typename Example>
 StatusOr<std::unique_ptr<ExampleSource<Example>>> OpenWorkerSource(
     const WorkerRun& run, const google::protobuf::RepeatedPtrField<ShardInfo>& shards) {
   std::unique_ptr<ExampleSource<Example>> source;
-  const int epochs = run.options->worker.epochs;
+  const int epochs = run.options->epochs;
   if (run.data->world != nullptr) {
     source = std::make_unique<GeneratorSource<Example>>(run.data->world, run.worker,
                                                         run.num_workers, epochs);
   } else {
     VREC_ASSIGN_OR_RETURN(
-        source, ExampleStream<Example>::Open(ShardPaths(run.options->data_dir, shards), run.worker,
+        source, ExampleStream<Example>::Open(ShardPaths(run.data->dir, shards), run.worker,
                                              run.num_workers, epochs));
   }
   if (run.resume != nullptr) VREC_RETURN_IF_ERROR(source->Seek(run.resume->position()));

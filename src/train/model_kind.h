@@ -42,6 +42,7 @@ namespace vrec::train {
 
 // Everything a job needs to know about its data, loaded once per process.
 struct JobData {
+  std::string dir;  // the dataset's folder
   DatasetManifest manifest;
   Corpus corpus;                                // candidate model
   std::vector<QuantileInfo> quantiles;          // ranking model: fitted on the training data
@@ -55,7 +56,7 @@ struct JobData {
 struct WorkerRun {
   const models::ModelSpec* spec = nullptr;
   const JobData* data = nullptr;
-  const TrainOptions* options = nullptr;
+  const WorkerOptions* options = nullptr;
   ps::PsClient* client = nullptr;
   int worker = 0;
   int num_workers = 1;
@@ -71,13 +72,13 @@ class ModelKind {
   virtual ~ModelKind() = default;
   // "candidate" or "ranking": --model, ModelSpec::kind, TrainedModel.kind.
   virtual const char* name() const = 0;
+  // The spec from the job's options (the kind's own part of them).
   virtual StatusOr<models::ModelSpec> Spec(const TrainOptions& options) const = 0;
-  // Reads the kind's part of the data (data->manifest is read already):
-  // train_records, and with `full` also what one process computes for all
-  // (label counts, fitted quantiles); without, only what every worker
-  // process reads for itself.
-  virtual Status LoadData(const TrainOptions& options, const models::ModelSpec& spec, bool full,
-                          JobData* data) const = 0;
+  // Reads the kind's part of the data (data->dir and data->manifest are set
+  // already): train_records, and with `full` also what one process computes
+  // for all (label counts, fitted quantiles); without, only what every
+  // worker process reads for itself.
+  virtual Status LoadData(const models::ModelSpec& spec, bool full, JobData* data) const = 0;
   // Once the data is complete in a process that runs workers: what its
   // workers share (the candidate model's negative sampler).
   virtual Status PrepareWorkers(const models::ModelSpec& spec, JobData* data) const = 0;

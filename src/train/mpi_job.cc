@@ -45,15 +45,15 @@ std::string Advertised(const std::string& endpoint) {
 // serves the coordinator's commands until shut down.
 Status RunServerRank(const models::ModelSpec& spec, const TrainOptions& options, int index,
                      int num_servers, int num_workers, int world_size, const ResumePoint& resume) {
-  TrainOptions o = options;
-  if (o.server.bind_host == "*") o.server.bind_host = "0.0.0.0";
+  ServerOptions o = options.server;
+  if (o.bind_host == "*") o.bind_host = "0.0.0.0";
   StatusOr<ServerProcess> server =
       !resume.ok() ? StatusOr<ServerProcess>(resume.status())
-      : o.server.bind_host == "inproc"
+      : o.bind_host == "inproc"
           ? StatusOr<ServerProcess>(absl::InvalidArgumentError(
                 "--bind_host=inproc serves only this process; under mpirun use an address or *"))
-          : StartServer(spec, o, index, num_workers, resume->has_value() ? &**resume : nullptr,
-                        num_servers);
+          : StartServer(spec, o, SpillRoot(options), index, num_workers,
+                        resume->has_value() ? &**resume : nullptr, num_servers);
   const std::string endpoint = server.ok() ? Advertised(server->endpoint) : "";
   AllGatherEndpoints(endpoint, world_size);
   if (!server.ok()) return server.status();
@@ -73,7 +73,8 @@ Status RunServerRank(const models::ModelSpec& spec, const TrainOptions& options,
 bool ShareJobData(const ModelKind& kind, const TrainOptions& options, const models::ModelSpec& spec,
                   int rank, bool servers_up, const ResumePoint& resume, MPI_Comm peers,
                   JobData* data, Status* status) {
-  StatusOr<JobData> d = LoadJobData(kind, options, spec, /*full=*/rank == 0);
+  StatusOr<JobData> d = LoadJobData(kind, options.data_dir, options.worker.stream, spec,
+                                    /*full=*/rank == 0);
   if (d.ok()) {
     *data = std::move(*d);
   } else {
@@ -130,8 +131,8 @@ Status RunWorkerRank(const ModelKind& kind, const models::ModelSpec& spec, JobDa
       }
       from = &resumed;
     }
-    s = RunWorkerRole(kind, spec, data, options, endpoints, worker, num_workers, from, &channel,
-                      stop);
+    s = RunWorkerRole(kind, spec, data, options.worker, endpoints, worker, num_workers, from,
+                      &channel, stop);
   } else {
     WorkerProgress last;
     last.set_worker(worker);
@@ -178,7 +179,8 @@ StatusOr<nlohmann::json> TrainMpi(const TrainOptions& options, const std::atomic
   if (!spec.ok()) return finalize(spec.status());
   const bool is_server = rank >= 1 && rank <= servers;
   // Every rank reads the checkpoint it resumes from (a shared file system).
-  const ResumePoint resume = FindResumeCheckpoint(options, *spec, workers);
+  const ResumePoint resume =
+      FindResumeCheckpoint(options.checkpoint, options.worker, *spec, workers);
 
   // Rank 0 and the workers share the corpus and its label counts.
   MPI_Comm peers;
@@ -222,18 +224,9 @@ StatusOr<nlohmann::json> TrainMpi(const TrainOptions& options, const std::atomic
               << " examples trained)";
   }
   MpiControlPlane plane(servers, workers);
-  CoordinatedJob job;
-  job.spec = &*spec;
-  job.options = &options;
-  job.num_servers = servers;
-  job.num_workers = workers;
-  job.train_records = data.train_records;
-  job.resumed = resumed;
-  job.evaluate = [&](const models::CandidateEvalOptions& eval) {
-    return EvaluateThroughServers(**kind, *spec, data, options, endpoints, eval);
-  };
-  job.eval_line = [k = *kind](const nlohmann::json& eval) { return k->EvalLine(eval); };
-  if (all_ok) job.endpoints = endpoints;
+  CoordinatedJob job =
+      CoordinatedJobOf(**kind, options, *spec, data, endpoints, servers, workers, resumed);
+  if (!all_ok) job.endpoints.clear();  // no stats from servers that are not all up
   Coordinator coordinator(std::move(job), &plane);
   if (!options.model_dir.empty()) coordinator.Fail(MakeDirs(options.model_dir));
   if (!all_ok) {

@@ -18,8 +18,7 @@ class Ranking : public ModelKind {
     return models::RankingSpec(options.ranking);
   }
 
-  Status LoadData(const TrainOptions& options, const models::ModelSpec& spec, bool full,
-                  JobData* d) const override {
+  Status LoadData(const models::ModelSpec& spec, bool full, JobData* d) const override {
     // Quantiles are fitted on the training files, or on the sample datagen
     // kept of them when it did not write them.
     const bool streamed = d->manifest.train_streamed();
@@ -27,7 +26,7 @@ class Ranking : public ModelKind {
         streamed ? d->manifest.ranking_train_sample() : d->manifest.ranking_train();
     if (fit_on.empty()) {
       return absl::FailedPreconditionError(
-          absl::StrCat("dataset ", options.data_dir, " has no ranking training files"));
+          absl::StrCat("dataset ", d->dir, " has no ranking training files"));
     }
     if (streamed) {
       d->train_records = d->manifest.ranking_train_examples();
@@ -36,7 +35,7 @@ class Ranking : public ModelKind {
     }
     if (!full) return absl::OkStatus();
     VREC_ASSIGN_OR_RETURN(d->quantiles, models::FitRankingQuantiles(
-                                            ShardPaths(options.data_dir, fit_on),
+                                            ShardPaths(d->dir, fit_on),
                                             static_cast<int>(spec.config.ranking().num_quantiles()),
                                             spec.config.seed()));
     return absl::OkStatus();
@@ -49,7 +48,7 @@ class Ranking : public ModelKind {
   Status RunWorker(const WorkerRun& run) const override {
     RankingWorkerOptions ro;
     ro.worker = run.worker;
-    ro.batch_size = run.options->worker.batch_size;
+    ro.batch_size = run.options->batch_size;
     ro.max_examples = run.max_examples;
     ro.loop = run.loop;
     VREC_ASSIGN_OR_RETURN(auto w, RankingWorker::Create(run.spec, run.client, ro));

@@ -70,7 +70,7 @@ struct CheckpointOptions {
 
 struct TrainOptions {
   std::string data_dir;
-  std::string model_dir;            // empty = do not save
+  std::string model_dir;                       // empty = do not save
   std::string model = models::kCandidateKind;  // the model kind's name (model_kind.h)
   models::CandidateSpecOptions candidate;
   models::RankingSpecOptions ranking;

@@ -159,7 +159,11 @@ TrainOptions Checkpointing(const testing::ScratchDir& dir, uint64_t every) {
 CoordinatedJob Job(const models::ModelSpec* spec, const TrainOptions* options, int workers) {
   CoordinatedJob job;
   job.spec = spec;
-  job.options = options;
+  job.data_dir = options->data_dir;
+  job.model_dir = options->model_dir;
+  job.coordinator = options->coordinator;
+  job.checkpoint = options->checkpoint;
+  job.workers = options->worker;
   job.num_servers = 1;
   job.num_workers = workers;
   return job;

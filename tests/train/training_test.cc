@@ -76,7 +76,7 @@ TEST(SavedModelTest, ReadsBackWhatTheServersHeldAndInitialValuesElsewhere) {
   std::vector<std::unique_ptr<ps::ServerStorage>> servers;
   for (int s = 0; s < 2; ++s) {
     o.server.spill_dir = dir.File("spill");
-    ASSERT_OK_AND_ASSIGN(auto storage, CreateServerStorage(spec, o, s));
+    ASSERT_OK_AND_ASSIGN(auto storage, CreateServerStorage(spec, o.server, SpillRoot(o), s));
     servers.push_back(std::move(storage));
   }
   ASSERT_OK_AND_ASSIGN(auto router, ps::SlotRouter::Contiguous(2));
@@ -133,7 +133,8 @@ TEST(VideoAgeSharesTest, SharesAreDistributions) {
   o.coordinator.final_eval = false;
   ASSERT_OK(TrainLocal(o, nullptr).status());
   ASSERT_OK_AND_ASSIGN(auto saved, models::SavedModel::Open(o.model_dir));
-  ASSERT_OK_AND_ASSIGN(JobData data, LoadJobData(CandidateKind(), o, saved->spec()));
+  ASSERT_OK_AND_ASSIGN(JobData data,
+                       LoadJobData(CandidateKind(), o.data_dir, false, saved->spec()));
   ASSERT_OK_AND_ASSIGN(nlohmann::json s,
                        models::VideoAgeShares(saved->spec(), saved.get(), o.data_dir, data.manifest,
                                               data.corpus, o.coordinator.eval, 10));
@@ -175,7 +176,8 @@ TEST(TrainLocalTest, LearnsSavesAndEvaluatesTheSameThroughPsAndFolder) {
 
   // The saved folder evaluates exactly as the live servers did.
   ASSERT_OK_AND_ASSIGN(auto saved, models::SavedModel::Open(o.model_dir));
-  ASSERT_OK_AND_ASSIGN(JobData data, LoadJobData(CandidateKind(), o, saved->spec()));
+  ASSERT_OK_AND_ASSIGN(JobData data,
+                       LoadJobData(CandidateKind(), o.data_dir, false, saved->spec()));
   ASSERT_OK_AND_ASSIGN(nlohmann::json again,
                        models::EvaluateCandidate(saved->spec(), saved.get(), o.data_dir,
                                                  data.manifest, data.corpus, o.coordinator.eval));
