@@ -34,10 +34,7 @@ StatusOr<ModelSpec> CandidateSpec(const CandidateSpecOptions& options) {
 }
 
 StatusOr<model::CandidateModelOptions> CandidateOptionsFromSpec(const ModelSpec& spec) {
-  if (spec.kind != kCandidateKind) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("expected a candidate-generation model, got kind '", spec.kind, "'"));
-  }
+  VREC_RETURN_IF_ERROR(spec.ExpectKind(kCandidateKind));
   return model::CandidateModelOptions::FromConfig(spec.config.candidate());
 }
 

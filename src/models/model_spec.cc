@@ -53,4 +53,10 @@ uint64_t ModelSpec::DenseSize() const {
   return size;
 }
 
+Status ModelSpec::ExpectKind(const char* expected) const {
+  if (kind == expected) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("expected a ", expected, " model, got kind '", kind, "'"));
+}
+
 }  // namespace vrec::models

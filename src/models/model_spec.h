@@ -47,6 +47,8 @@ struct ModelSpec {
   const TableConfig& Table(int index) const { return config.tables(index); }
   // Floats of the model's flat dense buffer.
   uint64_t DenseSize() const;
+  // kInvalidArgument unless this is a model of kind `kind`.
+  Status ExpectKind(const char* kind) const;
 };
 
 // Adds a sparse table: rows of `dim` floats from U(-scale, scale).

@@ -131,10 +131,7 @@ StatusOr<ModelSpec> RankingSpec(const RankingSpecOptions& options) {
 }
 
 StatusOr<model::RankingModelOptions> RankingOptionsFromSpec(const ModelSpec& spec) {
-  if (spec.kind != kRankingKind) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("expected a ranking model, got kind '", spec.kind, "'"));
-  }
+  VREC_RETURN_IF_ERROR(spec.ExpectKind(kRankingKind));
   const RankingModelConfig& r = spec.config.ranking();
   model::RankingModelOptions mo =
       BaseOptions(static_cast<int>(r.embedding_dim()), static_cast<int>(r.max_history()),

@@ -16,12 +16,12 @@ using testing::TinyDataset;
 
 CandidateSpecOptions SmallSpecOptions() {
   CandidateSpecOptions o;
-  o.seed = 3;
-  o.model.embedding_dim = 16;
-  o.model.region_dim = 4;
-  o.model.device_dim = 4;
-  o.model.tower = {32, 16};
-  o.model.output_dim = 16;
+  o.seed = 5;
+  o.model.embedding_dim = 8;
+  o.model.region_dim = 2;
+  o.model.device_dim = 3;
+  o.model.tower = {24, 12};
+  o.model.output_dim = 12;
   return o;
 }
 
@@ -31,7 +31,7 @@ TEST(ModelSpecTest, CandidateTablesAndDenseBlocksCoverTheLayout) {
   for (const char* t : {kVideoTable, kTokenTable, kRegionTable, kDeviceTable, kVideoOutTable}) {
     EXPECT_GE(spec.TableIndex(t), 0) << t;
   }
-  EXPECT_EQ(spec.Table(spec.TableIndex(kVideoOutTable)).dim(), 17u);  // [w | b]
+  EXPECT_EQ(spec.Table(spec.TableIndex(kVideoOutTable)).dim(), 13u);  // [w | b]
   ASSERT_OK_AND_ASSIGN(auto model, model::CandidateModel<float>::Create(SmallSpecOptions().model));
   EXPECT_EQ(spec.DenseSize(), static_cast<uint64_t>(model.layout().size()));
   uint64_t covered = 0;
