@@ -14,7 +14,6 @@
 #include "cli/common_flags.h"
 #include "data/dataset.h"
 #include "models/candidate_eval.h"
-#include "models/candidate_tower.h"
 #include "models/saved_model.h"
 #include "train/job.h"
 #include "train/model_kind.h"
@@ -257,7 +256,7 @@ int RunEval(int argc, char** argv) {
     VREC_ASSIGN_OR_RETURN(auto model, models::SavedModel::Open(FLAGS_model_dir));
     VREC_ASSIGN_OR_RETURN(DatasetManifest manifest, ReadManifest(FLAGS_data));
     VREC_ASSIGN_OR_RETURN(const train::ModelKind* kind, train::FindModelKind(model->spec().kind));
-    models::CandidateEvalOptions eo;
+    models::EvalOptions eo;
     eo.max_examples = FLAGS_eval_examples;
     eo.exclude_watched = FLAGS_exclude_watched;
     eo.own_example_age = !FLAGS_serving_example_age;

@@ -9,6 +9,7 @@
 #include "data/record_reader.h"
 #include "model/candidate_model.h"
 #include "models/candidate_tower.h"
+#include "models/metrics.h"
 
 namespace vrec::models {
 
@@ -24,7 +25,7 @@ nlohmann::json OracleFigures(const std::string& data_dir, const DatasetManifest&
 StatusOr<nlohmann::json> EvaluateCandidate(const ModelSpec& spec, ParameterSource* params,
                                            const std::string& data_dir,
                                            const DatasetManifest& manifest, const Corpus& corpus,
-                                           const CandidateEvalOptions& options) {
+                                           const EvalOptions& options) {
   VREC_ASSIGN_OR_RETURN(auto tower, UserTower::Create(spec, params));
   VREC_ASSIGN_OR_RETURN(RowMatrix<float> rows, CorpusRows(*tower, corpus.ids));
   VREC_ASSIGN_OR_RETURN(RetrievalEvaluator evaluator,
@@ -93,7 +94,7 @@ StatusOr<nlohmann::json> EvaluateCandidate(const ModelSpec& spec, ParameterSourc
 StatusOr<nlohmann::json> VideoAgeShares(const ModelSpec& spec, ParameterSource* params,
                                         const std::string& data_dir,
                                         const DatasetManifest& manifest, const Corpus& corpus,
-                                        const CandidateEvalOptions& options, int max_days) {
+                                        const EvalOptions& options, int max_days) {
   if (max_days < 1) return absl::InvalidArgumentError("max_days must be >= 1");
   // Upload times, in corpus order.
   std::vector<double> upload(corpus.ids.size(), 0);

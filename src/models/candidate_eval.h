@@ -17,22 +17,13 @@
 #include <vector>
 
 #include "data/example_source.h"
-#include "models/candidate_spec.h"
-#include "models/metrics.h"
+#include "models/eval_options.h"
+#include "models/model_spec.h"
 #include "models/parameters.h"
 #include "nlohmann/json.hpp"
 #include "proto/data.pb.h"
 
 namespace vrec::models {
-
-struct CandidateEvalOptions {
-  uint64_t max_examples = 0;     // 0 = every test example
-  bool exclude_watched = false;  // drop already-watched videos from the ranking
-  // Score each held-out example at its own time (its example age), as the
-  // oracle does; false: example age 0 for all, as at serving.
-  bool own_example_age = true;
-  int batch_size = 512;
-};
 
 // The paper's Figure 4: how the model spreads its probability over videos by
 // their age (days since upload at the example's time), beside where the
@@ -47,14 +38,14 @@ struct CandidateEvalOptions {
 StatusOr<nlohmann::json> VideoAgeShares(const ModelSpec& spec, ParameterSource* params,
                                         const std::string& data_dir,
                                         const DatasetManifest& manifest, const Corpus& corpus,
-                                        const CandidateEvalOptions& options, int max_days = 30);
+                                        const EvalOptions& options, int max_days = 30);
 
 // {"examples", "recall@1", ..., "map", "popularity": {...}, "oracle": {...}}
 // `corpus` needs label_counts for the popularity figures (omitted without).
 StatusOr<nlohmann::json> EvaluateCandidate(const ModelSpec& spec, ParameterSource* params,
                                            const std::string& data_dir,
                                            const DatasetManifest& manifest, const Corpus& corpus,
-                                           const CandidateEvalOptions& options);
+                                           const EvalOptions& options);
 
 // The oracle's figures of a generated dataset (truth.json's "oracle"), or
 // null when the dataset has none.

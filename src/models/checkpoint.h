@@ -21,7 +21,7 @@
 #include <string>
 #include <vector>
 
-#include "models/candidate_spec.h"
+#include "models/model_spec.h"
 #include "proto/checkpoint.pb.h"
 #include "ps/server_storage.h"
 #include "ps/slot_router.h"

@@ -1,6 +1,7 @@
+#include "models/model_spec.h"
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "models/candidate_spec.h"
 
 namespace vrec::models {
 void AddSparseTable(ModelConfig* config, const std::string& name, uint32_t dim, float scale,

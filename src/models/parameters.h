@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "absl/types/span.h"
-#include "models/candidate_spec.h"
+#include "models/model_spec.h"
 #include "ps/ps_client.h"
 #include "vrec/status.h"
 

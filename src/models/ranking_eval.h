@@ -11,7 +11,6 @@
 #include <string>
 
 #include "models/parameters.h"
-#include "models/ranking_spec.h"
 #include "nlohmann/json.hpp"
 #include "proto/data.pb.h"
 #include "vrec/status.h"

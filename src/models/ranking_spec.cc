@@ -10,11 +10,6 @@
 #include "data/record_reader.h"
 #include "data/weighted_loss.h"
 #include "model/quantile_normalizer.h"
-#include "models/candidate_eval.h"
-#include "models/candidate_tower.h"
-#include "models/metrics.h"
-#include "models/ranking_eval.h"
-#include "models/ranking_scorer.h"
 
 namespace vrec::models {
 namespace {

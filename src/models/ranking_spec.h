@@ -26,12 +26,13 @@
 #include <string>
 #include <vector>
 
-#include "data/example_source.h"
+#include "absl/types/span.h"
 #include "model/batch_builder.h"
 #include "model/ranking_model.h"
-#include "models/candidate_spec.h"
-#include "models/parameters.h"
+#include "models/model_spec.h"
 #include "nlohmann/json.hpp"
+#include "proto/data.pb.h"
+#include "vrec/status.h"
 
 namespace vrec::models {
 

@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
-#include "models/candidate_spec.h"
+#include "models/model_spec.h"
 #include "models/parameters.h"
 #include "proto/train.pb.h"
 #include "ps/initializer.h"

@@ -28,7 +28,6 @@
 #include "data/example_source.h"
 #include "data/record_reader.h"
 #include "google/protobuf/util/json_util.h"
-#include "models/candidate_eval.h"
 #include "models/candidate_tower.h"
 #include "models/checkpoint.h"
 #include "nlohmann/json.hpp"

@@ -7,11 +7,8 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
-#include "models/candidate_eval.h"
 #include "models/candidate_tower.h"
-#include "models/ranking_eval.h"
 #include "models/ranking_scorer.h"
-#include "models/ranking_spec.h"
 
 namespace vrec::serve {
 

@@ -1,6 +1,7 @@
 // The candidate-generation model as a ModelKind (model_kind.h).
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "models/candidate_eval.h"
 #include "models/candidate_spec.h"
 #include "train/candidate_worker.h"
 #include "train/model_kind.h"
@@ -64,7 +65,7 @@ class Candidate : public ModelKind {
   StatusOr<nlohmann::json> Evaluate(const models::ModelSpec& spec, models::ParameterSource* params,
                                     const std::string& data_dir, const DatasetManifest& manifest,
                                     const Corpus* corpus,
-                                    const models::CandidateEvalOptions& eval) const override {
+                                    const models::EvalOptions& eval) const override {
     Corpus loaded;
     if (corpus == nullptr) {
       VREC_ASSIGN_OR_RETURN(loaded, LoadCorpus(data_dir, manifest, /*count_labels=*/true));

@@ -5,6 +5,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "model/batch_builder.h"
+#include "models/candidate_spec.h"
+#include "models/parameters.h"
 
 namespace vrec::train {
 namespace {

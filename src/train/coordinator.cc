@@ -156,7 +156,7 @@ void Coordinator::StepCheckpoint() {
 }
 
 void Coordinator::PeriodicEval() {
-  models::CandidateEvalOptions eo = job_.coordinator.eval;
+  models::EvalOptions eo = job_.coordinator.eval;
   eo.max_examples = job_.coordinator.eval_examples_during;
   StatusOr<nlohmann::json> eval = job_.evaluate(eo);
   if (!eval.ok()) {  // a short look during training: not fatal

@@ -28,8 +28,8 @@
 #include <string>
 #include <vector>
 
-#include "models/candidate_spec.h"
 #include "models/checkpoint.h"
+#include "models/model_spec.h"
 #include "nlohmann/json.hpp"
 #include "train/control_plane.h"
 #include "train/progress_tracker.h"
@@ -67,7 +67,7 @@ struct CoordinatedJob {
   uint64_t train_records = 0;                   // one epoch, all workers
   const CheckpointManifest* resumed = nullptr;  // the checkpoint resumed from
   // Evaluates the model on the servers; null: no evaluation.
-  std::function<StatusOr<nlohmann::json>(const models::CandidateEvalOptions&)> evaluate;
+  std::function<StatusOr<nlohmann::json>(const models::EvalOptions&)> evaluate;
   // One human line for an evaluation result; null: the JSON is printed.
   std::function<std::string(const nlohmann::json&)> eval_line;
   // The servers' endpoints, for their stats lines (empty: none).

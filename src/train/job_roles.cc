@@ -187,7 +187,7 @@ Status RunWorkerRole(const ModelKind& kind, const models::ModelSpec& spec, const
 StatusOr<nlohmann::json> EvaluateThroughServers(const ModelKind& kind,
                                                 const models::ModelSpec& spec, const JobData& data,
                                                 const std::vector<std::string>& endpoints,
-                                                const models::CandidateEvalOptions& eval) {
+                                                const models::EvalOptions& eval) {
   VREC_ASSIGN_OR_RETURN(auto transport, net::Client::Connect(endpoints));
   VREC_ASSIGN_OR_RETURN(ps::SlotRouter router,
                         ps::SlotRouter::Contiguous(static_cast<uint32_t>(endpoints.size())));
@@ -211,7 +211,7 @@ CoordinatedJob CoordinatedJobOf(const ModelKind& kind, const TrainOptions& optio
   job.num_workers = num_workers;
   job.train_records = data.train_records;
   job.resumed = resumed;
-  job.evaluate = [&kind, &spec, &data, endpoints](const models::CandidateEvalOptions& eval) {
+  job.evaluate = [&kind, &spec, &data, endpoints](const models::EvalOptions& eval) {
     return EvaluateThroughServers(kind, spec, data, endpoints, eval);
   };
   job.eval_line = [&kind](const nlohmann::json& eval) { return kind.EvalLine(eval); };

@@ -21,10 +21,8 @@
 #include <string>
 #include <vector>
 
-#include "data/example_source.h"
-#include "data/generator_source.h"
-#include "models/candidate_spec.h"
 #include "models/checkpoint.h"
+#include "models/model_spec.h"
 #include "net/transport.h"
 #include "nlohmann/json.hpp"
 #include "ps/ps_client.h"
@@ -107,6 +105,6 @@ CoordinatedJob CoordinatedJobOf(const ModelKind& kind, const TrainOptions& optio
 StatusOr<nlohmann::json> EvaluateThroughServers(const ModelKind& kind,
                                                 const models::ModelSpec& spec, const JobData& data,
                                                 const std::vector<std::string>& endpoints,
-                                                const models::CandidateEvalOptions& eval);
+                                                const models::EvalOptions& eval);
 
 }  // namespace vrec::train

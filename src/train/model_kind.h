@@ -27,7 +27,7 @@
 #include "data/example_source.h"
 #include "data/generator_source.h"
 #include "model/negative_sampler.h"
-#include "models/candidate_eval.h"
+#include "models/eval_options.h"
 #include "models/model_spec.h"
 #include "models/parameters.h"
 #include "nlohmann/json.hpp"
@@ -90,7 +90,7 @@ class ModelKind {
                                             models::ParameterSource* params,
                                             const std::string& data_dir,
                                             const DatasetManifest& manifest, const Corpus* corpus,
-                                            const models::CandidateEvalOptions& eval) const = 0;
+                                            const models::EvalOptions& eval) const = 0;
   // One human line for an Evaluate result.
   virtual std::string EvalLine(const nlohmann::json& eval) const = 0;
 };

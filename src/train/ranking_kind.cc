@@ -60,8 +60,7 @@ class Ranking : public ModelKind {
 
   StatusOr<nlohmann::json> Evaluate(const models::ModelSpec& spec, models::ParameterSource* params,
                                     const std::string& data_dir, const DatasetManifest& manifest,
-                                    const Corpus*,
-                                    const models::CandidateEvalOptions& eval) const override {
+                                    const Corpus*, const models::EvalOptions& eval) const override {
     models::RankingEvalOptions ro;
     ro.max_examples = eval.max_examples;
     return models::EvaluateRanking(spec, params, data_dir, manifest, ro);

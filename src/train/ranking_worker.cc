@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "models/parameters.h"
+#include "models/ranking_spec.h"
 #include "train/dense_exchange.h"
 
 namespace vrec::train {

@@ -13,7 +13,7 @@
 
 #include "data/example_source.h"
 #include "model/ranking_model.h"
-#include "models/ranking_spec.h"
+#include "models/model_spec.h"
 #include "ps/ps_client.h"
 #include "train/worker_loop.h"
 

@@ -9,12 +9,9 @@
 #include <cstdint>
 #include <string>
 
-#include "models/candidate_eval.h"
 #include "models/candidate_spec.h"
-#include "models/candidate_tower.h"
 #include "models/checkpoint.h"
-#include "models/ranking_eval.h"
-#include "models/ranking_scorer.h"
+#include "models/eval_options.h"
 #include "models/ranking_spec.h"
 
 namespace vrec::train {
@@ -55,7 +52,7 @@ struct CoordinatorOptions {
   double eval_every_seconds = 0;         // 0 = evaluate at the end only
   double ps_stats_seconds = 30;          // server stats lines; 0 = none
   uint64_t eval_examples_during = 2000;  // test examples per periodic evaluation
-  models::CandidateEvalOptions eval;     // the final evaluation
+  models::EvalOptions eval;              // the final evaluation
   bool final_eval = true;
   double poll_seconds = 0.02;  // how often the coordinator looks at its control plane
 };

@@ -311,7 +311,7 @@ TEST(CoordinatorTest, EvaluatesAtTheEndThroughItsEvaluator) {
   FakeControlPlane plane({Worker(2)});
   CoordinatedJob job = Job(&spec, &o, 1);
   uint64_t asked = 0;
-  job.evaluate = [&](const models::CandidateEvalOptions& e) -> StatusOr<nlohmann::json> {
+  job.evaluate = [&](const models::EvalOptions& e) -> StatusOr<nlohmann::json> {
     asked = e.max_examples;
     return nlohmann::json{{"recall@100", 0.5}};
   };

@@ -7,6 +7,8 @@
 #include "data/dataset.h"
 #include "data/generator.h"
 #include "data/world.h"
+#include "models/candidate_eval.h"
+#include "models/ranking_eval.h"
 #include "models/saved_model.h"
 #include "ps/slot_router.h"
 #include "testutil/testutil.h"
