@@ -63,8 +63,9 @@ class WorkerChannel {
   // Whether the coordinator asked for a pause (the worker then calls Paused
   // at its next step boundary).
   virtual bool PauseRequested() = 0;
-  // Reports `progress` (marked paused) and blocks until released, or until
-  // a stop makes the pause moot.
+  // Reports `progress` (marked paused) and blocks until released (the
+  // coordinator releases every paused worker once all are paused or done,
+  // whatever else happens, a stop or an error included).
   virtual void Paused(const WorkerProgress& progress) = 0;
   // Whether the coordinator asked this worker to stop.
   virtual bool StopRequested() = 0;

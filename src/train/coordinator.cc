@@ -83,9 +83,10 @@ void Coordinator::Take(const WorkerProgress& report) {
     paused_[w] = report;
     paused_[w]->set_paused(false);
   }
-  if (report.done() && !report.error().empty()) {
-    Fail(Status(static_cast<absl::StatusCode>(report.error_code()),
-                absl::StrCat("worker ", w, ": ", report.error())));
+  if (report.done() && (report.error_code() != 0 || !report.error().empty())) {
+    const auto code = report.error_code() != 0 ? static_cast<absl::StatusCode>(report.error_code())
+                                               : absl::StatusCode::kUnknown;
+    Fail(Status(code, absl::StrCat("worker ", w, ": ", report.error())));
   }
 }
 
@@ -117,6 +118,8 @@ Status Coordinator::WriteCheckpoint(const std::vector<WorkerProgress>& workers) 
     WorkerProgress* kept = m.add_workers();
     *kept = w;
     kept->clear_paused();
+    kept->clear_error_code();
+    kept->clear_error();
   }
   m.set_created_unix_ms(absl::ToUnixMillis(absl::Now()));
   m.set_batch_size(job_.workers.batch_size);
@@ -133,7 +136,8 @@ Status Coordinator::WriteCheckpoint(const std::vector<WorkerProgress>& workers) 
 
 void Coordinator::StepCheckpoint() {
   if (!pausing_) {
-    if (!first_error_.ok() || !schedule_.Due(tracker_.examples())) return;
+    // Stopping (an error or a signal): the final checkpoint follows anyway.
+    if (!first_error_.ok() || stop_sent_ || !schedule_.Due(tracker_.examples())) return;
     plane_->RequestPause();
     pausing_ = true;
   }
@@ -199,6 +203,7 @@ StatusOr<nlohmann::json> Coordinator::Run(const std::atomic<bool>* stop) {
   }
   // A pause nobody answered any more (every worker finished): nothing to release.
   pausing_ = false;
+  if (job_.workers_done) job_.workers_done();
   tracker_.MaybeReport(/*force=*/true);
   VREC_RETURN_IF_ERROR(first_error_);
 

@@ -72,6 +72,9 @@ struct CoordinatedJob {
   std::function<std::string(const nlohmann::json&)> eval_line;
   // The servers' endpoints, for their stats lines (empty: none).
   std::vector<std::string> endpoints;
+  // Called once, as soon as every worker is done (before the final
+  // checkpoint, save and evaluation); null: nothing to do.
+  std::function<void()> workers_done;
 };
 
 class Coordinator {

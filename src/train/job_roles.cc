@@ -152,6 +152,7 @@ Status RunWorkerRole(const ModelKind& kind, const models::ModelSpec& spec, const
   };
   loop.paused = [&](const WorkerProgress& p) {
     channel->Paused(p);
+    stopping();  // a stop that came during the pause: no further step
     return absl::OkStatus();
   };
   if (!wo.example_log_dir.empty()) {

@@ -49,11 +49,13 @@ bool TakeEmpty(int source, int tag) {
   return flag != 0;
 }
 
+// The ack first (rank 0 waits for it), then the error text it announces.
 void Ack(StatusOr<uint64_t> rows, int index) {
-  if (!rows.ok())
-    SendBytes(absl::StrCat("server ", index, ": ", rows.status().ToString()), 0, kError);
   const int64_t n = rows.ok() ? static_cast<int64_t>(*rows) : -1;
   MPI_Send(&n, 1, MPI_INT64_T, 0, kAck, MPI_COMM_WORLD);
+  if (!rows.ok()) {
+    SendBytes(absl::StrCat("server ", index, ": ", rows.status().ToString()), 0, kError);
+  }
 }
 
 }  // namespace
@@ -74,9 +76,18 @@ std::vector<WorkerProgress> MpiControlPlane::Poll() {
     const std::string bytes = RecvBytes(MPI_ANY_SOURCE, kProgress, &from);
     WorkerProgress p;
     const int w = from - 1 - num_servers_;
-    if (!p.ParseFromString(bytes) || w < 0 || w >= num_workers_ || p.worker() != w) {
-      LOG(ERROR) << "control plane: an unreadable progress report from rank " << from;
+    if (w < 0 || w >= num_workers_) {
+      LOG(ERROR) << "control plane: a progress report from rank " << from << ", not a worker";
       continue;
+    }
+    if (!p.ParseFromString(bytes) || p.worker() != w) {
+      // It may have been the worker's last: count the worker as failed
+      // rather than wait for it forever.
+      p.Clear();
+      p.set_worker(w);
+      p.set_done(true);
+      p.set_error_code(static_cast<int32_t>(absl::StatusCode::kDataLoss));
+      p.set_error(absl::StrCat("an unreadable progress report (", bytes.size(), " bytes)"));
     }
     if (p.paused()) paused_[w] = true;
     if (p.done()) done_[w] = true;
@@ -99,7 +110,9 @@ void MpiControlPlane::Release() {
 
 void MpiControlPlane::StopWorkers() {
   if (stop_sent_) return;
-  for (int w = 0; w < num_workers_; ++w) SendEmpty(WorkerRank(w), kStop);
+  for (int w = 0; w < num_workers_; ++w) {
+    if (!done_[w]) SendEmpty(WorkerRank(w), kStop);
+  }
   stop_sent_ = true;
 }
 

@@ -95,7 +95,12 @@ bool ShareJobData(const ModelKind& kind, const TrainOptions& options, const mode
   MPI_Bcast(&n, 1, MPI_INT64_T, 0, peers);
   bytes.resize(static_cast<size_t>(n));
   MPI_Bcast(bytes.data(), static_cast<int>(n), MPI_BYTE, 0, peers);
-  if (rank != 0 && !shared.ParseFromString(bytes)) return false;
+  int parsed = rank == 0 || shared.ParseFromString(bytes) ? 1 : 0, all_parsed = 0;
+  MPI_Allreduce(&parsed, &all_parsed, 1, MPI_INT, MPI_MIN, peers);
+  if (!all_parsed) {
+    *status = absl::DataLossError("the quantiles broadcast by rank 0 did not parse");
+    return false;
+  }
   data->quantiles.assign(shared.quantiles().begin(), shared.quantiles().end());
   int64_t counts = static_cast<int64_t>(data->corpus.label_counts.size());
   MPI_Bcast(&counts, 1, MPI_INT64_T, 0, peers);
@@ -223,20 +228,26 @@ StatusOr<nlohmann::json> TrainMpi(const TrainOptions& options, const std::atomic
     LOG(INFO) << "resuming from " << (*resume)->dir << " (" << resumed->model().examples_trained()
               << " examples trained)";
   }
+  // The model folder first: the coordinator's metrics file goes into it.
+  const Status made = options.model_dir.empty() ? absl::OkStatus() : MakeDirs(options.model_dir);
   MpiControlPlane plane(servers, workers);
   CoordinatedJob job =
       CoordinatedJobOf(**kind, options, *spec, data, endpoints, servers, workers, resumed);
   if (!all_ok) job.endpoints.clear();  // no stats from servers that are not all up
+  // Once every worker is done, rank 0 sends them nothing more: they may
+  // leave (drain stray stop and pause messages) while it saves and evaluates.
+  job.workers_done = [&peers] {
+    MPI_Barrier(peers);
+    MPI_Comm_free(&peers);
+  };
   Coordinator coordinator(std::move(job), &plane);
-  if (!options.model_dir.empty()) coordinator.Fail(MakeDirs(options.model_dir));
+  coordinator.Fail(made);
   if (!all_ok) {
     coordinator.Fail(!data_status.ok() ? data_status
                                        : absl::UnavailableError(
                                              "a server or worker could not start (see its log)"));
   }
   StatusOr<nlohmann::json> summary = coordinator.Run(stop);
-  MPI_Barrier(peers);  // workers drain stray stop and pause messages after this
-  MPI_Comm_free(&peers);
   plane.ShutdownServers();
   if (summary.ok()) (*summary)["launcher"] = "mpirun";
   return finalize(summary);

@@ -5,13 +5,18 @@
 //   ranks 1 .. S      parameter servers (S = options.server.servers)
 //   ranks S+1 .. N-1  workers (at least one: N >= S + 2)
 //
-// Control messages (all small, point to point with rank 0):
+// Control messages (all small; mpi_control_plane.h has the tags):
 //   servers -> all     their ZeroMQ endpoints (MPI_Allgather)
-//   coordinator -> workers   the label counts of the corpus (MPI_Bcast on
-//                      the coordinator+workers communicator), later "stop"
-//   workers -> coordinator   progress about every second, the last one
-//                      marked done (with an error text if the worker failed)
-//   coordinator -> servers   "save into model_dir", then "shut down"
+//   rank 0 -> workers  what it computed from the data: the ranking features'
+//                      or the example age's quantiles and the corpus's label
+//                      counts (MPI_Bcast on the rank-0+workers communicator,
+//                      so servers need not read the data)
+//   workers -> rank 0  WorkerProgress reports about every second, a paused
+//                      one at a checkpoint, the last one marked done (with
+//                      the error when the worker failed)
+//   rank 0 -> workers  pause, release, stop
+//   rank 0 -> servers  "checkpoint into DIR", "save into DIR", "shut down"
+// The Coordinator runs on rank 0 over an MpiControlPlane.
 // A rank that fails reports it and the job ends with a non-zero exit on
 // rank 0; SIGINT/SIGTERM (mpirun forwards them) stop it cleanly, model saved.
 //

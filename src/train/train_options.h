@@ -38,7 +38,7 @@ struct WorkerOptions {
   double max_seconds = 0;      // 0 = no limit
   int64_t max_staleness = -1;  // steps; -1 = unbounded (asynchronous)
   // Workers simulate the dataset's world instead of reading its training
-  // files (generated datasets; stream_source.h).
+  // files (generated datasets; data/generator_source.h).
   bool stream = false;
   // Diagnostics: worker w appends "<worker> <step> <example id>..." per
   // trained step to DIR/worker-<w>.log.

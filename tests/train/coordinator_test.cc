@@ -75,6 +75,7 @@ class FakeControlPlane : public ControlPlane {
   void RequestPause() override {
     log_.push_back("pause");
     pause_requested_ = true;
+    if (signal_on_pause_ != nullptr) *signal_on_pause_ = true;
   }
   void Release() override {
     log_.push_back("release");
@@ -105,6 +106,8 @@ class FakeControlPlane : public ControlPlane {
   // were on their last step: the pause reaches them after their end).
   void FinishInsteadOfPausing(size_t w) { finishing_.insert(w); }
   void FailCheckpoints() { fail_checkpoint_ = true; }
+  // A signal (SIGINT) that arrives as the first pause is asked.
+  void SignalOnPause(std::atomic<bool>* signal) { signal_on_pause_ = signal; }
   // The coordinator's calls and the workers' answers, in order (plain
   // progress reports are not logged).
   const std::vector<std::string>& log() const { return log_; }
@@ -125,6 +128,7 @@ class FakeControlPlane : public ControlPlane {
   bool pause_requested_ = false;
   bool stop_ = false;
   bool fail_checkpoint_ = false;
+  std::atomic<bool>* signal_on_pause_ = nullptr;
   std::vector<std::string> log_;
 };
 
@@ -288,6 +292,33 @@ TEST(CoordinatorTest, ASignalStopsTheWorkersAndTheModelIsStillSaved) {
   ASSERT_OK_AND_ASSIGN(nlohmann::json summary, c.Run(&stop));
   EXPECT_EQ(summary["stopped"], true);
   EXPECT_THAT(plane.log(), ElementsAre("stop", "done 0", "save"));
+}
+
+TEST(CoordinatorTest, ASignalDuringAPauseLetsTheCheckpointFinishThenStops) {
+  testing::ScratchDir dir;
+  TrainOptions o = Checkpointing(dir, 15);
+  const models::ModelSpec spec = TinySpec();
+  FakeControlPlane plane({Worker(100)});
+  std::atomic<bool> stop{false};
+  plane.SignalOnPause(&stop);
+  Coordinator c(Job(&spec, &o, 1), &plane);
+  ASSERT_OK_AND_ASSIGN(nlohmann::json summary, c.Run(&stop));
+  EXPECT_EQ(summary["stopped"], true);
+  // The paused worker is released only after its checkpoint; no other
+  // checkpoint starts once stopping, the final one still comes.
+  EXPECT_THAT(plane.log(), ElementsAre("pause", "paused 0", "stop", "checkpoint", "release",
+                                       "done 0", "checkpoint"));
+}
+
+TEST(CoordinatorTest, NoCheckpointStartsOnceStopping) {
+  testing::ScratchDir dir;
+  TrainOptions o = Checkpointing(dir, 5);
+  const models::ModelSpec spec = TinySpec();
+  FakeControlPlane plane({Worker(100)});
+  std::atomic<bool> stop{true};
+  Coordinator c(Job(&spec, &o, 1), &plane);
+  ASSERT_OK(c.Run(&stop).status());
+  EXPECT_THAT(plane.log(), ElementsAre("stop", "done 0", "checkpoint"));
 }
 
 TEST(CoordinatorTest, AFailureBeforeTheRunIsReturnedOnceTheWorkersAreDone) {
