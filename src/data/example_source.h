@@ -98,6 +98,7 @@ class MemoryExamples : public ExampleSource<Example> {
   MemoryExamples(const std::vector<Example>* examples, int worker, int num_workers)
       : examples_(examples), next_(static_cast<size_t>(worker)), step_(num_workers) {}
   StatusOr<bool> Next(Example* example) override {
+    if (examples_->empty()) return false;
     if (next_ >= examples_->size()) {
       next_ %= examples_->size();
       ++epoch_;

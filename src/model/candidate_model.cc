@@ -95,7 +95,12 @@ CandidateModel<S>::CandidateModel(const CandidateModelOptions& options) : option
 template <typename S>
 StatusOr<CandidateModel<S>> CandidateModel<S>::Create(const CandidateModelOptions& options) {
   VREC_RETURN_IF_ERROR(options.Validate());
-  return CandidateModel<S>(options);
+  CandidateModel<S> model(options);
+  if (!options.example_age_quantiles.empty()) {
+    VREC_ASSIGN_OR_RETURN(model.example_age_,
+                          QuantileNormalizer::FromQuantiles(options.example_age_quantiles));
+  }
+  return model;
 }
 
 template <typename S>
@@ -189,7 +194,10 @@ void CandidateModel<S>::Forward(const S* dense, const CandidateBatch<S>& b, bool
   reals_.resize(n, num_reals_);
   reals_.leftCols(3) = b.demographics;
   if (options_.use_example_age) {
-    for (int i = 0; i < n; ++i) reals_(i, 3) = serving ? S(0) : b.example_age[i];
+    for (int i = 0; i < n; ++i) {
+      const double age = serving ? 0.0 : static_cast<double>(b.example_age[i]);
+      reals_(i, 3) = static_cast<S>(example_age_ ? example_age_->Cdf(age) : age);
+    }
   }
   ConcatForward<S>({&history_, &search_, &region_, &device_, &reals_}, &acts_[0]);
   const double t0 = Now();

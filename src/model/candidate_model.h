@@ -24,11 +24,13 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "absl/types/span.h"
 #include "model/dense_parameters.h"
 #include "model/layers.h"
+#include "model/quantile_normalizer.h"
 #include "model/tensor.h"
 #include "proto/model.pb.h"
 #include "vrec/status.h"
@@ -42,6 +44,11 @@ struct CandidateModelOptions {
   std::vector<int> tower = {1024, 512, 256};  // hidden ReLU widths; empty = depth 0
   int output_dim = 256;                       // user vector = output video embedding dim
   bool use_example_age = true;
+  // The example age's quantiles on the training data: the tower is fed its
+  // empirical CDF in [0, 1) (QuantileNormalizer), so a log spanning 20 years
+  // or 2 days trains alike; at serving the age is 0, the CDF's bottom.
+  // Empty: raw days (models saved before the normalisation).
+  std::vector<double> example_age_quantiles;
   int max_history = 50;  // longer lists are rejected
   int max_tokens = 50;
 
@@ -144,6 +151,7 @@ class CandidateModel {
   std::vector<DenseLayer> layers_;
   int input_width_ = 0;
   int num_reals_ = 0;
+  std::optional<QuantileNormalizer> example_age_;  // from options_.example_age_quantiles
 
   // Scratch, reused across steps.
   RowMatrix<S> history_, search_, region_, device_, reals_;

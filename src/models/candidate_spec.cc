@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "model/quantile_normalizer.h"
 
 namespace vrec::models {
 
@@ -35,7 +36,17 @@ StatusOr<ModelSpec> CandidateSpec(const CandidateSpecOptions& options) {
 
 StatusOr<model::CandidateModelOptions> CandidateOptionsFromSpec(const ModelSpec& spec) {
   VREC_RETURN_IF_ERROR(spec.ExpectKind(kCandidateKind));
-  return model::CandidateModelOptions::FromConfig(spec.config.candidate());
+  VREC_ASSIGN_OR_RETURN(model::CandidateModelOptions o,
+                        model::CandidateModelOptions::FromConfig(spec.config.candidate()));
+  for (const QuantileInfo& q : spec.quantiles) {
+    if (q.feature() == kExampleAgeFeature) {
+      o.example_age_quantiles.assign(q.quantiles().begin(), q.quantiles().end());
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("candidate model: quantiles of an unknown feature '", q.feature(), "'"));
+    }
+  }
+  return o;
 }
 
 void CandidateInputs::Build(absl::Span<const CandidateExample> examples,
@@ -79,6 +90,33 @@ void CandidateInputs::Build(absl::Span<const CandidateExample> examples,
   b.token_rows.resize(static_cast<int64_t>(token.ids().size()), options.embedding_dim);
   b.region_rows.resize(static_cast<int64_t>(region.ids().size()), options.region_dim);
   b.device_rows.resize(static_cast<int64_t>(device.ids().size()), options.device_dim);
+}
+
+StatusOr<QuantileInfo> FitExampleAgeQuantiles(ExampleSource<CandidateExample>* source,
+                                              uint64_t max_examples, int num_quantiles,
+                                              uint64_t seed) {
+  model::QuantileNormalizer::Builder builder(num_quantiles, 1 << 16, seed);
+  CandidateExample e;
+  uint64_t n = 0;
+  while (max_examples == 0 || n < max_examples) {
+    VREC_ASSIGN_OR_RETURN(bool more, source->Next(&e));
+    if (!more || source->epoch() > 0) break;
+    Status s = builder.Add(e.example_age());
+    if (!s.ok()) {
+      return Status(s.code(),
+                    absl::StrCat("example age of example ", e.example_id(), ": ", s.message()));
+    }
+    ++n;
+  }
+  StatusOr<model::QuantileNormalizer> fitted = builder.Build();
+  if (!fitted.ok()) {
+    return absl::FailedPreconditionError(
+        "no candidate training examples to fit the example age's quantiles on");
+  }
+  QuantileInfo q;
+  q.set_feature(kExampleAgeFeature);
+  for (double v : fitted->quantiles()) q.add_quantiles(v);
+  return q;
 }
 
 }  // namespace vrec::models

@@ -12,6 +12,7 @@
 #include <cstdint>
 
 #include "absl/types/span.h"
+#include "data/example_source.h"
 #include "model/batch_builder.h"
 #include "model/candidate_model.h"
 #include "models/model_spec.h"
@@ -33,7 +34,19 @@ struct CandidateSpecOptions {
 // model options (see CandidateModelOptions::Validate).
 StatusOr<ModelSpec> CandidateSpec(const CandidateSpecOptions& options);
 
-// The model options back from a spec (what `vrec eval` rebuilds).
+// The feature name of the example age's quantiles in ModelSpec::quantiles
+// (and TrainedModel.quantiles).
+inline constexpr char kExampleAgeFeature[] = "example_age";
+
+// The example age's quantiles over `source`'s examples (at most
+// max_examples; 0 = all): the candidate tower's normalisation, fitted on the
+// training data before training. kFailedPrecondition for no examples.
+StatusOr<QuantileInfo> FitExampleAgeQuantiles(ExampleSource<CandidateExample>* source,
+                                              uint64_t max_examples, int num_quantiles,
+                                              uint64_t seed);
+
+// The model options back from a spec (what `vrec eval` rebuilds), with the
+// example age's quantiles when the spec has them.
 StatusOr<model::CandidateModelOptions> CandidateOptionsFromSpec(const ModelSpec& spec);
 
 // The PS table names of the candidate model's sparse tables.

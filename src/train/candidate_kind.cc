@@ -1,6 +1,7 @@
 // The candidate-generation model as a ModelKind (model_kind.h).
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "data/dataset.h"
 #include "models/candidate_eval.h"
 #include "models/candidate_spec.h"
 #include "train/candidate_worker.h"
@@ -8,6 +9,11 @@
 
 namespace vrec::train {
 namespace {
+
+// Resolution of the example age's CDF, and how many simulated examples it is
+// fitted on when the dataset has no training files.
+constexpr int kExampleAgeQuantiles = 100;
+constexpr uint64_t kStreamedFitExamples = 1 << 18;
 
 class Candidate : public ModelKind {
  public:
@@ -30,6 +36,24 @@ class Candidate : public ModelKind {
     // Label counts (full): the unigram sampler's background and the
     // popularity baseline, one pass over the training examples.
     VREC_ASSIGN_OR_RETURN(d->corpus, LoadCorpus(d->dir, d->manifest, full));
+    if (!full || !spec.config.candidate().use_example_age()) return absl::OkStatus();
+    // The example age's quantiles, over the training files or, when the
+    // workers simulate the world, over the first kStreamedFitExamples
+    // simulated examples (users are drawn independently).
+    std::unique_ptr<ExampleSource<CandidateExample>> source;
+    uint64_t limit = 0;
+    if (d->world != nullptr) {
+      source = std::make_unique<GeneratorSource<CandidateExample>>(d->world, 0, 1, 1);
+      limit = kStreamedFitExamples;
+    } else {
+      VREC_ASSIGN_OR_RETURN(source,
+                            ExampleStream<CandidateExample>::Open(
+                                ShardPaths(d->dir, d->manifest.candidate_train()), 0, 1, 1));
+    }
+    VREC_ASSIGN_OR_RETURN(QuantileInfo age,
+                          models::FitExampleAgeQuantiles(source.get(), limit, kExampleAgeQuantiles,
+                                                         spec.config.seed()));
+    d->quantiles = {std::move(age)};
     return absl::OkStatus();
   }
 

@@ -156,6 +156,48 @@ TEST(CandidateModelTest, ServingIgnoresExampleAge) {
   EXPECT_NE(l0, l1);
 }
 
+// With the example age's quantiles, the tower sees the age's CDF: the same
+// as a model without them fed the CDF by hand, and a log whose ages are all
+// 1000 times longer (20 years against a week) trains alike.
+TEST(CandidateModelTest, ExampleAgeIsFedAsItsQuantileCdf) {
+  Rng rng(vrec::testing::TestSeed(23));
+  CandidateModelOptions raw = TinyOptions();
+  CandidateModelOptions norm = raw;
+  norm.example_age_quantiles = {0, 2, 10, 60, 7000};
+  CandidateModelOptions longer = raw;
+  longer.example_age_quantiles = {0, 2000, 10000, 60000, 7000000};
+  ASSERT_OK_AND_ASSIGN(auto raw_model, CandidateModel<double>::Create(raw));
+  ASSERT_OK_AND_ASSIGN(auto norm_model, CandidateModel<double>::Create(norm));
+  ASSERT_OK_AND_ASSIGN(auto longer_model, CandidateModel<double>::Create(longer));
+  ASSERT_OK_AND_ASSIGN(QuantileNormalizer q,
+                       QuantileNormalizer::FromQuantiles(norm.example_age_quantiles));
+  CandidateBatch<double> b = TinyBatch(raw, &rng);
+  b.example_age = {1, 30, 0, 6500, 10000};
+  CandidateBatch<double> by_hand = b, scaled = b;
+  for (int i = 0; i < 5; ++i) {
+    by_hand.example_age[i] = q.Cdf(b.example_age[i]);
+    scaled.example_age[i] = 1000 * b.example_age[i];
+  }
+  std::vector<double> dense(raw_model.layout().size());
+  raw_model.InitializeDense(3, absl::MakeSpan(dense));
+  ASSERT_OK_AND_ASSIGN(double normalised, norm_model.Loss(dense, b));
+  ASSERT_OK_AND_ASSIGN(double reference, raw_model.Loss(dense, by_hand));
+  ASSERT_OK_AND_ASSIGN(double long_log, longer_model.Loss(dense, scaled));
+  EXPECT_DOUBLE_EQ(normalised, reference);
+  EXPECT_DOUBLE_EQ(normalised, long_log);
+  ASSERT_OK_AND_ASSIGN(double unnormalised, raw_model.Loss(dense, b));
+  EXPECT_NE(normalised, unnormalised);
+  // Serving feeds age 0: the CDF's bottom, 0.
+  M served, zero;
+  ASSERT_OK(norm_model.UserVectors(dense, b, &served));
+  by_hand.example_age.assign(5, 0.0);
+  ASSERT_OK(raw_model.UserVectors(dense, by_hand, &zero));
+  EXPECT_EQ(served, zero);
+  // Quantiles that are not a distribution are refused.
+  norm.example_age_quantiles = {5, 1};
+  EXPECT_FALSE(CandidateModel<double>::Create(norm).ok());
+}
+
 TEST(CandidateModelTest, RejectsInconsistentBatches) {
   Rng rng(7);
   CandidateModelOptions o = TinyOptions();

@@ -75,5 +75,33 @@ TEST(RankingSpecTest, QuantilesAreRequiredAndChecked) {
   EXPECT_FALSE(RankingOptionsFromSpec(spec).ok());
 }
 
+TEST(CandidateSpecTest, ExampleAgeQuantilesAreFittedAndReachTheModelOptions) {
+  std::vector<CandidateExample> examples(1000);
+  for (size_t i = 0; i < examples.size(); ++i) examples[i].set_example_age(7.0 * i);
+  MemoryExamples<CandidateExample> source(&examples, 0, 1);
+  ASSERT_OK_AND_ASSIGN(QuantileInfo q, FitExampleAgeQuantiles(&source, 0, 10, 1));
+  EXPECT_EQ(q.feature(), kExampleAgeFeature);
+  ASSERT_EQ(q.quantiles_size(), 11);
+  EXPECT_EQ(q.quantiles(0), 0.0);
+  EXPECT_EQ(q.quantiles(10), 6993.0);  // one pass: the source's next epoch is not read
+  ASSERT_OK_AND_ASSIGN(ModelSpec spec, CandidateSpec(SmallSpecOptions()));
+  ASSERT_OK_AND_ASSIGN(auto plain, CandidateOptionsFromSpec(spec));
+  EXPECT_TRUE(plain.example_age_quantiles.empty());  // a model saved before: raw days
+  spec.quantiles = {q};
+  ASSERT_OK_AND_ASSIGN(auto fitted, CandidateOptionsFromSpec(spec));
+  EXPECT_EQ(fitted.example_age_quantiles.size(), 11u);
+  spec.quantiles[0].set_feature("video_age");
+  EXPECT_THAT(CandidateOptionsFromSpec(spec),
+              StatusIs(absl::StatusCode::kInvalidArgument, "video_age"));
+  struct Empty : ExampleSource<CandidateExample> {
+    StatusOr<bool> Next(CandidateExample*) override { return false; }
+    int epoch() const override { return 0; }
+    SourcePosition Position() const override { return {}; }
+    Status Seek(const SourcePosition&) override { return absl::OkStatus(); }
+  } empty;
+  EXPECT_THAT(FitExampleAgeQuantiles(&empty, 0, 10, 1),
+              StatusIs(absl::StatusCode::kFailedPrecondition, "no candidate training examples"));
+}
+
 }  // namespace
 }  // namespace vrec::models
