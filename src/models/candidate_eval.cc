@@ -9,6 +9,7 @@
 #include "data/record_reader.h"
 #include "model/candidate_model.h"
 #include "models/candidate_tower.h"
+#include "models/item_knn.h"
 #include "models/metrics.h"
 
 namespace vrec::models {
@@ -21,6 +22,27 @@ nlohmann::json OracleFigures(const std::string& data_dir, const DatasetManifest&
   if (truth.is_discarded() || !truth.contains("oracle")) return nullptr;
   return truth["oracle"];
 }
+
+namespace {
+
+// The item-kNN baseline on the given test examples, fitted on the dataset's
+// training files. kFailedPrecondition without them, kResourceExhausted when
+// too large (ItemKnn::Fit).
+StatusOr<RetrievalMetrics> ItemKnnMetrics(const std::string& data_dir,
+                                          const DatasetManifest& manifest, const Corpus& corpus,
+                                          const std::vector<std::vector<int64_t>>& histories,
+                                          const std::vector<int64_t>& labels,
+                                          const std::vector<std::vector<int64_t>>* exclude) {
+  if (manifest.candidate_train_size() == 0) {
+    return absl::FailedPreconditionError("item-kNN skipped: the dataset has no training files");
+  }
+  VREC_ASSIGN_OR_RETURN(auto train, ExampleStream<CandidateExample>::Open(
+                                        ShardPaths(data_dir, manifest.candidate_train()), 0, 1, 1));
+  VREC_ASSIGN_OR_RETURN(ItemKnn knn, ItemKnn::Fit(train.get(), corpus.ids, ItemKnn::Options()));
+  return knn.Evaluate(histories, labels, exclude);
+}
+
+}  // namespace
 
 StatusOr<nlohmann::json> EvaluateCandidate(const ModelSpec& spec, ParameterSource* params,
                                            const std::string& data_dir,
@@ -36,7 +58,7 @@ StatusOr<nlohmann::json> EvaluateCandidate(const ModelSpec& spec, ParameterSourc
                         ShardedReader::Open(ShardPaths(data_dir, manifest.candidate_test())));
   std::vector<CandidateExample> batch;
   std::vector<int64_t> labels, all_labels;
-  std::vector<std::vector<int64_t>> exclude, all_exclude;
+  std::vector<std::vector<int64_t>> exclude, all_exclude, all_histories;
   RowMatrix<float> users;
   uint64_t seen = 0;
   auto flush = [&]() -> Status {
@@ -59,6 +81,8 @@ StatusOr<nlohmann::json> EvaluateCandidate(const ModelSpec& spec, ParameterSourc
     if (!more) break;
     ++seen;
     labels.push_back(static_cast<int64_t>(e.label_video()));
+    if (options.item_knn)
+      all_histories.emplace_back(e.watch_history().begin(), e.watch_history().end());
     if (options.exclude_watched) {
       exclude.emplace_back(e.watch_history().begin(), e.watch_history().end());
     }
@@ -85,6 +109,19 @@ StatusOr<nlohmann::json> EvaluateCandidate(const ModelSpec& spec, ParameterSourc
                           PopularityMetrics(counts, corpus.ids, all_labels,
                                             options.exclude_watched ? &all_exclude : nullptr));
     out["popularity"] = pop.ToJson();
+  }
+  if (options.item_knn) {
+    StatusOr<RetrievalMetrics> knn =
+        ItemKnnMetrics(data_dir, manifest, corpus, all_histories, all_labels,
+                       options.exclude_watched ? &all_exclude : nullptr);
+    if (knn.ok()) {
+      out["item_knn"] = knn->ToJson();
+    } else if (absl::IsResourceExhausted(knn.status()) ||
+               absl::IsFailedPrecondition(knn.status())) {
+      out["item_knn"] = {{"skipped", std::string(knn.status().message())}};
+    } else {
+      return knn.status();
+    }
   }
   nlohmann::json oracle = OracleFigures(data_dir, manifest);
   if (!oracle.is_null()) out["oracle"] = oracle;

@@ -14,6 +14,10 @@ struct EvalOptions {
   // age), as the oracle does; false: example age 0 for all, as at serving.
   bool own_example_age = true;
   int batch_size = 512;  // candidate: examples per user-tower batch
+  // Candidate: the item-kNN baseline beside popularity (a pass over the
+  // training files; models/item_knn.h). Off for the short evaluations during
+  // training.
+  bool item_knn = true;
 };
 
 }  // namespace vrec::models

@@ -107,6 +107,10 @@ class Candidate : public ModelKind {
       absl::StrAppend(&line, absl::StrFormat("  popularity recall@100 %.4f",
                                              eval["popularity"]["recall@100"].get<double>()));
     }
+    if (eval.contains("item_knn") && eval["item_knn"].contains("recall@100")) {
+      absl::StrAppend(&line, absl::StrFormat("  item-kNN recall@100 %.4f",
+                                             eval["item_knn"]["recall@100"].get<double>()));
+    }
     if (eval.contains("oracle") && eval["oracle"].contains("recall@100")) {
       absl::StrAppend(&line, absl::StrFormat("  oracle recall@100 %.4f",
                                              eval["oracle"]["recall@100"].get<double>()));

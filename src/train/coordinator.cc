@@ -162,6 +162,7 @@ void Coordinator::StepCheckpoint() {
 void Coordinator::PeriodicEval() {
   models::EvalOptions eo = job_.coordinator.eval;
   eo.max_examples = job_.coordinator.eval_examples_during;
+  eo.item_knn = false;  // a short look: the baselines come with the final evaluation
   StatusOr<nlohmann::json> eval = job_.evaluate(eo);
   if (!eval.ok()) {  // a short look during training: not fatal
     LOG(WARNING) << "periodic evaluation failed: " << eval.status();
