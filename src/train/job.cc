@@ -38,6 +38,7 @@ StatusOr<nlohmann::json> TrainLocal(const TrainOptions& options_in, const std::a
               << resume->manifest.model().examples_trained() << " examples trained)";
   }
 
+  TemporarySpillCleanup cleanup(options);  // after the servers, whatever happens
   std::vector<ServerProcess> servers;
   std::vector<std::string> endpoints;
   std::vector<ps::ServerStorage*> storage;
@@ -72,8 +73,6 @@ StatusOr<nlohmann::json> TrainLocal(const TrainOptions& options_in, const std::a
   StatusOr<nlohmann::json> summary = coordinator.Run(stop);
   for (auto& t : threads) t.join();
   for (auto& s : servers) s.server->Stop();
-  servers.clear();  // the stores close their RocksDB folders
-  RemoveTemporarySpill(options);
   return summary;
 }
 

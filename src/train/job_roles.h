@@ -49,6 +49,18 @@ StatusOr<JobData> LoadJobData(const ModelKind& kind, const std::string& data_dir
 std::string SpillRoot(const TrainOptions& options);
 std::string TemporarySpillRoot();
 void RemoveTemporarySpill(const TrainOptions& options);
+// Calls RemoveTemporarySpill when it goes out of scope: declared before a
+// process's servers, it runs after they are gone, on every path out.
+class TemporarySpillCleanup {
+ public:
+  explicit TemporarySpillCleanup(const TrainOptions& options) : options_(options) {}
+  ~TemporarySpillCleanup() { RemoveTemporarySpill(options_); }
+  TemporarySpillCleanup(const TemporarySpillCleanup&) = delete;
+  TemporarySpillCleanup& operator=(const TemporarySpillCleanup&) = delete;
+
+ private:
+  const TrainOptions& options_;
+};
 
 // Per-worker example limit: the total split as evenly as possible.
 uint64_t WorkerShare(uint64_t total, int worker, int num_workers);

@@ -47,6 +47,7 @@ Status RunServerRank(const models::ModelSpec& spec, const TrainOptions& options,
                      int num_servers, int num_workers, int world_size, const ResumePoint& resume) {
   ServerOptions o = options.server;
   if (o.bind_host == "*") o.bind_host = "0.0.0.0";
+  TemporarySpillCleanup cleanup(options);  // after the server, whatever happens
   StatusOr<ServerProcess> server =
       !resume.ok() ? StatusOr<ServerProcess>(resume.status())
       : o.bind_host == "inproc"
@@ -60,9 +61,6 @@ Status RunServerRank(const models::ModelSpec& spec, const TrainOptions& options,
   LOG(INFO) << "parameter server " << index << " serving at " << endpoint;
   ServeCommands(server->storage.get(), index);
   server->server->Stop();
-  server->service.reset();
-  server->storage.reset();  // closes its RocksDB folders
-  RemoveTemporarySpill(options);
   return absl::OkStatus();
 }
 
