@@ -24,6 +24,10 @@ constexpr std::array<double, 11> kBuckets = {0.0005, 0.001, 0.002, 0.005, 0.01, 
 StatusOr<std::vector<int64_t>> IdList(const nlohmann::json& j, const char* field) {
   if (!j.is_array())
     return absl::InvalidArgumentError(absl::StrCat(field, " must be an array of ids"));
+  if (j.size() > kMaxRequestIds) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, " holds ", j.size(), " ids; at most ", kMaxRequestIds));
+  }
   std::vector<int64_t> out;
   for (size_t i = 0; i < j.size(); ++i) {
     if (!j[i].is_number_integer()) {
@@ -212,9 +216,13 @@ StatusOr<std::unique_ptr<RecommendationServer>> RecommendationServer::Start(
   // Replies go out in two writes (headers, body): without TCP_NODELAY, Nagle
   // and the client's delayed ACK add ~40 ms to every request.
   s->http.set_tcp_nodelay(true);
+  s->http.set_payload_max_length(options.max_body_bytes);
+  // Replies may quote the request (a path, a field name): bytes that are not
+  // UTF-8 are replaced rather than thrown about.
   auto json_reply = [](httplib::Response& res, int code, const nlohmann::json& body) {
     res.status = code;
-    res.set_content(body.dump(), "application/json");
+    res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                    "application/json");
   };
   s->http.Post("/v1/recommend", [s, json_reply](const httplib::Request& req,
                                                 httplib::Response& res) {
@@ -273,6 +281,11 @@ StatusOr<std::unique_ptr<RecommendationServer>> RecommendationServer::Start(
                                          " (POST /v1/recommend, GET /healthz, GET "
                                          "/metrics, POST /v1/reload)")}});
       s->Record("other", 404, 0);
+    } else if (res.status == 413) {
+      json_reply(res, 413,
+                 {{"error", absl::StrCat("the request body is over ", s->options.max_body_bytes,
+                                         " bytes")}});
+      s->Record("other", 413, 0);
     }
   });
   if (options.port == 0) {

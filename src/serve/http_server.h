@@ -32,6 +32,8 @@ struct ServeOptions {
   int port = 8080;             // 0 = any free port (see port())
   int threads = 64;            // connections served at once (keep-alive holds a thread)
   double reload_seconds = 10;  // 0 = only POST /v1/reload
+  // Request bodies above this are refused (413) before they are read.
+  size_t max_body_bytes = 1 << 20;
   RecommenderOptions recommender;
 };
 
@@ -54,6 +56,10 @@ class RecommendationServer {
   explicit RecommendationServer(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// Ids a request's watch_history or search_tokens may hold (the model reads
+// the last 50; the rest only excludes watched videos).
+inline constexpr size_t kMaxRequestIds = 10000;
 
 // A request body to a RecommendRequest; kInvalidArgument naming the field.
 StatusOr<RecommendRequest> ParseRecommendRequest(const std::string& body);

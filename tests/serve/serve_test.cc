@@ -274,14 +274,32 @@ TEST(HttpServerTest, AnswersRefusesBadRequestsAndReloadsBundles) {
   auto missing = client.Get("/v2/nothing");
   ASSERT_TRUE(missing);
   EXPECT_EQ(missing->status, 404);
+  // A path that is not UTF-8 is quoted in the reply, not thrown about.
+  auto binary = client.Get("/%FF%FE");
+  ASSERT_TRUE(binary);
+  EXPECT_EQ(binary->status, 404);
+  EXPECT_FALSE(nlohmann::json::parse(binary->body, nullptr, false).is_discarded());
+  // Bodies and id lists are bounded.
+  std::string ids = "[1";
+  for (size_t i = 1; i <= kMaxRequestIds; ++i) ids += ",1";
+  auto long_list =
+      client.Post("/v1/recommend", "{\"watch_history\": " + ids + "]}", "application/json");
+  ASSERT_TRUE(long_list);
+  EXPECT_EQ(long_list->status, 400);
+  EXPECT_THAT(long_list->body, ::testing::HasSubstr("at most 10000"));
+  auto huge =
+      client.Post("/v1/recommend", std::string(so.max_body_bytes + 1, ' '), "application/json");
+  ASSERT_TRUE(huge);
+  EXPECT_EQ(huge->status, 413);
+  EXPECT_THAT(huge->body, ::testing::HasSubstr("over 1048576 bytes"));
   auto health = client.Get("/healthz");
   ASSERT_TRUE(health);
   EXPECT_EQ(health->status, 200);
   auto metrics = client.Get("/metrics");
   ASSERT_TRUE(metrics);
   EXPECT_THAT(metrics->body,
-              ::testing::HasSubstr("vrec_requests_total{path=\"/v1/recommend\",code=\"400\"} 7"));
-  EXPECT_THAT(metrics->body, ::testing::HasSubstr("vrec_recommend_latency_seconds_count 8"));
+              ::testing::HasSubstr("vrec_requests_total{path=\"/v1/recommend\",code=\"400\"} 8"));
+  EXPECT_THAT(metrics->body, ::testing::HasSubstr("vrec_recommend_latency_seconds_count 9"));
 
   // A new bundle (without the ranking model) replaces the old one in place.
   absl::SleepFor(absl::Seconds(1));  // the version names the second
