@@ -49,6 +49,15 @@ void ReexecWithMallocTuning(int argc, char** argv) {
   std::optional<std::string> want = TunablesWithHugePages(current, mode.str());
   if (!want) return;
   if (::setenv("GLIBC_TUNABLES", want->c_str(), 1) != 0) return;
+  // By the binary's real path when it can be read: the kernel names a
+  // process after the file it executes, and an operator's `pgrep -x vrec`
+  // must find it (exec of /proc/self/exe would make it "exe").
+  char path[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", path, sizeof(path) - 1);
+  if (n > 0) {
+    path[n] = '\0';
+    ::execv(path, argv);
+  }
   ::execv("/proc/self/exe", argv);
   // exec failed (no /proc, say): carry on as started, environment restored.
   if (current == nullptr) {

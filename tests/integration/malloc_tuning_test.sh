@@ -25,4 +25,11 @@ got=$(unset GLIBC_TUNABLES; VREC_MALLOC_TUNING=0 tunables)
 # Under a memory budget the process keeps glibc's default (resident size).
 got=$(unset GLIBC_TUNABLES; tunables --budget_mb=64 --spill_dir="$SCRATCH/spill")
 [ -z "$got" ] || fail "a run with --budget_mb re-executed with '$got'"
+# The re-executed process keeps its name (an operator's `pgrep -x vrec`).
+"$VREC" bench ps --rows=1000 --dim=8 --batch=100 --ops=pull --seconds=3 >/dev/null 2>&1 &
+bench=$!
+sleep 1
+name=$(cat "/proc/$bench/comm" 2>/dev/null || true)
+wait "$bench" || true
+[ "$name" = "$(basename "$(readlink -f "$VREC")")" ] || fail "the process is named '$name'"
 echo "malloc tuning: ok"
