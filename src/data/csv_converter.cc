@@ -68,11 +68,23 @@ bool ParseDouble(std::string_view s, double* out) {
   return ec == std::errc() && ptr == s.data() + s.size() && std::isfinite(*out);
 }
 
-// Quotes a field value for an error message, shortened if long.
+// Quotes a field value for an error message: shortened if long, and every
+// byte that is not printable ASCII written as \xNN, so that a binary file's
+// bytes never reach the terminal.
 std::string Show(std::string_view s) {
-  constexpr size_t kMax = 40;
-  if (s.size() > kMax) return absl::StrCat("'", std::string(s.substr(0, kMax)), "...'");
-  return absl::StrCat("'", std::string(s), "'");
+  constexpr size_t kMax = 40;  // characters shown
+  std::string out = "'";
+  size_t i = 0;
+  for (; i < s.size() && out.size() <= kMax; ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c < 0x7f) {
+      out.push_back(static_cast<char>(c));
+    } else {
+      absl::StrAppend(&out, "\\x", absl::Hex(c, absl::kZeroPad2));
+    }
+  }
+  absl::StrAppend(&out, i < s.size() ? "...'" : "'");
+  return out;
 }
 
 StatusOr<Columns> ParseHeader(const std::vector<std::string_view>& fields, const std::string& path,
@@ -99,7 +111,7 @@ StatusOr<Columns> ParseHeader(const std::vector<std::string_view>& fields, const
     if (slot == nullptr) continue;  // title and unknown columns are ignored
     if (*slot >= 0) {
       return absl::InvalidArgumentError(
-          absl::StrCat(path, ":", line, ": column '", name, "' appears twice in the header"));
+          absl::StrCat(path, ":", line, ": column ", Show(name), " appears twice in the header"));
     }
     *slot = static_cast<int>(i);
   }
@@ -108,10 +120,16 @@ StatusOr<Columns> ParseHeader(const std::vector<std::string_view>& fields, const
   if (c.item < 0) missing.push_back("movieId");
   if (c.timestamp < 0) missing.push_back("timestamp");
   if (!missing.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ":", line, ": the header lacks required column(s) ",
-                     absl::StrJoin(missing, ", "), "; columns found: ", absl::StrJoin(names, ", "),
-                     " (required: userId, movieId, timestamp; optional: rating, title, genres)"));
+    // The columns found, quoted and shortened (at most 8): a binary file's
+    // first "line" can be thousands of bytes.
+    std::vector<std::string> found;
+    for (size_t i = 0; i < names.size() && i < 8; ++i) found.push_back(Show(names[i]));
+    if (names.size() > 8) found.push_back(absl::StrCat("and ", names.size() - 8, " more"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ":", line, ": the header lacks required column(s) ", absl::StrJoin(missing, ", "),
+        "; columns found: ", absl::StrJoin(found, ", "),
+        " (required: userId, movieId, timestamp; optional: rating, title, genres). Is it a "
+        "CSV file in MovieLens layout?"));
   }
   return c;
 }

@@ -259,7 +259,20 @@ TEST_F(CsvConverterTest, HeaderProblems) {
   EXPECT_THAT(ConvertCsv(Options("userId,itemx,time\n1,2,3\n")),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        "in.csv:1: the header lacks required column(s) movieId, timestamp; "
-                       "columns found: userId, itemx, time"));
+                       "columns found: 'userId', 'itemx', 'time'"));
+  // A binary file: its bytes are escaped and shortened, never printed raw.
+  std::string binary =
+      "\x7f"
+      "ELF\x01\x02";
+  for (int i = 0; i < 20; ++i) binary += std::string(100, '\x03') + ",";
+  StatusOr<ConvertSummary> bad = ConvertCsv(Options(binary + "\n"));
+  EXPECT_THAT(bad, StatusIs(absl::StatusCode::kInvalidArgument, "'\\x7fELF\\x01\\x02\\x03"));
+  EXPECT_THAT(bad, StatusIs(absl::StatusCode::kInvalidArgument, "and 13 more"));
+  EXPECT_THAT(bad, StatusIs(absl::StatusCode::kInvalidArgument, "Is it a CSV file"));
+  EXPECT_LT(bad.status().message().size(), 1500u);
+  for (char c : bad.status().message()) {
+    EXPECT_TRUE(c >= 0x20 && c < 0x7f) << "a raw byte " << static_cast<int>(c);
+  }
   EXPECT_THAT(ConvertCsv(Options("userId,movieId,timestamp,userId\n")),
               StatusIs(absl::StatusCode::kInvalidArgument, "'userId' appears twice"));
   EXPECT_THAT(ConvertCsv(Options("userId,movieId,timestamp\n")),
