@@ -3,6 +3,8 @@
 #include <google/protobuf/util/json_util.h>
 
 #include <cstdio>
+#include <filesystem>
+#include <system_error>
 
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
@@ -90,6 +92,28 @@ std::vector<std::string> ShardPaths(const std::string& dir,
   out.reserve(shards.size());
   for (const ShardInfo& s : shards) out.push_back(JoinPath(dir, s.path()));
   return out;
+}
+
+Status CheckShardSizes(const std::string& dir,
+                       const google::protobuf::RepeatedPtrField<ShardInfo>& shards) {
+  for (const ShardInfo& s : shards) {
+    if (s.bytes() == 0) continue;
+    const std::string path = JoinPath(dir, s.path());
+    std::error_code ec;
+    const uint64_t size = std::filesystem::file_size(path, ec);
+    if (ec) {
+      return absl::NotFoundError(
+          absl::StrCat(path, ": ", ec.message(), " (the dataset's manifest lists it)"));
+    }
+    if (size != s.bytes()) {
+      return absl::DataLossError(absl::StrCat(
+          path, " holds ", size, " bytes, but the dataset's manifest says ", s.bytes(), " (",
+          s.records(), " records): the file was ", size < s.bytes() ? "cut short" : "changed",
+          " after it was written; restore it or regenerate the dataset (vrec inspect ", dir,
+          " checks every file)"));
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace vrec

@@ -35,6 +35,14 @@ Status WriteManifest(const std::string& dir, const DatasetManifest& manifest);
 // or its format_version is unknown.
 StatusOr<DatasetManifest> ReadManifest(const std::string& dir);
 
+// Checks that every listed shard is there with the size its manifest
+// recorded (a file cut short on a record boundary reads as fewer, valid
+// records: only its size tells). kNotFound for a missing file, kDataLoss
+// naming the file and both sizes for another size. Shards without a recorded
+// size are not checked.
+Status CheckShardSizes(const std::string& dir,
+                       const google::protobuf::RepeatedPtrField<ShardInfo>& shards);
+
 // Absolute (dir-joined) paths of the listed shards.
 std::vector<std::string> ShardPaths(const std::string& dir,
                                     const google::protobuf::RepeatedPtrField<ShardInfo>& shards);

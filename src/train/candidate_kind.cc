@@ -27,6 +27,7 @@ class Candidate : public ModelKind {
     if (d->manifest.train_streamed()) {
       d->train_records = d->manifest.candidate_train_examples();
     } else {
+      VREC_RETURN_IF_ERROR(CheckShardSizes(d->dir, d->manifest.candidate_train()));
       if (d->manifest.candidate_train_size() == 0) {
         return absl::FailedPreconditionError(
             absl::StrCat("dataset ", d->dir, " has no candidate-generation training files"));

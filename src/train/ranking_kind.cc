@@ -31,6 +31,7 @@ class Ranking : public ModelKind {
     if (streamed) {
       d->train_records = d->manifest.ranking_train_examples();
     } else {
+      VREC_RETURN_IF_ERROR(CheckShardSizes(d->dir, d->manifest.ranking_train()));
       for (const ShardInfo& s : d->manifest.ranking_train()) d->train_records += s.records();
     }
     if (!full) return absl::OkStatus();

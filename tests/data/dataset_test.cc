@@ -82,5 +82,27 @@ TEST(DatasetTest, ShardPathsJoinTheFolder) {
   EXPECT_TRUE(ShardPaths("/x", m.ranking_train()).empty());
 }
 
+TEST(CheckShardSizesTest, AFileCutShortOrMissingIsNamed) {
+  testing::ScratchDir dir;
+  google::protobuf::RepeatedPtrField<ShardInfo> shards;
+  ShardInfo* a = shards.Add();
+  a->set_path("a.rec");
+  a->set_bytes(10);
+  a->set_records(2);
+  ShardInfo* old = shards.Add();  // a manifest without sizes: not checked
+  old->set_path("old.rec");
+  ASSERT_OK(WriteFileAtomic(dir.File("a.rec"), std::string(10, 'x')));
+  ASSERT_OK(WriteFileAtomic(dir.File("old.rec"), "y"));
+  EXPECT_OK(CheckShardSizes(dir.path(), shards));
+  ASSERT_OK(WriteFileAtomic(dir.File("a.rec"), std::string(6, 'x')));
+  EXPECT_THAT(CheckShardSizes(dir.path(), shards),
+              StatusIs(absl::StatusCode::kDataLoss,
+                       "a.rec holds 6 bytes, but the dataset's "
+                       "manifest says 10 (2 records): the file was "
+                       "cut short"));
+  std::remove(dir.File("a.rec").c_str());
+  EXPECT_THAT(CheckShardSizes(dir.path(), shards), StatusIs(absl::StatusCode::kNotFound, "a.rec"));
+}
+
 }  // namespace
 }  // namespace vrec
