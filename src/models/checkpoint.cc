@@ -8,6 +8,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/crc32c.h"
 #include "common/file_util.h"
 #include "glog/logging.h"
 #include "google/protobuf/util/json_util.h"
@@ -35,9 +36,33 @@ std::vector<std::pair<uint64_t, bool>> ListCheckpoints(const std::string& root) 
   return out;
 }
 
+// MANIFEST is the serialized CheckpointManifest followed by an 8-byte
+// trailer: the masked CRC32C of those bytes (little-endian) and kTrailerMagic.
+// A MANIFEST without the trailer (written before it existed) is read as is.
+constexpr char kTrailerMagic[4] = {'v', 'c', 'k', '\x01'};
+
+std::string WithTrailer(const std::string& bytes) {
+  const uint32_t crc = MaskCrc(Crc32c(bytes.data(), bytes.size()));
+  std::string out = bytes;
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((crc >> (8 * i)) & 0xff));
+  out.append(kTrailerMagic, 4);
+  return out;
+}
+
 StatusOr<CheckpointManifest> ReadManifestIn(const std::string& dir) {
   const std::string path = JoinPath(dir, kManifest);
   VREC_ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(path));
+  if (bytes.size() >= 8 && bytes.compare(bytes.size() - 4, 4, kTrailerMagic, 4) == 0) {
+    uint32_t stored = 0;
+    for (int i = 0; i < 4; ++i) {
+      stored |= static_cast<uint32_t>(static_cast<unsigned char>(bytes[bytes.size() - 8 + i]))
+                << (8 * i);
+    }
+    bytes.resize(bytes.size() - 8);
+    if (UnmaskCrc(stored) != Crc32c(bytes.data(), bytes.size())) {
+      return absl::DataLossError(absl::StrCat(path, ": checksum mismatch (the file was damaged)"));
+    }
+  }
   CheckpointManifest m;
   if (!m.ParseFromString(bytes)) return absl::DataLossError(absl::StrCat(path, ": does not parse"));
   if (m.format_version() != kCheckpointFormatVersion) {
@@ -108,7 +133,8 @@ StatusOr<std::string> CommitCheckpoint(const std::string& root, const Checkpoint
     return absl::InternalError("cannot print the checkpoint manifest as JSON");
   }
   VREC_RETURN_IF_ERROR(WriteFileAtomic(JoinPath(dir, "manifest.json"), json));
-  VREC_RETURN_IF_ERROR(WriteFileAtomic(JoinPath(dir, kManifest), manifest.SerializeAsString()));
+  VREC_RETURN_IF_ERROR(
+      WriteFileAtomic(JoinPath(dir, kManifest), WithTrailer(manifest.SerializeAsString())));
   // Prune: every incomplete folder, and complete ones beyond the newest `keep`.
   const auto all = ListCheckpoints(root);
   int complete_seen = 0;
@@ -122,26 +148,58 @@ StatusOr<std::string> CommitCheckpoint(const std::string& root, const Checkpoint
   return dir;
 }
 
-StatusOr<FoundCheckpoint> FindCheckpoint(const std::string& path) {
+StatusOr<FoundCheckpoint> ReadCheckpoint(const std::string& dir) {
   FoundCheckpoint found;
-  if (PathExists(JoinPath(path, kManifest))) {
-    found.dir = path;
-  } else {
-    const auto all = ListCheckpoints(path);
-    for (auto it = all.rbegin(); it != all.rend(); ++it) {
-      if (it->second) {
-        found.dir = JoinPath(path, CheckpointName(it->first));
-        break;
-      }
+  found.dir = dir;
+  VREC_ASSIGN_OR_RETURN(found.manifest, ReadManifestIn(dir));
+  const CheckpointManifest& m = found.manifest;
+  if (m.server_dirs_size() != static_cast<int>(m.num_servers()) ||
+      m.server_states_size() != static_cast<int>(m.num_servers())) {
+    return absl::DataLossError(absl::StrCat("checkpoint ", dir, ": the manifest lists ",
+                                            m.server_dirs_size(), " server folders for ",
+                                            m.num_servers(), " servers"));
+  }
+  for (int s = 0; s < static_cast<int>(m.num_servers()); ++s) {
+    const std::string state_path = JoinPath(dir, m.server_states(s));
+    StatusOr<std::string> bytes = ReadFileToString(state_path);
+    ServerState state;
+    if (!bytes.ok() || !state.ParseFromString(*bytes)) {
+      return absl::DataLossError(absl::StrCat("checkpoint ", dir, ": server ", s, "'s state ",
+                                              state_path, " is missing or does not parse"));
     }
-    if (found.dir.empty()) {
-      return absl::NotFoundError(absl::StrCat(
-          "no complete checkpoint in ", path,
-          all.empty() ? " (no ckpt-* folders)" : " (only incomplete ckpt-* folders, no MANIFEST)"));
+    if (!PathExists(JoinPath(dir, m.server_dirs(s)))) {
+      return absl::DataLossError(absl::StrCat("checkpoint ", dir, ": server ", s, "'s rows folder ",
+                                              m.server_dirs(s), " is missing"));
     }
   }
-  VREC_ASSIGN_OR_RETURN(found.manifest, ReadManifestIn(found.dir));
   return found;
+}
+
+StatusOr<FoundCheckpoint> FindCheckpoint(const std::string& path) {
+  if (PathExists(JoinPath(path, kManifest))) return ReadCheckpoint(path);
+  const auto all = ListCheckpoints(path);
+  // The newest complete checkpoint that reads back whole; a damaged one is
+  // passed over (logged) for the one before it.
+  std::vector<std::string> damaged;
+  for (auto it = all.rbegin(); it != all.rend(); ++it) {
+    if (!it->second) continue;
+    StatusOr<FoundCheckpoint> found = ReadCheckpoint(JoinPath(path, CheckpointName(it->first)));
+    if (found.ok()) {
+      if (!damaged.empty()) {
+        LOG(WARNING) << "using checkpoint " << found->dir << ", the newest that reads back whole";
+      }
+      return found;
+    }
+    LOG(WARNING) << "passing over a damaged checkpoint: " << found.status().message();
+    damaged.push_back(std::string(found.status().message()));
+  }
+  if (!damaged.empty()) {
+    return absl::DataLossError(absl::StrCat("every complete checkpoint in ", path,
+                                            " is damaged; the newest: ", damaged.front()));
+  }
+  return absl::NotFoundError(absl::StrCat(
+      "no complete checkpoint in ", path,
+      all.empty() ? " (no ckpt-* folders)" : " (only incomplete ckpt-* folders, no MANIFEST)"));
 }
 
 uint64_t NextCheckpointSequence(const std::string& root) {

@@ -63,8 +63,14 @@ struct FoundCheckpoint {
   CheckpointManifest manifest;
 };
 // The checkpoint in `path`: a checkpoint folder, or a root of them (its
-// newest complete one). kNotFound when there is none.
+// newest complete one that reads back whole: a damaged one, by MANIFEST
+// checksum, server state or a missing rows folder, is passed over with a
+// warning for the one before it). kNotFound when there is none, kDataLoss
+// naming the checkpoint when every complete one is damaged.
 StatusOr<FoundCheckpoint> FindCheckpoint(const std::string& path);
+
+// The checkpoint folder `dir`, verified as FindCheckpoint verifies it.
+StatusOr<FoundCheckpoint> ReadCheckpoint(const std::string& dir);
 // The sequence number the next checkpoint in `root` gets.
 uint64_t NextCheckpointSequence(const std::string& root);
 

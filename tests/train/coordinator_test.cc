@@ -91,7 +91,7 @@ class FakeControlPlane : public ControlPlane {
     // Every worker is paused or done while servers write.
     for (const auto& f : workers_) EXPECT_TRUE(f.paused || f.done);
     if (fail_checkpoint_) return absl::InternalError("server 0: disk full");
-    VREC_RETURN_IF_ERROR(MakeDirs(dir));
+    VREC_RETURN_IF_ERROR(MakeDirs(JoinPath(dir, models::ServerCheckpointDir(0))));
     VREC_RETURN_IF_ERROR(WriteFileAtomic(JoinPath(dir, models::ServerStateFile(0)), ""));
     ServerState s;
     s.set_rows(7);
