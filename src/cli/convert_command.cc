@@ -79,6 +79,10 @@ int RunConvert(int argc, char** argv) {
     std::cerr << "vrec convert: skipped " << summary->skipped_rows << " bad rows; the first:\n";
     for (const std::string& e : summary->first_errors) std::cerr << "  " << e << "\n";
   }
+  if (summary->duplicate_rows > 0) {
+    std::cerr << "vrec convert: dropped " << summary->duplicate_rows
+              << " rows that repeat an earlier row's user, item and timestamp\n";
+  }
   std::cerr << "vrec convert: wrote " << FLAGS_out << " in " << summary->seconds << " s\n";
   std::cout << ConvertSummaryJson(*summary) << std::endl;
   return kExitOk;

@@ -9,8 +9,10 @@
 #include <cmath>
 #include <memory>
 #include <string_view>
+#include <tuple>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -376,6 +378,20 @@ StatusOr<ConvertSummary> ConvertCsv(const ConvertOptions& options) {
   Log log;
   VREC_RETURN_IF_ERROR(ReadLog(options, &log, &summary));
 
+  // A row repeating an earlier one's user, item and timestamp (a file
+  // concatenated with itself, say) is the same watch: dropped and counted.
+  {
+    absl::flat_hash_set<std::tuple<uint32_t, uint32_t, int64_t>> seen;
+    seen.reserve(log.interactions.size());
+    size_t kept = 0;
+    for (const Interaction& x : log.interactions) {
+      if (seen.insert({x.user, x.item, x.timestamp}).second) log.interactions[kept++] = x;
+    }
+    summary.duplicate_rows = log.interactions.size() - kept;
+    log.interactions.resize(kept);
+    summary.interactions = kept;
+  }
+
   // Group by user, each user's watches in time order, ties in file order.
   std::stable_sort(log.interactions.begin(), log.interactions.end(),
                    [](const Interaction& a, const Interaction& b) {
@@ -492,6 +508,7 @@ std::string ConvertSummaryJson(const ConvertSummary& s) {
   j["skipped_rows"] = s.skipped_rows;
   j["rows"] = s.rows;
   j["filtered_rows"] = s.filtered_rows;
+  j["duplicate_rows"] = s.duplicate_rows;
   j["interactions"] = s.interactions;
   j["first_watches"] = s.first_watches;
   j["single_watch_users"] = s.single_watch_users;

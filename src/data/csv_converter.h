@@ -63,12 +63,13 @@ struct ConvertOptions {
 };
 
 struct ConvertSummary {
-  uint64_t rows = 0;           // data rows read (not counting the header)
-  uint64_t skipped_rows = 0;   // bad rows skipped (skip_bad_rows)
-  uint64_t filtered_rows = 0;  // rows below min_rating
-  uint64_t interactions = 0;   // rows kept as watches
-  uint64_t users = 0;          // distinct users with at least one watch
-  uint64_t items = 0;          // distinct items watched
+  uint64_t rows = 0;            // data rows read (not counting the header)
+  uint64_t skipped_rows = 0;    // bad rows skipped (skip_bad_rows)
+  uint64_t filtered_rows = 0;   // rows below min_rating
+  uint64_t duplicate_rows = 0;  // repeats of an earlier row's user, item and timestamp: dropped
+  uint64_t interactions = 0;    // rows kept as watches
+  uint64_t users = 0;           // distinct users with at least one watch
+  uint64_t items = 0;           // distinct items watched
   uint64_t train_examples = 0;
   uint64_t test_examples = 0;
   uint64_t first_watches = 0;       // first interactions of users: no history, no example

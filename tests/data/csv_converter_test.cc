@@ -206,6 +206,31 @@ TEST_F(CsvConverterTest, HistoryIsTruncatedToTheMostRecent) {
   EXPECT_GT(train.Find(1, 12)->example_age(), 0.0f);
 }
 
+// A file concatenated with itself (rows repeating user, item and
+// timestamp) converts to the same examples as the file once, the repeats
+// counted; the same item at another time is another watch.
+TEST_F(CsvConverterTest, RepeatedRowsAreOneWatch) {
+  ASSERT_OK_AND_ASSIGN(ConvertSummary once, ConvertCsv(Options(kSmallCsv)));
+  const Examples first = ReadShards(ReadManifest(dir_.File("out"))->candidate_train());
+  std::string body = std::string(kSmallCsv).substr(std::string(kSmallCsv).find('\n') + 1);
+  const std::string tripled = std::string(kSmallCsv) + body + body;
+  ASSERT_OK_AND_ASSIGN(ConvertSummary thrice, ConvertCsv(Options(tripled)));
+  EXPECT_EQ(thrice.rows, 3 * once.rows);
+  EXPECT_EQ(thrice.duplicate_rows, 2 * once.rows);
+  EXPECT_EQ(thrice.interactions, once.interactions);
+  EXPECT_EQ(thrice.train_examples, once.train_examples);
+  EXPECT_EQ(thrice.test_examples, once.test_examples);
+  const Examples again = ReadShards(ReadManifest(dir_.File("out"))->candidate_train());
+  ASSERT_EQ(again.all.size(), first.all.size());
+  for (size_t k = 0; k < first.all.size(); ++k) {
+    EXPECT_EQ(again.all[k].SerializeAsString(), first.all[k].SerializeAsString()) << k;
+  }
+  ASSERT_OK_AND_ASSIGN(ConvertSummary rewatch,
+                       ConvertCsv(Options("userId,movieId,timestamp\n1,5,10\n1,6,20\n1,5,30\n")));
+  EXPECT_EQ(rewatch.duplicate_rows, 0u);
+  EXPECT_EQ(rewatch.interactions, 3u);
+}
+
 TEST_F(CsvConverterTest, BadRowIsAnErrorWithItsLineNumber) {
   const std::string header = "userId,movieId,timestamp\n1,2,3\n";
   struct Case {
@@ -387,7 +412,9 @@ TEST(ConvertSummaryJsonTest, HasTheDocumentedFields) {
   s.train_examples = 5;
   s.test_examples = 2;
   s.skipped_rows = 1;
+  s.duplicate_rows = 4;
   const nlohmann::json j = nlohmann::json::parse(ConvertSummaryJson(s));
+  EXPECT_EQ(j["duplicate_rows"], 4);
   EXPECT_EQ(j["users"], 3);
   EXPECT_EQ(j["items"], 8);
   EXPECT_EQ(j["train_examples"], 5);
