@@ -12,6 +12,7 @@
 #include "common/file_util.h"
 #include "data/dataset.h"
 #include "glog/logging.h"
+#include "net/host_address.h"
 #include "train/coordinator.h"
 #include "train/job_roles.h"
 #include "train/mpi_control_plane.h"
@@ -33,12 +34,11 @@ std::vector<std::string> AllGatherEndpoints(const std::string& mine, int size) {
   return out;
 }
 
-// A server bound to every interface advertises this host's name instead.
+// A server bound to every interface advertises an address the other
+// machines can dial instead (net/host_address.h).
 std::string Advertised(const std::string& endpoint) {
   if (endpoint.find("0.0.0.0") == std::string::npos) return endpoint;
-  char host[256] = {};
-  gethostname(host, sizeof(host) - 1);
-  return absl::StrReplaceAll(endpoint, {{"0.0.0.0", host}});
+  return absl::StrReplaceAll(endpoint, {{"0.0.0.0", net::AdvertisedHost()}});
 }
 
 // A server rank: starts its server, tells every rank its endpoint, then
