@@ -65,6 +65,10 @@ DEFINE_string(bind_host, "",
               "Address the parameter servers bind and workers dial: inproc (one process, no "
               "copies), an address, or * for every interface (mpirun across machines). Default: "
               "inproc without mpirun, 127.0.0.1 under mpirun");
+DEFINE_double(worker_timeout_seconds, 120,
+              "Under mpirun: a worker rank that sends no progress for this long (it reports "
+              "about every second) is taken as frozen or lost, and the job aborts naming it "
+              "(resume from the last checkpoint); 0 = wait forever");
 DEFINE_double(eval_every_seconds, 0, "Evaluate on held-out examples this often (0 = at the end)");
 DEFINE_uint64(eval_examples, 0, "Held-out examples of the final evaluation (0 = all)");
 DEFINE_bool(exclude_watched, false, "Evaluation: drop already-watched videos from the ranking");
@@ -205,6 +209,10 @@ StatusOr<train::TrainOptions> TrainOptionsFromFlags() {
   o.coordinator.metrics_file = FLAGS_metrics_file;
   o.coordinator.eval_every_seconds = FLAGS_eval_every_seconds;
   o.coordinator.ps_stats_seconds = FLAGS_ps_stats_seconds;
+  if (FLAGS_worker_timeout_seconds < 0) {
+    return absl::InvalidArgumentError("--worker_timeout_seconds must be >= 0");
+  }
+  o.coordinator.worker_timeout_seconds = FLAGS_worker_timeout_seconds;
   o.coordinator.eval.max_examples = FLAGS_eval_examples;
   o.coordinator.eval.exclude_watched = FLAGS_exclude_watched;
   o.coordinator.eval.own_example_age = !FLAGS_serving_example_age;

@@ -63,7 +63,8 @@ Coordinator::Coordinator(CoordinatedJob job, ControlPlane* plane)
       plane_(plane),
       tracker_(TrackerOptions(job_), job_.num_workers, job_.resumed),
       schedule_(job_.checkpoint, tracker_.examples()),
-      paused_(job_.num_workers) {}
+      paused_(job_.num_workers),
+      last_heard_(job_.num_workers, Clock::now()) {}
 
 void Coordinator::Fail(const Status& status) {
   if (status.ok()) return;
@@ -78,6 +79,7 @@ void Coordinator::Fail(const Status& status) {
 void Coordinator::Take(const WorkerProgress& report) {
   const int w = report.worker();
   if (w < 0 || w >= job_.num_workers || tracker_.worker(w).done()) return;
+  last_heard_[w] = Clock::now();
   tracker_.Update(report);
   if (report.paused()) {
     paused_[w] = report;
@@ -87,6 +89,22 @@ void Coordinator::Take(const WorkerProgress& report) {
     const auto code = report.error_code() != 0 ? static_cast<absl::StatusCode>(report.error_code())
                                                : absl::StatusCode::kUnknown;
     Fail(Status(code, absl::StrCat("worker ", w, ": ", report.error())));
+  }
+}
+
+void Coordinator::CheckLiveness() {
+  const double timeout = job_.coordinator.worker_timeout_seconds;
+  if (timeout <= 0) return;
+  for (int w = 0; w < job_.num_workers; ++w) {
+    if (tracker_.worker(w).done() || paused_[w]) continue;  // a paused worker waits for us
+    const double silent = Since(last_heard_[w]);
+    if (silent < timeout) continue;
+    Fail(absl::DeadlineExceededError(absl::StrFormat(
+        "worker %d sent nothing for %.0f s (it reports about every second): frozen, or its "
+        "machine lost? The job stops without it; resume from the last checkpoint",
+        w, silent)));
+    abandoned_ = true;
+    return;
   }
 }
 
@@ -155,6 +173,8 @@ void Coordinator::StepCheckpoint() {
   }
   if (first_error_.ok()) Fail(WriteCheckpoint(states));
   plane_->Release();
+  // Time spent paused (the servers writing) is no worker's silence.
+  std::fill(last_heard_.begin(), last_heard_.end(), Clock::now());
   for (auto& p : paused_) p.reset();
   pausing_ = false;
 }
@@ -184,6 +204,8 @@ StatusOr<nlohmann::json> Coordinator::Run(const std::atomic<bool>* stop) {
   while (true) {
     for (const WorkerProgress& report : plane_->Poll()) Take(report);
     if (tracker_.AllDone()) break;
+    CheckLiveness();
+    if (abandoned_) break;
     if (stop != nullptr && stop->load() && !stop_sent_) {
       plane_->StopWorkers();
       stop_sent_ = true;
@@ -201,6 +223,10 @@ StatusOr<nlohmann::json> Coordinator::Run(const std::atomic<bool>* stop) {
       last_stats = Clock::now();
     }
     std::this_thread::sleep_for(std::chrono::duration<double>(co.poll_seconds));
+  }
+  if (abandoned_) {  // a silent worker: nothing can be waited for
+    tracker_.MaybeReport(/*force=*/true);
+    return first_error_;
   }
   // A pause nobody answered any more (every worker finished): nothing to release.
   pausing_ = false;

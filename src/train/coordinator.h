@@ -93,6 +93,9 @@ class Coordinator {
   StatusOr<nlohmann::json> Run(const std::atomic<bool>* stop);
 
   const ProgressTracker& tracker() const { return tracker_; }
+  // Whether Run gave up on a worker that fell silent (worker_timeout_seconds):
+  // its error is returned at once, and that worker may still be running.
+  bool abandoned_workers() const { return abandoned_; }
 
  private:
   // Takes one report from the control plane.
@@ -112,6 +115,11 @@ class Coordinator {
   Status first_error_;
   bool stop_sent_ = false;
   bool pausing_ = false;
+  bool abandoned_ = false;
+  std::vector<std::chrono::steady_clock::time_point> last_heard_;  // per worker
+  // Fails the job (abandoning it) if a running worker has been silent for
+  // longer than worker_timeout_seconds.
+  void CheckLiveness();
   std::vector<std::optional<WorkerProgress>> paused_;  // answers to the pause in progress
 };
 

@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <iostream>
 #include <optional>
 
 #include "absl/strings/str_cat.h"
@@ -246,6 +247,12 @@ StatusOr<nlohmann::json> TrainMpi(const TrainOptions& options, const std::atomic
                                              "a server or worker could not start (see its log)"));
   }
   StatusOr<nlohmann::json> summary = coordinator.Run(stop);
+  if (coordinator.abandoned_workers()) {
+    // A rank that never answers again: no collective can finish. Abort, so
+    // that mpirun ends every rank and exits non-zero.
+    std::cerr << "vrec train: " << summary.status() << std::endl;
+    MPI_Abort(MPI_COMM_WORLD, 1);
+  }
   plane.ShutdownServers();
   if (summary.ok()) (*summary)["launcher"] = "mpirun";
   return finalize(summary);

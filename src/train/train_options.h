@@ -55,6 +55,10 @@ struct CoordinatorOptions {
   models::EvalOptions eval;              // the final evaluation
   bool final_eval = true;
   double poll_seconds = 0.02;  // how often the coordinator looks at its control plane
+  // A worker that has sent nothing for this long (it reports about every
+  // second) is taken as frozen or lost: the job fails naming it, without
+  // waiting for the others (Coordinator::abandoned_workers). 0 = wait forever.
+  double worker_timeout_seconds = 0;
 };
 
 // Checkpoints (checkpoint.h, docs/checkpoints.md).

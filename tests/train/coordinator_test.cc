@@ -25,7 +25,8 @@ using ::testing::HasSubstr;
 struct FakeWorker {
   uint64_t steps = 5;
   uint64_t batch = 10;
-  int64_t fail_at_step = -1;  // -1: never
+  int64_t fail_at_step = -1;    // -1: never
+  int64_t freeze_at_step = -1;  // -1: never; else it stops reporting there
   // Internal state.
   uint64_t done_steps = 0;
   bool paused = false;
@@ -48,6 +49,7 @@ class FakeControlPlane : public ControlPlane {
     for (size_t w = 0; w < workers_.size(); ++w) {
       FakeWorker& f = workers_[w];
       if (f.done || f.paused) continue;
+      if (static_cast<int64_t>(f.done_steps) == f.freeze_at_step) continue;  // silent
       WorkerProgress p = Progress(w);
       if (stop_ || f.done_steps >= f.steps) {
         f.done = true;
@@ -319,6 +321,26 @@ TEST(CoordinatorTest, NoCheckpointStartsOnceStopping) {
   Coordinator c(Job(&spec, &o, 1), &plane);
   ASSERT_OK(c.Run(&stop).status());
   EXPECT_THAT(plane.log(), ElementsAre("stop", "done 0", "checkpoint"));
+}
+
+TEST(CoordinatorTest, ASilentWorkerFailsTheJobNamingItWithoutWaiting) {
+  testing::ScratchDir dir;
+  TrainOptions o = Options(dir);
+  o.coordinator.worker_timeout_seconds = 0.2;
+  o.coordinator.poll_seconds = 0.01;
+  const models::ModelSpec spec = TinySpec();
+  FakeWorker frozen = Worker(1000000);
+  frozen.freeze_at_step = 3;
+  FakeControlPlane plane({Worker(1000000), frozen});
+  CoordinatedJob job = Job(&spec, &o, 2);
+  bool workers_done = false;
+  job.workers_done = [&] { workers_done = true; };
+  Coordinator c(std::move(job), &plane);
+  EXPECT_THAT(c.Run(nullptr),
+              StatusIs(absl::StatusCode::kDeadlineExceeded, "worker 1 sent nothing for"));
+  EXPECT_TRUE(c.abandoned_workers());
+  EXPECT_FALSE(workers_done);  // no barrier with a rank that never comes
+  EXPECT_THAT(plane.log(), ElementsAre("stop"));
 }
 
 TEST(CoordinatorTest, AFailureBeforeTheRunIsReturnedOnceTheWorkersAreDone) {
