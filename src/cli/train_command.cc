@@ -268,11 +268,16 @@ int RunEval(int argc, char** argv) {
     eo.max_examples = FLAGS_eval_examples;
     eo.exclude_watched = FLAGS_exclude_watched;
     eo.own_example_age = !FLAGS_serving_example_age;
+    // The video-age shares need the corpus too: read once for both.
+    const bool shares = FLAGS_video_age_shares && kind == &train::CandidateKind();
+    Corpus corpus;
+    if (shares) {
+      VREC_ASSIGN_OR_RETURN(corpus, LoadCorpus(FLAGS_data, manifest, /*count_labels=*/true));
+    }
     VREC_ASSIGN_OR_RETURN(nlohmann::json eval,
                           kind->Evaluate(model->spec(), model.get(), FLAGS_data, manifest,
-                                         /*corpus=*/nullptr, eo));
-    if (FLAGS_video_age_shares && kind == &train::CandidateKind()) {
-      VREC_ASSIGN_OR_RETURN(Corpus corpus, LoadCorpus(FLAGS_data, manifest, /*count_labels=*/true));
+                                         shares ? &corpus : nullptr, eo));
+    if (shares) {
       VREC_ASSIGN_OR_RETURN(
           eval["video_age_shares"],
           models::VideoAgeShares(model->spec(), model.get(), FLAGS_data, manifest, corpus, eo));

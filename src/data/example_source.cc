@@ -7,7 +7,8 @@
 namespace vrec {
 
 StatusOr<Corpus> LoadCorpus(const std::string& data_dir, const DatasetManifest& manifest,
-                            bool count_labels) {
+                            bool count_labels,
+                            const std::function<Status(const CandidateExample&)>& visit) {
   if (manifest.videos().empty()) {
     return absl::NotFoundError(absl::StrCat("dataset ", data_dir,
                                             " lists no videos file; regenerate it with vrec "
@@ -47,6 +48,7 @@ StatusOr<Corpus> LoadCorpus(const std::string& data_dir, const DatasetManifest& 
       ++corpus.train_examples;
       const int32_t k = corpus.IndexOf(static_cast<int64_t>(e.label_video()));
       if (k >= 0) corpus.label_counts[k] += 1;
+      if (visit) VREC_RETURN_IF_ERROR(visit(e));
     }
   }
   return corpus;

@@ -21,6 +21,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -47,9 +48,13 @@ struct Corpus {
 };
 
 // kNotFound if the dataset has no videos.rec; kDataLoss for a corrupt file
-// or duplicate video ids (naming the file).
+// or duplicate video ids (naming the file). `visit`, if given, is called
+// with every training example of the label-counting pass (count_labels, a
+// dataset with training files), so that a caller needing its own pass over
+// them need not read them again; its error ends the load.
 StatusOr<Corpus> LoadCorpus(const std::string& data_dir, const DatasetManifest& manifest,
-                            bool count_labels);
+                            bool count_labels,
+                            const std::function<Status(const CandidateExample&)>& visit = nullptr);
 
 // Where a worker's examples come from.
 template <typename Example>

@@ -57,22 +57,23 @@ StatusOr<nlohmann::json> EvaluateCandidate(const ModelSpec& spec, ParameterSourc
   VREC_ASSIGN_OR_RETURN(auto reader,
                         ShardedReader::Open(ShardPaths(data_dir, manifest.candidate_test())));
   std::vector<CandidateExample> batch;
+  // The examples' watch histories: exclusions (exclude_watched) and
+  // item-kNN's input, kept only when one of them needs them.
+  const bool keep_histories = options.exclude_watched || options.item_knn;
   std::vector<int64_t> labels, all_labels;
-  std::vector<std::vector<int64_t>> exclude, all_exclude, all_histories;
+  std::vector<std::vector<int64_t>> histories, all_histories;
   RowMatrix<float> users;
   uint64_t seen = 0;
   auto flush = [&]() -> Status {
     if (batch.empty()) return absl::OkStatus();
     VREC_RETURN_IF_ERROR(tower->UserVectors(batch, /*serving=*/!options.own_example_age, &users));
     VREC_RETURN_IF_ERROR(
-        evaluator.Add(users, labels, options.exclude_watched ? &exclude : nullptr));
+        evaluator.Add(users, labels, options.exclude_watched ? &histories : nullptr));
     all_labels.insert(all_labels.end(), labels.begin(), labels.end());
-    if (options.exclude_watched) {
-      for (auto& e : exclude) all_exclude.push_back(std::move(e));
-    }
+    for (auto& h : histories) all_histories.push_back(std::move(h));
     batch.clear();
     labels.clear();
-    exclude.clear();
+    histories.clear();
     return absl::OkStatus();
   };
   CandidateExample e;
@@ -81,11 +82,7 @@ StatusOr<nlohmann::json> EvaluateCandidate(const ModelSpec& spec, ParameterSourc
     if (!more) break;
     ++seen;
     labels.push_back(static_cast<int64_t>(e.label_video()));
-    if (options.item_knn)
-      all_histories.emplace_back(e.watch_history().begin(), e.watch_history().end());
-    if (options.exclude_watched) {
-      exclude.emplace_back(e.watch_history().begin(), e.watch_history().end());
-    }
+    if (keep_histories) histories.emplace_back(e.watch_history().begin(), e.watch_history().end());
     batch.push_back(std::move(e));
     if (static_cast<int>(batch.size()) >= options.batch_size) VREC_RETURN_IF_ERROR(flush());
   }
@@ -107,13 +104,13 @@ StatusOr<nlohmann::json> EvaluateCandidate(const ModelSpec& spec, ParameterSourc
     }
     VREC_ASSIGN_OR_RETURN(RetrievalMetrics pop,
                           PopularityMetrics(counts, corpus.ids, all_labels,
-                                            options.exclude_watched ? &all_exclude : nullptr));
+                                            options.exclude_watched ? &all_histories : nullptr));
     out["popularity"] = pop.ToJson();
   }
   if (options.item_knn) {
     StatusOr<RetrievalMetrics> knn =
         ItemKnnMetrics(data_dir, manifest, corpus, all_histories, all_labels,
-                       options.exclude_watched ? &all_exclude : nullptr);
+                       options.exclude_watched ? &all_histories : nullptr);
     if (knn.ok()) {
       out["item_knn"] = knn->ToJson();
     } else if (absl::IsResourceExhausted(knn.status()) ||

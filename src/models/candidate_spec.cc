@@ -95,20 +95,27 @@ void CandidateInputs::Build(absl::Span<const CandidateExample> examples,
 StatusOr<QuantileInfo> FitExampleAgeQuantiles(ExampleSource<CandidateExample>* source,
                                               uint64_t max_examples, int num_quantiles,
                                               uint64_t seed) {
-  model::QuantileNormalizer::Builder builder(num_quantiles, 1 << 16, seed);
+  ExampleAgeFit fit(num_quantiles, seed);
   CandidateExample e;
   uint64_t n = 0;
   while (max_examples == 0 || n < max_examples) {
     VREC_ASSIGN_OR_RETURN(bool more, source->Next(&e));
     if (!more || source->epoch() > 0) break;
-    Status s = builder.Add(e.example_age());
-    if (!s.ok()) {
-      return Status(s.code(),
-                    absl::StrCat("example age of example ", e.example_id(), ": ", s.message()));
-    }
+    VREC_RETURN_IF_ERROR(fit.Add(e));
     ++n;
   }
-  StatusOr<model::QuantileNormalizer> fitted = builder.Build();
+  return fit.Build();
+}
+
+Status ExampleAgeFit::Add(const CandidateExample& e) {
+  Status s = builder_.Add(e.example_age());
+  if (s.ok()) return s;
+  return Status(s.code(),
+                absl::StrCat("example age of example ", e.example_id(), ": ", s.message()));
+}
+
+StatusOr<QuantileInfo> ExampleAgeFit::Build() const {
+  StatusOr<model::QuantileNormalizer> fitted = builder_.Build();
   if (!fitted.ok()) {
     return absl::FailedPreconditionError(
         "no candidate training examples to fit the example age's quantiles on");

@@ -15,6 +15,7 @@
 #include "data/example_source.h"
 #include "model/batch_builder.h"
 #include "model/candidate_model.h"
+#include "model/quantile_normalizer.h"
 #include "models/model_spec.h"
 #include "proto/data.pb.h"
 #include "proto/model.pb.h"
@@ -38,9 +39,22 @@ StatusOr<ModelSpec> CandidateSpec(const CandidateSpecOptions& options);
 // (and TrainedModel.quantiles).
 inline constexpr char kExampleAgeFeature[] = "example_age";
 
-// The example age's quantiles over `source`'s examples (at most
-// max_examples; 0 = all): the candidate tower's normalisation, fitted on the
-// training data before training. kFailedPrecondition for no examples.
+// Fits the example age's quantiles (the candidate tower's normalisation,
+// fitted on the training data before training) one example at a time.
+class ExampleAgeFit {
+ public:
+  ExampleAgeFit(int num_quantiles, uint64_t seed) : builder_(num_quantiles, 1 << 16, seed) {}
+  // kInvalidArgument for an age that is not finite (naming the example).
+  Status Add(const CandidateExample& e);
+  // kFailedPrecondition when nothing was added.
+  StatusOr<QuantileInfo> Build() const;
+
+ private:
+  model::QuantileNormalizer::Builder builder_;
+};
+
+// ExampleAgeFit over `source`'s examples: its first epoch, at most
+// max_examples of it (0 = all).
 StatusOr<QuantileInfo> FitExampleAgeQuantiles(ExampleSource<CandidateExample>* source,
                                               uint64_t max_examples, int num_quantiles,
                                               uint64_t seed);

@@ -35,25 +35,26 @@ class Candidate : public ModelKind {
       for (const ShardInfo& s : d->manifest.candidate_train()) d->train_records += s.records();
     }
     // Label counts (full): the unigram sampler's background and the
-    // popularity baseline, one pass over the training examples.
-    VREC_ASSIGN_OR_RETURN(d->corpus, LoadCorpus(d->dir, d->manifest, full));
-    if (!full || !spec.config.candidate().use_example_age()) return absl::OkStatus();
-    // The example age's quantiles, over the training files or, when the
-    // workers simulate the world, over the first kStreamedFitExamples
-    // simulated examples (users are drawn independently).
-    std::unique_ptr<ExampleSource<CandidateExample>> source;
-    uint64_t limit = 0;
-    if (d->world != nullptr) {
-      source = std::make_unique<GeneratorSource<CandidateExample>>(d->world, 0, 1, 1);
-      limit = kStreamedFitExamples;
+    // popularity baseline, one pass over the training examples; the example
+    // age's quantiles are fitted in the same pass over the training files,
+    // or, when the workers simulate the world, over the first
+    // kStreamedFitExamples simulated examples (users are drawn independently).
+    const bool fit_age = full && spec.config.candidate().use_example_age();
+    const bool from_files = d->world == nullptr;
+    models::ExampleAgeFit fit(kExampleAgeQuantiles, spec.config.seed());
+    std::function<Status(const CandidateExample&)> visit;
+    if (fit_age && from_files) visit = [&fit](const CandidateExample& e) { return fit.Add(e); };
+    VREC_ASSIGN_OR_RETURN(d->corpus, LoadCorpus(d->dir, d->manifest, full, visit));
+    if (!fit_age) return absl::OkStatus();
+    QuantileInfo age;
+    if (from_files) {
+      VREC_ASSIGN_OR_RETURN(age, fit.Build());
     } else {
-      VREC_ASSIGN_OR_RETURN(source,
-                            ExampleStream<CandidateExample>::Open(
-                                ShardPaths(d->dir, d->manifest.candidate_train()), 0, 1, 1));
+      GeneratorSource<CandidateExample> simulated(d->world, 0, 1, 1);
+      VREC_ASSIGN_OR_RETURN(
+          age, models::FitExampleAgeQuantiles(&simulated, kStreamedFitExamples,
+                                              kExampleAgeQuantiles, spec.config.seed()));
     }
-    VREC_ASSIGN_OR_RETURN(QuantileInfo age,
-                          models::FitExampleAgeQuantiles(source.get(), limit, kExampleAgeQuantiles,
-                                                         spec.config.seed()));
     d->quantiles = {std::move(age)};
     return absl::OkStatus();
   }

@@ -33,16 +33,20 @@ StatusOr<JobData> LoadJobData(const ModelKind& kind, const std::string& data_dir
   return d;
 }
 
+namespace {
+
+std::string TemporarySpillRoot() { return absl::StrCat("/tmp/vrec-spill-", getpid()); }
+
+}  // namespace
+
 std::string SpillRoot(const TrainOptions& options) {
   if (!options.server.spill_dir.empty()) return options.server.spill_dir;
   if (!options.model_dir.empty()) return JoinPath(options.model_dir, "spill");
   return TemporarySpillRoot();
 }
 
-std::string TemporarySpillRoot() { return absl::StrCat("/tmp/vrec-spill-", getpid()); }
-
-void RemoveTemporarySpill(const TrainOptions& options) {
-  if (SpillRoot(options) != TemporarySpillRoot()) return;
+TemporarySpillCleanup::~TemporarySpillCleanup() {
+  if (SpillRoot(options_) != TemporarySpillRoot()) return;
   std::error_code ec;
   std::filesystem::remove_all(TemporarySpillRoot(), ec);
   if (ec) LOG(WARNING) << "could not remove " << TemporarySpillRoot() << ": " << ec.message();
@@ -174,15 +178,19 @@ Status RunWorkerRole(const ModelKind& kind, const models::ModelSpec& spec, const
   const Status status = TrainWorker(kind, std::move(run), endpoints);
   // The last report, marked done, with the error of a worker that failed
   // (also one that failed before its first step).
-  last.set_worker(worker);
-  last.set_done(true);
-  last.set_paused(false);
-  if (!status.ok()) {
-    last.set_error_code(static_cast<int32_t>(status.code()));
-    last.set_error(std::string(status.message()));
-  }
+  MarkLastReport(worker, status, &last);
   channel->Report(last);
   return status;
+}
+
+void MarkLastReport(int worker, const Status& status, WorkerProgress* progress) {
+  progress->set_worker(worker);
+  progress->set_done(true);
+  progress->set_paused(false);
+  if (!status.ok()) {
+    progress->set_error_code(static_cast<int32_t>(status.code()));
+    progress->set_error(std::string(status.message()));
+  }
 }
 
 StatusOr<nlohmann::json> EvaluateThroughServers(const ModelKind& kind,

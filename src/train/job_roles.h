@@ -44,17 +44,15 @@ StatusOr<JobData> LoadJobData(const ModelKind& kind, const std::string& data_dir
 
 // Where servers keep their RocksDB folders (server-<i> below it):
 // options.server.spill_dir, else model_dir/spill, else a temporary folder of
-// this process (TemporarySpillRoot), which RemoveTemporarySpill deletes once
-// the process's servers are gone.
+// this process, which a TemporarySpillCleanup deletes.
 std::string SpillRoot(const TrainOptions& options);
-std::string TemporarySpillRoot();
-void RemoveTemporarySpill(const TrainOptions& options);
-// Calls RemoveTemporarySpill when it goes out of scope: declared before a
-// process's servers, it runs after they are gone, on every path out.
+// Deletes the process's temporary spill folder (if SpillRoot is it) when it
+// goes out of scope: declared before a process's servers, it runs after they
+// are gone, on every path out.
 class TemporarySpillCleanup {
  public:
   explicit TemporarySpillCleanup(const TrainOptions& options) : options_(options) {}
-  ~TemporarySpillCleanup() { RemoveTemporarySpill(options_); }
+  ~TemporarySpillCleanup();
   TemporarySpillCleanup(const TemporarySpillCleanup&) = delete;
   TemporarySpillCleanup& operator=(const TemporarySpillCleanup&) = delete;
 
@@ -112,6 +110,10 @@ CoordinatedJob CoordinatedJobOf(const ModelKind& kind, const TrainOptions& optio
                                 const models::ModelSpec& spec, const JobData& data,
                                 const std::vector<std::string>& endpoints, int num_servers,
                                 int num_workers, const CheckpointManifest* resumed);
+
+// Marks `progress` as worker `worker`'s last report: done, not paused, with
+// `status`'s error when it failed.
+void MarkLastReport(int worker, const Status& status, WorkerProgress* progress);
 
 // Evaluates through the servers at `endpoints` (evaluation options `eval`).
 StatusOr<nlohmann::json> EvaluateThroughServers(const ModelKind& kind,

@@ -1,7 +1,6 @@
 #include "train/mpi_job.h"
 
 #include <mpi.h>
-#include <unistd.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -139,10 +138,7 @@ Status RunWorkerRank(const ModelKind& kind, const models::ModelSpec& spec, JobDa
                       &channel, stop);
   } else {
     WorkerProgress last;
-    last.set_worker(worker);
-    last.set_done(true);
-    last.set_error_code(static_cast<int32_t>(s.code()));
-    last.set_error(std::string(s.message()));
+    MarkLastReport(worker, s, &last);
     channel.Report(last);
   }
   MPI_Barrier(peers);  // rank 0 sends nothing more after this
