@@ -34,7 +34,26 @@ DEFINE_int32(num_quantiles, 100,
 DEFINE_int32(batch_size, 512, "Examples per training step and worker");
 DEFINE_uint64(max_examples, 0,
               "Stop after this many examples, all workers together (0 = no limit)");
-DEFINE_int32(epochs, 1, "Passes over the training data (0 = no limit)");
+DEFINE_int32(epochs, -1,
+             "Passes over the training data (0 = no limit). Default (-1): up to 100 for a model "
+             "with a validation slice, which stops once validation stops improving "
+             "(--validation_users, --patience); 1 otherwise (the ranking model, --stream, "
+             "--validation_users=0)");
+DEFINE_uint64(validation_users, 0,
+              "Candidate model: the validation slice, each training user's last training example "
+              "for up to this many users (chosen by a hash of the user id and --seed), held out of "
+              "training; the job validates on it once per epoch, keeps the best model in "
+              "--model_dir and stops after --patience validations without improvement (e.g. "
+              "10000). 0 (the default for now: docs/quality.md) = no slice: train on every example "
+              "for --epochs");
+DEFINE_string(validation_metric, "recall@50",
+              "The validation figure early stopping follows (higher is better): recall@1, "
+              "recall@10, recall@50, recall@100 or map");
+DEFINE_int32(patience, 3,
+             "Validations in a row without a better --validation_metric before training stops "
+             "(0 = never stop early; the best model is kept all the same)");
+DEFINE_string(validate_every, "",
+              "Validate every N examples or every Ns seconds instead of once per epoch");
 DEFINE_bool(stream, false,
             "Workers simulate the generated dataset's world on the fly instead of reading its "
             "training files: the same examples in another order, nothing on disk (for runs "
@@ -104,6 +123,9 @@ namespace {
 
 std::atomic<bool> g_stop{false};
 
+// The default cap on epochs when validation decides when to stop.
+constexpr int kMaxValidatedEpochs = 100;
+
 void OnSignal(int) { g_stop.store(true); }
 
 StatusOr<std::vector<int>> ParseTower(const std::string& text) {
@@ -164,12 +186,22 @@ StatusOr<train::TrainOptions> TrainOptionsFromFlags() {
   o.worker.workers = FLAGS_workers;
   o.worker.batch_size = FLAGS_batch_size;
   o.worker.max_examples = FLAGS_max_examples;
-  o.worker.epochs = FLAGS_epochs;
+  // The validation slice: the candidate model's, from training files (a
+  // simulated stream has no last example per user).
+  const bool validating = FLAGS_model == models::kCandidateKind && !FLAGS_stream;
+  o.worker.validation_users = validating ? FLAGS_validation_users : 0;
+  o.worker.epochs =
+      FLAGS_epochs >= 0 ? FLAGS_epochs : (o.worker.validation_users > 0 ? kMaxValidatedEpochs : 1);
+  o.coordinator.validation.metric = FLAGS_validation_metric;
+  if (FLAGS_patience < 0) return absl::InvalidArgumentError("--patience must be >= 0");
+  o.coordinator.validation.patience = FLAGS_patience;
+  VREC_ASSIGN_OR_RETURN(o.coordinator.validation.every,
+                        models::ParseCheckpointEvery(FLAGS_validate_every, "--validate_every"));
   o.worker.max_seconds = FLAGS_max_seconds;
   o.worker.max_staleness = FLAGS_staleness;
   o.worker.stream = FLAGS_stream;
   if (FLAGS_batch_size < 1) return absl::InvalidArgumentError("--batch_size must be >= 1");
-  if (FLAGS_epochs < 0) return absl::InvalidArgumentError("--epochs must be >= 0");
+  if (FLAGS_epochs < -1) return absl::InvalidArgumentError("--epochs must be >= 0");
   models::CandidateSpecOptions& c = o.candidate;
   c.seed = FLAGS_seed;
   c.model.embedding_dim = FLAGS_embedding_dim;

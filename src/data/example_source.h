@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "data/record_reader.h"
 #include "proto/checkpoint.pb.h"
@@ -92,6 +93,31 @@ class ExampleStream : public ExampleSource<Example> {
   int epochs_ = 0, epoch_ = 0;
   uint64_t record_ = 0;
   std::unique_ptr<ShardedReader> reader_;
+};
+
+// Another source less the examples whose example_id is in `skip` (a
+// validation slice carved out of the training data). Its position is the
+// inner source's: seeking there and reading on skips the same examples.
+template <typename Example>
+class SkippingSource : public ExampleSource<Example> {
+ public:
+  // `skip` must outlive the source.
+  SkippingSource(std::unique_ptr<ExampleSource<Example>> inner,
+                 const absl::flat_hash_set<uint64_t>* skip)
+      : inner_(std::move(inner)), skip_(skip) {}
+  StatusOr<bool> Next(Example* example) override {
+    while (true) {
+      VREC_ASSIGN_OR_RETURN(bool more, inner_->Next(example));
+      if (!more || !skip_->contains(example->example_id())) return more;
+    }
+  }
+  int epoch() const override { return inner_->epoch(); }
+  SourcePosition Position() const override { return inner_->Position(); }
+  Status Seek(const SourcePosition& position) override { return inner_->Seek(position); }
+
+ private:
+  std::unique_ptr<ExampleSource<Example>> inner_;
+  const absl::flat_hash_set<uint64_t>* skip_;
 };
 
 // Examples held in memory, cycled without end (benchmarks): worker w of W

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
@@ -44,57 +45,102 @@ StatusOr<RetrievalMetrics> ItemKnnMetrics(const std::string& data_dir,
 
 }  // namespace
 
-StatusOr<nlohmann::json> EvaluateCandidate(const ModelSpec& spec, ParameterSource* params,
-                                           const std::string& data_dir,
-                                           const DatasetManifest& manifest, const Corpus& corpus,
-                                           const EvalOptions& options) {
+namespace {
+
+// The model's figures on the examples `next` yields (false at the end).
+struct Scored {
+  RetrievalMetrics metrics;
+  uint64_t examples = 0;
+  std::vector<int64_t> labels;
+  // The examples' watch histories, kept only with `keep_histories`.
+  std::vector<std::vector<int64_t>> histories;
+};
+
+StatusOr<Scored> ScoreExamples(const ModelSpec& spec, ParameterSource* params,
+                               const Corpus& corpus, const EvalOptions& options,
+                               bool keep_histories,
+                               const std::function<StatusOr<bool>(CandidateExample*)>& next) {
   VREC_ASSIGN_OR_RETURN(auto tower, UserTower::Create(spec, params));
   VREC_ASSIGN_OR_RETURN(RowMatrix<float> rows, CorpusRows(*tower, corpus.ids));
   VREC_ASSIGN_OR_RETURN(RetrievalEvaluator evaluator,
                         RetrievalEvaluator::Create(corpus.ids, std::move(rows)));
-
-  // Test examples, in batches.
-  VREC_ASSIGN_OR_RETURN(auto reader,
-                        ShardedReader::Open(ShardPaths(data_dir, manifest.candidate_test())));
+  keep_histories = keep_histories || options.exclude_watched;
+  Scored out;
   std::vector<CandidateExample> batch;
-  // The examples' watch histories: exclusions (exclude_watched) and
-  // item-kNN's input, kept only when one of them needs them.
-  const bool keep_histories = options.exclude_watched || options.item_knn;
-  std::vector<int64_t> labels, all_labels;
-  std::vector<std::vector<int64_t>> histories, all_histories;
+  std::vector<int64_t> labels;
+  std::vector<std::vector<int64_t>> histories;
   RowMatrix<float> users;
-  uint64_t seen = 0;
   auto flush = [&]() -> Status {
     if (batch.empty()) return absl::OkStatus();
     VREC_RETURN_IF_ERROR(tower->UserVectors(batch, /*serving=*/!options.own_example_age, &users));
     VREC_RETURN_IF_ERROR(
         evaluator.Add(users, labels, options.exclude_watched ? &histories : nullptr));
-    all_labels.insert(all_labels.end(), labels.begin(), labels.end());
-    for (auto& h : histories) all_histories.push_back(std::move(h));
+    out.labels.insert(out.labels.end(), labels.begin(), labels.end());
+    for (auto& h : histories) out.histories.push_back(std::move(h));
     batch.clear();
     labels.clear();
     histories.clear();
     return absl::OkStatus();
   };
   CandidateExample e;
-  while (options.max_examples == 0 || seen < options.max_examples) {
-    VREC_ASSIGN_OR_RETURN(bool more, reader->NextMessage(&e));
+  while (options.max_examples == 0 || out.examples < options.max_examples) {
+    VREC_ASSIGN_OR_RETURN(bool more, next(&e));
     if (!more) break;
-    ++seen;
+    ++out.examples;
     labels.push_back(static_cast<int64_t>(e.label_video()));
     if (keep_histories) histories.emplace_back(e.watch_history().begin(), e.watch_history().end());
     batch.push_back(std::move(e));
     if (static_cast<int>(batch.size()) >= options.batch_size) VREC_RETURN_IF_ERROR(flush());
   }
   VREC_RETURN_IF_ERROR(flush());
-  if (seen == 0) {
+  out.metrics = evaluator.Metrics();
+  return out;
+}
+
+nlohmann::json ModelFigures(const Scored& scored, const EvalOptions& options) {
+  nlohmann::json out = scored.metrics.ToJson();
+  out["exclude_watched"] = options.exclude_watched;
+  out["example_age"] = options.own_example_age ? "own" : "zero";
+  return out;
+}
+
+}  // namespace
+
+StatusOr<nlohmann::json> EvaluateCandidateExamples(const ModelSpec& spec, ParameterSource* params,
+                                                   const Corpus& corpus,
+                                                   const std::vector<CandidateExample>& examples,
+                                                   const EvalOptions& options) {
+  if (examples.empty()) return absl::FailedPreconditionError("no examples to evaluate on");
+  size_t i = 0;
+  VREC_ASSIGN_OR_RETURN(
+      Scored scored,
+      ScoreExamples(spec, params, corpus, options, /*keep_histories=*/false,
+                    [&](CandidateExample* e) -> StatusOr<bool> {
+                      if (i >= examples.size()) return false;
+                      *e = examples[i++];
+                      return true;
+                    }));
+  return ModelFigures(scored, options);
+}
+
+StatusOr<nlohmann::json> EvaluateCandidate(const ModelSpec& spec, ParameterSource* params,
+                                           const std::string& data_dir,
+                                           const DatasetManifest& manifest, const Corpus& corpus,
+                                           const EvalOptions& options) {
+  VREC_ASSIGN_OR_RETURN(auto reader,
+                        ShardedReader::Open(ShardPaths(data_dir, manifest.candidate_test())));
+  // The examples' watch histories: exclusions and item-kNN's input.
+  VREC_ASSIGN_OR_RETURN(
+      Scored scored,
+      ScoreExamples(spec, params, corpus, options, /*keep_histories=*/options.item_knn,
+                    [&](CandidateExample* e) { return reader->NextMessage(e); }));
+  if (scored.examples == 0) {
     return absl::FailedPreconditionError(
         absl::StrCat("dataset ", data_dir, " has no candidate-generation test examples"));
   }
-
-  nlohmann::json out = evaluator.Metrics().ToJson();
-  out["exclude_watched"] = options.exclude_watched;
-  out["example_age"] = options.own_example_age ? "own" : "zero";
+  const std::vector<int64_t>& all_labels = scored.labels;
+  const std::vector<std::vector<int64_t>>& all_histories = scored.histories;
+  nlohmann::json out = ModelFigures(scored, options);
   if (!corpus.label_counts.empty()) {
     absl::flat_hash_map<int64_t, int64_t> counts;
     for (size_t i = 0; i < corpus.ids.size(); ++i) {

@@ -47,6 +47,13 @@ StatusOr<nlohmann::json> EvaluateCandidate(const ModelSpec& spec, ParameterSourc
                                            const DatasetManifest& manifest, const Corpus& corpus,
                                            const EvalOptions& options);
 
+// The model's figures alone (recall@K, map; no baselines) on `examples`
+// (e.g. a validation slice). kFailedPrecondition when there are none.
+StatusOr<nlohmann::json> EvaluateCandidateExamples(const ModelSpec& spec, ParameterSource* params,
+                                                   const Corpus& corpus,
+                                                   const std::vector<CandidateExample>& examples,
+                                                   const EvalOptions& options);
+
 // The oracle's figures of a generated dataset (truth.json's "oracle"), or
 // null when the dataset has none.
 nlohmann::json OracleFigures(const std::string& data_dir, const DatasetManifest& manifest);

@@ -79,7 +79,7 @@ std::string CheckpointName(uint64_t sequence) {
 std::string ServerCheckpointDir(int server) { return absl::StrFormat("server-%05d", server); }
 std::string ServerStateFile(int server) { return absl::StrFormat("server-%05d.state", server); }
 
-StatusOr<CheckpointEvery> ParseCheckpointEvery(const std::string& text) {
+StatusOr<CheckpointEvery> ParseCheckpointEvery(const std::string& text, const std::string& flag) {
   CheckpointEvery every;
   if (text.empty()) return every;
   const char unit = text.back();
@@ -88,7 +88,7 @@ StatusOr<CheckpointEvery> ParseCheckpointEvery(const std::string& text) {
   const std::string number = timed ? text.substr(0, text.size() - 1) : text;
   if (!absl::SimpleAtod(number, &value) || value <= 0 || (!timed && value != std::floor(value))) {
     return absl::InvalidArgumentError(
-        absl::StrCat("--checkpoint_every=", text,
+        absl::StrCat(flag, "=", text,
                      ": give a time (30s, 10m, 2h) or a whole number of examples (e.g. 200000)"));
   }
   if (timed) {

@@ -44,8 +44,9 @@ struct CheckpointEvery {
   uint64_t examples = 0;
   bool enabled() const { return seconds > 0 || examples > 0; }
 };
-// "" = never. kInvalidArgument naming the text otherwise.
-StatusOr<CheckpointEvery> ParseCheckpointEvery(const std::string& text);
+// "" = never. kInvalidArgument naming `flag` and the text otherwise.
+StatusOr<CheckpointEvery> ParseCheckpointEvery(const std::string& text,
+                                               const std::string& flag = "--checkpoint_every");
 
 // Server side: writes server `server`'s rows and state into the checkpoint
 // folder `dir` (storage quiescent). Returns the state (rows counted).

@@ -2,6 +2,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "data/dataset.h"
+#include "data/validation_split.h"
 #include "models/candidate_eval.h"
 #include "models/candidate_spec.h"
 #include "train/candidate_worker.h"
@@ -41,10 +42,26 @@ class Candidate : public ModelKind {
     // kStreamedFitExamples simulated examples (users are drawn independently).
     const bool fit_age = full && spec.config.candidate().use_example_age();
     const bool from_files = d->world == nullptr;
+    // The validation slice, in the same pass (simulated examples have no
+    // last one: without training files there is none).
+    const bool split = full && from_files && d->validation_users > 0;
     models::ExampleAgeFit fit(kExampleAgeQuantiles, spec.config.seed());
+    ValidationSplit<CandidateExample> validation(split ? d->validation_users : 0,
+                                                 spec.config.seed());
     std::function<Status(const CandidateExample&)> visit;
-    if (fit_age && from_files) visit = [&fit](const CandidateExample& e) { return fit.Add(e); };
+    if ((fit_age && from_files) || split) {
+      visit = [&](const CandidateExample& e) {
+        if (split) validation.Add(e);
+        return fit_age ? fit.Add(e) : absl::OkStatus();
+      };
+    }
     VREC_ASSIGN_OR_RETURN(d->corpus, LoadCorpus(d->dir, d->manifest, full, visit));
+    if (split) {
+      d->validation = validation.Take();
+      auto ids = std::make_shared<absl::flat_hash_set<uint64_t>>();
+      for (const CandidateExample& e : d->validation) ids->insert(e.example_id());
+      d->held_out = std::move(ids);
+    }
     if (!fit_age) return absl::OkStatus();
     QuantileInfo age;
     if (from_files) {
@@ -98,6 +115,18 @@ class Candidate : public ModelKind {
       corpus = &loaded;
     }
     return models::EvaluateCandidate(spec, params, data_dir, manifest, *corpus, eval);
+  }
+
+  StatusOr<nlohmann::json> Validate(const models::ModelSpec& spec, models::ParameterSource* params,
+                                    const JobData& data,
+                                    const models::EvalOptions& eval) const override {
+    if (data.validation.empty()) {
+      return absl::FailedPreconditionError("the job has no validation slice");
+    }
+    models::EvalOptions eo = eval;
+    eo.max_examples = 0;
+    eo.item_knn = false;
+    return models::EvaluateCandidateExamples(spec, params, data.corpus, data.validation, eo);
   }
 
   std::string EvalLine(const nlohmann::json& eval) const override {

@@ -64,7 +64,10 @@ Coordinator::Coordinator(CoordinatedJob job, ControlPlane* plane)
       tracker_(TrackerOptions(job_), job_.num_workers, job_.resumed),
       schedule_(job_.checkpoint, tracker_.examples()),
       paused_(job_.num_workers),
-      last_heard_(job_.num_workers, Clock::now()) {}
+      last_heard_(job_.num_workers, Clock::now()),
+      last_validation_(Clock::now()) {
+  if (job_.resumed != nullptr) validation_ = job_.resumed->validation();
+}
 
 void Coordinator::Fail(const Status& status) {
   if (status.ok()) return;
@@ -145,6 +148,8 @@ Status Coordinator::WriteCheckpoint(const std::vector<WorkerProgress>& workers) 
   m.set_max_examples(job_.workers.max_examples);
   m.set_stream(job_.workers.stream);
   m.set_rows(rows);
+  m.set_validation_users(job_.workers.validation_users);
+  *m.mutable_validation() = validation_;
   VREC_ASSIGN_OR_RETURN(std::string written,
                         models::CommitCheckpoint(job_.checkpoint.dir, m, job_.checkpoint.keep));
   std::cerr << absl::StrFormat("[ckpt]  %s: %d examples, %d rows", written, examples, rows)
@@ -152,16 +157,44 @@ Status Coordinator::WriteCheckpoint(const std::vector<WorkerProgress>& workers) 
   return absl::OkStatus();
 }
 
-void Coordinator::StepCheckpoint() {
+bool Coordinator::ValidationDue() const {
+  if (!job_.validate) return false;
+  const ValidationOptions& v = job_.coordinator.validation;
+  const uint64_t examples = tracker_.examples();
+  if (v.every.enabled()) {
+    return (v.every.examples > 0 && examples >= validation_.last_examples() + v.every.examples) ||
+           (v.every.seconds > 0 && Since(last_validation_) >= v.every.seconds);
+  }
+  // Once per epoch: as soon as the slowest running worker has started a
+  // pass that no validation has seen (workers report when they do).
+  return SlowestEpoch() > validation_.epoch();
+}
+
+int Coordinator::SlowestEpoch() const {
+  int slowest = -1;
+  for (int w = 0; w < job_.num_workers; ++w) {
+    const WorkerProgress& p = tracker_.worker(w);
+    if (p.done()) continue;
+    const int epoch = p.position().epoch();
+    if (slowest < 0 || epoch < slowest) slowest = epoch;
+  }
+  return slowest;  // -1: every worker done
+}
+
+void Coordinator::StepPause() {
   if (!pausing_) {
     // Stopping (an error or a signal): the final checkpoint follows anyway.
-    if (!first_error_.ok() || stop_sent_ || !schedule_.Due(tracker_.examples())) return;
+    if (!first_error_.ok() || stop_sent_) return;
+    checkpoint_due_ = schedule_.Due(tracker_.examples());
+    validation_due_ = ValidationDue();
+    if (!checkpoint_due_ && !validation_due_) return;
     plane_->RequestPause();
     pausing_ = true;
   }
-  // Every worker paused or done: write the checkpoint (unless the job is
-  // failing), then let them go on.
+  // Every worker paused or done: validate and write the checkpoint (unless
+  // the job is failing), then let them go on.
   std::vector<WorkerProgress> states(job_.num_workers);
+  uint64_t examples = 0, steps = 0;
   for (int w = 0; w < job_.num_workers; ++w) {
     if (paused_[w]) {
       states[w] = *paused_[w];
@@ -170,13 +203,103 @@ void Coordinator::StepCheckpoint() {
     } else {
       return;  // still waiting for this one
     }
+    examples += states[w].examples();
+    steps += states[w].steps();
   }
-  if (first_error_.ok()) Fail(WriteCheckpoint(states));
+  // Validation first: the checkpoint keeps where early stopping stands.
+  if (validation_due_ && first_error_.ok()) Fail(Validate(examples, steps));
+  if (checkpoint_due_ && first_error_.ok()) Fail(WriteCheckpoint(states));
   plane_->Release();
   // Time spent paused (the servers writing) is no worker's silence.
   std::fill(last_heard_.begin(), last_heard_.end(), Clock::now());
   for (auto& p : paused_) p.reset();
   pausing_ = false;
+}
+
+StatusOr<uint64_t> Coordinator::SaveModel(uint64_t examples, uint64_t steps) {
+  VREC_ASSIGN_OR_RETURN(uint64_t rows, plane_->SaveServers(job_.model_dir));
+  VREC_RETURN_IF_ERROR(models::WriteTrainedModel(
+      job_.model_dir, models::MakeTrainedModel(*job_.spec, job_.data_dir, job_.num_servers,
+                                               examples, steps, tracker_.seconds())));
+  return rows;
+}
+
+Status Coordinator::Validate(uint64_t examples, uint64_t steps) {
+  const ValidationOptions& vo = job_.coordinator.validation;
+  VREC_ASSIGN_OR_RETURN(nlohmann::json v, job_.validate(job_.coordinator.eval));
+  if (!v.contains(vo.metric) || !v[vo.metric].is_number()) {
+    std::string keys;
+    for (const auto& [key, value] : v.items()) {
+      if (value.is_number() && key != "examples") absl::StrAppend(&keys, keys.empty() ? "" : ", ", key);
+    }
+    return absl::InvalidArgumentError(absl::StrCat("--validation_metric=", vo.metric,
+                                                   ": the validation has no such figure; use one of ",
+                                                   keys));
+  }
+  const double score = v[vo.metric].get<double>();
+  const bool better = validation_.count() == 0 || score > validation_.best();
+  validation_.set_count(validation_.count() + 1);
+  validation_.set_last_examples(examples);
+  validation_.set_epoch(std::max(validation_.epoch(), SlowestEpoch()));
+  last_validation_ = Clock::now();
+  const double per_epoch = static_cast<double>(std::max<uint64_t>(1, job_.train_records));
+  if (better) {
+    validation_.set_best(score);
+    validation_.set_best_examples(examples);
+    validation_.set_since_best(0);
+    if (!job_.model_dir.empty()) {
+      VREC_ASSIGN_OR_RETURN(saved_rows_, SaveModel(examples, steps));
+      validation_.set_best_saved(true);
+    }
+  } else {
+    validation_.set_since_best(validation_.since_best() + 1);
+  }
+  const double epoch = examples / per_epoch;
+  const double best_epoch = validation_.best_examples() / per_epoch;
+  std::string line = absl::StrFormat("[valid] epoch %.2f: %s %.4f on %d examples", epoch, vo.metric,
+                                     score, v.value("examples", uint64_t{0}));
+  if (better) {
+    absl::StrAppend(&line, job_.model_dir.empty() ? "  (best so far)"
+                                                  : "  (best so far: saved to the model folder)");
+  } else {
+    absl::StrAppend(&line, absl::StrFormat("  (best %.4f at epoch %.2f; no better for %d", validation_.best(),
+                                           best_epoch, validation_.since_best()));
+    if (vo.patience > 0) absl::StrAppend(&line, absl::StrFormat(" of %d", vo.patience));
+    absl::StrAppend(&line, ")");
+  }
+  std::cerr << line << std::endl;
+  tracker_.RecordValidation({{"epoch", epoch},
+                             {"metric", vo.metric},
+                             {"score", score},
+                             {"best", validation_.best()},
+                             {"best_epoch", best_epoch},
+                             {"improved", better},
+                             {"figures", v}});
+  if (!better && vo.patience > 0 && static_cast<int>(validation_.since_best()) >= vo.patience &&
+      early_stop_.empty()) {
+    early_stop_ = absl::StrFormat(
+        "validation %s has not improved for %d validations (best %.4f at epoch %.2f)", vo.metric,
+        validation_.since_best(), validation_.best(), best_epoch);
+    std::cerr << "[valid] stopping: " << early_stop_ << std::endl;
+    if (!stop_sent_) {
+      plane_->StopWorkers();
+      stop_sent_ = true;
+    }
+  }
+  return absl::OkStatus();
+}
+
+nlohmann::json Coordinator::ValidationSummary() const {
+  const double per_epoch = static_cast<double>(std::max<uint64_t>(1, job_.train_records));
+  nlohmann::json out = {{"metric", job_.coordinator.validation.metric},
+                        {"examples", job_.validation_examples},
+                        {"validations", validation_.count()},
+                        {"best", validation_.best()},
+                        {"best_epoch", validation_.best_examples() / per_epoch},
+                        {"best_examples", validation_.best_examples()},
+                        {"stopped_early", !early_stop_.empty()}};
+  if (!early_stop_.empty()) out["reason"] = early_stop_;
+  return out;
 }
 
 void Coordinator::PeriodicEval() {
@@ -211,7 +334,7 @@ StatusOr<nlohmann::json> Coordinator::Run(const std::atomic<bool>* stop) {
       stop_sent_ = true;
     }
     tracker_.MaybeReport();
-    StepCheckpoint();
+    StepPause();
     if (first_error_.ok() && job_.evaluate && co.eval_every_seconds > 0 &&
         Since(last_eval) >= co.eval_every_seconds) {
       PeriodicEval();
@@ -234,7 +357,12 @@ StatusOr<nlohmann::json> Coordinator::Run(const std::atomic<bool>* stop) {
   tracker_.MaybeReport(/*force=*/true);
   VREC_RETURN_IF_ERROR(first_error_);
 
-  if (!job_.checkpoint.dir.empty()) {  // the final state, to resume or export from
+  // The last validation, of the final state (unless nothing was trained
+  // since the one before).
+  if (job_.validate && tracker_.examples() > validation_.last_examples()) {
+    VREC_RETURN_IF_ERROR(Validate(tracker_.examples(), tracker_.steps()));
+  }
+  if (!job_.checkpoint.dir.empty()) {  // the final state, to resume from
     VREC_RETURN_IF_ERROR(WriteCheckpoint(tracker_.workers()));
   }
   nlohmann::json summary = {
@@ -247,19 +375,29 @@ StatusOr<nlohmann::json> Coordinator::Run(const std::atomic<bool>* stop) {
       {"examples_per_s", tracker_.examples() / std::max(1e-9, tracker_.seconds())},
       {"final_loss", tracker_.RecentLoss()},
       {"stopped", stop != nullptr && stop->load()}};
+  // The model folder holds the best validated model when validation saved
+  // one (then the final state is in it only if it was the best); otherwise
+  // the final state.
+  const bool kept_best = job_.validate && validation_.best_saved();
+  const bool final_is_best = !kept_best || validation_.best_examples() == tracker_.examples();
   if (!job_.model_dir.empty()) {
-    VREC_ASSIGN_OR_RETURN(uint64_t rows, plane_->SaveServers(job_.model_dir));
-    VREC_RETURN_IF_ERROR(models::WriteTrainedModel(
-        job_.model_dir,
-        models::MakeTrainedModel(*job_.spec, job_.data_dir, job_.num_servers, tracker_.examples(),
-                                 tracker_.steps(), tracker_.seconds())));
+    if (!kept_best) {
+      VREC_ASSIGN_OR_RETURN(saved_rows_, SaveModel(tracker_.examples(), tracker_.steps()));
+    }
+    if (saved_rows_ > 0) summary["rows_saved"] = saved_rows_;  // unknown after a resume
     summary["model_dir"] = job_.model_dir;
-    summary["rows_saved"] = rows;
   }
+  if (job_.validate) summary["validation"] = ValidationSummary();
   if (co.final_eval && job_.evaluate) {
-    VREC_ASSIGN_OR_RETURN(nlohmann::json eval, job_.evaluate(co.eval));
-    RecordEval(eval);
-    summary["eval"] = eval;
+    StatusOr<nlohmann::json> eval;
+    if (final_is_best || !job_.evaluate_saved) {
+      eval = job_.evaluate(co.eval);
+    } else {
+      eval = job_.evaluate_saved(job_.model_dir, co.eval);
+    }
+    VREC_RETURN_IF_ERROR(eval.status());
+    RecordEval(*eval);
+    summary["eval"] = *eval;
   }
   return summary;
 }

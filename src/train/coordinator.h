@@ -2,6 +2,12 @@
 // threads, TrainMpi's rank 0), written against the ControlPlane only.
 //
 // Run() follows the workers' reports until every worker is done:
+//   - validation (with a validation slice: job.validate), once per epoch or
+//     as ValidationOptions::every says: pause every worker, score the model
+//     on the slice, save it into the model folder when it beats every earlier
+//     score, stop the job after `patience` validations without; a last one
+//     when the workers are done. The progress line "[valid] ..." and a
+//     metrics record {"validation": ...} say each one;
 //   - progress lines and metrics records (ProgressTracker);
 //   - a checkpoint when the schedule says so: pause every worker, wait until
 //     each is paused or done, have every server write its part, commit the
@@ -14,8 +20,10 @@
 //     left waiting.
 // Then the finish: a last progress line; on a worker's, a server's or a
 // checkpoint's error, that error (the first one) is returned; otherwise the
-// final checkpoint (with a checkpoint folder), the model folder (servers'
-// rows, then model.pb), the final evaluation, and the job's summary.
+// final checkpoint (with a checkpoint folder: the last state, to resume
+// from), the model folder (servers' rows, then model.pb; with validation,
+// the best model, which may be an earlier one), the final evaluation (of the
+// model in the model folder), and the job's summary.
 //
 // Thread safety: Run is called once, from one thread.
 #pragma once
@@ -72,6 +80,14 @@ struct CoordinatedJob {
   std::function<std::string(const nlohmann::json&)> eval_line;
   // The servers' endpoints, for their stats lines (empty: none).
   std::vector<std::string> endpoints;
+  // Scores the servers' model on the validation slice (ModelKind::Validate);
+  // null: no validation.
+  std::function<StatusOr<nlohmann::json>(const models::EvalOptions&)> validate;
+  uint64_t validation_examples = 0;  // the slice's size
+  // Evaluates the model saved in a model folder (validation kept an earlier
+  // model than the servers hold); null: not possible.
+  std::function<StatusOr<nlohmann::json>(const std::string&, const models::EvalOptions&)>
+      evaluate_saved;
   // Called once, as soon as every worker is done (before the final
   // checkpoint, save and evaluation); null: nothing to do.
   std::function<void()> workers_done;
@@ -100,9 +116,22 @@ class Coordinator {
  private:
   // Takes one report from the control plane.
   void Take(const WorkerProgress& report);
-  // Pause bookkeeping for one turn of the loop.
-  void StepCheckpoint();
+  // Pause bookkeeping for one turn of the loop: a checkpoint, a validation
+  // or both, when due.
+  void StepPause();
   Status WriteCheckpoint(const std::vector<WorkerProgress>& workers);
+  // Whether a validation is due at the current progress.
+  bool ValidationDue() const;
+  // The lowest epoch (0-based) a running worker reads; -1 when all are done.
+  int SlowestEpoch() const;
+  // Scores the model on the validation slice at `examples` and `steps`
+  // (workers paused or done); keeps the best, stops the job when patience
+  // runs out. Errors end the job.
+  Status Validate(uint64_t examples, uint64_t steps);
+  // Saves the servers' model into the model folder.
+  StatusOr<uint64_t> SaveModel(uint64_t examples, uint64_t steps);
+  // The job's validation summary.
+  nlohmann::json ValidationSummary() const;
   // A short evaluation (eval_examples_during); a failure is logged.
   void PeriodicEval();
   // A progress line and a metrics record of an evaluation.
@@ -121,6 +150,11 @@ class Coordinator {
   // longer than worker_timeout_seconds.
   void CheckLiveness();
   std::vector<std::optional<WorkerProgress>> paused_;  // answers to the pause in progress
+  bool checkpoint_due_ = false, validation_due_ = false;  // what the pause is for
+  ValidationState validation_;  // early stopping (resumed from the checkpoint)
+  std::chrono::steady_clock::time_point last_validation_;
+  uint64_t saved_rows_ = 0;  // rows of the model last saved into the model folder
+  std::string early_stop_;  // why validation stopped the job; empty: it did not
 };
 
 }  // namespace vrec::train

@@ -31,7 +31,8 @@ StatusOr<nlohmann::json> TrainLocal(const TrainOptions& options_in, const std::a
       std::optional<models::FoundCheckpoint> resume,
       FindResumeCheckpoint(options.checkpoint, options.worker, spec, num_workers));
   VREC_ASSIGN_OR_RETURN(JobData data,
-                        LoadJobData(*kind, options.data_dir, options.worker.stream, spec));
+                        LoadJobData(*kind, options.data_dir, options.worker.stream, spec,
+                                    /*full=*/true, options.worker.validation_users));
   spec.quantiles = data.quantiles;
   VREC_RETURN_IF_ERROR(kind->PrepareWorkers(spec, &data));
   LOG(INFO) << "dataset " << options.data_dir << ": " << data.corpus.ids.size() << " videos, "

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <functional>
 #include <system_error>
 #include <utility>
 
@@ -11,14 +12,17 @@
 #include "common/file_util.h"
 #include "data/dataset.h"
 #include "glog/logging.h"
+#include "models/saved_model.h"
 #include "ps/slot_router.h"
 
 namespace vrec::train {
 
 StatusOr<JobData> LoadJobData(const ModelKind& kind, const std::string& data_dir, bool stream,
-                              const models::ModelSpec& spec, bool full) {
+                              const models::ModelSpec& spec, bool full,
+                              uint64_t validation_users) {
   JobData d;
   d.dir = data_dir;
+  d.validation_users = validation_users;
   VREC_ASSIGN_OR_RETURN(d.manifest, ReadManifest(data_dir));
   if (stream) {
     VREC_ASSIGN_OR_RETURN(d.world, GeneratedWorld::Load(data_dir, d.manifest));
@@ -90,6 +94,12 @@ StatusOr<std::optional<models::FoundCheckpoint>> FindResumeCheckpoint(
   VREC_RETURN_IF_ERROR(models::CheckResumable(found->manifest, spec, num_workers,
                                               workers.batch_size, workers.epochs,
                                               workers.max_examples, workers.stream));
+  if (found->manifest.validation_users() != workers.validation_users) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot resume: the checkpoint was trained with --validation_users=",
+        found->manifest.validation_users(), ", this run has ", workers.validation_users,
+        "; pass the same setting (the examples held out of training depend on it)"));
+  }
   return std::optional<models::FoundCheckpoint>(std::move(*found));
 }
 
@@ -193,16 +203,29 @@ void MarkLastReport(int worker, const Status& status, WorkerProgress* progress) 
   }
 }
 
-StatusOr<nlohmann::json> EvaluateThroughServers(const ModelKind& kind,
-                                                const models::ModelSpec& spec, const JobData& data,
-                                                const std::vector<std::string>& endpoints,
-                                                const models::EvalOptions& eval) {
+namespace {
+
+// Calls `read` with the parameters held by the servers at `endpoints`.
+StatusOr<nlohmann::json> WithServers(
+    const models::ModelSpec& spec, const std::vector<std::string>& endpoints,
+    const std::function<StatusOr<nlohmann::json>(models::ParameterSource*)>& read) {
   VREC_ASSIGN_OR_RETURN(auto transport, net::Client::Connect(endpoints));
   VREC_ASSIGN_OR_RETURN(ps::SlotRouter router,
                         ps::SlotRouter::Contiguous(static_cast<uint32_t>(endpoints.size())));
   ps::PsClient client(transport.get(), router, 0);
   models::PsParameters params(&spec, &client);
-  return kind.Evaluate(spec, &params, data.dir, data.manifest, &data.corpus, eval);
+  return read(&params);
+}
+
+}  // namespace
+
+StatusOr<nlohmann::json> EvaluateThroughServers(const ModelKind& kind,
+                                                const models::ModelSpec& spec, const JobData& data,
+                                                const std::vector<std::string>& endpoints,
+                                                const models::EvalOptions& eval) {
+  return WithServers(spec, endpoints, [&](models::ParameterSource* params) {
+    return kind.Evaluate(spec, params, data.dir, data.manifest, &data.corpus, eval);
+  });
 }
 
 CoordinatedJob CoordinatedJobOf(const ModelKind& kind, const TrainOptions& options,
@@ -218,10 +241,24 @@ CoordinatedJob CoordinatedJobOf(const ModelKind& kind, const TrainOptions& optio
   job.workers = options.worker;
   job.num_servers = num_servers;
   job.num_workers = num_workers;
-  job.train_records = data.train_records;
+  job.train_records = data.trained_per_epoch();
   job.resumed = resumed;
   job.evaluate = [&kind, &spec, &data, endpoints](const models::EvalOptions& eval) {
     return EvaluateThroughServers(kind, spec, data, endpoints, eval);
+  };
+  if (!data.validation.empty()) {
+    job.validation_examples = data.validation.size();
+    job.validate = [&kind, &spec, &data, endpoints](const models::EvalOptions& eval) {
+      return WithServers(spec, endpoints, [&](models::ParameterSource* params) {
+        return kind.Validate(spec, params, data, eval);
+      });
+    };
+  }
+  job.evaluate_saved = [&kind, &data](const std::string& model_dir,
+                                      const models::EvalOptions& eval)
+      -> StatusOr<nlohmann::json> {
+    VREC_ASSIGN_OR_RETURN(auto model, models::SavedModel::Open(model_dir));
+    return kind.Evaluate(model->spec(), model.get(), data.dir, data.manifest, &data.corpus, eval);
   };
   job.eval_line = [&kind](const nlohmann::json& eval) { return kind.EvalLine(eval); };
   job.endpoints = endpoints;

@@ -38,9 +38,11 @@ namespace vrec::train {
 // Reads the job's data (JobData, model_kind.h): the manifest, the world
 // when streaming, and the kind's part (`full`: also what one process
 // computes for all, e.g. label counts; see ModelKind::LoadData).
-// `stream`: the workers simulate the world instead of reading files.
+// `stream`: the workers simulate the world instead of reading files;
+// `validation_users`: the validation slice's size (JobData).
 StatusOr<JobData> LoadJobData(const ModelKind& kind, const std::string& data_dir, bool stream,
-                              const models::ModelSpec& spec, bool full = true);
+                              const models::ModelSpec& spec, bool full = true,
+                              uint64_t validation_users = 0);
 
 // Where servers keep their RocksDB folders (server-<i> below it):
 // options.server.spill_dir, else model_dir/spill, else a temporary folder of

@@ -26,6 +26,9 @@ StatusOr<std::unique_ptr<ExampleSource<Example>>> OpenWorkerSource(
         source, ExampleStream<Example>::Open(ShardPaths(run.data->dir, shards), run.worker,
                                              run.num_workers, epochs));
   }
+  if (run.data->held_out != nullptr && !run.data->held_out->empty()) {
+    source = std::make_unique<SkippingSource<Example>>(std::move(source), run.data->held_out.get());
+  }
   if (run.resume != nullptr) VREC_RETURN_IF_ERROR(source->Seek(run.resume->position()));
   return source;
 }

@@ -17,6 +17,7 @@
 // thread-safe.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -24,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "data/example_source.h"
 #include "data/generator_source.h"
 #include "model/negative_sampler.h"
@@ -48,6 +50,17 @@ struct JobData {
   std::vector<QuantileInfo> quantiles;          // ranking model: fitted on the training data
   uint64_t train_records = 0;                   // one epoch, from the manifest
   std::shared_ptr<const GeneratedWorld> world;  // with options.worker.stream
+  // The validation slice (data/validation_split.h) of up to this many users;
+  // set before LoadData. 0 = none.
+  uint64_t validation_users = 0;
+  // Its examples (full loads: the coordinator's process) ...
+  std::vector<CandidateExample> validation;
+  // ... and their ids, which no worker trains on (every process; null: none).
+  std::shared_ptr<const absl::flat_hash_set<uint64_t>> held_out;
+  // Training examples in one epoch less the held-out ones.
+  uint64_t trained_per_epoch() const {
+    return train_records - (held_out ? std::min<uint64_t>(held_out->size(), train_records) : 0);
+  }
   // Shared by the workers of a process (ModelKind::PrepareWorkers).
   std::shared_ptr<const model::NegativeSampler> sampler;  // candidate model
 };
@@ -74,10 +87,11 @@ class ModelKind {
   virtual const char* name() const = 0;
   // The spec from the job's options (the kind's own part of them).
   virtual StatusOr<models::ModelSpec> Spec(const TrainOptions& options) const = 0;
-  // Reads the kind's part of the data (data->dir and data->manifest are set
-  // already): train_records, and with `full` also what one process computes
-  // for all (label counts, fitted quantiles); without, only what every
-  // worker process reads for itself.
+  // Reads the kind's part of the data (data->dir, data->manifest and
+  // data->validation_users are set already): train_records, and with `full`
+  // also what one process computes for all (label counts, fitted quantiles,
+  // the validation slice); without, only what every worker process reads for
+  // itself.
   virtual Status LoadData(const models::ModelSpec& spec, bool full, JobData* data) const = 0;
   // Once the data is complete in a process that runs workers: what its
   // workers share (the candidate model's negative sampler).
@@ -90,6 +104,13 @@ class ModelKind {
                                             models::ParameterSource* params,
                                             const std::string& data_dir,
                                             const DatasetManifest& manifest, const Corpus* corpus,
+                                            const models::EvalOptions& eval) const = 0;
+  // Scores the model read through `params` on data.validation (the
+  // validation slice) with the job's evaluation options: the same keys as
+  // Evaluate's model figures, no baselines. kFailedPrecondition for a kind
+  // or dataset without a validation slice.
+  virtual StatusOr<nlohmann::json> Validate(const models::ModelSpec& spec,
+                                            models::ParameterSource* params, const JobData& data,
                                             const models::EvalOptions& eval) const = 0;
   // One human line for an Evaluate result.
   virtual std::string EvalLine(const nlohmann::json& eval) const = 0;

@@ -72,7 +72,7 @@ bool ShareJobData(const ModelKind& kind, const TrainOptions& options, const mode
                   int rank, bool servers_up, const ResumePoint& resume, MPI_Comm peers,
                   JobData* data, Status* status) {
   StatusOr<JobData> d = LoadJobData(kind, options.data_dir, options.worker.stream, spec,
-                                    /*full=*/rank == 0);
+                                    /*full=*/rank == 0, options.worker.validation_users);
   if (d.ok()) {
     *data = std::move(*d);
   } else {
@@ -112,6 +112,21 @@ bool ShareJobData(const ModelKind& kind, const TrainOptions& options, const mode
     }
     data->corpus.label_counts.resize(static_cast<size_t>(counts));
     MPI_Bcast(data->corpus.label_counts.data(), static_cast<int>(counts), MPI_DOUBLE, 0, peers);
+  }
+  // The validation slice's ids, which no worker trains on.
+  std::vector<uint64_t> held_out;
+  if (rank == 0 && data->held_out != nullptr) {
+    held_out.assign(data->held_out->begin(), data->held_out->end());
+  }
+  int64_t held = static_cast<int64_t>(held_out.size());
+  MPI_Bcast(&held, 1, MPI_INT64_T, 0, peers);
+  if (held > 0) {
+    held_out.resize(static_cast<size_t>(held));
+    MPI_Bcast(held_out.data(), static_cast<int>(held), MPI_UINT64_T, 0, peers);
+    if (rank != 0) {
+      data->held_out =
+          std::make_shared<const absl::flat_hash_set<uint64_t>>(held_out.begin(), held_out.end());
+    }
   }
   return true;
 }

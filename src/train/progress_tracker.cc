@@ -243,11 +243,17 @@ void LogPsStats(const std::vector<std::string>& endpoints, ProgressTracker* trac
   *previous = all;
 }
 
-void ProgressTracker::RecordEval(const nlohmann::json& eval) {
+void ProgressTracker::Record(const char* key, const nlohmann::json& value) {
   if (!metrics_.is_open()) return;
-  nlohmann::json rec = {{"time_s", seconds()}, {"examples", examples()}, {"eval", eval}};
+  nlohmann::json rec = {{"time_s", seconds()}, {"examples", examples()}, {key, value}};
   metrics_ << rec.dump() << "\n";
   metrics_.flush();
+}
+
+void ProgressTracker::RecordEval(const nlohmann::json& eval) { Record("eval", eval); }
+
+void ProgressTracker::RecordValidation(const nlohmann::json& validation) {
+  Record("validation", validation);
 }
 
 }  // namespace vrec::train

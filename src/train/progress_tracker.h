@@ -41,6 +41,8 @@ class ProgressTracker {
   void MaybeReport(bool force = false);
   // Appends {"time_s", "examples", "eval": ...} to the metrics file.
   void RecordEval(const nlohmann::json& eval);
+  // A metrics record {"time_s", "examples", "validation": validation}.
+  void RecordValidation(const nlohmann::json& validation);
   // Appends {"time_s", "examples", "ps": [per server: [per table stats]]}.
   void RecordPsStats(const nlohmann::json& stats);
   bool AllDone() const;
@@ -50,6 +52,9 @@ class ProgressTracker {
   double RecentLoss() const { return recent_loss_; }
 
  private:
+  // Appends {"time_s", "examples", key: value} to the metrics file.
+  void Record(const char* key, const nlohmann::json& value);
+
   ProgressTrackerOptions options_;
   std::vector<WorkerProgress> workers_;
   std::chrono::steady_clock::time_point start_, last_;

@@ -67,6 +67,12 @@ class Ranking : public ModelKind {
     return models::EvaluateRanking(spec, params, data_dir, manifest, ro);
   }
 
+  StatusOr<nlohmann::json> Validate(const models::ModelSpec&, models::ParameterSource*,
+                                    const JobData&, const models::EvalOptions&) const override {
+    return absl::FailedPreconditionError(
+        "the ranking model has no validation slice yet: it trains for --epochs");
+  }
+
   std::string EvalLine(const nlohmann::json& eval) const override {
     std::string line =
         absl::StrFormat("[eval]  weighted per-user loss %.4f  auc %.4f (%d impressions)",

@@ -40,9 +40,26 @@ struct WorkerOptions {
   // Workers simulate the dataset's world instead of reading its training
   // files (generated datasets; data/generator_source.h).
   bool stream = false;
+  // The validation slice (data/validation_split.h): each of up to this many
+  // users' last training example is held out of training and judges it
+  // (ValidationOptions). 0 = none: every training example is trained on.
+  uint64_t validation_users = 0;
   // Diagnostics: worker w appends "<worker> <step> <example id>..." per
   // trained step to DIR/worker-<w>.log.
   std::string example_log_dir;
+};
+
+// Early stopping on the validation slice (WorkerOptions::validation_users):
+// the coordinator pauses the workers every `every` (default: once per epoch)
+// and at the end, scores the model on the slice, saves it into the model
+// folder when it beats every earlier score, and stops the job once
+// `patience` validations in a row have not.
+struct ValidationOptions {
+  // A key of the kind's validation result ("recall@50", "map" ...); higher
+  // is better.
+  std::string metric = "recall@50";
+  int patience = 3;               // 0 = never stop early (the best is still kept)
+  models::CheckpointEvery every;  // examples or seconds; disabled = once per epoch
 };
 
 // The coordinator: progress, metrics, evaluation.
@@ -59,6 +76,7 @@ struct CoordinatorOptions {
   // second) is taken as frozen or lost: the job fails naming it, without
   // waiting for the others (Coordinator::abandoned_workers). 0 = wait forever.
   double worker_timeout_seconds = 0;
+  ValidationOptions validation;
 };
 
 // Checkpoints (checkpoint.h, docs/checkpoints.md).

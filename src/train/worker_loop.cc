@@ -42,6 +42,7 @@ Status PipelinedWorker::RunLoop(const WorkerLoopOptions& options, ps::PsClient* 
   const auto start = Clock::now();
   const double seconds_before = progress_.seconds();  // from a checkpoint
   auto last_report = start;
+  int last_epoch = Position().epoch();
   std::FILE* log = nullptr;
   if (!options.example_log.empty()) {
     log = std::fopen(options.example_log.c_str(), "a");
@@ -106,8 +107,12 @@ Status PipelinedWorker::RunLoop(const WorkerLoopOptions& options, ps::PsClient* 
           client->WaitForStaleness(progress_.steps(), static_cast<uint64_t>(options.max_staleness));
       if (!w.ok()) return finish(w);
     }
-    if (Since(last_report) >= options.report_seconds) {
+    // About every report_seconds, and as soon as the data starts a new epoch
+    // (the coordinator validates once per epoch).
+    const int epoch = Position().epoch();
+    if (Since(last_report) >= options.report_seconds || epoch != last_epoch) {
       last_report = Clock::now();
+      last_epoch = epoch;
       snapshot();
       report(progress_);
     }

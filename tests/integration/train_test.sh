@@ -35,6 +35,35 @@ assert e["recall@50"] > e["popularity"]["recall@50"], e
 assert "oracle" in e and e["oracle"]["recall@100"] > 0, e
 PY
 
+# A validation slice under mpirun: its examples are held out of training
+# (each epoch trains the rest), the job validates every epoch, the model
+# folder holds the best validated model, and `vrec eval` of it gives the
+# final evaluation's figures.
+"${MPIRUN[@]}" -np 3 "$VREC" train --data="$SCRATCH/world" --model_dir="$SCRATCH/vmodel" --servers=1 \
+  --epochs=3 --validation_users=40 --patience=0 --progress_seconds=1 "${TINY_MODEL[@]}" \
+  >"$SCRATCH/vtrain.out" 2>"$SCRATCH/vtrain.err" || fail_log "$SCRATCH/vtrain.err" "validated run"
+[[ $(grep -c '^\[valid\] epoch' "$SCRATCH/vtrain.err") -ge 3 ]] ||
+  fail_log "$SCRATCH/vtrain.err" "fewer than 3 validation lines"
+"$VREC" eval --model_dir="$SCRATCH/vmodel" --data="$SCRATCH/world" >"$SCRATCH/veval.out" \
+  2>"$SCRATCH/veval.err" || fail_log "$SCRATCH/veval.err" "eval of the validated model"
+"$PYTHON" - "$SCRATCH/vtrain.out" "$SCRATCH/veval.out" "$SCRATCH/world/manifest.json" \
+  "$SCRATCH/vmodel/metrics.jsonl" <<'PY'
+import json, sys
+train = json.loads(open(sys.argv[1]).read().splitlines()[-1])
+ev = json.loads(open(sys.argv[2]).read().splitlines()[-1])
+manifest = json.load(open(sys.argv[3]))
+records = sum(int(s["records"]) for s in manifest["candidate_train"])
+v = train["validation"]
+assert 0 < v["examples"] <= 40, v
+assert train["examples"] == 3 * (records - v["examples"]), (train["examples"], records, v)
+assert v["validations"] >= 3 and not v["stopped_early"], v
+curve = [json.loads(l)["validation"] for l in open(sys.argv[4]) if '"validation"' in l]
+assert len(curve) == v["validations"], curve
+assert max(c["score"] for c in curve) == v["best"], (curve, v)
+for k in ["recall@10", "recall@50", "map"]:
+    assert ev[k] == train["eval"][k], ("eval of the kept model differs", k, ev[k], train["eval"][k])
+PY
+
 # Bad flags and a folder that is not a model.
 set +e
 "$VREC" train --model_dir="$SCRATCH/x" >/dev/null 2>"$SCRATCH/bad1.err"; rc1=$?

@@ -27,6 +27,7 @@ struct FakeWorker {
   uint64_t batch = 10;
   int64_t fail_at_step = -1;    // -1: never
   int64_t freeze_at_step = -1;  // -1: never; else it stops reporting there
+  uint64_t epoch_steps = 0;     // steps in one pass over its data; 0: one pass
   // Internal state.
   uint64_t done_steps = 0;
   bool paused = false;
@@ -122,6 +123,10 @@ class FakeControlPlane : public ControlPlane {
     p.set_examples(workers_[w].done_steps * workers_[w].batch);
     p.set_loss_sum(0.5 * workers_[w].done_steps);
     p.mutable_position()->set_next_index(workers_[w].done_steps);
+    if (workers_[w].epoch_steps > 0) {
+      p.mutable_position()->set_epoch(
+          static_cast<int32_t>(workers_[w].done_steps / workers_[w].epoch_steps));
+    }
     return p;
   }
 
@@ -372,6 +377,134 @@ TEST(CoordinatorTest, EvaluatesAtTheEndThroughItsEvaluator) {
   ASSERT_OK_AND_ASSIGN(nlohmann::json summary, c.Run(nullptr));
   EXPECT_EQ(asked, 123u);
   EXPECT_EQ(summary["eval"]["recall@100"], 0.5);
+}
+
+// A job with a validation slice whose scores, one per validation, follow
+// `scores` (then repeat the last one); worker(s) of `steps` steps with 2
+// steps (20 examples) per epoch.
+struct Validated {
+  std::vector<double> scores;
+  int validations = 0;
+  std::vector<std::string> evaluated;  // "servers" or the model folder evaluated at the end
+};
+
+CoordinatedJob ValidatedJob(const models::ModelSpec* spec, const TrainOptions* o, int workers,
+                            Validated* v) {
+  CoordinatedJob job = Job(spec, o, workers);
+  job.train_records = 20 * static_cast<uint64_t>(workers);
+  job.validation_examples = 336;
+  job.validate = [v](const models::EvalOptions&) -> StatusOr<nlohmann::json> {
+    const double score = v->scores[std::min<size_t>(v->validations, v->scores.size() - 1)];
+    ++v->validations;
+    return nlohmann::json{{"recall@50", score}, {"map", score / 10}, {"examples", 336}};
+  };
+  job.evaluate = [v](const models::EvalOptions&) -> StatusOr<nlohmann::json> {
+    v->evaluated.push_back("servers");
+    return nlohmann::json{{"recall@100", 0.5}};
+  };
+  job.evaluate_saved = [v](const std::string& dir,
+                           const models::EvalOptions&) -> StatusOr<nlohmann::json> {
+    v->evaluated.push_back(dir);
+    return nlohmann::json{{"recall@100", 0.6}};
+  };
+  return job;
+}
+
+FakeWorker EpochWorker(uint64_t steps) {
+  FakeWorker w = Worker(steps);
+  w.epoch_steps = 2;
+  return w;
+}
+
+TEST(CoordinatorTest, ValidationKeepsTheBestModelAndStopsWhenPatienceRunsOut) {
+  testing::ScratchDir dir;
+  TrainOptions o = Options(dir);
+  ASSERT_OK(MakeDirs(o.model_dir));
+  o.coordinator.final_eval = true;
+  o.coordinator.validation.patience = 3;
+  const models::ModelSpec spec = TinySpec();
+  FakeControlPlane plane({EpochWorker(40)});
+  Validated v{{0.1, 0.3, 0.2, 0.25, 0.2}};
+  Coordinator c(ValidatedJob(&spec, &o, 1, &v), &plane);
+  ASSERT_OK_AND_ASSIGN(nlohmann::json summary, c.Run(nullptr));
+  // Once per epoch (every 2 steps): saved when better (epochs 1 and 2), then
+  // three without improvement stop the job; the best model is not
+  // overwritten by the final state, and the final evaluation reads it.
+  EXPECT_THAT(plane.log(),
+              ElementsAre("pause", "paused 0", "save", "release",   // 0.1: best so far
+                          "pause", "paused 0", "save", "release",   // 0.3: best
+                          "pause", "paused 0", "release",           // 0.2
+                          "pause", "paused 0", "release",           // 0.25
+                          "pause", "paused 0", "stop", "release",   // 0.2: patience is out
+                          "done 0"));
+  EXPECT_EQ(v.validations, 5);
+  EXPECT_EQ(summary["examples"], 100);
+  EXPECT_EQ(summary["validation"]["best"], 0.3);
+  EXPECT_EQ(summary["validation"]["best_epoch"], 2.0);
+  EXPECT_EQ(summary["validation"]["best_examples"], 40);
+  EXPECT_EQ(summary["validation"]["stopped_early"], true);
+  EXPECT_THAT(summary["validation"]["reason"].get<std::string>(),
+              HasSubstr("recall@50 has not improved for 3 validations (best 0.3000 at epoch 2.00)"));
+  EXPECT_THAT(v.evaluated, ElementsAre(o.model_dir));
+  EXPECT_EQ(summary["eval"]["recall@100"], 0.6);
+  ASSERT_OK_AND_ASSIGN(TrainedModel m, models::ReadTrainedModel(o.model_dir));
+  EXPECT_EQ(m.examples_trained(), 40u);  // the best model's, not the final state's
+  // The validation curve is in the metrics.
+  ASSERT_OK_AND_ASSIGN(std::string metrics, ReadFileToString(JoinPath(o.model_dir, "metrics.jsonl")));
+  EXPECT_THAT(metrics, HasSubstr("\"validation\":{\"best\":0.3,\"best_epoch\":2.0"));
+}
+
+TEST(CoordinatorTest, ValidationOfTheFinalStateSavesItWhenItIsTheBest) {
+  testing::ScratchDir dir;
+  TrainOptions o = Options(dir);
+  ASSERT_OK(MakeDirs(o.model_dir));
+  o.coordinator.final_eval = true;
+  const models::ModelSpec spec = TinySpec();
+  // 5 steps: validations at epochs 1 and 2, and one of the final state.
+  FakeControlPlane plane({EpochWorker(5)});
+  Validated v{{0.1, 0.2, 0.3}};
+  Coordinator c(ValidatedJob(&spec, &o, 1, &v), &plane);
+  ASSERT_OK_AND_ASSIGN(nlohmann::json summary, c.Run(nullptr));
+  EXPECT_THAT(plane.log(), ElementsAre("pause", "paused 0", "save", "release", "pause", "paused 0",
+                                       "save", "release", "done 0", "save"));
+  EXPECT_EQ(v.validations, 3);
+  EXPECT_EQ(summary["validation"]["best_examples"], 50);
+  EXPECT_EQ(summary["validation"]["stopped_early"], false);
+  EXPECT_THAT(v.evaluated, ElementsAre("servers"));  // the servers hold the best model
+  ASSERT_OK_AND_ASSIGN(TrainedModel m, models::ReadTrainedModel(o.model_dir));
+  EXPECT_EQ(m.examples_trained(), 50u);
+}
+
+TEST(CoordinatorTest, ValidationStateIsKeptInTheCheckpoint) {
+  testing::ScratchDir dir;
+  TrainOptions o = Checkpointing(dir, 30);
+  o.worker.validation_users = 77;
+  const models::ModelSpec spec = TinySpec();
+  FakeControlPlane plane({EpochWorker(4)});
+  Validated v{{0.4, 0.1}};
+  Coordinator c(ValidatedJob(&spec, &o, 1, &v), &plane);
+  ASSERT_OK(c.Run(nullptr).status());
+  ASSERT_OK_AND_ASSIGN(models::FoundCheckpoint found, models::FindCheckpoint(o.checkpoint.dir));
+  EXPECT_EQ(found.manifest.validation_users(), 77u);
+  const ValidationState& s = found.manifest.validation();
+  EXPECT_EQ(s.count(), 2u);
+  EXPECT_EQ(s.best(), 0.4);
+  EXPECT_EQ(s.best_examples(), 20u);
+  EXPECT_EQ(s.since_best(), 1u);
+  EXPECT_FALSE(s.best_saved());  // no model folder
+}
+
+TEST(CoordinatorTest, AnUnknownValidationMetricFailsTheJobNamingTheFigures) {
+  testing::ScratchDir dir;
+  TrainOptions o = Options(dir);
+  o.coordinator.validation.metric = "ndcg";
+  const models::ModelSpec spec = TinySpec();
+  FakeControlPlane plane({EpochWorker(4)});
+  Validated v{{0.4}};
+  Coordinator c(ValidatedJob(&spec, &o, 1, &v), &plane);
+  StatusOr<nlohmann::json> summary = c.Run(nullptr);
+  EXPECT_THAT(summary.status().message(), HasSubstr("--validation_metric=ndcg"));
+  EXPECT_THAT(summary.status().message(), HasSubstr("map, recall@50"));
 }
 
 }  // namespace
