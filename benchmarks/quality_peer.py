@@ -14,12 +14,13 @@ length and payload CRC32C checked) are decoded by a small wire-format decoder
 videos.rec in file order (class i = its i-th record); training examples are
 the manifest's candidate_train files, test examples its candidate_test files.
 
-Validation slice (vrec's rule, validation_slice() below): per user of the
-training examples, the count and the last example (the greatest (time,
-example_id)); users with at least 2 are eligible; of more than
---validation_users eligible users, the ones with the smallest
-Mix64(user_id ^ Mix64(seed)) are kept (Mix64: the SplitMix64 finaliser). The
-kept users' last examples are the validation slice and are not trained on.
+Validation slice (vrec's rule, src/data/validation_split.h; validation_slice()
+below): of the training examples' users, the --validation_users with the
+smallest Mix64(user_id ^ Mix64(seed)) (Mix64: the SplitMix64 finaliser; all
+users when there are fewer); each of them with at least 2 training examples
+gives up the last one (the greatest (time, example_id)): the validation
+slice, not trained on. --check compares it with the slice `vrec train` holds
+out.
 
 Model (vrec train's defaults):
   x = [ mean(history video embeddings, 64) | mean(search token embeddings,
@@ -620,11 +621,14 @@ def mix64(x):
 def validation_slice(user_ids, times, example_ids, max_users, seed):
     """Positions of the validation examples among the training examples.
 
-    Per user: the count and the last example, the greatest (time,
-    example_id) (on a full tie the first read). Users with >= 2 examples are
-    eligible; of more than max_users eligible users, the max_users with the
-    smallest mix64(user_id ^ mix64(seed)) are kept. Returns the kept users'
-    last examples' positions, ascending.
+    vrec's rule (src/data/validation_split.h): users are ranked by
+    mix64(user_id ^ mix64(seed)) and the max_users with the smallest keys are
+    considered (all when there are fewer); of those, each user with at least
+    2 training examples gives up their last one, the greatest (time,
+    example_id) (on a full tie the first read). The cap comes before the
+    2-example filter, so the slice may hold fewer than max_users examples
+    (vrec finds it in one pass with memory for max_users users). Returns the
+    positions, ascending.
     """
     count = {}
     last = {}
@@ -633,12 +637,12 @@ def validation_slice(user_ids, times, example_ids, max_users, seed):
         j = last.get(u)
         if j is None or (t, e) > (times[j], example_ids[j]):
             last[u] = i
-    eligible = [u for u in count if count[u] >= 2]
-    if len(eligible) > max_users:
+    users = list(count)
+    if len(users) > max_users:
         salt = mix64(seed & U64)
-        eligible.sort(key=lambda u: mix64(u ^ salt))
-        eligible = eligible[:max_users]
-    return sorted(last[u] for u in eligible)
+        users.sort(key=lambda u: mix64(u ^ salt))
+        users = users[:max_users]
+    return sorted(last[u] for u in users if count[u] >= 2)
 
 
 # ------------------------------------------------------------------ metrics
@@ -1357,23 +1361,85 @@ def check_validation_rule(c):
              "mix64 reproduces SplitMix64's first three outputs from state 0")
     # (user, time, example_id), in file order.
     ex = [(7, 1.0, 10), (7, 3.0, 11), (7, 3.0, 9),   # user 7: last = (3.0, 11): position 1
-          (8, 5.0, 1),                                # user 8: one example, not eligible
+          (8, 5.0, 1),                                # user 8: one example, no validation
           (9, 2.0, 5), (9, 1.0, 6),                   # user 9: last = (2.0, 5): position 4
-          (U64, 0.5, 1), (U64, 0.25, 2)]              # user 2^64-1: position 6
+          (U64, 0.5, 1), (U64, 0.25, 2),              # user 2^64-1: position 6
+          (4, 1.0, 3), (4, 1.0, 3)]                   # user 4: a full tie: the first, 8
     users, times, ids = zip(*ex)
+    last = {7: 1, 9: 4, U64: 6, 4: 8}
     got = validation_slice(users, times, ids, 10, seed=1)
-    c.expect(got == [1, 4, 6],
-             "validation slice: each eligible user's last (time, then example_id): %s" % got)
-    salt = mix64(1)
-    keys = sorted((mix64(u ^ salt), u) for u in (7, 9, U64))
-    want = sorted({7: 1, 9: 4, U64: 6}[u] for _, u in keys[:2])
-    got = validation_slice(users, times, ids, 2, seed=1)
-    c.expect(got == want,
-             "validation slice of 2 of 3 users: the smallest mix64(user ^ mix64(seed)): %s" % got)
-    other = validation_slice(users, times, ids, 1, seed=2)
-    keys2 = sorted((mix64(u ^ mix64(2)), u) for u in (7, 9, U64))
-    c.expect(other == [{7: 1, 9: 4, U64: 6}[keys2[0][1]]],
-             "another seed picks by its own keys: %s" % other)
+    c.expect(got == [1, 4, 6, 8],
+             "validation slice: each user's last (time, then example_id), users with one "
+             "example left out: %s" % got)
+    # Seed 1 ranks the users 8, 9, 7, 2^64-1, 4 (keys 0x2c255cac878803d9,
+    # 0x33180454ba17a00c, 0x7716da39cba275b2, 0xa562df66c82c649a,
+    # 0xdef434e398051d63): the cap takes users in that order, then user 8 (one
+    # example) gives nothing.
+    keys = [mix64(u ^ mix64(1)) for u in (8, 9, 7, U64, 4)]
+    c.expect(keys == [0x2C255CAC878803D9, 0x33180454BA17A00C, 0x7716DA39CBA275B2,
+                      0xA562DF66C82C649A, 0xDEF434E398051D63],
+             "the users' keys mix64(user ^ mix64(1))")
+    for cap, want in ((1, []), (2, [4]), (3, [1, 4]), (4, [1, 4, 6]), (5, [1, 4, 6, 8])):
+        got = validation_slice(users, times, ids, cap, seed=1)
+        c.expect(got == want,
+                 "validation slice of the %d smallest keys (seed 1), the one-example user "
+                 "dropped after the cap: %s = %s" % (cap, got, want))
+    got = validation_slice(users, times, ids, 2, seed=2)
+    keys2 = sorted((7, 8, 9, U64, 4), key=lambda u: mix64(u ^ mix64(2)))[:2]
+    c.expect(got == sorted(last[u] for u in keys2 if u != 8),
+             "another seed picks by its own keys: %s" % got)
+
+
+def check_validation_against_vrec(c, vrec, data_dir, seed, scratch):
+    """validation_slice() against the slice `vrec train` holds out.
+
+    vrec logs every example it trains on (--example_log_dir); over one epoch
+    the training examples it did not train on are its validation slice. Two
+    caps: above the number of eligible users (every eligible user's last
+    example) and below it (the hash picks the users).
+    """
+    manifest = read_manifest(data_dir)
+    tr = read_examples(data_dir, manifest["candidate_train"])
+    users, times = [int(u) for u in tr.user_id], tr.time.tolist()
+    ids = [int(e) for e in tr.example_id]
+    counts = {}
+    for u in users:
+        counts[u] = counts.get(u, 0) + 1
+    eligible = sum(1 for n in counts.values() if n >= 2)
+    for cap in (len(counts) + 10, max(1, eligible // 3)):
+        out = os.path.join(scratch, "slice-%d" % cap)
+        cmd = [vrec, "train", "--data=" + data_dir, "--model_dir=" + out + "/model",
+               "--seed=%d" % seed, "--validation_users=%d" % cap, "--epochs=1",
+               "--embedding_dim=8", "--tower=8", "--example_log_dir=" + out + "/log"]
+        run = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if run.returncode != 0:
+            c.expect(False, "vrec train for the validation cross-check: %s" %
+                     run.stderr.strip().splitlines()[-1:])
+            continue
+        trained = set()
+        for name in sorted(os.listdir(out + "/log")):
+            with open(os.path.join(out, "log", name)) as f:
+                for line in f:
+                    trained.update(int(x) for x in line.split()[2:])
+        theirs = set(ids) - trained
+        ours = {ids[i] for i in validation_slice(users, times, ids, cap, seed)}
+        why = ""
+        if ours != theirs:
+            # A known way to differ: the users with one example dropped
+            # first, then the cap applied to the rest.
+            salt = mix64(seed & U64)
+            eligible_users = sorted((u for u in counts if counts[u] >= 2),
+                                    key=lambda u: mix64(u ^ salt))[:cap]
+            alt = {ids[i] for i in validation_slice(users, times, ids, len(ids), seed)
+                   if users[i] in set(eligible_users)}
+            if alt == theirs:
+                why = ("; vrec's slice applies the cap after dropping the users with one "
+                       "example, this one before (src/data/validation_split.h)")
+        c.expect(ours == theirs,
+                 "validation slice = the examples vrec train holds out (--validation_users=%d, "
+                 "%d eligible of %d users, seed %d): %d here, %d by vrec, %d in common%s" %
+                 (cap, eligible, len(counts), seed, len(ours), len(theirs), len(ours & theirs),
+                  why))
 
 
 def check_quantiles(c):
@@ -1433,6 +1499,7 @@ def check(args):
         check_framing(c, data_dir, scratch)
         if args.vrec and os.access(args.vrec, os.X_OK):
             check_decoder(c, args.vrec, data_dir, show=args.check_records)
+            check_validation_against_vrec(c, args.vrec, data_dir, args.seed, scratch)
         else:
             c.expect(False, "decoder against vrec inspect: no vrec binary (--vrec or $VREC)")
         torch_ok = True
