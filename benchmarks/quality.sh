@@ -26,7 +26,7 @@
 # "<!-- quality.sh begin -->" and "<!-- quality.sh end -->" in FILE with the
 # table. Progress on stderr. VREC (default build/vrec) names the binary.
 source "$(dirname "$0")/../scripts/lib/prologue.sh"
-cd "$VREC_ROOT"
+cd "$VREC_ROOT" || exit 2
 SEEDS=1,2,3
 OUT=docs/quality.json
 UPDATE_DOC=""
@@ -48,8 +48,10 @@ parse_flags seeds:SEEDS out:OUT update_doc:UPDATE_DOC peer_threads:PEER_THREADS 
 for csv in "${csvs[@]+"${csvs[@]}"}"; do [[ -f "$csv" ]] || die "no CSV file $csv"; done
 [[ "$SEEDS" =~ ^[0-9]+(,[0-9]+)*$ ]] || die "--seeds=$SEEDS: a comma-separated list of integers"
 if [[ -n "$UPDATE_DOC" ]]; then
-  grep -q '^<!-- quality.sh begin -->$' "$UPDATE_DOC" && grep -q '^<!-- quality.sh end -->$' \
-    "$UPDATE_DOC" || die "$UPDATE_DOC has no <!-- quality.sh begin --> / end markers"
+  if ! grep -q '^<!-- quality.sh begin -->$' "$UPDATE_DOC" ||
+    ! grep -q '^<!-- quality.sh end -->$' "$UPDATE_DOC"; then
+    die "$UPDATE_DOC has no <!-- quality.sh begin --> / end markers"
+  fi
 fi
 find_vrec
 "$PYTHON" -c 'import torch' 2>/dev/null ||
@@ -138,8 +140,8 @@ METHODS = ("vrec", "popularity", "item_knn", "peer", "oracle")
 def figures(run):
     ev = run["eval"]
     out = {"vrec": ev, "peer": run["peer"]}
-    for m in ("popularity", "item_knn", "oracle"):
-        if isinstance(ev.get(m), dict) and all(k in ev[m] for k in METRICS):
+    for m in ("popularity", "item_knn", "oracle"):  # item_knn may be {"skipped": why}
+        if isinstance(ev.get(m), dict) and any(k in ev[m] for k in METRICS):
             out[m] = ev[m]
     return out
 
@@ -152,10 +154,10 @@ for name in dict.fromkeys(r["dataset"] for r in runs):
         values = [figures(r)[method] for r in rs if method in figures(r)]
         if not values:
             continue
-        methods[method] = {
+        methods[method] = {  # the oracle has no MAP
             k: {"median": statistics.median(v[k] for v in values),
                 "min": min(v[k] for v in values), "max": max(v[k] for v in values)}
-            for k in METRICS}
+            for k in METRICS if all(k in v for v in values)}
         methods[method]["seeds"] = len(values)
     datasets.append({
         "dataset": name, "source": rs[0]["source"],
@@ -184,8 +186,10 @@ for d in datasets:
         m = d["methods"][method]
         cells = []
         for k in METRICS:
-            f = m[k]
-            if f["min"] == f["max"]:
+            f = m.get(k)
+            if f is None:
+                cells.append("-")
+            elif f["min"] == f["max"]:
                 cells.append("%.3f" % f["median"])
             else:
                 cells.append("%.3f (%.3f-%.3f)" % (f["median"], f["min"], f["max"]))
