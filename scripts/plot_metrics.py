@@ -11,7 +11,10 @@ or --metrics_file) and draws two panels against examples trained:
          evaluation records (--eval_every_seconds, and the final evaluation),
          with the oracle's recall@100 as a dotted horizontal line (the best any
          model can reach on a synthetic world) and the popularity baseline's
-         as a faint dash-dot line; each run's last recall@100 is printed.
+         as a faint dash-dot line; each run's last recall@100 is printed; and,
+         when the job had a validation slice (--validation_users), the
+         validation figure early stopping followed (dotted, with the kept best
+         marked by a star).
 Each file is named in the legend by its parent folder (the model folder); a
 folder given instead of a file stands for its metrics.jsonl.
 
@@ -50,6 +53,7 @@ class Run:
         self.label = ""
         self.progress = []  # (examples, loss), records with at least one step
         self.evals = []  # (examples, eval object)
+        self.validations = []  # (examples, validation object: metric, score, best, ...)
         self.skipped_tail = False
 
 
@@ -89,6 +93,14 @@ def read_metrics(path):
                 raise MetricsError("%s:%d: \"eval\" has no numeric \"recall@100\": %s" %
                                    (path, number, snippet(line)))
             run.evals.append((examples, ev))
+        elif "ps" in record:
+            continue  # parameter-server stats (--ps_stats_seconds): not plotted
+        elif "validation" in record:
+            v = record["validation"]
+            if not isinstance(v, dict) or not is_number(v.get("score")):
+                raise MetricsError("%s:%d: \"validation\" has no numeric \"score\": %s" %
+                                   (path, number, snippet(line)))
+            run.validations.append((examples, v))
         elif "loss" in record:
             if not is_number(record["loss"]):
                 raise MetricsError("%s:%d: \"loss\" is not a number: %s" %
@@ -97,9 +109,10 @@ def read_metrics(path):
             if record.get("steps", 1) > 0:
                 run.progress.append((examples, record["loss"]))
         else:
-            raise MetricsError("%s:%d: neither a progress record (\"loss\") nor an evaluation "
-                               "(\"eval\"): %s" % (path, number, snippet(line)))
-    if not run.progress and not run.evals:
+            raise MetricsError("%s:%d: neither a progress record (\"loss\"), an evaluation "
+                               "(\"eval\") nor a validation (\"validation\"): %s" %
+                               (path, number, snippet(line)))
+    if not run.progress and not run.evals and not run.validations:
         raise MetricsError("%s: no progress or evaluation records (has the job made a step?)" %
                            path)
     return run
@@ -129,7 +142,7 @@ def assign_labels(runs):
 
 def plot(runs, out, title):
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    any_eval = any(r.evals for r in runs)
+    any_eval = any(r.evals or r.validations for r in runs)
     fig, axes = plt.subplots(1, 2 if any_eval else 1, figsize=(13 if any_eval else 7, 4.8),
                              squeeze=False)
     loss_ax = axes[0][0]
@@ -162,6 +175,22 @@ def plot_recall(ax, runs, colors):
     evaluated = [(colors[i % len(colors)], r) for i, r in enumerate(runs) if r.evals]
     key = [Line2D([], [], color="0.25", linewidth=1.8, label="recall@100"),
            Line2D([], [], color="0.25", linewidth=1.4, linestyle="--", label="recall@10")]
+    metrics = set()
+    for i, run in enumerate(runs):
+        if not run.validations:
+            continue
+        color = colors[i % len(colors)]
+        xs = [x for x, _ in run.validations]
+        ys = [v["score"] for _, v in run.validations]
+        ax.plot(xs, ys, color=color, linewidth=1.2, linestyle=":", marker="s", markersize=2.5)
+        best = max(range(len(ys)), key=lambda j: (ys[j], -j))  # the first best, as kept
+        ax.plot([xs[best]], [ys[best]], color=color, marker="*", markersize=11, linestyle="")
+        metrics.add(run.validations[-1][1].get("metric", "score"))
+    if metrics:
+        key.append(Line2D([], [], color="0.25", linewidth=1.2, linestyle=":", marker="s",
+                          markersize=3, label="validation " + "/".join(sorted(metrics))))
+        key.append(Line2D([], [], color="0.25", marker="*", markersize=9, linestyle="",
+                          label="kept (best validation)"))
     for color, run in evaluated:
         xs = [x for x, _ in run.evals]
         at100 = [e["recall@100"] for _, e in run.evals]
@@ -253,7 +282,8 @@ def main(argv):
     print(json.dumps({"out": args.out,
                       "files": [{"path": r.path, "label": r.label,
                                  "progress_records": len(r.progress),
-                                 "eval_records": len(r.evals)} for r in runs]}))
+                                 "eval_records": len(r.evals),
+                                 "validation_records": len(r.validations)} for r in runs]}))
     return 0
 
 

@@ -64,6 +64,14 @@ for k in ["recall@10", "recall@50", "map"]:
     assert ev[k] == train["eval"][k], ("eval of the kept model differs", k, ev[k], train["eval"][k])
 PY
 
+# The validation curve is drawn (when matplotlib is there).
+if "$PYTHON" -c "import matplotlib" 2>/dev/null; then
+  "$PYTHON" "$VREC_ROOT/scripts/plot_metrics.py" "$SCRATCH/vmodel" --out="$SCRATCH/v.png" \
+    >"$SCRATCH/plot.out" 2>"$SCRATCH/plot.err" || fail_log "$SCRATCH/plot.err" "plot_metrics"
+  grep -q '"validation_records": [3-9]' "$SCRATCH/plot.out" ||
+    fail_log "$SCRATCH/plot.out" "plot_metrics read no validation records"
+fi
+
 # Bad flags and a folder that is not a model.
 set +e
 "$VREC" train --model_dir="$SCRATCH/x" >/dev/null 2>"$SCRATCH/bad1.err"; rc1=$?
