@@ -33,8 +33,7 @@ namespace vrec {
 template <typename Example>
 class ValidationSplit {
  public:
-  ValidationSplit(uint64_t max_users, uint64_t seed)
-      : max_users_(max_users), salt_(Mix64(seed)) {}
+  ValidationSplit(uint64_t max_users, uint64_t seed) : max_users_(max_users), salt_(Mix64(seed)) {}
 
   static uint64_t UserKey(uint64_t user_id, uint64_t seed) { return Mix64(user_id ^ Mix64(seed)); }
 

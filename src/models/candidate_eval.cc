@@ -56,9 +56,8 @@ struct Scored {
   std::vector<std::vector<int64_t>> histories;
 };
 
-StatusOr<Scored> ScoreExamples(const ModelSpec& spec, ParameterSource* params,
-                               const Corpus& corpus, const EvalOptions& options,
-                               bool keep_histories,
+StatusOr<Scored> ScoreExamples(const ModelSpec& spec, ParameterSource* params, const Corpus& corpus,
+                               const EvalOptions& options, bool keep_histories,
                                const std::function<StatusOr<bool>(CandidateExample*)>& next) {
   VREC_ASSIGN_OR_RETURN(auto tower, UserTower::Create(spec, params));
   VREC_ASSIGN_OR_RETURN(RowMatrix<float> rows, CorpusRows(*tower, corpus.ids));
@@ -112,14 +111,13 @@ StatusOr<nlohmann::json> EvaluateCandidateExamples(const ModelSpec& spec, Parame
                                                    const EvalOptions& options) {
   if (examples.empty()) return absl::FailedPreconditionError("no examples to evaluate on");
   size_t i = 0;
-  VREC_ASSIGN_OR_RETURN(
-      Scored scored,
-      ScoreExamples(spec, params, corpus, options, /*keep_histories=*/false,
-                    [&](CandidateExample* e) -> StatusOr<bool> {
-                      if (i >= examples.size()) return false;
-                      *e = examples[i++];
-                      return true;
-                    }));
+  VREC_ASSIGN_OR_RETURN(Scored scored,
+                        ScoreExamples(spec, params, corpus, options, /*keep_histories=*/false,
+                                      [&](CandidateExample* e) -> StatusOr<bool> {
+                                        if (i >= examples.size()) return false;
+                                        *e = examples[i++];
+                                        return true;
+                                      }));
   return ModelFigures(scored, options);
 }
 

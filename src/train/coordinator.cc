@@ -216,6 +216,11 @@ void Coordinator::StepPause() {
   pausing_ = false;
 }
 
+double Coordinator::EpochsOf(uint64_t examples) const {
+  return static_cast<double>(examples) /
+         static_cast<double>(std::max<uint64_t>(1, job_.train_records));
+}
+
 StatusOr<uint64_t> Coordinator::SaveModel(uint64_t examples, uint64_t steps) {
   VREC_ASSIGN_OR_RETURN(uint64_t rows, plane_->SaveServers(job_.model_dir));
   VREC_RETURN_IF_ERROR(models::WriteTrainedModel(
@@ -230,11 +235,12 @@ Status Coordinator::Validate(uint64_t examples, uint64_t steps) {
   if (!v.contains(vo.metric) || !v[vo.metric].is_number()) {
     std::string keys;
     for (const auto& [key, value] : v.items()) {
-      if (value.is_number() && key != "examples") absl::StrAppend(&keys, keys.empty() ? "" : ", ", key);
+      if (value.is_number() && key != "examples")
+        absl::StrAppend(&keys, keys.empty() ? "" : ", ", key);
     }
-    return absl::InvalidArgumentError(absl::StrCat("--validation_metric=", vo.metric,
-                                                   ": the validation has no such figure; use one of ",
-                                                   keys));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--validation_metric=", vo.metric,
+                     ": the validation has no such figure; use one of ", keys));
   }
   const double score = v[vo.metric].get<double>();
   const bool better = validation_.count() == 0 || score > validation_.best();
@@ -242,7 +248,6 @@ Status Coordinator::Validate(uint64_t examples, uint64_t steps) {
   validation_.set_last_examples(examples);
   validation_.set_epoch(std::max(validation_.epoch(), SlowestEpoch()));
   last_validation_ = Clock::now();
-  const double per_epoch = static_cast<double>(std::max<uint64_t>(1, job_.train_records));
   if (better) {
     validation_.set_best(score);
     validation_.set_best_examples(examples);
@@ -254,16 +259,17 @@ Status Coordinator::Validate(uint64_t examples, uint64_t steps) {
   } else {
     validation_.set_since_best(validation_.since_best() + 1);
   }
-  const double epoch = examples / per_epoch;
-  const double best_epoch = validation_.best_examples() / per_epoch;
+  const double epoch = EpochsOf(examples);
+  const double best_epoch = EpochsOf(validation_.best_examples());
   std::string line = absl::StrFormat("[valid] epoch %.2f: %s %.4f on %d examples", epoch, vo.metric,
                                      score, v.value("examples", uint64_t{0}));
   if (better) {
     absl::StrAppend(&line, job_.model_dir.empty() ? "  (best so far)"
                                                   : "  (best so far: saved to the model folder)");
   } else {
-    absl::StrAppend(&line, absl::StrFormat("  (best %.4f at epoch %.2f; no better for %d", validation_.best(),
-                                           best_epoch, validation_.since_best()));
+    absl::StrAppend(
+        &line, absl::StrFormat("  (best %.4f at epoch %.2f; no better for %d", validation_.best(),
+                               best_epoch, validation_.since_best()));
     if (vo.patience > 0) absl::StrAppend(&line, absl::StrFormat(" of %d", vo.patience));
     absl::StrAppend(&line, ")");
   }
@@ -290,12 +296,11 @@ Status Coordinator::Validate(uint64_t examples, uint64_t steps) {
 }
 
 nlohmann::json Coordinator::ValidationSummary() const {
-  const double per_epoch = static_cast<double>(std::max<uint64_t>(1, job_.train_records));
   nlohmann::json out = {{"metric", job_.coordinator.validation.metric},
                         {"examples", job_.validation_examples},
                         {"validations", validation_.count()},
                         {"best", validation_.best()},
-                        {"best_epoch", validation_.best_examples() / per_epoch},
+                        {"best_epoch", EpochsOf(validation_.best_examples())},
                         {"best_examples", validation_.best_examples()},
                         {"stopped_early", !early_stop_.empty()}};
   if (!early_stop_.empty()) out["reason"] = early_stop_;

@@ -130,6 +130,8 @@ class Coordinator {
   Status Validate(uint64_t examples, uint64_t steps);
   // Saves the servers' model into the model folder.
   StatusOr<uint64_t> SaveModel(uint64_t examples, uint64_t steps);
+  // `examples` in epochs of the job's training data.
+  double EpochsOf(uint64_t examples) const;
   // The job's validation summary.
   nlohmann::json ValidationSummary() const;
   // A short evaluation (eval_examples_during); a failure is logged.
@@ -149,12 +151,12 @@ class Coordinator {
   // Fails the job (abandoning it) if a running worker has been silent for
   // longer than worker_timeout_seconds.
   void CheckLiveness();
-  std::vector<std::optional<WorkerProgress>> paused_;  // answers to the pause in progress
+  std::vector<std::optional<WorkerProgress>> paused_;     // answers to the pause in progress
   bool checkpoint_due_ = false, validation_due_ = false;  // what the pause is for
   ValidationState validation_;  // early stopping (resumed from the checkpoint)
   std::chrono::steady_clock::time_point last_validation_;
   uint64_t saved_rows_ = 0;  // rows of the model last saved into the model folder
-  std::string early_stop_;  // why validation stopped the job; empty: it did not
+  std::string early_stop_;   // why validation stopped the job; empty: it did not
 };
 
 }  // namespace vrec::train

@@ -18,8 +18,7 @@
 namespace vrec::train {
 
 StatusOr<JobData> LoadJobData(const ModelKind& kind, const std::string& data_dir, bool stream,
-                              const models::ModelSpec& spec, bool full,
-                              uint64_t validation_users) {
+                              const models::ModelSpec& spec, bool full, uint64_t validation_users) {
   JobData d;
   d.dir = data_dir;
   d.validation_users = validation_users;
@@ -255,8 +254,7 @@ CoordinatedJob CoordinatedJobOf(const ModelKind& kind, const TrainOptions& optio
     };
   }
   job.evaluate_saved = [&kind, &data](const std::string& model_dir,
-                                      const models::EvalOptions& eval)
-      -> StatusOr<nlohmann::json> {
+                                      const models::EvalOptions& eval) -> StatusOr<nlohmann::json> {
     VREC_ASSIGN_OR_RETURN(auto model, models::SavedModel::Open(model_dir));
     return kind.Evaluate(model->spec(), model.get(), data.dir, data.manifest, &data.corpus, eval);
   };

@@ -27,9 +27,8 @@ TEST(ValidationSplitTest, TakesEachUsersLastExampleInAnyOrderAndSkipsSingleExamp
   ValidationSplit<CandidateExample> split(100, 1);
   // User 1: last at time 5 (example 12); user 2: a tie at time 3 goes to the
   // larger example id (22); user 3 has one example only.
-  for (const auto& e : {Example(11, 1, 2), Example(12, 1, 5), Example(13, 1, 4),
-                        Example(22, 2, 3), Example(21, 2, 3), Example(20, 2, 1),
-                        Example(31, 3, 9)}) {
+  for (const auto& e : {Example(11, 1, 2), Example(12, 1, 5), Example(13, 1, 4), Example(22, 2, 3),
+                        Example(21, 2, 3), Example(20, 2, 1), Example(31, 3, 9)}) {
     split.Add(e);
   }
   EXPECT_THAT(Ids(split.Take()), ::testing::ElementsAre(12, 22));

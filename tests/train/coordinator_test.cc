@@ -431,11 +431,11 @@ TEST(CoordinatorTest, ValidationKeepsTheBestModelAndStopsWhenPatienceRunsOut) {
   // three without improvement stop the job; the best model is not
   // overwritten by the final state, and the final evaluation reads it.
   EXPECT_THAT(plane.log(),
-              ElementsAre("pause", "paused 0", "save", "release",   // 0.1: best so far
-                          "pause", "paused 0", "save", "release",   // 0.3: best
-                          "pause", "paused 0", "release",           // 0.2
-                          "pause", "paused 0", "release",           // 0.25
-                          "pause", "paused 0", "stop", "release",   // 0.2: patience is out
+              ElementsAre("pause", "paused 0", "save", "release",  // 0.1: best so far
+                          "pause", "paused 0", "save", "release",  // 0.3: best
+                          "pause", "paused 0", "release",          // 0.2
+                          "pause", "paused 0", "release",          // 0.25
+                          "pause", "paused 0", "stop", "release",  // 0.2: patience is out
                           "done 0"));
   EXPECT_EQ(v.validations, 5);
   EXPECT_EQ(summary["examples"], 100);
@@ -443,14 +443,16 @@ TEST(CoordinatorTest, ValidationKeepsTheBestModelAndStopsWhenPatienceRunsOut) {
   EXPECT_EQ(summary["validation"]["best_epoch"], 2.0);
   EXPECT_EQ(summary["validation"]["best_examples"], 40);
   EXPECT_EQ(summary["validation"]["stopped_early"], true);
-  EXPECT_THAT(summary["validation"]["reason"].get<std::string>(),
-              HasSubstr("recall@50 has not improved for 3 validations (best 0.3000 at epoch 2.00)"));
+  EXPECT_THAT(
+      summary["validation"]["reason"].get<std::string>(),
+      HasSubstr("recall@50 has not improved for 3 validations (best 0.3000 at epoch 2.00)"));
   EXPECT_THAT(v.evaluated, ElementsAre(o.model_dir));
   EXPECT_EQ(summary["eval"]["recall@100"], 0.6);
   ASSERT_OK_AND_ASSIGN(TrainedModel m, models::ReadTrainedModel(o.model_dir));
   EXPECT_EQ(m.examples_trained(), 40u);  // the best model's, not the final state's
   // The validation curve is in the metrics.
-  ASSERT_OK_AND_ASSIGN(std::string metrics, ReadFileToString(JoinPath(o.model_dir, "metrics.jsonl")));
+  ASSERT_OK_AND_ASSIGN(std::string metrics,
+                       ReadFileToString(JoinPath(o.model_dir, "metrics.jsonl")));
   EXPECT_THAT(metrics, HasSubstr("\"validation\":{\"best\":0.3,\"best_epoch\":2.0"));
 }
 
