@@ -30,9 +30,10 @@ echo "== 2. check the files (vrec inspect)"
 "$VREC" inspect --show=0 "$OUT/world" | tail -n 1
 
 echo "== 3. train the candidate model under mpirun: 1 coordinator, 1 server, 2 workers"
+echo "   (default flags: until the validation slice stops improving; the best model is kept)"
 rm -rf "$OUT/model" "$OUT/ckpt" "$OUT/ranking" "$OUT/rckpt"
 "${MPIRUN[@]}" -np 4 "$VREC" train --data="$OUT/world" \
-  --model_dir="$OUT/model" --servers=1 --epochs=10 --optimizer=adam --learning_rate=0.003 \
+  --model_dir="$OUT/model" --servers=1 \
   --checkpoint_dir="$OUT/ckpt" --checkpoint_every=10s \
   --eval_every_seconds=10 --progress_seconds=5 2> >(grep -v '^[IW][0-9]' >&2) |
   tail -n 1 >"$OUT/train.json"
@@ -42,6 +43,10 @@ d = json.load(open(sys.argv[1]))
 e = d["eval"]
 print(f"   trained {d['examples']:,} examples in {d['seconds']:.0f} s "
       f"({d['examples_per_s']:,.0f}/s, {d['workers']} workers)")
+v = d.get("validation")
+if v:
+    print(f"   best validation {v['metric']} {v['best']:.3f} at epoch {v['best_epoch']:.1f}; "
+          f"{v.get('reason', 'the epoch cap was reached')}")
 print("   held-out next watch     model   popularity   oracle")
 for k in ("recall@1", "recall@10", "recall@50", "recall@100"):
     print(f"     {k:<20} {e[k]:7.3f}   {e['popularity'][k]:10.3f}   {e['oracle'][k]:6.3f}")

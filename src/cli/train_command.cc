@@ -39,19 +39,23 @@ DEFINE_int32(epochs, -1,
              "with a validation slice, which stops once validation stops improving "
              "(--validation_users, --patience); 1 otherwise (the ranking model, --stream, "
              "--validation_users=0)");
-DEFINE_uint64(validation_users, 0,
+DEFINE_uint64(validation_users, 10000,
               "Candidate model: the validation slice, each training user's last training example "
               "for up to this many users (chosen by a hash of the user id and --seed), held out of "
               "training; the job validates on it once per epoch, keeps the best model in "
-              "--model_dir and stops after --patience validations without improvement (e.g. "
-              "10000). 0 (the default for now: docs/quality.md) = no slice: train on every example "
-              "for --epochs");
+              "--model_dir and stops when validation stops improving (--patience, "
+              "--patience_fraction). 0 = no slice: train on every example for --epochs");
 DEFINE_string(validation_metric, "recall@50",
               "The validation figure early stopping follows (higher is better): recall@1, "
               "recall@10, recall@50, recall@100 or map");
 DEFINE_int32(patience, 3,
-             "Validations in a row without a better --validation_metric before training stops "
-             "(0 = never stop early; the best model is kept all the same)");
+             "Early stopping waits for at least this many validations in a row without a better "
+             "--validation_metric, and never stops before the model beats popularity on the "
+             "validation slice (0 = never stop early; the best model is kept all the same)");
+DEFINE_double(patience_fraction, 1.0,
+              "... and for at least this fraction of the validations it took to reach the best "
+              "(patience grows with the run: validation scores are noisy and a slowly learning "
+              "model gains less than the noise per epoch; docs/quality.md)");
 DEFINE_string(validate_every, "",
               "Validate every N examples or every Ns seconds instead of once per epoch");
 DEFINE_bool(stream, false,
@@ -194,7 +198,11 @@ StatusOr<train::TrainOptions> TrainOptionsFromFlags() {
       FLAGS_epochs >= 0 ? FLAGS_epochs : (o.worker.validation_users > 0 ? kMaxValidatedEpochs : 1);
   o.coordinator.validation.metric = FLAGS_validation_metric;
   if (FLAGS_patience < 0) return absl::InvalidArgumentError("--patience must be >= 0");
-  o.coordinator.validation.patience = FLAGS_patience;
+  o.coordinator.validation.stopping.patience = FLAGS_patience;
+  if (!(FLAGS_patience_fraction >= 0) || !std::isfinite(FLAGS_patience_fraction)) {
+    return absl::InvalidArgumentError("--patience_fraction must be a number >= 0 (e.g. 1)");
+  }
+  o.coordinator.validation.stopping.patience_fraction = FLAGS_patience_fraction;
   VREC_ASSIGN_OR_RETURN(o.coordinator.validation.every,
                         models::ParseCheckpointEvery(FLAGS_validate_every, "--validate_every"));
   o.worker.max_seconds = FLAGS_max_seconds;

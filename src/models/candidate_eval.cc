@@ -103,6 +103,24 @@ nlohmann::json ModelFigures(const Scored& scored, const EvalOptions& options) {
   return out;
 }
 
+// out["popularity"]: the popularity baseline on the scored examples, when
+// the corpus has label counts.
+Status AddPopularity(const Corpus& corpus, const Scored& scored, const EvalOptions& options,
+                     nlohmann::json* out) {
+  if (corpus.label_counts.empty()) return absl::OkStatus();
+  absl::flat_hash_map<int64_t, int64_t> counts;
+  for (size_t i = 0; i < corpus.ids.size(); ++i) {
+    if (corpus.label_counts[i] > 0) {
+      counts[corpus.ids[i]] = static_cast<int64_t>(corpus.label_counts[i]);
+    }
+  }
+  VREC_ASSIGN_OR_RETURN(RetrievalMetrics pop,
+                        PopularityMetrics(counts, corpus.ids, scored.labels,
+                                          options.exclude_watched ? &scored.histories : nullptr));
+  (*out)["popularity"] = pop.ToJson();
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 StatusOr<nlohmann::json> EvaluateCandidateExamples(const ModelSpec& spec, ParameterSource* params,
@@ -118,7 +136,9 @@ StatusOr<nlohmann::json> EvaluateCandidateExamples(const ModelSpec& spec, Parame
                                         *e = examples[i++];
                                         return true;
                                       }));
-  return ModelFigures(scored, options);
+  nlohmann::json out = ModelFigures(scored, options);
+  VREC_RETURN_IF_ERROR(AddPopularity(corpus, scored, options, &out));
+  return out;
 }
 
 StatusOr<nlohmann::json> EvaluateCandidate(const ModelSpec& spec, ParameterSource* params,
@@ -139,18 +159,7 @@ StatusOr<nlohmann::json> EvaluateCandidate(const ModelSpec& spec, ParameterSourc
   const std::vector<int64_t>& all_labels = scored.labels;
   const std::vector<std::vector<int64_t>>& all_histories = scored.histories;
   nlohmann::json out = ModelFigures(scored, options);
-  if (!corpus.label_counts.empty()) {
-    absl::flat_hash_map<int64_t, int64_t> counts;
-    for (size_t i = 0; i < corpus.ids.size(); ++i) {
-      if (corpus.label_counts[i] > 0) {
-        counts[corpus.ids[i]] = static_cast<int64_t>(corpus.label_counts[i]);
-      }
-    }
-    VREC_ASSIGN_OR_RETURN(RetrievalMetrics pop,
-                          PopularityMetrics(counts, corpus.ids, all_labels,
-                                            options.exclude_watched ? &all_histories : nullptr));
-    out["popularity"] = pop.ToJson();
-  }
+  VREC_RETURN_IF_ERROR(AddPopularity(corpus, scored, options, &out));
   if (options.item_knn) {
     StatusOr<RetrievalMetrics> knn =
         ItemKnnMetrics(data_dir, manifest, corpus, all_histories, all_labels,

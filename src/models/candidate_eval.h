@@ -47,8 +47,9 @@ StatusOr<nlohmann::json> EvaluateCandidate(const ModelSpec& spec, ParameterSourc
                                            const DatasetManifest& manifest, const Corpus& corpus,
                                            const EvalOptions& options);
 
-// The model's figures alone (recall@K, map; no baselines) on `examples`
-// (e.g. a validation slice). kFailedPrecondition when there are none.
+// The model's figures (recall@K, map) on `examples` (e.g. a validation
+// slice), and popularity's ("popularity") when the corpus has label counts;
+// no item-kNN. kFailedPrecondition when there are no examples.
 StatusOr<nlohmann::json> EvaluateCandidateExamples(const ModelSpec& spec, ParameterSource* params,
                                                    const Corpus& corpus,
                                                    const std::vector<CandidateExample>& examples,

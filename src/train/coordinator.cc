@@ -1,8 +1,11 @@
 #include "train/coordinator.h"
 
+#include <cmath>
 #include <iostream>
+#include <limits>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -63,8 +66,8 @@ Coordinator::Coordinator(CoordinatedJob job, ControlPlane* plane)
       plane_(plane),
       tracker_(TrackerOptions(job_), job_.num_workers, job_.resumed),
       schedule_(job_.checkpoint, tracker_.examples()),
-      paused_(job_.num_workers),
       last_heard_(job_.num_workers, Clock::now()),
+      paused_(job_.num_workers),
       last_validation_(Clock::now()) {
   if (job_.resumed != nullptr) validation_ = job_.resumed->validation();
 }
@@ -243,6 +246,12 @@ Status Coordinator::Validate(uint64_t examples, uint64_t steps) {
                      ": the validation has no such figure; use one of ", keys));
   }
   const double score = v[vo.metric].get<double>();
+  // Popularity's score on the same slice: the floor early stopping waits for.
+  double baseline = std::numeric_limits<double>::quiet_NaN();
+  if (v.contains("popularity") && v["popularity"].contains(vo.metric) &&
+      v["popularity"][vo.metric].is_number()) {
+    baseline = v["popularity"][vo.metric].get<double>();
+  }
   const bool better = validation_.count() == 0 || score > validation_.best();
   validation_.set_count(validation_.count() + 1);
   validation_.set_last_examples(examples);
@@ -259,33 +268,47 @@ Status Coordinator::Validate(uint64_t examples, uint64_t steps) {
   } else {
     validation_.set_since_best(validation_.since_best() + 1);
   }
+  const StopDecision decision = DecideStop(vo.stopping, validation_, baseline);
   const double epoch = EpochsOf(examples);
   const double best_epoch = EpochsOf(validation_.best_examples());
-  std::string line = absl::StrFormat("[valid] epoch %.2f: %s %.4f on %d examples", epoch, vo.metric,
-                                     score, v.value("examples", uint64_t{0}));
+  const uint64_t n = v.value("examples", uint64_t{0});
+  std::string line =
+      absl::StrFormat("[valid] epoch %.2f: %s %.4f on %d examples", epoch, vo.metric, score, n);
+  // A recall is a proportion: its standard error says how much of a change
+  // between validations is noise.
+  if (absl::StartsWith(vo.metric, "recall@") && n > 0) {
+    absl::StrAppend(&line, absl::StrFormat(" (+-%.4f)", std::sqrt(score * (1 - score) / n)));
+  }
   if (better) {
-    absl::StrAppend(&line, job_.model_dir.empty() ? "  (best so far)"
-                                                  : "  (best so far: saved to the model folder)");
+    absl::StrAppend(&line, job_.model_dir.empty() ? "  best so far"
+                                                  : "  best so far: saved to the model folder");
   } else {
     absl::StrAppend(
-        &line, absl::StrFormat("  (best %.4f at epoch %.2f; no better for %d", validation_.best(),
+        &line, absl::StrFormat("  best %.4f at epoch %.2f, no better for %d", validation_.best(),
                                best_epoch, validation_.since_best()));
-    if (vo.patience > 0) absl::StrAppend(&line, absl::StrFormat(" of %d", vo.patience));
-    absl::StrAppend(&line, ")");
+    if (vo.stopping.patience > 0) absl::StrAppend(&line, " of ", decision.patience);
+  }
+  if (decision.below_baseline) {
+    absl::StrAppend(&line, absl::StrFormat("; popularity %.4f not passed yet", baseline));
   }
   std::cerr << line << std::endl;
-  tracker_.RecordValidation({{"epoch", epoch},
-                             {"metric", vo.metric},
-                             {"score", score},
-                             {"best", validation_.best()},
-                             {"best_epoch", best_epoch},
-                             {"improved", better},
-                             {"figures", v}});
-  if (!better && vo.patience > 0 && static_cast<int>(validation_.since_best()) >= vo.patience &&
-      early_stop_.empty()) {
+  nlohmann::json record = {{"epoch", epoch},
+                           {"metric", vo.metric},
+                           {"score", score},
+                           {"best", validation_.best()},
+                           {"best_epoch", best_epoch},
+                           {"improved", better},
+                           {"patience", decision.patience},
+                           {"figures", v}};
+  if (!std::isnan(baseline)) record["popularity"] = baseline;
+  tracker_.RecordValidation(record);
+  if (decision.stop && early_stop_.empty()) {
     early_stop_ = absl::StrFormat(
         "validation %s has not improved for %d validations (best %.4f at epoch %.2f)", vo.metric,
         validation_.since_best(), validation_.best(), best_epoch);
+    if (!std::isnan(baseline)) {
+      absl::StrAppend(&early_stop_, absl::StrFormat("; popularity %.4f", baseline));
+    }
     std::cerr << "[valid] stopping: " << early_stop_ << std::endl;
     if (!stop_sent_) {
       plane_->StopWorkers();

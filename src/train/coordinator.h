@@ -5,8 +5,8 @@
 //   - validation (with a validation slice: job.validate), once per epoch or
 //     as ValidationOptions::every says: pause every worker, score the model
 //     on the slice, save it into the model folder when it beats every earlier
-//     score, stop the job after `patience` validations without; a last one
-//     when the workers are done. The progress line "[valid] ..." and a
+//     score, stop the job when the stopping rule says so
+//     (train/early_stopping.h); a last one when the workers are done. The progress line "[valid] ..." and a
 //     metrics record {"validation": ...} say each one;
 //   - progress lines and metrics records (ProgressTracker);
 //   - a checkpoint when the schedule says so: pause every worker, wait until
@@ -125,8 +125,8 @@ class Coordinator {
   // The lowest epoch (0-based) a running worker reads; -1 when all are done.
   int SlowestEpoch() const;
   // Scores the model on the validation slice at `examples` and `steps`
-  // (workers paused or done); keeps the best, stops the job when patience
-  // runs out. Errors end the job.
+  // (workers paused or done); keeps the best, stops the job when the
+  // stopping rule says so. Errors end the job.
   Status Validate(uint64_t examples, uint64_t steps);
   // Saves the servers' model into the model folder.
   StatusOr<uint64_t> SaveModel(uint64_t examples, uint64_t steps);

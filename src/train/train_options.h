@@ -13,6 +13,7 @@
 #include "models/checkpoint.h"
 #include "models/eval_options.h"
 #include "models/ranking_spec.h"
+#include "train/early_stopping.h"
 
 namespace vrec::train {
 
@@ -52,13 +53,14 @@ struct WorkerOptions {
 // Early stopping on the validation slice (WorkerOptions::validation_users):
 // the coordinator pauses the workers every `every` (default: once per epoch)
 // and at the end, scores the model on the slice, saves it into the model
-// folder when it beats every earlier score, and stops the job once
-// `patience` validations in a row have not.
+// folder when it beats every earlier score, and stops the job as `stopping`
+// says (train/early_stopping.h: enough validations without a better score,
+// and better than popularity).
 struct ValidationOptions {
   // A key of the kind's validation result ("recall@50", "map" ...); higher
   // is better.
   std::string metric = "recall@50";
-  int patience = 3;               // 0 = never stop early (the best is still kept)
+  StoppingRule stopping;          // patience 0 = never stop early (the best is still kept)
   models::CheckpointEvery every;  // examples or seconds; disabled = once per epoch
 };
 

@@ -19,6 +19,7 @@
 #                 the same, then the end of FILE (a command's stderr)
 #   TINY_WORLD    datagen flags (but --seed) of a world that trains in seconds
 #   TINY_MODEL    vrec train flags of a candidate model that learns it in seconds
+#                 (no validation slice: a later --validation_users wins)
 #   tiny_world DIR FLAG...
 #                 make_world DIR TINY_WORLD FLAG... (a later flag wins), or fail
 #   json_field FILE KEY
@@ -48,7 +49,10 @@ mkdir -p "$SCRATCH"
 TINY_WORLD=(--num_videos=800 --num_users=1200 --num_tokens=400 --num_topics=8 --num_days=10
             --test_users=200 --shards=3)
 # shellcheck disable=SC2054  # --tower takes a comma list
-TINY_MODEL=(--embedding_dim=16 --tower=32,16 --negatives=64 --batch_size=64 --learning_rate=0.01)
+# No validation slice: every training example is trained for --epochs (the
+# default slice and early stopping have tests of their own: train_test.sh).
+TINY_MODEL=(--embedding_dim=16 --tower=32,16 --negatives=64 --batch_size=64 --learning_rate=0.01
+            --validation_users=0)
 
 tiny_world() {
   make_world "$1" "${TINY_WORLD[@]}" "${@:2}" || fail_log "$1.datagen.log" "vrec datagen --out=$1"

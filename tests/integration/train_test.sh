@@ -40,7 +40,7 @@ PY
 # folder holds the best validated model, and `vrec eval` of it gives the
 # final evaluation's figures.
 "${MPIRUN[@]}" -np 3 "$VREC" train --data="$SCRATCH/world" --model_dir="$SCRATCH/vmodel" --servers=1 \
-  --epochs=3 --validation_users=40 --patience=0 --progress_seconds=1 "${TINY_MODEL[@]}" \
+  --epochs=3 --progress_seconds=1 "${TINY_MODEL[@]}" --validation_users=40 --patience=0 \
   >"$SCRATCH/vtrain.out" 2>"$SCRATCH/vtrain.err" || fail_log "$SCRATCH/vtrain.err" "validated run"
 [[ $(grep -c '^\[valid\] epoch' "$SCRATCH/vtrain.err") -ge 3 ]] ||
   fail_log "$SCRATCH/vtrain.err" "fewer than 3 validation lines"
@@ -71,6 +71,35 @@ if "$PYTHON" -c "import matplotlib" 2>/dev/null; then
   grep -q '"validation_records": [3-9]' "$SCRATCH/plot.out" ||
     fail_log "$SCRATCH/plot.out" "plot_metrics read no validation records"
 fi
+
+# The defaults, no flag but the data and the model folder: a validation slice,
+# training until it stops improving (the rule of train/early_stopping.h), the
+# best model kept and evaluated, each step said in the progress lines.
+"$VREC" train --data="$SCRATCH/world" --model_dir="$SCRATCH/dmodel" >"$SCRATCH/dtrain.out" \
+  2>"$SCRATCH/dtrain.err" || fail_log "$SCRATCH/dtrain.err" "train with the default flags"
+grep -q '^\[valid\] stopping: validation recall@50 has not improved' "$SCRATCH/dtrain.err" ||
+  fail_log "$SCRATCH/dtrain.err" "the default run did not say why it stopped"
+"$VREC" eval --model_dir="$SCRATCH/dmodel" --data="$SCRATCH/world" >"$SCRATCH/deval.out" \
+  2>"$SCRATCH/deval.err" || fail_log "$SCRATCH/deval.err" "eval of the default model"
+"$PYTHON" - "$SCRATCH/dtrain.out" "$SCRATCH/deval.out" "$SCRATCH/dmodel/metrics.jsonl" <<'PY'
+import json, sys
+train = json.loads(open(sys.argv[1]).read().splitlines()[-1])
+ev = json.loads(open(sys.argv[2]).read().splitlines()[-1])
+v = train["validation"]
+assert v["stopped_early"] and v["examples"] > 0, v
+curve = [json.loads(l)["validation"] for l in open(sys.argv[3]) if '"validation"' in l]
+assert len(curve) == v["validations"], (len(curve), v)
+# It stopped by the rule: the best is at least max(3, its own count)
+# validations old, and above popularity on the slice.
+best_at = max(i for i, c in enumerate(curve) if c["score"] == v["best"]) + 1
+assert len(curve) - best_at >= max(3, best_at), (best_at, len(curve))
+assert v["best"] > curve[-1]["popularity"], (v, curve[-1])
+assert v["best_epoch"] >= 2, v  # one epoch is far from learned, even here
+e = train["eval"]
+assert e["recall@50"] > e["popularity"]["recall@50"] + 0.1, e
+for k in ["recall@10", "recall@50", "map"]:
+    assert ev[k] == e[k], ("eval of the kept model differs", k, ev[k], e[k])
+PY
 
 # Bad flags and a folder that is not a model.
 set +e

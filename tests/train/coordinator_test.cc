@@ -384,8 +384,9 @@ TEST(CoordinatorTest, EvaluatesAtTheEndThroughItsEvaluator) {
 // steps (20 examples) per epoch.
 struct Validated {
   std::vector<double> scores;
+  double popularity = -1;  // < 0: the validation reports no popularity
   int validations = 0;
-  std::vector<std::string> evaluated;  // "servers" or the model folder evaluated at the end
+  std::vector<std::string> evaluated = {};  // "servers" or the model folder evaluated at the end
 };
 
 CoordinatedJob ValidatedJob(const models::ModelSpec* spec, const TrainOptions* o, int workers,
@@ -396,7 +397,9 @@ CoordinatedJob ValidatedJob(const models::ModelSpec* spec, const TrainOptions* o
   job.validate = [v](const models::EvalOptions&) -> StatusOr<nlohmann::json> {
     const double score = v->scores[std::min<size_t>(v->validations, v->scores.size() - 1)];
     ++v->validations;
-    return nlohmann::json{{"recall@50", score}, {"map", score / 10}, {"examples", 336}};
+    nlohmann::json out{{"recall@50", score}, {"map", score / 10}, {"examples", 336}};
+    if (v->popularity >= 0) out["popularity"] = {{"recall@50", v->popularity}};
+    return out;
   };
   job.evaluate = [v](const models::EvalOptions&) -> StatusOr<nlohmann::json> {
     v->evaluated.push_back("servers");
@@ -421,7 +424,7 @@ TEST(CoordinatorTest, ValidationKeepsTheBestModelAndStopsWhenPatienceRunsOut) {
   TrainOptions o = Options(dir);
   ASSERT_OK(MakeDirs(o.model_dir));
   o.coordinator.final_eval = true;
-  o.coordinator.validation.patience = 3;
+  o.coordinator.validation.stopping = {3, 0};
   const models::ModelSpec spec = TinySpec();
   FakeControlPlane plane({EpochWorker(40)});
   Validated v{{0.1, 0.3, 0.2, 0.25, 0.2}};
@@ -454,6 +457,28 @@ TEST(CoordinatorTest, ValidationKeepsTheBestModelAndStopsWhenPatienceRunsOut) {
   ASSERT_OK_AND_ASSIGN(std::string metrics,
                        ReadFileToString(JoinPath(o.model_dir, "metrics.jsonl")));
   EXPECT_THAT(metrics, HasSubstr("\"validation\":{\"best\":0.3,\"best_epoch\":2.0"));
+}
+
+TEST(CoordinatorTest, EarlyStoppingWaitsForPopularityAndForPatienceThatGrowsWithTheRun) {
+  testing::ScratchDir dir;
+  TrainOptions o = Options(dir);
+  ASSERT_OK(MakeDirs(o.model_dir));
+  o.coordinator.validation.stopping = {3, 1.0};
+  const models::ModelSpec spec = TinySpec();
+  FakeControlPlane plane({EpochWorker(60)});  // 30 epochs at most
+  // At popularity's level for 4 validations (a fixed patience of 3 would
+  // stop at the 4th), then a best at the 5th: 5 more without a better one.
+  Validated v{{0.1, 0.1, 0.1, 0.1, 0.3, 0.2}, 0.1};
+  Coordinator c(ValidatedJob(&spec, &o, 1, &v), &plane);
+  ASSERT_OK_AND_ASSIGN(nlohmann::json summary, c.Run(nullptr));
+  EXPECT_EQ(v.validations, 10);
+  EXPECT_EQ(summary["validation"]["best_epoch"], 5.0);
+  EXPECT_THAT(summary["validation"]["reason"].get<std::string>(),
+              HasSubstr("not improved for 5 validations (best 0.3000 at epoch 5.00); "
+                        "popularity 0.1000"));
+  ASSERT_OK_AND_ASSIGN(std::string metrics,
+                       ReadFileToString(JoinPath(o.model_dir, "metrics.jsonl")));
+  EXPECT_THAT(metrics, HasSubstr("\"patience\":5,\"popularity\":0.1"));
 }
 
 TEST(CoordinatorTest, ValidationOfTheFinalStateSavesItWhenItIsTheBest) {
