@@ -94,7 +94,12 @@ DEFINE_double(worker_timeout_seconds, 120,
               "(resume from the last checkpoint); 0 = wait forever");
 DEFINE_double(eval_every_seconds, 0, "Evaluate on held-out examples this often (0 = at the end)");
 DEFINE_uint64(eval_examples, 0, "Held-out examples of the final evaluation (0 = all)");
-DEFINE_bool(exclude_watched, false, "Evaluation: drop already-watched videos from the ranking");
+DEFINE_bool(exclude_watched, false,
+            "Candidate model: the task is to recommend unwatched videos. Training leaves each "
+            "example's watched videos out of its softmax's negatives; validation and evaluation "
+            "drop them from the ranking. Default: true when the dataset's log has no rewatch "
+            "(vrec convert records it: watches_unique in manifest.json), false otherwise "
+            "(generated worlds: their users rewatch)");
 DEFINE_bool(serving_example_age, false,
             "Evaluation: score every held-out example with example age 0, as at serving "
             "(default: at its own example age, as the oracle sees it)");
@@ -178,6 +183,14 @@ StatusOr<OptimizerConfig> ParseOptimizer() {
 
 }  // namespace
 
+// --exclude_watched, or when it is not given, what the dataset's log says.
+bool ExcludeWatched(const DatasetManifest& manifest) {
+  if (!gflags::GetCommandLineFlagInfoOrDie("exclude_watched").is_default) {
+    return FLAGS_exclude_watched;
+  }
+  return manifest.watches_unique();
+}
+
 StatusOr<train::TrainOptions> TrainOptionsFromFlags() {
   train::TrainOptions o;
   if (FLAGS_data.empty()) {
@@ -254,7 +267,11 @@ StatusOr<train::TrainOptions> TrainOptionsFromFlags() {
   }
   o.coordinator.worker_timeout_seconds = FLAGS_worker_timeout_seconds;
   o.coordinator.eval.max_examples = FLAGS_eval_examples;
-  o.coordinator.eval.exclude_watched = FLAGS_exclude_watched;
+  // A dataset that cannot be read fails the job later, with its own message.
+  StatusOr<DatasetManifest> manifest = ReadManifest(FLAGS_data);
+  o.coordinator.eval.exclude_watched =
+      manifest.ok() ? ExcludeWatched(*manifest) : FLAGS_exclude_watched;
+  o.worker.exclude_watched = o.coordinator.eval.exclude_watched;
   o.coordinator.eval.own_example_age = !FLAGS_serving_example_age;
   o.checkpoint.dir = FLAGS_checkpoint_dir;
   VREC_ASSIGN_OR_RETURN(o.checkpoint.every, models::ParseCheckpointEvery(FLAGS_checkpoint_every));
@@ -306,7 +323,7 @@ int RunEval(int argc, char** argv) {
     VREC_ASSIGN_OR_RETURN(const train::ModelKind* kind, train::FindModelKind(model->spec().kind));
     models::EvalOptions eo;
     eo.max_examples = FLAGS_eval_examples;
-    eo.exclude_watched = FLAGS_exclude_watched;
+    eo.exclude_watched = ExcludeWatched(manifest);
     eo.own_example_age = !FLAGS_serving_example_age;
     // The video-age shares need the corpus too: read once for both.
     const bool shares = FLAGS_video_age_shares && kind == &train::CandidateKind();

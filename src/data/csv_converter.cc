@@ -402,6 +402,20 @@ StatusOr<ConvertSummary> ConvertCsv(const ConvertOptions& options) {
   for (const Interaction& x : log.interactions) ++user_start[x.user + 1];
   for (size_t u = 0; u < num_users; ++u) user_start[u + 1] += user_start[u];
 
+  // Rewatches: a log without any is a log of unwatched next videos.
+  {
+    std::vector<uint32_t> items;
+    for (size_t u = 0; u < num_users; ++u) {
+      items.clear();
+      for (uint64_t k = user_start[u]; k < user_start[u + 1]; ++k) {
+        items.push_back(log.interactions[k].item);
+      }
+      std::sort(items.begin(), items.end());
+      summary.rewatches +=
+          items.size() - static_cast<size_t>(std::unique(items.begin(), items.end()) - items.begin());
+    }
+  }
+
   // t_max: the latest interaction that is not held out.
   int64_t t_max_seconds = INT64_MIN;
   for (size_t u = 0; u < num_users; ++u) {
@@ -464,6 +478,7 @@ StatusOr<ConvertSummary> ConvertCsv(const ConvertOptions& options) {
   manifest.set_source(absl::StrCat("convert:", options.csv_path));
   manifest.set_seed(options.seed);
   manifest.set_t_max(summary.t_max);
+  manifest.set_watches_unique(summary.rewatches == 0);
   VREC_RETURN_IF_ERROR(train.CloseInto(manifest.mutable_candidate_train()));
   VREC_RETURN_IF_ERROR(test.CloseInto(manifest.mutable_candidate_test()));
 
@@ -509,6 +524,7 @@ std::string ConvertSummaryJson(const ConvertSummary& s) {
   j["rows"] = s.rows;
   j["filtered_rows"] = s.filtered_rows;
   j["duplicate_rows"] = s.duplicate_rows;
+  j["rewatches"] = s.rewatches;
   j["interactions"] = s.interactions;
   j["first_watches"] = s.first_watches;
   j["single_watch_users"] = s.single_watch_users;

@@ -67,6 +67,7 @@ struct ConvertSummary {
   uint64_t skipped_rows = 0;    // bad rows skipped (skip_bad_rows)
   uint64_t filtered_rows = 0;   // rows below min_rating
   uint64_t duplicate_rows = 0;  // repeats of an earlier row's user, item and timestamp: dropped
+  uint64_t rewatches = 0;       // kept watches of an item the user watched before
   uint64_t interactions = 0;    // rows kept as watches
   uint64_t users = 0;           // distinct users with at least one watch
   uint64_t items = 0;           // distinct items watched

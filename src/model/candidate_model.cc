@@ -181,6 +181,10 @@ Status CandidateModel<S>::ValidateBatch(const CandidateBatch<S>& b, bool with_so
           absl::StrCat("candidate batch: negative_log_q ", j, " is ", b.negative_log_q[j]));
     }
   }
+  if (b.masked.num_lists() > 0) {
+    VREC_RETURN_IF_ERROR(b.masked.Validate("candidate batch masked negatives", n,
+                                           static_cast<int>(b.negatives.size())));
+  }
   return absl::OkStatus();
 }
 
@@ -219,7 +223,7 @@ StatusOr<S> CandidateModel<S>::TrainStep(absl::Span<const S> dense, const Candid
   double t0 = Now();
   const S loss =
       softmax_.Compute(acts_.back(), b.output_rows, b.labels, b.negatives, b.label_log_q.data(),
-                       b.negative_log_q.data(), &grad_, &grads->output_rows);
+                       b.negative_log_q.data(), &grad_, &grads->output_rows, &b.masked);
   for (int k = static_cast<int>(layers_.size()) - 1; k >= 0; --k) {
     layers_[k].Backward(dense.data(), acts_[k], acts_[k + 1], &grad_, grads->dense.data(),
                         &grad_in_);
@@ -249,7 +253,7 @@ StatusOr<S> CandidateModel<S>::Loss(absl::Span<const S> dense, const CandidateBa
   VREC_RETURN_IF_ERROR(ValidateBatch(b, /*with_softmax=*/true));
   Forward(dense.data(), b, /*serving=*/false);
   return softmax_.Compute(acts_.back(), b.output_rows, b.labels, b.negatives, b.label_log_q.data(),
-                          b.negative_log_q.data(), nullptr, nullptr);
+                          b.negative_log_q.data(), nullptr, nullptr, &b.masked);
 }
 
 template <typename S>

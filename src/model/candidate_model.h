@@ -83,6 +83,10 @@ struct CandidateBatch {
   std::vector<int32_t> negatives;  // S shared negatives, rows of output_rows
   std::vector<S> label_log_q;      // batch: log Q(label)
   std::vector<S> negative_log_q;   // S: log Q(negative)
+  // Per example, negative slots (indices into `negatives`) left out of its
+  // softmax: its watched videos when the task is to recommend unwatched
+  // ones. No lists (the default) = nothing masked.
+  IndexLists masked;
 };
 
 // Gradients of the mean batch loss, shaped like the batch's row matrices.

@@ -212,13 +212,18 @@ template <typename S>
 class SampledSoftmax {
  public:
   // u: B x d. out_rows: R x (d + 1). labels: B row indices, negatives: S row
-  // indices, label_log_q: B values, negative_log_q: S values.
-  // REQUIRES (checked by the models' batch validation): indices in [0, R).
+  // indices, label_log_q: B values, negative_log_q: S values. `masked`: none
+  // (nullptr or no lists), or B lists of negative slots (indices into
+  // `negatives`) left out of that example's softmax, as accidental hits are
+  // (e.g. the example's watched videos when the task excludes them).
+  // REQUIRES (checked by the models' batch validation): indices in [0, R),
+  // masked slots in [0, S).
   // Returns the mean loss. If grad_u is not nullptr, writes dL/du into it
   // and ADDS dL/d out_rows into *grad_rows (R x (d + 1), pre-sized).
   S Compute(const RowMatrix<S>& u, const RowMatrix<S>& out_rows, const std::vector<int32_t>& labels,
             const std::vector<int32_t>& negatives, const S* label_log_q, const S* negative_log_q,
-            RowMatrix<S>* grad_u, RowMatrix<S>* grad_rows) {
+            RowMatrix<S>* grad_u, RowMatrix<S>* grad_rows, const IndexLists* masked = nullptr) {
+    const bool masking = masked != nullptr && masked->num_lists() > 0;
     const int batch = static_cast<int>(u.rows());
     const int d = static_cast<int>(u.cols());
     const int num_neg = static_cast<int>(negatives.size());
@@ -252,6 +257,11 @@ class SampledSoftmax {
     for (int i = 0; i < batch; ++i) {
       const int y = labels[i];
       for (int k = row_start_[y]; k < row_start_[y + 1]; ++k) logits_(i, slots_[k]) = neg_inf;
+      if (masking) {
+        for (int k = masked->offsets[i]; k < masked->offsets[i + 1]; ++k) {
+          logits_(i, masked->indices[k]) = neg_inf;
+        }
+      }
       const S t = u.row(i).dot(out_rows.row(y).head(d)) + out_rows(y, d) - label_log_q[i];
       auto row = logits_.row(i);
       const S m = num_neg > 0 ? std::max(t, row.maxCoeff()) : t;

@@ -96,6 +96,7 @@ class Candidate : public ModelKind {
     co.batch_size = run.options->batch_size;
     co.max_examples = run.max_examples;
     co.seed = run.spec->config.seed();
+    co.exclude_watched = run.options->exclude_watched;
     co.loop = run.loop;
     VREC_ASSIGN_OR_RETURN(auto w, CandidateWorker::Create(run.spec, &run.data->corpus,
                                                           run.data->sampler.get(), run.client, co));

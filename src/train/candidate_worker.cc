@@ -1,8 +1,10 @@
 #include "train/candidate_worker.h"
 
+#include <algorithm>
 #include <chrono>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "model/batch_builder.h"
 #include "models/candidate_spec.h"
@@ -24,6 +26,8 @@ struct CandidateWorker::Step {
   models::CandidateInputs inputs;
   std::vector<CandidateExample> examples;
   std::vector<int64_t> labels, negatives;
+  absl::flat_hash_map<int64_t, std::vector<int32_t>> negative_slots;  // class -> slots
+  std::vector<int32_t> masked;  // one example's masked slots
   std::vector<uint64_t> video_keys, token_keys, region_keys, device_keys, out_keys;
   std::vector<ps::PsRequest> pulls;
   DenseExchange dense_exchange;
@@ -106,6 +110,8 @@ StatusOr<bool> CandidateWorker::Prepare(ExampleSource<CandidateExample>* stream,
   model::OutputCandidates out = model::BuildOutputCandidates(step->labels, step->negatives);
   b.labels = std::move(out.label_rows);
   b.negatives = std::move(out.negative_rows);
+  b.masked.Clear();
+  if (options_.exclude_watched) MaskWatched(n, step);
   b.negative_log_q.assign(neg_log_q.begin(), neg_log_q.end());
   b.label_log_q.resize(n);
   for (int i = 0; i < n; ++i)
@@ -133,6 +139,29 @@ StatusOr<bool> CandidateWorker::Prepare(ExampleSource<CandidateExample>* stream,
   step->dense.resize(spec_->DenseSize());
   step->dense_exchange.StartPull(client_);
   return true;
+}
+
+void CandidateWorker::MaskWatched(int n, Step* step) const {
+  step->negative_slots.clear();
+  for (size_t j = 0; j < step->negatives.size(); ++j) {
+    step->negative_slots[step->negatives[j]].push_back(static_cast<int32_t>(j));
+  }
+  model::IndexLists& masked = step->batch.masked;
+  for (int i = 0; i < n; ++i) {
+    step->masked.clear();
+    for (uint64_t id : step->examples[i].watch_history()) {
+      const int32_t c = corpus_->IndexOf(static_cast<int64_t>(id));
+      if (c < 0 || c == step->labels[i]) continue;  // a rewatch stays a positive
+      auto it = step->negative_slots.find(c);
+      if (it != step->negative_slots.end()) {
+        step->masked.insert(step->masked.end(), it->second.begin(), it->second.end());
+      }
+    }
+    // A video watched twice in the history masks its slots once.
+    std::sort(step->masked.begin(), step->masked.end());
+    step->masked.erase(std::unique(step->masked.begin(), step->masked.end()), step->masked.end());
+    masked.Append(step->masked.begin(), step->masked.end());
+  }
 }
 
 Status CandidateWorker::Compute(Step* step, double* loss) {

@@ -44,6 +44,10 @@ struct CandidateWorkerOptions {
   int batch_size = 512;
   uint64_t max_examples = 0;  // this worker's share; 0 = no limit
   uint64_t seed = 1;          // negatives of batch b: Rng(seed, (worker, b))
+  // The task is to recommend unwatched videos: each example's watched
+  // videos (its history) are left out of its softmax's negatives, as they
+  // are out of the ranking when evaluated with exclude_watched.
+  bool exclude_watched = false;
   WorkerLoopOptions loop;     // time limit, staleness, reports, checkpoints
 };
 
@@ -77,6 +81,9 @@ class CandidateWorker : public PipelinedWorker {
   // when the stream had nothing left.
   StatusOr<bool> Prepare(ExampleSource<CandidateExample>* stream, Step* step);
   Status Compute(Step* step, double* loss);
+  // Fills step->batch.masked: for each of the step's n examples, the
+  // negative slots holding a video of its history (but its label).
+  void MaskWatched(int n, Step* step) const;
 
   const models::ModelSpec* spec_ = nullptr;
   const Corpus* corpus_ = nullptr;

@@ -45,6 +45,10 @@ struct WorkerOptions {
   // users' last training example is held out of training and judges it
   // (ValidationOptions). 0 = none: every training example is trained on.
   uint64_t validation_users = 0;
+  // Candidate model: the task is to recommend unwatched videos; each
+  // example's watched videos are left out of its softmax's negatives
+  // (CandidateWorkerOptions::exclude_watched).
+  bool exclude_watched = false;
   // Diagnostics: worker w appends "<worker> <step> <example id>..." per
   // trained step to DIR/worker-<w>.log.
   std::string example_log_dir;

@@ -229,6 +229,19 @@ TEST_F(CsvConverterTest, RepeatedRowsAreOneWatch) {
                        ConvertCsv(Options("userId,movieId,timestamp\n1,5,10\n1,6,20\n1,5,30\n")));
   EXPECT_EQ(rewatch.duplicate_rows, 0u);
   EXPECT_EQ(rewatch.interactions, 3u);
+  EXPECT_EQ(rewatch.rewatches, 1u);
+  EXPECT_FALSE(ReadManifest(dir_.File("out"))->watches_unique());
+}
+
+// A log in which no user watches an item twice says so in its manifest: the
+// task is then to recommend unwatched videos (vrec train and vrec eval
+// exclude watched ones by default).
+TEST_F(CsvConverterTest, ALogWithoutRewatchesIsMarkedInTheManifest) {
+  ASSERT_OK_AND_ASSIGN(ConvertSummary s,
+                       ConvertCsv(Options("userId,movieId,timestamp\n1,5,10\n1,6,20\n2,5,30\n"
+                                          "2,6,40\n1,7,50\n")));
+  EXPECT_EQ(s.rewatches, 0u);
+  EXPECT_TRUE(ReadManifest(dir_.File("out"))->watches_unique());
 }
 
 TEST_F(CsvConverterTest, BadRowIsAnErrorWithItsLineNumber) {
@@ -413,8 +426,10 @@ TEST(ConvertSummaryJsonTest, HasTheDocumentedFields) {
   s.test_examples = 2;
   s.skipped_rows = 1;
   s.duplicate_rows = 4;
+  s.rewatches = 6;
   const nlohmann::json j = nlohmann::json::parse(ConvertSummaryJson(s));
   EXPECT_EQ(j["duplicate_rows"], 4);
+  EXPECT_EQ(j["rewatches"], 6);
   EXPECT_EQ(j["users"], 3);
   EXPECT_EQ(j["items"], 8);
   EXPECT_EQ(j["train_examples"], 5);

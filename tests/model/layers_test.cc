@@ -154,6 +154,57 @@ TEST(SampledSoftmaxTest, MatchesDirectFormulaWithAccidentalHitsRemoved) {
               expected, 1e-12);
 }
 
+// Masked slots (an example's watched videos) leave that example's softmax
+// exactly as if the negatives were not drawn for it; the masked rows get no
+// gradient from it; the gradient still matches finite differences.
+TEST(SampledSoftmaxTest, MaskedSlotsAreLeftOutOfTheirExampleOnly) {
+  Rng rng(vrec::testing::TestSeed(17));
+  SoftmaxFixture f(&rng);
+  IndexLists masked;
+  masked.Append({0, 3});  // example 0: row 3 (both slots)
+  masked.Append({});
+  masked.Append({4});  // example 2: row 5
+  masked.Append({2});  // example 3: row 4
+  SampledSoftmax<double> sm;
+  M gu, grows = M::Zero(f.rows, f.d + 1);
+  const double l = sm.Compute(f.u, f.out_rows, f.labels, f.negatives, f.label_log_q.data(),
+                              f.negative_log_q.data(), &gu, &grows, &masked);
+  // Reference: each example alone, its masked negatives removed.
+  double expected = 0;
+  M gu_ref(f.batch, f.d), grows_ref = M::Zero(f.rows, f.d + 1);
+  for (int i = 0; i < f.batch; ++i) {
+    std::vector<int32_t> negs;
+    std::vector<double> log_q;
+    for (size_t j = 0; j < f.negatives.size(); ++j) {
+      bool drop = false;
+      for (int k = masked.offsets[i]; k < masked.offsets[i + 1]; ++k) {
+        drop = drop || masked.indices[k] == static_cast<int>(j);
+      }
+      if (drop) continue;
+      negs.push_back(f.negatives[j]);
+      log_q.push_back(f.negative_log_q[j]);
+    }
+    SampledSoftmax<double> one;
+    M gu_i, grows_i = M::Zero(f.rows, f.d + 1);
+    expected += one.Compute(f.u.row(i), f.out_rows, {f.labels[i]}, negs, &f.label_log_q[i],
+                            log_q.data(), &gu_i, &grows_i) /
+                f.batch;
+    gu_ref.row(i) = gu_i.row(0) / f.batch;
+    grows_ref += grows_i / f.batch;
+  }
+  EXPECT_NEAR(l, expected, 1e-12);
+  EXPECT_LT((gu - gu_ref).cwiseAbs().maxCoeff(), 1e-12);
+  EXPECT_LT((grows - grows_ref).cwiseAbs().maxCoeff(), 1e-12);
+  // A masked row still learns from the examples that do not mask it.
+  EXPECT_GT(grows.row(3).cwiseAbs().maxCoeff(), 0);
+  auto loss = [&] {
+    return sm.Compute(f.u, f.out_rows, f.labels, f.negatives, f.label_log_q.data(),
+                      f.negative_log_q.data(), nullptr, nullptr, &masked);
+  };
+  CheckGradients(loss, {{"u", f.u.data(), gu.data(), f.u.size()},
+                        {"out_rows", f.out_rows.data(), grows.data(), f.out_rows.size()}});
+}
+
 TEST(SampledSoftmaxTest, AllClassesWithUniformQEqualsFullSoftmax) {
   Rng rng(vrec::testing::TestSeed(16));
   const int v = 7, d = 4, batch = 5;
