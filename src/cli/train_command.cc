@@ -39,12 +39,13 @@ DEFINE_int32(epochs, -1,
              "with a validation slice, which stops once validation stops improving "
              "(--validation_users, --patience); 1 otherwise (the ranking model, --stream, "
              "--validation_users=0)");
-DEFINE_uint64(validation_users, 10000,
-              "Candidate model: the validation slice, each training user's last training example "
-              "for up to this many users (chosen by a hash of the user id and --seed), held out of "
-              "training; the job validates on it once per epoch, keeps the best model in "
-              "--model_dir and stops when validation stops improving (--patience, "
-              "--patience_fraction). 0 = no slice: train on every example for --epochs");
+DEFINE_uint64(
+    validation_users, 10000,
+    "Candidate model: the validation slice, each training user's last training example "
+    "for up to this many users (chosen by a hash of the user id and --seed), held out of "
+    "training; the job validates on it once per epoch, keeps the best model in "
+    "--model_dir and stops when validation stops improving (--patience, "
+    "--patience_fraction, --validation_window). 0 = no slice: train on every example for --epochs");
 DEFINE_string(validation_metric, "recall@50",
               "The validation figure early stopping follows (higher is better): recall@1, "
               "recall@10, recall@50, recall@100 or map");
@@ -56,6 +57,10 @@ DEFINE_double(patience_fraction, 1.0,
               "... and for at least this fraction of the validations it took to reach the best "
               "(patience grows with the run: validation scores are noisy and a slowly learning "
               "model gains less than the noise per epoch; docs/quality.md)");
+DEFINE_int32(validation_window, 3,
+             "Early stopping judges the mean of the last this many validation scores (its noise "
+             "shrinks by the square root; 1 = each score alone); the model kept is still the one "
+             "with the best single score");
 DEFINE_string(validate_every, "",
               "Validate every N examples or every Ns seconds instead of once per epoch");
 DEFINE_bool(stream, false,
@@ -216,6 +221,10 @@ StatusOr<train::TrainOptions> TrainOptionsFromFlags() {
     return absl::InvalidArgumentError("--patience_fraction must be a number >= 0 (e.g. 1)");
   }
   o.coordinator.validation.stopping.patience_fraction = FLAGS_patience_fraction;
+  if (FLAGS_validation_window < 1) {
+    return absl::InvalidArgumentError("--validation_window must be >= 1");
+  }
+  o.coordinator.validation.stopping.window = FLAGS_validation_window;
   VREC_ASSIGN_OR_RETURN(o.coordinator.validation.every,
                         models::ParseCheckpointEvery(FLAGS_validate_every, "--validate_every"));
   o.worker.max_seconds = FLAGS_max_seconds;

@@ -268,7 +268,9 @@ Status Coordinator::Validate(uint64_t examples, uint64_t steps) {
   } else {
     validation_.set_since_best(validation_.since_best() + 1);
   }
+  const double smoothed = RecordSmoothed(vo.stopping, score, &validation_);
   const StopDecision decision = DecideStop(vo.stopping, validation_, baseline);
+  const bool smoothing = vo.stopping.window > 1;
   const double epoch = EpochsOf(examples);
   const double best_epoch = EpochsOf(validation_.best_examples());
   const uint64_t n = v.value("examples", uint64_t{0});
@@ -283,9 +285,16 @@ Status Coordinator::Validate(uint64_t examples, uint64_t steps) {
     absl::StrAppend(&line, job_.model_dir.empty() ? "  best so far"
                                                   : "  best so far: saved to the model folder");
   } else {
-    absl::StrAppend(
-        &line, absl::StrFormat("  best %.4f at epoch %.2f, no better for %d", validation_.best(),
-                               best_epoch, validation_.since_best()));
+    absl::StrAppend(&line,
+                    absl::StrFormat("  best %.4f at epoch %.2f", validation_.best(), best_epoch));
+  }
+  if (smoothing) {
+    absl::StrAppend(&line, absl::StrFormat("; mean of the last %d %.4f",
+                                           validation_.recent_scores_size(), smoothed));
+  }
+  if (validation_.since_best_smoothed() > 0) {
+    absl::StrAppend(&line, ", no better", smoothing ? " mean" : "", " for ",
+                    validation_.since_best_smoothed());
     if (vo.stopping.patience > 0) absl::StrAppend(&line, " of ", decision.patience);
   }
   if (decision.below_baseline) {
@@ -298,14 +307,23 @@ Status Coordinator::Validate(uint64_t examples, uint64_t steps) {
                            {"best", validation_.best()},
                            {"best_epoch", best_epoch},
                            {"improved", better},
+                           {"smoothed", smoothed},
                            {"patience", decision.patience},
                            {"figures", v}};
   if (!std::isnan(baseline)) record["popularity"] = baseline;
   tracker_.RecordValidation(record);
   if (decision.stop && early_stop_.empty()) {
-    early_stop_ = absl::StrFormat(
-        "validation %s has not improved for %d validations (best %.4f at epoch %.2f)", vo.metric,
-        validation_.since_best(), validation_.best(), best_epoch);
+    if (smoothing) {
+      early_stop_ = absl::StrFormat(
+          "validation %s, the mean of the last %d, has not improved for %d validations (best "
+          "mean %.4f; the model kept scored %.4f at epoch %.2f)",
+          vo.metric, vo.stopping.window, validation_.since_best_smoothed(),
+          validation_.best_smoothed(), validation_.best(), best_epoch);
+    } else {
+      early_stop_ = absl::StrFormat(
+          "validation %s has not improved for %d validations (best %.4f at epoch %.2f)", vo.metric,
+          validation_.since_best_smoothed(), validation_.best(), best_epoch);
+    }
     if (!std::isnan(baseline)) {
       absl::StrAppend(&early_stop_, absl::StrFormat("; popularity %.4f", baseline));
     }

@@ -11,13 +11,32 @@ uint32_t RequiredPatience(const StoppingRule& rule, uint32_t best_count) {
   return std::max(static_cast<uint32_t>(rule.patience), static_cast<uint32_t>(grown));
 }
 
+double RecordSmoothed(const StoppingRule& rule, double score, ValidationState* state) {
+  const int window = std::max(1, rule.window);
+  auto* recent = state->mutable_recent_scores();
+  recent->Add(score);
+  if (recent->size() > window) recent->erase(recent->begin(), recent->end() - window);
+  double sum = 0;
+  for (double s : *recent) sum += s;
+  const double smoothed = sum / recent->size();
+  // The first validation is always the best so far.
+  if (state->count() <= 1 || smoothed > state->best_smoothed()) {
+    state->set_best_smoothed(smoothed);
+    state->set_since_best_smoothed(0);
+  } else {
+    state->set_since_best_smoothed(state->since_best_smoothed() + 1);
+  }
+  return smoothed;
+}
+
 StopDecision DecideStop(const StoppingRule& rule, const ValidationState& state, double baseline) {
   StopDecision d;
   if (rule.patience <= 0 || state.count() == 0) return d;
-  const uint32_t best_count = state.count() - std::min(state.count(), state.since_best());
+  const uint32_t since = state.since_best_smoothed();
+  const uint32_t best_count = state.count() - std::min(state.count(), since);
   d.patience = RequiredPatience(rule, best_count);
-  d.below_baseline = !std::isnan(baseline) && !(state.best() > baseline);
-  d.stop = state.since_best() >= d.patience && !d.below_baseline;
+  d.below_baseline = !std::isnan(baseline) && !(state.best_smoothed() > baseline);
+  d.stop = since >= d.patience && !d.below_baseline;
   return d;
 }
 

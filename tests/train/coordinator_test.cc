@@ -424,7 +424,7 @@ TEST(CoordinatorTest, ValidationKeepsTheBestModelAndStopsWhenPatienceRunsOut) {
   TrainOptions o = Options(dir);
   ASSERT_OK(MakeDirs(o.model_dir));
   o.coordinator.final_eval = true;
-  o.coordinator.validation.stopping = {3, 0};
+  o.coordinator.validation.stopping = {3, 0, 1};
   const models::ModelSpec spec = TinySpec();
   FakeControlPlane plane({EpochWorker(40)});
   Validated v{{0.1, 0.3, 0.2, 0.25, 0.2}};
@@ -463,7 +463,7 @@ TEST(CoordinatorTest, EarlyStoppingWaitsForPopularityAndForPatienceThatGrowsWith
   testing::ScratchDir dir;
   TrainOptions o = Options(dir);
   ASSERT_OK(MakeDirs(o.model_dir));
-  o.coordinator.validation.stopping = {3, 1.0};
+  o.coordinator.validation.stopping = {3, 1.0, 1};
   const models::ModelSpec spec = TinySpec();
   FakeControlPlane plane({EpochWorker(60)});  // 30 epochs at most
   // At popularity's level for 4 validations (a fixed patience of 3 would
@@ -519,6 +519,10 @@ TEST(CoordinatorTest, ValidationStateIsKeptInTheCheckpoint) {
   EXPECT_EQ(s.best_examples(), 20u);
   EXPECT_EQ(s.since_best(), 1u);
   EXPECT_FALSE(s.best_saved());  // no model folder
+  // The stopping rule's smoothed view (window 3) resumes too.
+  EXPECT_THAT(s.recent_scores(), ElementsAre(0.4, 0.1));
+  EXPECT_EQ(s.best_smoothed(), 0.4);
+  EXPECT_EQ(s.since_best_smoothed(), 1u);
 }
 
 TEST(CoordinatorTest, AnUnknownValidationMetricFailsTheJobNamingTheFigures) {
