@@ -1,13 +1,18 @@
 #include "data/dataset.h"
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <google/protobuf/util/json_util.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <system_error>
 
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
+#include "common/random.h"
 
 namespace vrec {
 namespace {
@@ -52,6 +57,24 @@ Status WriteManifest(const std::string& dir, const DatasetManifest& manifest) {
   // The JSON first: manifest.pb is the commit point of the dataset.
   VREC_RETURN_IF_ERROR(WriteFileAtomic(JoinPath(dir, kManifestJson), json));
   return WriteFileAtomic(JoinPath(dir, kManifestPb), binary);
+}
+
+uint64_t DatasetFingerprint(const DatasetManifest& manifest) {
+  std::string bytes;
+  google::protobuf::io::StringOutputStream raw(&bytes);
+  {
+    google::protobuf::io::CodedOutputStream out(&raw);
+    out.SetSerializationDeterministic(true);
+    manifest.SerializeToCodedStream(&out);
+  }
+  uint64_t h = 0x76726563'64617461ULL;  // "vrecdata"
+  for (size_t i = 0; i < bytes.size(); i += 8) {
+    uint64_t chunk = 0;
+    std::memcpy(&chunk, bytes.data() + i, std::min<size_t>(8, bytes.size() - i));
+    h = HashCombine(h, chunk);
+  }
+  h = HashCombine(h, bytes.size());
+  return h == 0 ? 1 : h;
 }
 
 StatusOr<DatasetManifest> ReadManifest(const std::string& dir) {

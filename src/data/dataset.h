@@ -35,6 +35,12 @@ Status WriteManifest(const std::string& dir, const DatasetManifest& manifest);
 // or its format_version is unknown.
 StatusOr<DatasetManifest> ReadManifest(const std::string& dir);
 
+// A 64-bit fingerprint of the dataset a manifest describes (its every field:
+// source, seed, shards with their record counts and sizes, ...): equal for
+// the same dataset wherever it lies, different for another one or the same
+// log converted differently. Never 0.
+uint64_t DatasetFingerprint(const DatasetManifest& manifest);
+
 // Checks that every listed shard is there with the size its manifest
 // recorded (a file cut short on a record boundary reads as fewer, valid
 // records: only its size tells). kNotFound for a missing file, kDataLoss

@@ -152,6 +152,7 @@ Status Coordinator::WriteCheckpoint(const std::vector<WorkerProgress>& workers) 
   m.set_stream(job_.workers.stream);
   m.set_rows(rows);
   m.set_validation_users(job_.workers.validation_users);
+  m.set_dataset_fingerprint(job_.dataset_fingerprint);
   *m.mutable_validation() = validation_;
   VREC_ASSIGN_OR_RETURN(std::string written,
                         models::CommitCheckpoint(job_.checkpoint.dir, m, job_.checkpoint.keep));

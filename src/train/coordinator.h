@@ -6,8 +6,8 @@
 //     as ValidationOptions::every says: pause every worker, score the model
 //     on the slice, save it into the model folder when it beats every earlier
 //     score, stop the job when the stopping rule says so
-//     (train/early_stopping.h); a last one when the workers are done. The progress line "[valid] ..." and a
-//     metrics record {"validation": ...} say each one;
+//     (train/early_stopping.h); a last one when the workers are done. The progress line "[valid]
+//     ..." and a metrics record {"validation": ...} say each one;
 //   - progress lines and metrics records (ProgressTracker);
 //   - a checkpoint when the schedule says so: pause every worker, wait until
 //     each is paused or done, have every server write its part, commit the
@@ -65,8 +65,9 @@ class CheckpointSchedule {
 // What the coordinator knows of its job.
 struct CoordinatedJob {
   const models::ModelSpec* spec = nullptr;
-  std::string data_dir;   // recorded in the model's manifest
-  std::string model_dir;  // empty: nothing saved
+  std::string data_dir;              // recorded in the model's manifest
+  uint64_t dataset_fingerprint = 0;  // recorded in checkpoints (data/dataset.h)
+  std::string model_dir;             // empty: nothing saved
   CoordinatorOptions coordinator;
   CheckpointOptions checkpoint;
   WorkerOptions workers;  // the limits (progress targets) and what a resume must match

@@ -33,6 +33,7 @@ StatusOr<nlohmann::json> TrainLocal(const TrainOptions& options_in, const std::a
   VREC_ASSIGN_OR_RETURN(JobData data,
                         LoadJobData(*kind, options.data_dir, options.worker.stream, spec,
                                     /*full=*/true, options.worker.validation_users));
+  if (resume) VREC_RETURN_IF_ERROR(CheckResumeData(resume->manifest, data.manifest, data.dir));
   spec.quantiles = data.quantiles;
   VREC_RETURN_IF_ERROR(kind->PrepareWorkers(spec, &data));
   LOG(INFO) << "dataset " << options.data_dir << ": " << data.corpus.ids.size() << " videos, "

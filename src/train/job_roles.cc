@@ -102,6 +102,19 @@ StatusOr<std::optional<models::FoundCheckpoint>> FindResumeCheckpoint(
   return std::optional<models::FoundCheckpoint>(std::move(*found));
 }
 
+Status CheckResumeData(const CheckpointManifest& checkpoint, const DatasetManifest& data,
+                       const std::string& data_dir) {
+  const uint64_t now = DatasetFingerprint(data);
+  if (checkpoint.dataset_fingerprint() == 0 || checkpoint.dataset_fingerprint() == now) {
+    return absl::OkStatus();
+  }
+  return absl::FailedPreconditionError(absl::StrFormat(
+      "cannot resume: the checkpoint was trained on another dataset (%s, fingerprint %016x); "
+      "--data=%s is %016x. Resume with the --data it was trained on, or start anew with another "
+      "--checkpoint_dir",
+      checkpoint.model().dataset(), checkpoint.dataset_fingerprint(), data_dir, now));
+}
+
 StatusOr<ServerProcess> StartServer(const models::ModelSpec& spec, const ServerOptions& options,
                                     const std::string& spill_root, int index, int num_workers,
                                     const models::FoundCheckpoint* restore, int num_servers) {
@@ -234,6 +247,7 @@ CoordinatedJob CoordinatedJobOf(const ModelKind& kind, const TrainOptions& optio
   CoordinatedJob job;
   job.spec = &spec;
   job.data_dir = options.data_dir;
+  job.dataset_fingerprint = DatasetFingerprint(data.manifest);
   job.model_dir = options.model_dir;
   job.coordinator = options.coordinator;
   job.checkpoint = options.checkpoint;

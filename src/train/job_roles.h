@@ -68,6 +68,11 @@ uint64_t WorkerShare(uint64_t total, int worker, int num_workers);
 // The checkpoint to resume from (options.checkpoint.resume), or nullopt to
 // start afresh (no checkpoint yet: logged). Errors for a checkpoint this job
 // cannot continue.
+// OK unless `checkpoint` records a dataset other than `data` (the
+// manifest of --data=`data_dir`): kFailedPrecondition naming both.
+Status CheckResumeData(const CheckpointManifest& checkpoint, const DatasetManifest& data,
+                       const std::string& data_dir);
+
 StatusOr<std::optional<models::FoundCheckpoint>> FindResumeCheckpoint(
     const CheckpointOptions& checkpoint, const WorkerOptions& workers,
     const models::ModelSpec& spec, int num_workers);

@@ -79,6 +79,9 @@ bool ShareJobData(const ModelKind& kind, const TrainOptions& options, const mode
     *status = d.status();
   }
   if (status->ok() && !resume.ok()) *status = resume.status();
+  if (status->ok() && resume->has_value()) {
+    *status = CheckResumeData((*resume)->manifest, data->manifest, options.data_dir);
+  }
   int ok = status->ok() && servers_up ? 1 : 0, all_ok = 0;
   MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, peers);
   if (!all_ok) return false;

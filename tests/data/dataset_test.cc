@@ -46,6 +46,26 @@ TEST(DatasetTest, ManifestRoundTripAndJson) {
   EXPECT_EQ(files.size(), 2u);  // no temporaries left
 }
 
+TEST(DatasetTest, FingerprintIsTheManifestsWhereverItLies) {
+  testing::ScratchDir dir;
+  const DatasetManifest m = SampleManifest();
+  ASSERT_OK(MakeDirs(dir.File("a")));
+  ASSERT_OK(MakeDirs(dir.File("b")));
+  ASSERT_OK(WriteManifest(dir.File("a"), m));
+  ASSERT_OK(WriteManifest(dir.File("b"), m));
+  ASSERT_OK_AND_ASSIGN(DatasetManifest a, ReadManifest(dir.File("a")));
+  ASSERT_OK_AND_ASSIGN(DatasetManifest b, ReadManifest(dir.File("b")));
+  EXPECT_EQ(DatasetFingerprint(a), DatasetFingerprint(b));
+  EXPECT_NE(DatasetFingerprint(a), 0u);
+  DatasetManifest other = m;
+  other.mutable_candidate_train(1)->set_records(102);  // one record more
+  EXPECT_NE(DatasetFingerprint(other), DatasetFingerprint(m));
+  other = m;
+  other.set_watches_unique(true);
+  EXPECT_NE(DatasetFingerprint(other), DatasetFingerprint(m));
+  EXPECT_NE(DatasetFingerprint(DatasetManifest()), 0u);
+}
+
 TEST(DatasetTest, MissingManifestIsNotFoundSayingIncomplete) {
   testing::ScratchDir dir;
   EXPECT_THAT(ReadManifest(dir.path()), StatusIs(absl::StatusCode::kNotFound, "incomplete"));

@@ -1,5 +1,6 @@
 // The training job's pieces on a tiny generated world: model spec, data
 // slicing, saving and reading a model, and whole in-process jobs.
+#include <filesystem>
 #include <fstream>
 #include <set>
 
@@ -19,6 +20,7 @@
 namespace vrec::train {
 namespace {
 
+using ::testing::HasSubstr;
 using testing::TinyDataset;
 
 models::CandidateSpecOptions SmallSpecOptions() {
@@ -230,6 +232,31 @@ TEST(TrainLocalTest, StopFlagEndsTheJobAndStillSavesTheModel) {
   ASSERT_OK_AND_ASSIGN(nlohmann::json summary, TrainLocal(o, &stop));
   EXPECT_TRUE(summary["stopped"].get<bool>());
   EXPECT_OK(models::SavedModel::Open(o.model_dir).status());
+}
+
+// A checkpoint records its dataset's fingerprint: a resume onto a copy of
+// the dataset elsewhere goes on; onto another dataset it is refused, naming
+// both, before anything is trained.
+TEST(TrainLocalTest, ResumeRefusesAnotherDataset) {
+  testing::ScratchDir dir;
+  std::filesystem::copy(TinyDataset(), dir.File("copy"), std::filesystem::copy_options::recursive);
+  std::filesystem::copy(TinyDataset(), dir.File("other"), std::filesystem::copy_options::recursive);
+  ASSERT_OK_AND_ASSIGN(DatasetManifest other, ReadManifest(dir.File("other")));
+  other.set_seed(other.seed() + 1);
+  ASSERT_OK(WriteManifest(dir.File("other"), other));
+  TrainOptions o = SmallJob(dir.File("model"));
+  o.worker.epochs = 1;
+  o.coordinator.final_eval = false;
+  o.checkpoint.dir = dir.File("ckpt");
+  ASSERT_OK(TrainLocal(o, nullptr).status());
+  o.checkpoint.resume = true;
+  o.data_dir = dir.File("other");
+  StatusOr<nlohmann::json> refused = TrainLocal(o, nullptr);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(refused.status().message(), HasSubstr("trained on another dataset"));
+  EXPECT_THAT(refused.status().message(), HasSubstr(dir.File("other")));
+  o.data_dir = dir.File("copy");
+  EXPECT_OK(TrainLocal(o, nullptr).status());
 }
 
 TEST(TrainLocalTest, BadOptionsAreErrors) {
