@@ -85,7 +85,10 @@ DEFINE_double(sampler_power, 0.75, "Exponent of the unigram sampler's counts");
 DEFINE_double(learning_rate, 0,
               "Learning rate of every table's optimizer (0 = the optimizer's default: adam "
               "0.003, adagrad 0.1, sgd 0.05, ftrl 0.1)");
-DEFINE_double(init_scale, 0.05, "Sparse rows start in U(-scale, scale)");
+DEFINE_double(init_scale, 0.05,
+              "Sparse rows start in U(-scale, scale): the candidate model's output rows and the "
+              "ranking model's embeddings (the candidate model's input embeddings start at zero: "
+              "an id training never updated reads as the zero embedding)");
 DEFINE_uint64(server_memory_mb, 0,
               "Memory budget of each parameter server in MiB; colder rows spill to RocksDB "
               "(0 = all in memory)");

@@ -24,11 +24,20 @@ StatusOr<ModelSpec> CandidateSpec(const CandidateSpecOptions& options) {
   c->set_region_dim(m.region_dim);
   c->set_device_dim(m.device_dim);
   *c->mutable_sampler() = options.sampler;
+  // The input embeddings start at zero: an id training never updated (a
+  // video or token unseen in training) reads as the zero embedding, as the
+  // paper maps out-of-vocabulary values, instead of its random start.
+  // Measured neutral on movielens-dev and a generated world
+  // (docs/quality.md). Output rows start random (symmetry of the softmax).
   const float scale = options.embedding_init_scale;
-  AddSparseTable(&spec.config, kVideoTable, m.embedding_dim, scale, options.optimizer);
-  AddSparseTable(&spec.config, kTokenTable, m.embedding_dim, scale, options.optimizer);
-  AddSparseTable(&spec.config, kRegionTable, m.region_dim, scale, options.optimizer);
-  AddSparseTable(&spec.config, kDeviceTable, m.device_dim, scale, options.optimizer);
+  for (const auto& [name, dim] : {std::pair<const char*, int>{kVideoTable, m.embedding_dim},
+                                  {kTokenTable, m.embedding_dim},
+                                  {kRegionTable, m.region_dim},
+                                  {kDeviceTable, m.device_dim}}) {
+    AddSparseTable(&spec.config, name, static_cast<uint32_t>(dim), 0.0f, options.optimizer);
+    InitializerConfig* init = spec.config.mutable_tables()->rbegin()->mutable_initializer();
+    init->set_kind(InitializerConfig::ZEROS);
+  }
   AddSparseTable(&spec.config, kVideoOutTable, m.output_dim + 1, scale, options.optimizer);
   AddDenseTables(probe.layout(), "cand", options.optimizer, &spec);
   return spec;

@@ -1,5 +1,6 @@
 // The training job's pieces on a tiny generated world: model spec, data
 // slicing, saving and reading a model, and whole in-process jobs.
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -123,6 +124,13 @@ TEST(SavedModelTest, ReadsBackWhatTheServersHeldAndInitialValuesElsewhere) {
     for (uint32_t d = 0; d < dim; ++d)
       ASSERT_EQ(got[i * dim + d], want[d]) << "key " << keys[i] << " element " << d;
   }
+  // An input id never trained reads as the zero embedding (the paper's
+  // out-of-vocabulary rule); an output row never trained, as its random start.
+  for (uint32_t d = 0; d < dim; ++d) EXPECT_EQ(got[(keys.size() - 1) * dim + d], 0.0f);
+  const int out = spec.TableIndex(models::kVideoOutTable);
+  std::vector<float> out_row(spec.Table(out).dim());
+  ASSERT_OK(saved->Pull(out, {42}, out_row.data()));
+  EXPECT_GT(*std::max_element(out_row.begin(), out_row.end()), 0.0f);
   std::vector<float> dense_saved;
   ASSERT_OK(models::GatherDense(saved->spec(), saved.get(), &dense_saved));
   EXPECT_EQ(dense_saved.size(), spec.DenseSize());
