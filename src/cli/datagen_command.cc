@@ -111,6 +111,13 @@ int RunDatagen(int argc, char** argv) {
     return UsageError(std::string(s.message()));
   }
 
+  if (go.test_users >= wo.num_users) {
+    std::cerr << "vrec datagen: warning: --test_users=" << go.test_users << " holds out all "
+              << wo.num_users
+              << " users, so the ranking model gets no training pages (the candidate model "
+                 "still trains on their earlier watches); give --test_users below --num_users "
+                 "for a ranking dataset\n";
+  }
   const auto start = std::chrono::steady_clock::now();
   auto world = World::Build(wo, go.threads);
   if (!world.ok()) {

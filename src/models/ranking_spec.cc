@@ -177,7 +177,9 @@ StatusOr<std::vector<QuantileInfo>> FitRankingQuantiles(const std::vector<std::s
   for (size_t i = 0; i < names.size(); ++i) {
     auto n = builders[i].Build();
     if (!n.ok()) {
-      return absl::FailedPreconditionError("no ranking training examples to fit quantiles on");
+      return absl::FailedPreconditionError(
+          "the dataset has no ranking training examples to fit the quantiles on (a generated "
+          "world whose --test_users holds out every user has none: regenerate it with fewer)");
     }
     QuantileInfo q;
     q.set_feature(names[i]);

@@ -60,4 +60,17 @@ set +e
 rc=$?
 set -e
 [[ $rc -eq 2 ]] || fail "missing --out exited $rc, want 2"
+# Every user held out: a warning says the ranking model gets nothing, and
+# training it says why it cannot.
+"$VREC" datagen --out="$SCRATCH/e" --num_users=150 --test_users=150 --num_videos=300 \
+  --num_tokens=100 --num_topics=5 --shards=1 >/dev/null 2>"$SCRATCH/e.err" ||
+  fail_log "$SCRATCH/e.err" "datagen with every user held out"
+grep -q "warning: --test_users=150 holds out all 150 users" "$SCRATCH/e.err" ||
+  fail_log "$SCRATCH/e.err" "no warning for --test_users >= --num_users"
+if "$VREC" train --model=ranking --data="$SCRATCH/e" --progress_seconds=0 >/dev/null \
+  2>"$SCRATCH/e_train.err"; then
+  fail "trained a ranking model without ranking training examples"
+fi
+grep -q "no ranking training examples.*regenerate it with fewer" "$SCRATCH/e_train.err" ||
+  fail_log "$SCRATCH/e_train.err" "the ranking error does not say why"
 echo "datagen integration test passed"
