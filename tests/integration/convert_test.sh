@@ -70,4 +70,44 @@ rc=0
 [ "$rc" -eq 1 ] || fail "missing CSV exited $rc, want 1"
 grep -q "missing.csv" "$SCRATCH/missing_err.txt" || fail "missing CSV error does not name the file"
 
+# A log without rewatches (every user rates a movie once) is a task of
+# unwatched videos: convert marks it, and train and eval exclude watched
+# videos unless told otherwise; one rewatch and they do not.
+"$PYTHON" - "$SCRATCH/once.csv" "$SCRATCH/again.csv" <<'PY'
+import random, sys
+rng = random.Random(5)
+rows = ["userId,movieId,timestamp"]
+for u in range(1, 61):
+    for k, m in enumerate(rng.sample(range(1, 201), 12)):
+        rows.append("%d,%d,%d" % (u, m, 1000 * u + k))
+open(sys.argv[1], "w").write("\n".join(rows) + "\n")
+rows.append("1,%s,999999" % rows[1].split(",")[1])  # user 1 watches a movie again
+open(sys.argv[2], "w").write("\n".join(rows) + "\n")
+PY
+SMALL=(--embedding_dim=8 --tower=16 --negatives=16 --batch_size=32 --validation_users=0
+       --progress_seconds=0 --ps_stats_seconds=0)
+for log in once again; do
+  "$VREC" convert --csv="$SCRATCH/$log.csv" --out="$SCRATCH/$log" >"$SCRATCH/$log.conv" 2>&1 ||
+    fail_log "$SCRATCH/$log.conv" "convert $log.csv"
+  "$VREC" train --data="$SCRATCH/$log" --model_dir="$SCRATCH/$log-m" "${SMALL[@]}" \
+    >"$SCRATCH/$log.train" 2>"$SCRATCH/$log.train.err" || fail_log "$SCRATCH/$log.train.err" "train $log"
+  "$VREC" eval --model_dir="$SCRATCH/$log-m" --data="$SCRATCH/$log" >"$SCRATCH/$log.eval" 2>&1 ||
+    fail_log "$SCRATCH/$log.eval" "eval $log"
+  "$VREC" eval --model_dir="$SCRATCH/$log-m" --data="$SCRATCH/$log" --exclude_watched=false \
+    >"$SCRATCH/$log.eval_kept" 2>&1 || fail_log "$SCRATCH/$log.eval_kept" "eval $log, watched kept"
+done
+"$PYTHON" - "$SCRATCH" <<'PY'
+import json, sys
+d = sys.argv[1]
+last = lambda f: json.loads(open(d + "/" + f).read().splitlines()[-1])
+assert json.load(open(d + "/once/manifest.json")).get("watches_unique") is True
+assert not json.load(open(d + "/again/manifest.json")).get("watches_unique", False)
+assert last("once.conv")["rewatches"] == 0 and last("again.conv")["rewatches"] == 1
+assert last("once.train")["eval"]["exclude_watched"] is True
+assert last("once.eval")["exclude_watched"] is True
+assert last("once.eval_kept")["exclude_watched"] is False
+assert last("again.train")["eval"]["exclude_watched"] is False
+assert last("again.eval")["exclude_watched"] is False
+PY
+
 echo "convert_test: OK"
