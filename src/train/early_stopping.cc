@@ -14,6 +14,14 @@ uint32_t RequiredPatience(const StoppingRule& rule, uint32_t best_count) {
 double RecordSmoothed(const StoppingRule& rule, double score, ValidationState* state) {
   const int window = std::max(1, rule.window);
   auto* recent = state->mutable_recent_scores();
+  if (recent->empty() && state->count() > 1) {
+    // Resumed from a checkpoint written before the smoothed state was kept:
+    // carry on from the raw best (as the coordinator has just updated it).
+    recent->Add(score);
+    state->set_best_smoothed(state->best());
+    state->set_since_best_smoothed(state->since_best());
+    return score;
+  }
   recent->Add(score);
   if (recent->size() > window) recent->erase(recent->begin(), recent->end() - window);
   double sum = 0;

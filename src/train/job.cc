@@ -29,7 +29,7 @@ StatusOr<nlohmann::json> TrainLocal(const TrainOptions& options_in, const std::a
   VREC_ASSIGN_OR_RETURN(models::ModelSpec spec, kind->Spec(options));
   VREC_ASSIGN_OR_RETURN(
       std::optional<models::FoundCheckpoint> resume,
-      FindResumeCheckpoint(options.checkpoint, options.worker, spec, num_workers));
+      FindResumeCheckpoint(options.checkpoint, options.worker, &spec, num_workers));
   VREC_ASSIGN_OR_RETURN(JobData data,
                         LoadJobData(*kind, options.data_dir, options.worker.stream, spec,
                                     /*full=*/true, options.worker.validation_users));

@@ -77,8 +77,8 @@ StatusOr<std::unique_ptr<ps::ServerStorage>> CreateServerStorage(
 }
 
 StatusOr<std::optional<models::FoundCheckpoint>> FindResumeCheckpoint(
-    const CheckpointOptions& checkpoint, const WorkerOptions& workers,
-    const models::ModelSpec& spec, int num_workers) {
+    const CheckpointOptions& checkpoint, const WorkerOptions& workers, models::ModelSpec* spec,
+    int num_workers) {
   if (!checkpoint.resume) return std::optional<models::FoundCheckpoint>();
   if (checkpoint.dir.empty()) {
     return absl::InvalidArgumentError(
@@ -90,7 +90,12 @@ StatusOr<std::optional<models::FoundCheckpoint>> FindResumeCheckpoint(
     return std::optional<models::FoundCheckpoint>();
   }
   VREC_RETURN_IF_ERROR(found.status());
-  VREC_RETURN_IF_ERROR(models::CheckResumable(found->manifest, spec, num_workers,
+  for (TableConfig& t : *spec->config.mutable_tables()) {
+    for (const TableConfig& saved : found->manifest.model().config().tables()) {
+      if (saved.name() == t.name()) *t.mutable_initializer() = saved.initializer();
+    }
+  }
+  VREC_RETURN_IF_ERROR(models::CheckResumable(found->manifest, *spec, num_workers,
                                               workers.batch_size, workers.epochs,
                                               workers.max_examples, workers.stream));
   if (found->manifest.validation_users() != workers.validation_users) {

@@ -65,17 +65,19 @@ class TemporarySpillCleanup {
 // Per-worker example limit: the total split as evenly as possible.
 uint64_t WorkerShare(uint64_t total, int worker, int num_workers);
 
-// The checkpoint to resume from (options.checkpoint.resume), or nullopt to
-// start afresh (no checkpoint yet: logged). Errors for a checkpoint this job
-// cannot continue.
 // OK unless `checkpoint` records a dataset other than `data` (the
 // manifest of --data=`data_dir`): kFailedPrecondition naming both.
 Status CheckResumeData(const CheckpointManifest& checkpoint, const DatasetManifest& data,
                        const std::string& data_dir);
 
+// The checkpoint to resume from (options.checkpoint.resume), or nullopt to
+// start afresh (no checkpoint yet: logged). Errors for a checkpoint this job
+// cannot continue. A resume continues the checkpoint's model: *spec takes
+// its tables' initializers (how rows not created yet start), so that a
+// checkpoint from before a change of the default initialisation resumes.
 StatusOr<std::optional<models::FoundCheckpoint>> FindResumeCheckpoint(
-    const CheckpointOptions& checkpoint, const WorkerOptions& workers,
-    const models::ModelSpec& spec, int num_workers);
+    const CheckpointOptions& checkpoint, const WorkerOptions& workers, models::ModelSpec* spec,
+    int num_workers);
 
 // Creates one server's storage (spill folder spill_root/server-<i>).
 // With `restore`, the storage holds that checkpoint's rows for server

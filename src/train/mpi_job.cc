@@ -198,7 +198,7 @@ StatusOr<nlohmann::json> TrainMpi(const TrainOptions& options, const std::atomic
   const bool is_server = rank >= 1 && rank <= servers;
   // Every rank reads the checkpoint it resumes from (a shared file system).
   const ResumePoint resume =
-      FindResumeCheckpoint(options.checkpoint, options.worker, *spec, workers);
+      FindResumeCheckpoint(options.checkpoint, options.worker, &*spec, workers);
 
   // Rank 0 and the workers share the corpus and its label counts.
   MPI_Comm peers;

@@ -112,6 +112,21 @@ TEST(EarlyStoppingTest, PopularityIsBeatenByTheMeanNotByOneLuckyScore) {
                   .below_baseline);
 }
 
+// A checkpoint written before the smoothed state was kept (count 5, best
+// 0.3 two validations ago, no recent scores): the rule carries on from the
+// raw best instead of taking the next score for a new best.
+TEST(EarlyStoppingTest, AResumeWithoutSmoothedStateCarriesOnFromTheRawBest) {
+  ValidationState s;
+  s.set_count(6);  // the coordinator has counted the new validation
+  s.set_best(0.3);
+  s.set_since_best(3);  // and found it no better
+  const StoppingRule rule{3, 0, 3};
+  EXPECT_EQ(RecordSmoothed(rule, 0.2, &s), 0.2);
+  EXPECT_EQ(s.best_smoothed(), 0.3);
+  EXPECT_EQ(s.since_best_smoothed(), 3u);
+  EXPECT_TRUE(DecideStop(rule, s, kNoBaseline).stop);
+}
+
 TEST(EarlyStoppingTest, PatienceZeroNeverStops) {
   EXPECT_EQ(StopsAt({0, 0.5, 1}, {0.3, 0.2, 0.1, 0.1, 0.1, 0.1}, kNoBaseline), 0);
   EXPECT_FALSE(DecideStop({3, 0.5}, ValidationState(), kNoBaseline).stop);

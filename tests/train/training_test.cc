@@ -267,6 +267,31 @@ TEST(TrainLocalTest, ResumeRefusesAnotherDataset) {
   EXPECT_OK(TrainLocal(o, nullptr).status());
 }
 
+// A checkpoint written under another default initialisation (here: the
+// spec of today's flags starts its input embeddings at random, as before
+// they started at zero) resumes: the spec takes the checkpoint's
+// initializers; other model flags still must match.
+TEST(TrainLocalTest, ResumeTakesTheCheckpointsInitializers) {
+  testing::ScratchDir dir;
+  TrainOptions o = SmallJob(dir.File("model"));
+  o.worker.epochs = 1;
+  o.coordinator.final_eval = false;
+  o.checkpoint.dir = dir.File("ckpt");
+  ASSERT_OK(TrainLocal(o, nullptr).status());
+  o.checkpoint.resume = true;
+  ASSERT_OK_AND_ASSIGN(models::ModelSpec spec, CandidateKind().Spec(o));
+  const int video = spec.TableIndex(models::kVideoTable);
+  InitializerConfig* init = spec.config.mutable_tables(video)->mutable_initializer();
+  init->set_kind(InitializerConfig::UNIFORM);
+  init->set_scale(0.05f);
+  ASSERT_OK_AND_ASSIGN(auto found, FindResumeCheckpoint(o.checkpoint, o.worker, &spec, 2));
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(spec.Table(video).initializer().kind(), InitializerConfig::ZEROS);
+  spec.config.mutable_tables(video)->set_dim(spec.Table(video).dim() + 1);
+  EXPECT_EQ(FindResumeCheckpoint(o.checkpoint, o.worker, &spec, 2).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
 TEST(TrainLocalTest, BadOptionsAreErrors) {
   testing::ScratchDir dir;
   TrainOptions o = SmallJob(dir.File("model"));
