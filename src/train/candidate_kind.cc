@@ -61,6 +61,15 @@ class Candidate : public ModelKind {
       auto ids = std::make_shared<absl::flat_hash_set<uint64_t>>();
       for (const CandidateExample& e : d->validation) ids->insert(e.example_id());
       d->held_out = std::move(ids);
+      // The label counts are of the examples trained on: the slice's labels
+      // out (the sampler's background, and popularity, which early stopping
+      // must beat on the slice without having seen its answers).
+      if (!d->corpus.label_counts.empty()) {
+        for (const CandidateExample& e : d->validation) {
+          const int32_t k = d->corpus.IndexOf(static_cast<int64_t>(e.label_video()));
+          if (k >= 0 && d->corpus.label_counts[k] > 0) d->corpus.label_counts[k] -= 1;
+        }
+      }
     }
     if (!fit_age) return absl::OkStatus();
     QuantileInfo age;

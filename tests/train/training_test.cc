@@ -292,6 +292,27 @@ TEST(TrainLocalTest, ResumeTakesTheCheckpointsInitializers) {
             absl::StatusCode::kFailedPrecondition);
 }
 
+// The label counts (the sampler's background, popularity) are of the
+// examples trained on: a validation slice's labels are not counted.
+TEST(LoadJobDataTest, LabelCountsLeaveTheValidationSliceOut) {
+  TrainOptions o = SmallJob("");
+  ASSERT_OK_AND_ASSIGN(models::ModelSpec spec, CandidateKind().Spec(o));
+  ASSERT_OK_AND_ASSIGN(JobData all, LoadJobData(CandidateKind(), o.data_dir, false, spec, true, 0));
+  ASSERT_OK_AND_ASSIGN(JobData held,
+                       LoadJobData(CandidateKind(), o.data_dir, false, spec, true, 50));
+  ASSERT_GT(held.validation.size(), 0u);
+  ASSERT_EQ(all.corpus.label_counts.size(), held.corpus.label_counts.size());
+  double removed = 0;
+  for (size_t k = 0; k < all.corpus.label_counts.size(); ++k) {
+    EXPECT_GE(all.corpus.label_counts[k], held.corpus.label_counts[k]);
+    removed += all.corpus.label_counts[k] - held.corpus.label_counts[k];
+  }
+  EXPECT_EQ(removed, static_cast<double>(held.validation.size()));
+  const int32_t first = held.corpus.IndexOf(static_cast<int64_t>(held.validation[0].label_video()));
+  ASSERT_GE(first, 0);
+  EXPECT_LT(held.corpus.label_counts[first], all.corpus.label_counts[first]);
+}
+
 TEST(TrainLocalTest, BadOptionsAreErrors) {
   testing::ScratchDir dir;
   TrainOptions o = SmallJob(dir.File("model"));
