@@ -412,7 +412,8 @@ StatusOr<ConvertSummary> ConvertCsv(const ConvertOptions& options) {
       }
       std::sort(items.begin(), items.end());
       summary.rewatches +=
-          items.size() - static_cast<size_t>(std::unique(items.begin(), items.end()) - items.begin());
+          items.size() -
+          static_cast<size_t>(std::unique(items.begin(), items.end()) - items.begin());
     }
   }
 

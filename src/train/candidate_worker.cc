@@ -27,7 +27,7 @@ struct CandidateWorker::Step {
   std::vector<CandidateExample> examples;
   std::vector<int64_t> labels, negatives;
   absl::flat_hash_map<int64_t, std::vector<int32_t>> negative_slots;  // class -> slots
-  std::vector<int32_t> masked;  // one example's masked slots
+  std::vector<int32_t> masked;                                        // one example's masked slots
   std::vector<uint64_t> video_keys, token_keys, region_keys, device_keys, out_keys;
   std::vector<ps::PsRequest> pulls;
   DenseExchange dense_exchange;

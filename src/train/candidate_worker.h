@@ -48,7 +48,7 @@ struct CandidateWorkerOptions {
   // videos (its history) are left out of its softmax's negatives, as they
   // are out of the ranking when evaluated with exclude_watched.
   bool exclude_watched = false;
-  WorkerLoopOptions loop;     // time limit, staleness, reports, checkpoints
+  WorkerLoopOptions loop;  // time limit, staleness, reports, checkpoints
 };
 
 class CandidateWorker : public PipelinedWorker {

@@ -242,6 +242,16 @@ TEST(TrainLocalTest, StopFlagEndsTheJobAndStillSavesTheModel) {
   EXPECT_OK(models::SavedModel::Open(o.model_dir).status());
 }
 
+// Trains *o for one epoch with a checkpoint folder in `dir`, then sets it to
+// resume from it.
+void TrainOneCheckpointedEpoch(const testing::ScratchDir& dir, TrainOptions* o) {
+  o->worker.epochs = 1;
+  o->coordinator.final_eval = false;
+  o->checkpoint.dir = dir.File("ckpt");
+  ASSERT_OK(TrainLocal(*o, nullptr).status());
+  o->checkpoint.resume = true;
+}
+
 // A checkpoint records its dataset's fingerprint: a resume onto a copy of
 // the dataset elsewhere goes on; onto another dataset it is refused, naming
 // both, before anything is trained.
@@ -253,11 +263,7 @@ TEST(TrainLocalTest, ResumeRefusesAnotherDataset) {
   other.set_seed(other.seed() + 1);
   ASSERT_OK(WriteManifest(dir.File("other"), other));
   TrainOptions o = SmallJob(dir.File("model"));
-  o.worker.epochs = 1;
-  o.coordinator.final_eval = false;
-  o.checkpoint.dir = dir.File("ckpt");
-  ASSERT_OK(TrainLocal(o, nullptr).status());
-  o.checkpoint.resume = true;
+  ASSERT_NO_FATAL_FAILURE(TrainOneCheckpointedEpoch(dir, &o));
   o.data_dir = dir.File("other");
   StatusOr<nlohmann::json> refused = TrainLocal(o, nullptr);
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
@@ -274,11 +280,7 @@ TEST(TrainLocalTest, ResumeRefusesAnotherDataset) {
 TEST(TrainLocalTest, ResumeTakesTheCheckpointsInitializers) {
   testing::ScratchDir dir;
   TrainOptions o = SmallJob(dir.File("model"));
-  o.worker.epochs = 1;
-  o.coordinator.final_eval = false;
-  o.checkpoint.dir = dir.File("ckpt");
-  ASSERT_OK(TrainLocal(o, nullptr).status());
-  o.checkpoint.resume = true;
+  ASSERT_NO_FATAL_FAILURE(TrainOneCheckpointedEpoch(dir, &o));
   ASSERT_OK_AND_ASSIGN(models::ModelSpec spec, CandidateKind().Spec(o));
   const int video = spec.TableIndex(models::kVideoTable);
   InitializerConfig* init = spec.config.mutable_tables(video)->mutable_initializer();
