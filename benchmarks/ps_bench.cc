@@ -52,6 +52,9 @@ DEFINE_double(zipf, 0, "Zipf exponent of key popularity (0 = uniform)");
 DEFINE_double(warmup_seconds, 0,
               "unmeasured load before each measurement (lets a memory-budgeted table reach "
               "its steady state)");
+DEFINE_bool(ps_insecure_data_plane, false,
+            "plain ZeroMQ instead of CURVE between clients and servers (training's "
+            "--insecure_data_plane): measures what authentication costs");
 DEFINE_int32(inflight, 2, "requests each client keeps in flight");
 DEFINE_uint64(budget_mb, 0, "memory budget per server in MiB (0 = all in memory)");
 DEFINE_string(batches, "auto",
@@ -126,11 +129,14 @@ struct Setup {
   std::vector<std::unique_ptr<ps::EmbeddingStore>> stores;
   std::vector<std::unique_ptr<ps::PsService>> services;
   std::vector<std::unique_ptr<net::Server>> servers;
-  std::vector<std::string> endpoints;
+  net::ServerSet servers_at;  // endpoints and the keys, as a job's
 };
 
 StatusOr<Setup> StartServers(int dim) {
   Setup s;
+  if (!FLAGS_ps_insecure_data_plane) {
+    VREC_ASSIGN_OR_RETURN(s.servers_at.keys, net::GenerateDataPlaneKeys());
+  }
   TableConfig table;
   table.set_name("bench");
   table.set_dim(dim);
@@ -170,16 +176,17 @@ StatusOr<Setup> StartServers(int dim) {
         std::make_unique<ps::PsService>(std::vector<ps::EmbeddingStore*>{s.stores.back().get()}));
     net::ServerOptions so;
     so.threads = FLAGS_server_threads;
+    so.keys = s.servers_at.keys;
     VREC_ASSIGN_OR_RETURN(auto server, net::Server::Start(s.services.back().get(), so));
-    s.endpoints.push_back(server->endpoint());
+    s.servers_at.endpoints.push_back(server->endpoint());
     s.servers.push_back(std::move(server));
   }
   return s;
 }
 
 // Every server's stats JSON (one array of tables per server).
-StatusOr<std::vector<std::string>> StatsOf(const std::vector<std::string>& endpoints) {
-  VREC_ASSIGN_OR_RETURN(auto transport, net::Client::Connect(endpoints));
+StatusOr<std::vector<std::string>> StatsOf(const net::ServerSet& servers_at) {
+  VREC_ASSIGN_OR_RETURN(auto transport, net::Client::Connect(servers_at));
   ps::PsClient client(transport.get(), ps::SlotRouter::Contiguous(FLAGS_servers).value());
   return client.Stats();
 }
@@ -202,7 +209,7 @@ bool BatchesFromPool() {
 // Runs one (op, dim, batch) measurement and prints its JSON line.
 Status Measure(const std::string& op, int dim, int batch, const Setup& setup,
                const ZipfSampler* zipf, double seconds, bool report) {
-  const std::vector<std::string>& endpoints = setup.endpoints;
+  const net::ServerSet& servers_at = setup.servers_at;
   const ps::PsTable table{0, ps::TableId("bench"), static_cast<uint32_t>(dim)};
   std::atomic<uint64_t> keys_done{0}, requests_done{0};
   std::vector<std::vector<double>> latencies(FLAGS_clients);
@@ -226,7 +233,7 @@ Status Measure(const std::string& op, int dim, int batch, const Setup& setup,
     for (auto& b : pools[c]) MakeBatch(rng, zipf, batch, &seen, &b);
   }
   std::vector<std::string> stats_before;
-  if (auto st = StatsOf(endpoints); st.ok()) stats_before = *st;
+  if (auto st = StatsOf(servers_at); st.ok()) stats_before = *st;
   // CPU time by thread name over the measurement (cpu_us_per_key): the
   // server's handler threads (net-handler) and proxy (net-proxy), its spill
   // writer (vrec-spill) and RocksDB's flush and compaction threads
@@ -238,7 +245,7 @@ Status Measure(const std::string& op, int dim, int batch, const Setup& setup,
   // outlive the measurement, so that their CPU time is counted too.
   std::vector<std::unique_ptr<net::Client>> transports;
   for (int c = 0; c < FLAGS_clients; ++c) {
-    VREC_ASSIGN_OR_RETURN(auto transport, net::Client::Connect(endpoints));
+    VREC_ASSIGN_OR_RETURN(auto transport, net::Client::Connect(servers_at));
     transports.push_back(std::move(transport));
   }
   const std::map<std::string, double> cpu_before = CpuSecondsByThreadName();
@@ -344,7 +351,7 @@ Status Measure(const std::string& op, int dim, int batch, const Setup& setup,
                                            {"spill_bytes_written", 0},
                                            {"evictions", 0},
                                            {"memory_bypasses", 0}};
-  if (auto after = StatsOf(endpoints); after.ok() && !stats_before.empty()) {
+  if (auto after = StatsOf(servers_at); after.ok() && !stats_before.empty()) {
     auto delta = [&](const char* name) {
       return static_cast<double>(SumCounter(*after, name) - SumCounter(stats_before, name));
     };
@@ -423,7 +430,7 @@ int RunPsBench(int argc, char** argv) {
     }
     {
       // Warm-up: create every row once so pulls measure serving, not creation.
-      auto transport = net::Client::Connect(setup->endpoints).value();
+      auto transport = net::Client::Connect(setup->servers_at).value();
       ps::PsClient client(transport.get(), ps::SlotRouter::Contiguous(FLAGS_servers).value());
       const ps::PsTable table{0, ps::TableId("bench"), static_cast<uint32_t>(dim)};
       const uint64_t chunk = 50000;

@@ -33,8 +33,9 @@ DEFINE_int32(train_history, 50, "watched videos and search tokens per example");
 DEFINE_int32(train_pool, 20000, "distinct synthetic examples held in memory (cycled)");
 DEFINE_double(train_warmup_seconds, 5, "unmeasured training before the measurement");
 DEFINE_string(train_transport, "inproc",
-              "how workers reach the servers: inproc (shared memory, no copies) or tcp "
-              "(loopback, as between processes)");
+              "how workers reach the servers: inproc (shared memory, no copies), tcp "
+              "(loopback, as between processes, CURVE-authenticated as a job runs) or "
+              "tcp_insecure (the same without CURVE: --insecure_data_plane)");
 
 namespace vrec::bench {
 namespace {
@@ -86,11 +87,13 @@ int RunTrainBench(int argc, char** argv) {
   options.worker.batch_size = FLAGS_train_batch;
   options.server.threads = FLAGS_server_threads;
   options.server.spill_dir = FLAGS_spill_dir.empty() ? "/tmp/vrec_bench_train" : FLAGS_spill_dir;
-  if (FLAGS_train_transport != "inproc" && FLAGS_train_transport != "tcp") {
-    std::cerr << "vrec bench train: --train_transport is inproc or tcp\n";
+  if (FLAGS_train_transport != "inproc" && FLAGS_train_transport != "tcp" &&
+      FLAGS_train_transport != "tcp_insecure") {
+    std::cerr << "vrec bench train: --train_transport is inproc, tcp or tcp_insecure\n";
     return 2;
   }
   options.server.bind_host = FLAGS_train_transport == "inproc" ? "inproc" : "127.0.0.1";
+  options.server.insecure_data_plane = FLAGS_train_transport == "tcp_insecure";
   models::CandidateSpecOptions& c = options.candidate;
   c.model.embedding_dim = FLAGS_train_dim;
   c.model.tower.clear();
@@ -133,15 +136,21 @@ int RunTrainBench(int argc, char** argv) {
   }
 
   std::vector<train::ServerProcess> servers;
-  std::vector<std::string> endpoints;
+  net::ServerSet servers_at;
+  if (auto keys = train::JobKeys(options.server); keys.ok()) {
+    servers_at.keys = *keys;
+  } else {
+    std::cerr << "vrec bench train: " << keys.status() << "\n";
+    return 1;
+  }
   for (int s = 0; s < FLAGS_servers; ++s) {
-    auto server =
-        train::StartServer(*spec, options.server, train::SpillRoot(options), s, FLAGS_workers);
+    auto server = train::StartServer(*spec, options.server, servers_at.keys,
+                                     train::SpillRoot(options), s, FLAGS_workers);
     if (!server.ok()) {
       std::cerr << "vrec bench train: " << server.status() << "\n";
       return 1;
     }
-    endpoints.push_back(server->endpoint);
+    servers_at.endpoints.push_back(server->endpoint);
     servers.push_back(std::move(*server));
   }
   auto router = ps::SlotRouter::Contiguous(FLAGS_servers).value();
@@ -153,7 +162,7 @@ int RunTrainBench(int argc, char** argv) {
   for (int w = 0; w < FLAGS_workers; ++w) {
     threads.emplace_back([&, w] {
       auto run = [&]() -> Status {
-        VREC_ASSIGN_OR_RETURN(auto transport, net::Client::Connect(endpoints));
+        VREC_ASSIGN_OR_RETURN(auto transport, net::Client::Connect(servers_at));
         ps::PsClient client(transport.get(), router, static_cast<uint32_t>(w));
         train::CandidateWorkerOptions wo;
         wo.worker = w;

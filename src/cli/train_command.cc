@@ -96,6 +96,12 @@ DEFINE_string(bind_host, "",
               "Address the parameter servers bind and workers dial: inproc (one process, no "
               "copies), an address, or * for every interface (mpirun across machines). Default: "
               "inproc without mpirun, 127.0.0.1 under mpirun");
+DEFINE_bool(insecure_data_plane, false,
+            "Run the parameter servers without authentication. By default every TCP "
+            "connection between workers and servers is ZeroMQ CURVE with keys rank 0 makes for "
+            "this job and hands out over MPI, so no other process can read or change the model; "
+            "with this flag anyone who reaches a server's port can. Trusted networks only "
+            "(docs/operations.md)");
 DEFINE_double(worker_timeout_seconds, 120,
               "Under mpirun: a worker rank that sends no progress for this long (it reports "
               "about every second) is taken as frozen or lost, and the job aborts naming it "
@@ -270,6 +276,7 @@ StatusOr<train::TrainOptions> TrainOptionsFromFlags() {
   o.server.spill_dir = FLAGS_spill_dir;
   o.server.threads = FLAGS_server_threads;
   o.server.bind_host = FLAGS_bind_host;
+  o.server.insecure_data_plane = FLAGS_insecure_data_plane;
   o.coordinator.progress_seconds = FLAGS_progress_seconds;
   o.coordinator.metrics_file = FLAGS_metrics_file;
   o.coordinator.eval_every_seconds = FLAGS_eval_every_seconds;

@@ -44,12 +44,16 @@ bool RecvMultipart(zmq::socket_t& socket, std::vector<zmq::message_t>* parts,
   }
 }
 
-// Sends parts; the last one without SNDMORE. Returns false if it would block.
-bool SendMultipart(zmq::socket_t& socket, std::vector<zmq::message_t>& parts,
-                   zmq::send_flags last_flags) {
+// Sends parts without blocking; the last one without SNDMORE. Returns false
+// (nothing sent) when the socket cannot take the message now: its queue is
+// full, or a DEALER has no connection (a peer that is down, unreachable or
+// refused the handshake), where a blocking send would wait for ever. Once
+// the first part is taken, ZeroMQ takes the rest (a message is atomic).
+bool SendMultipart(zmq::socket_t& socket, std::vector<zmq::message_t>& parts) {
   for (size_t i = 0; i < parts.size(); ++i) {
     const bool last = i + 1 == parts.size();
-    auto sent = socket.send(parts[i], last ? last_flags : zmq::send_flags::sndmore);
+    auto sent = socket.send(parts[i], last ? zmq::send_flags::dontwait
+                                           : zmq::send_flags::sndmore | zmq::send_flags::dontwait);
     if (!sent) return false;
   }
   return true;
@@ -93,8 +97,14 @@ StatusOr<std::unique_ptr<Server>> Server::Start(Handler* handler, const ServerOp
   try {
     frontend.set(zmq::sockopt::linger, 0);
     frontend.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(2 * options.max_message_bytes));
+    if (options.keys.enabled() && !IsInproc(options.bind)) {
+      VREC_ASSIGN_OR_RETURN(s->guard_,
+                            CurveGuard::Start(*s->context_, frontend, options.keys,
+                                              absl::StrCat("transport server ", options.bind)));
+    }
     frontend.bind(options.bind);
     s->endpoint_ = frontend.get(zmq::sockopt::last_endpoint);
+    if (s->guard_) s->guard_->set_name(absl::StrCat("transport server ", s->endpoint_));
     backend.set(zmq::sockopt::linger, 0);
     backend.bind(s->backend_endpoint_);
     control.bind(s->control_endpoint_);
@@ -188,7 +198,7 @@ void Server::WorkerLoop(int index) {
     out.push_back(EncodeId(id));
     out.push_back(FrameFromBytes(reply.header.data(), reply.header.size()));
     for (auto& f : reply.frames) out.push_back(std::move(f));
-    if (!SendMultipart(socket, out, zmq::send_flags::dontwait)) {
+    if (!SendMultipart(socket, out)) {
       LOG(WARNING) << "transport server " << endpoint_ << ": reply dropped (queue full)";
     }
   }
@@ -209,8 +219,17 @@ struct Client::Impl {
     std::chrono::steady_clock::time_point deadline;
     std::promise<StatusOr<Message>> promise;
   };
+  // A request its server's socket could not take yet (no connection, or a
+  // full queue): retried when the socket can send, until its deadline.
+  struct Unsent {
+    uint64_t id;
+    std::vector<zmq::message_t> parts;
+    std::chrono::steady_clock::time_point deadline;
+    std::promise<StatusOr<Message>> promise;
+  };
 
-  explicit Impl(const std::vector<std::string>& endpoints) : own_context(1), context(&own_context) {
+  Impl(const std::vector<std::string>& endpoints, const DataPlaneKeys& keys)
+      : own_context(1), context(&own_context) {
     // A client of any in-process server lives in the shared context.
     for (const auto& ep : endpoints) {
       if (IsInproc(ep)) context = &SharedContext();
@@ -223,6 +242,7 @@ struct Client::Impl {
     for (const auto& ep : endpoints) {
       zmq::socket_t s(*context, zmq::socket_type::dealer);
       s.set(zmq::sockopt::linger, 0);
+      if (keys.enabled() && !IsInproc(ep)) SetClientKeys(s, keys);
       s.connect(ep);
       dealers.push_back(std::move(s));
     }
@@ -230,6 +250,10 @@ struct Client::Impl {
 
   void Loop(const std::vector<std::string>& endpoints);
   void FailAll(const Status& status);
+  // Sends server `s`'s unsent requests in order until its socket refuses one.
+  void Flush(size_t s);
+  // Fails the requests whose deadline has passed.
+  void Expire(const std::vector<std::string>& endpoints);
 
   zmq::context_t own_context;
   zmq::context_t* context;
@@ -237,23 +261,65 @@ struct Client::Impl {
   zmq::socket_t wake_recv;             // I/O thread only
   std::vector<zmq::socket_t> dealers;  // I/O thread only
   std::mutex mu;
-  zmq::socket_t wake_send;              // guarded by mu
-  std::deque<Outgoing> queue;           // guarded by mu
-  bool stopping = false;                // guarded by mu
-  uint64_t next_id = 1;                 // guarded by mu
-  std::map<uint64_t, Pending> pending;  // I/O thread only
+  zmq::socket_t wake_send;                 // guarded by mu
+  std::deque<Outgoing> queue;              // guarded by mu
+  bool stopping = false;                   // guarded by mu
+  uint64_t next_id = 1;                    // guarded by mu
+  std::map<uint64_t, Pending> pending;     // I/O thread only
+  std::vector<std::deque<Unsent>> unsent;  // by server; I/O thread only
   std::thread io;
 };
 
 void Client::Impl::FailAll(const Status& status) {
   for (auto& [id, p] : pending) p.promise.set_value(status);
   pending.clear();
+  for (auto& q : unsent) {
+    for (auto& u : q) u.promise.set_value(status);
+    q.clear();
+  }
   std::lock_guard<std::mutex> lock(mu);
   for (auto& o : queue) o.promise.set_value(status);
   queue.clear();
 }
 
+void Client::Impl::Flush(size_t s) {
+  std::deque<Unsent>& q = unsent[s];
+  while (!q.empty() && SendMultipart(dealers[s], q.front().parts)) {
+    Unsent& u = q.front();
+    pending.emplace(u.id, Pending{static_cast<int>(s), u.deadline, std::move(u.promise)});
+    q.pop_front();
+  }
+}
+
+void Client::Impl::Expire(const std::vector<std::string>& endpoints) {
+  const auto now = std::chrono::steady_clock::now();
+  for (auto it = pending.begin(); it != pending.end();) {
+    if (it->second.deadline <= now) {
+      it->second.promise.set_value(absl::UnavailableError(
+          absl::StrCat("no reply from ", endpoints[it->second.server], " before the deadline")));
+      it = pending.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (size_t s = 0; s < unsent.size(); ++s) {
+    std::deque<Unsent>& q = unsent[s];
+    for (auto it = q.begin(); it != q.end();) {
+      if (it->deadline <= now) {
+        it->promise.set_value(absl::UnavailableError(absl::StrCat(
+            "no reply from ", endpoints[s],
+            " before the deadline: no connection to it took the request (the server is down or "
+            "unreachable, or refused this client's keys)")));
+        it = q.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+}
+
 void Client::Impl::Loop(const std::vector<std::string>& endpoints) {
+  unsent.resize(dealers.size());
   std::vector<zmq::pollitem_t> items;
   items.push_back({wake_recv.handle(), 0, ZMQ_POLLIN, 0});
   for (auto& d : dealers) items.push_back({d.handle(), 0, ZMQ_POLLIN, 0});
@@ -261,9 +327,15 @@ void Client::Impl::Loop(const std::vector<std::string>& endpoints) {
   while (true) {
     auto timeout = kPollInterval;
     const auto now = std::chrono::steady_clock::now();
-    for (const auto& [id, p] : pending) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(p.deadline - now);
+    auto until = [&](std::chrono::steady_clock::time_point deadline) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
       timeout = std::max(std::chrono::milliseconds(0), std::min(timeout, left));
+    };
+    for (const auto& [id, p] : pending) until(p.deadline);
+    for (size_t s = 0; s < unsent.size(); ++s) {
+      for (const auto& u : unsent[s]) until(u.deadline);
+      // Woken when the socket can take the first unsent request.
+      items[s + 1].events = ZMQ_POLLIN | (unsent[s].empty() ? 0 : ZMQ_POLLOUT);
     }
     zmq::poll(items, timeout);
 
@@ -284,20 +356,17 @@ void Client::Impl::Loop(const std::vector<std::string>& endpoints) {
         return;
       }
       for (auto& o : batch) {
-        std::vector<zmq::message_t> out;
-        out.reserve(2 + o.message.frames.size());
-        out.push_back(EncodeId(o.id));
-        out.push_back(FrameFromBytes(o.message.header.data(), o.message.header.size()));
-        for (auto& f : o.message.frames) out.push_back(std::move(f));
-        if (!SendMultipart(dealers[o.server], out, zmq::send_flags::dontwait)) {
-          o.promise.set_value(absl::UnavailableError(
-              absl::StrCat("send queue to ", endpoints[o.server], " is full")));
-          continue;
-        }
-        pending.emplace(o.id, Pending{o.server, o.deadline, std::move(o.promise)});
+        Unsent u{o.id, {}, o.deadline, std::move(o.promise)};
+        u.parts.reserve(2 + o.message.frames.size());
+        u.parts.push_back(EncodeId(o.id));
+        u.parts.push_back(FrameFromBytes(o.message.header.data(), o.message.header.size()));
+        for (auto& f : o.message.frames) u.parts.push_back(std::move(f));
+        unsent[o.server].push_back(std::move(u));
       }
+      for (size_t s = 0; s < unsent.size(); ++s) Flush(s);
     }
     for (size_t s = 0; s < dealers.size(); ++s) {
+      if (items[s + 1].revents & ZMQ_POLLOUT) Flush(s);
       if (!(items[s + 1].revents & ZMQ_POLLIN)) continue;
       while (RecvMultipart(dealers[s], &parts, zmq::recv_flags::dontwait)) {
         // parts: [request id] [header] [frames...]
@@ -314,16 +383,7 @@ void Client::Impl::Loop(const std::vector<std::string>& endpoints) {
         pending.erase(it);
       }
     }
-    const auto after = std::chrono::steady_clock::now();
-    for (auto it = pending.begin(); it != pending.end();) {
-      if (it->second.deadline <= after) {
-        it->second.promise.set_value(absl::UnavailableError(
-            absl::StrCat("no reply from ", endpoints[it->second.server], " before the deadline")));
-        it = pending.erase(it);
-      } else {
-        ++it;
-      }
-    }
+    Expire(endpoints);
   }
 }
 
@@ -335,7 +395,7 @@ StatusOr<std::unique_ptr<Client>> Client::Connect(const std::vector<std::string>
   if (endpoints.empty()) return absl::InvalidArgumentError("transport client needs endpoints");
   std::unique_ptr<Client> client(new Client(endpoints, options));
   try {
-    client->impl_ = std::make_unique<Impl>(endpoints);
+    client->impl_ = std::make_unique<Impl>(endpoints, options.keys);
   } catch (const zmq::error_t& e) {
     return absl::InvalidArgumentError(absl::StrCat("cannot connect: ", e.what()));
   }
@@ -346,6 +406,11 @@ StatusOr<std::unique_ptr<Client>> Client::Connect(const std::vector<std::string>
     impl->Loop(*eps);
   });
   return client;
+}
+
+StatusOr<std::unique_ptr<Client>> Client::Connect(const ServerSet& servers, ClientOptions options) {
+  options.keys = servers.keys;
+  return Connect(servers.endpoints, options);
 }
 
 Client::~Client() {

@@ -17,6 +17,13 @@
 // invoked from any thread, returns at once with a future, and many calls may
 // be in flight at once; a call whose reply does not arrive within its deadline
 // resolves to kUnavailable naming the endpoint, and a late reply is dropped.
+// The I/O thread never blocks: a request that no connection can take yet (a
+// server down, unreachable or refusing the handshake) waits for one until
+// its deadline.
+//
+// Authentication: with the job's keys (net/curve_auth.h) every TCP socket
+// speaks CURVE, and a server answers only clients holding the job's client
+// key; "inproc://" endpoints never leave the process and stay plain.
 //
 // Thread safety: Server and Client are thread-safe. Handler implementations
 // must be thread-safe.
@@ -31,6 +38,7 @@
 #include <thread>
 #include <vector>
 
+#include "net/curve_auth.h"
 #include "vrec/status.h"
 #include "zmq.hpp"
 
@@ -77,6 +85,8 @@ struct ServerOptions {
   int threads = 2;
   size_t max_frames = 16;
   size_t max_message_bytes = 512ull << 20;
+  // The job's keys; empty: no authentication (trusted networks only).
+  DataPlaneKeys keys;
 };
 
 class Server {
@@ -94,6 +104,8 @@ class Server {
 
   uint64_t requests_handled() const { return handled_.load(std::memory_order_relaxed); }
   uint64_t requests_rejected() const { return rejected_.load(std::memory_order_relaxed); }
+  // Connections refused at the handshake (no CURVE, or not the job's keys).
+  uint64_t handshakes_refused() const { return guard_ ? guard_->refused() : 0; }
 
  private:
   Server(Handler* handler, const ServerOptions& options);
@@ -106,6 +118,7 @@ class Server {
   std::string endpoint_;
   std::string backend_endpoint_;
   std::string control_endpoint_;
+  std::unique_ptr<CurveGuard> guard_;  // before the context closes
   std::thread proxy_thread_;
   std::vector<std::thread> workers_;
   std::atomic<bool> stopping_{false};
@@ -115,6 +128,16 @@ class Server {
 
 struct ClientOptions {
   std::chrono::milliseconds default_timeout{30000};
+  // The job's keys, for servers that demand them (ServerOptions::keys).
+  DataPlaneKeys keys;
+};
+
+// A job's servers as its clients dial them: server i at endpoints[i], with
+// the job's keys (empty: plain).
+struct ServerSet {
+  std::vector<std::string> endpoints;
+  DataPlaneKeys keys;
+  size_t size() const { return endpoints.size(); }
 };
 
 class Client {
@@ -123,6 +146,9 @@ class Client {
   // is endpoints[i].
   static StatusOr<std::unique_ptr<Client>> Connect(const std::vector<std::string>& endpoints,
                                                    const ClientOptions& options = {});
+  // The same with the set's keys (options.keys is replaced by them).
+  static StatusOr<std::unique_ptr<Client>> Connect(const ServerSet& servers,
+                                                   ClientOptions options = {});
   ~Client();
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;

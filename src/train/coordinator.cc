@@ -387,9 +387,9 @@ StatusOr<nlohmann::json> Coordinator::Run(const std::atomic<bool>* stop) {
       PeriodicEval();
       last_eval = Clock::now();
     }
-    if (first_error_.ok() && !job_.endpoints.empty() && co.ps_stats_seconds > 0 &&
+    if (first_error_.ok() && job_.servers_at.size() > 0 && co.ps_stats_seconds > 0 &&
         Since(last_stats) >= co.ps_stats_seconds) {
-      LogPsStats(job_.endpoints, &tracker_, &previous_stats);
+      LogPsStats(job_.servers_at, &tracker_, &previous_stats);
       last_stats = Clock::now();
     }
     std::this_thread::sleep_for(std::chrono::duration<double>(co.poll_seconds));

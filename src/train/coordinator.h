@@ -79,8 +79,8 @@ struct CoordinatedJob {
   std::function<StatusOr<nlohmann::json>(const models::EvalOptions&)> evaluate;
   // One human line for an evaluation result; null: the JSON is printed.
   std::function<std::string(const nlohmann::json&)> eval_line;
-  // The servers' endpoints, for their stats lines (empty: none).
-  std::vector<std::string> endpoints;
+  // The servers, for their stats lines (no endpoints: none).
+  net::ServerSet servers_at;
   // Scores the servers' model on the validation slice (ModelKind::Validate);
   // null: no validation.
   std::function<StatusOr<nlohmann::json>(const models::EvalOptions&)> validate;

@@ -45,13 +45,14 @@ StatusOr<nlohmann::json> TrainLocal(const TrainOptions& options_in, const std::a
 
   TemporarySpillCleanup cleanup(options);  // after the servers, whatever happens
   std::vector<ServerProcess> servers;
-  std::vector<std::string> endpoints;
+  net::ServerSet servers_at;
+  VREC_ASSIGN_OR_RETURN(servers_at.keys, JobKeys(options.server));  // in memory only
   std::vector<ps::ServerStorage*> storage;
   for (int s = 0; s < num_servers; ++s) {
     VREC_ASSIGN_OR_RETURN(ServerProcess server,
-                          StartServer(spec, options.server, SpillRoot(options), s, num_workers,
-                                      resume ? &*resume : nullptr, num_servers));
-    endpoints.push_back(server.endpoint);
+                          StartServer(spec, options.server, servers_at.keys, SpillRoot(options), s,
+                                      num_workers, resume ? &*resume : nullptr, num_servers));
+    servers_at.endpoints.push_back(server.endpoint);
     storage.push_back(server.storage.get());
     servers.push_back(std::move(server));
   }
@@ -66,13 +67,13 @@ StatusOr<nlohmann::json> TrainLocal(const TrainOptions& options_in, const std::a
   for (int w = 0; w < num_workers; ++w) {
     threads.emplace_back([&, w] {
       // Its status reaches the coordinator in its last report.
-      RunWorkerRole(*kind, spec, data, options.worker, endpoints, w, num_workers,
+      RunWorkerRole(*kind, spec, data, options.worker, servers_at, w, num_workers,
                     resume ? &resumed[w] : nullptr, plane.channel(w), stop)
           .IgnoreError();
     });
   }
 
-  Coordinator coordinator(CoordinatedJobOf(*kind, options, spec, data, endpoints, num_servers,
+  Coordinator coordinator(CoordinatedJobOf(*kind, options, spec, data, servers_at, num_servers,
                                            num_workers, resume ? &resume->manifest : nullptr),
                           &plane);
   StatusOr<nlohmann::json> summary = coordinator.Run(stop);

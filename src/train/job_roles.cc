@@ -120,8 +120,25 @@ Status CheckResumeData(const CheckpointManifest& checkpoint, const DatasetManife
       checkpoint.model().dataset(), checkpoint.dataset_fingerprint(), data_dir, now));
 }
 
+StatusOr<net::DataPlaneKeys> JobKeys(const ServerOptions& options) {
+  if (options.bind_host == "inproc") return net::DataPlaneKeys{};  // never leaves the process
+  if (options.insecure_data_plane) {
+    LOG(WARNING) << "--insecure_data_plane: the parameter servers answer anyone who reaches "
+                    "their ports (no CURVE); use it on trusted networks only";
+    return net::DataPlaneKeys{};
+  }
+  StatusOr<net::DataPlaneKeys> keys = net::GenerateDataPlaneKeys();
+  if (!keys.ok()) {
+    return Status(keys.status().code(),
+                  absl::StrCat(keys.status().message(),
+                               "; or pass --insecure_data_plane on a trusted network"));
+  }
+  return keys;
+}
+
 StatusOr<ServerProcess> StartServer(const models::ModelSpec& spec, const ServerOptions& options,
-                                    const std::string& spill_root, int index, int num_workers,
+                                    const net::DataPlaneKeys& keys, const std::string& spill_root,
+                                    int index, int num_workers,
                                     const models::FoundCheckpoint* restore, int num_servers) {
   ServerProcess p;
   VREC_ASSIGN_OR_RETURN(
@@ -138,6 +155,7 @@ StatusOr<ServerProcess> StartServer(const models::ModelSpec& spec, const ServerO
         absl::StrCat("tcp://", options.bind_host.empty() ? "127.0.0.1" : options.bind_host, ":*");
   }
   so.threads = options.threads;
+  so.keys = keys;
   VREC_ASSIGN_OR_RETURN(p.server, net::Server::Start(p.service.get(), so));
   p.endpoint = p.server->endpoint();
   return p;
@@ -146,11 +164,10 @@ StatusOr<ServerProcess> StartServer(const models::ModelSpec& spec, const ServerO
 namespace {
 
 // Connects to the servers and trains worker `worker` through its kind.
-Status TrainWorker(const ModelKind& kind, WorkerRun run,
-                   const std::vector<std::string>& endpoints) {
-  VREC_ASSIGN_OR_RETURN(auto transport, net::Client::Connect(endpoints));
+Status TrainWorker(const ModelKind& kind, WorkerRun run, const net::ServerSet& servers_at) {
+  VREC_ASSIGN_OR_RETURN(auto transport, net::Client::Connect(servers_at));
   VREC_ASSIGN_OR_RETURN(ps::SlotRouter router,
-                        ps::SlotRouter::Contiguous(static_cast<uint32_t>(endpoints.size())));
+                        ps::SlotRouter::Contiguous(static_cast<uint32_t>(servers_at.size())));
   ps::PsClient client(transport.get(), router, static_cast<uint32_t>(run.worker));
   const WorkerOptions& wo = *run.options;
   if (!wo.example_log_dir.empty()) VREC_RETURN_IF_ERROR(MakeDirs(wo.example_log_dir));
@@ -162,9 +179,9 @@ Status TrainWorker(const ModelKind& kind, WorkerRun run,
 }  // namespace
 
 Status RunWorkerRole(const ModelKind& kind, const models::ModelSpec& spec, const JobData& data,
-                     const WorkerOptions& options, const std::vector<std::string>& endpoints,
-                     int worker, int num_workers, const WorkerProgress* resume,
-                     WorkerChannel* channel, const std::atomic<bool>* signal) {
+                     const WorkerOptions& options, const net::ServerSet& servers_at, int worker,
+                     int num_workers, const WorkerProgress* resume, WorkerChannel* channel,
+                     const std::atomic<bool>* signal) {
   std::atomic<bool> stop{false};
   WorkerProgress last;  // the newest progress: sent, or held back as the final one
   last.set_worker(worker);
@@ -202,7 +219,7 @@ Status RunWorkerRole(const ModelKind& kind, const models::ModelSpec& spec, const
     last = p;
     if (!p.done()) channel->Report(p);  // the final one is sent below
   };
-  const Status status = TrainWorker(kind, std::move(run), endpoints);
+  const Status status = TrainWorker(kind, std::move(run), servers_at);
   // The last report, marked done, with the error of a worker that failed
   // (also one that failed before its first step).
   MarkLastReport(worker, status, &last);
@@ -222,13 +239,13 @@ void MarkLastReport(int worker, const Status& status, WorkerProgress* progress) 
 
 namespace {
 
-// Calls `read` with the parameters held by the servers at `endpoints`.
+// Calls `read` with the parameters held by the servers at `servers_at`.
 StatusOr<nlohmann::json> WithServers(
-    const models::ModelSpec& spec, const std::vector<std::string>& endpoints,
+    const models::ModelSpec& spec, const net::ServerSet& servers_at,
     const std::function<StatusOr<nlohmann::json>(models::ParameterSource*)>& read) {
-  VREC_ASSIGN_OR_RETURN(auto transport, net::Client::Connect(endpoints));
+  VREC_ASSIGN_OR_RETURN(auto transport, net::Client::Connect(servers_at));
   VREC_ASSIGN_OR_RETURN(ps::SlotRouter router,
-                        ps::SlotRouter::Contiguous(static_cast<uint32_t>(endpoints.size())));
+                        ps::SlotRouter::Contiguous(static_cast<uint32_t>(servers_at.size())));
   ps::PsClient client(transport.get(), router, 0);
   models::PsParameters params(&spec, &client);
   return read(&params);
@@ -238,17 +255,17 @@ StatusOr<nlohmann::json> WithServers(
 
 StatusOr<nlohmann::json> EvaluateThroughServers(const ModelKind& kind,
                                                 const models::ModelSpec& spec, const JobData& data,
-                                                const std::vector<std::string>& endpoints,
+                                                const net::ServerSet& servers_at,
                                                 const models::EvalOptions& eval) {
-  return WithServers(spec, endpoints, [&](models::ParameterSource* params) {
+  return WithServers(spec, servers_at, [&](models::ParameterSource* params) {
     return kind.Evaluate(spec, params, data.dir, data.manifest, &data.corpus, eval);
   });
 }
 
 CoordinatedJob CoordinatedJobOf(const ModelKind& kind, const TrainOptions& options,
                                 const models::ModelSpec& spec, const JobData& data,
-                                const std::vector<std::string>& endpoints, int num_servers,
-                                int num_workers, const CheckpointManifest* resumed) {
+                                const net::ServerSet& servers_at, int num_servers, int num_workers,
+                                const CheckpointManifest* resumed) {
   CoordinatedJob job;
   job.spec = &spec;
   job.data_dir = options.data_dir;
@@ -261,13 +278,13 @@ CoordinatedJob CoordinatedJobOf(const ModelKind& kind, const TrainOptions& optio
   job.num_workers = num_workers;
   job.train_records = data.trained_per_epoch();
   job.resumed = resumed;
-  job.evaluate = [&kind, &spec, &data, endpoints](const models::EvalOptions& eval) {
-    return EvaluateThroughServers(kind, spec, data, endpoints, eval);
+  job.evaluate = [&kind, &spec, &data, servers_at](const models::EvalOptions& eval) {
+    return EvaluateThroughServers(kind, spec, data, servers_at, eval);
   };
   if (!data.validation.empty()) {
     job.validation_examples = data.validation.size();
-    job.validate = [&kind, &spec, &data, endpoints](const models::EvalOptions& eval) {
-      return WithServers(spec, endpoints, [&](models::ParameterSource* params) {
+    job.validate = [&kind, &spec, &data, servers_at](const models::EvalOptions& eval) {
+      return WithServers(spec, servers_at, [&](models::ParameterSource* params) {
         return kind.Validate(spec, params, data, eval);
       });
     };
@@ -278,7 +295,7 @@ CoordinatedJob CoordinatedJobOf(const ModelKind& kind, const TrainOptions& optio
     return kind.Evaluate(model->spec(), model.get(), data.dir, data.manifest, &data.corpus, eval);
   };
   job.eval_line = [&kind](const nlohmann::json& eval) { return kind.EvalLine(eval); };
-  job.endpoints = endpoints;
+  job.servers_at = servers_at;
   return job;
 }
 

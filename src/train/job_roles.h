@@ -94,13 +94,20 @@ struct ServerProcess {
   std::string endpoint;  // what workers dial
 };
 // Creates and starts server `index` of a job with `num_workers` workers,
-// bound to options.bind_host on a free port.
+// bound to options.bind_host on a free port, answering only clients with
+// `keys` (empty: anyone).
 StatusOr<ServerProcess> StartServer(const models::ModelSpec& spec, const ServerOptions& options,
-                                    const std::string& spill_root, int index, int num_workers,
+                                    const net::DataPlaneKeys& keys, const std::string& spill_root,
+                                    int index, int num_workers,
                                     const models::FoundCheckpoint* restore = nullptr,
                                     int num_servers = 1);
 
-// Runs worker `worker` of `num_workers` against the servers at `endpoints`
+// The job's data-plane keys: fresh ones, or none for inproc servers or
+// --insecure_data_plane (logged as such). Called once per job (under mpirun
+// by rank 0, which hands them to every rank).
+StatusOr<net::DataPlaneKeys> JobKeys(const ServerOptions& options);
+
+// Runs worker `worker` of `num_workers` against the servers at `servers_at`
 // until its share is done, the coordinator stops it, or *signal: reports
 // progress and pauses through `channel`, and sends its last report, marked
 // done, through it in every case (with the error when it failed, even before
@@ -108,26 +115,26 @@ StatusOr<ServerProcess> StartServer(const models::ModelSpec& spec, const ServerO
 // Returns the worker's status.
 // The data must be prepared for workers (ModelKind::PrepareWorkers).
 Status RunWorkerRole(const ModelKind& kind, const models::ModelSpec& spec, const JobData& data,
-                     const WorkerOptions& options, const std::vector<std::string>& endpoints,
-                     int worker, int num_workers, const WorkerProgress* resume,
-                     WorkerChannel* channel, const std::atomic<bool>* signal);
+                     const WorkerOptions& options, const net::ServerSet& servers_at, int worker,
+                     int num_workers, const WorkerProgress* resume, WorkerChannel* channel,
+                     const std::atomic<bool>* signal);
 
-// What the coordinator of a job of `num_servers` servers at `endpoints` and
+// What the coordinator of a job of `num_servers` servers at `servers_at` and
 // `num_workers` workers is told (evaluation through the servers). `resumed`:
 // the checkpoint's manifest, or null. The references must outlive the job.
 CoordinatedJob CoordinatedJobOf(const ModelKind& kind, const TrainOptions& options,
                                 const models::ModelSpec& spec, const JobData& data,
-                                const std::vector<std::string>& endpoints, int num_servers,
-                                int num_workers, const CheckpointManifest* resumed);
+                                const net::ServerSet& servers_at, int num_servers, int num_workers,
+                                const CheckpointManifest* resumed);
 
 // Marks `progress` as worker `worker`'s last report: done, not paused, with
 // `status`'s error when it failed.
 void MarkLastReport(int worker, const Status& status, WorkerProgress* progress);
 
-// Evaluates through the servers at `endpoints` (evaluation options `eval`).
+// Evaluates through the servers at `servers_at` (evaluation options `eval`).
 StatusOr<nlohmann::json> EvaluateThroughServers(const ModelKind& kind,
                                                 const models::ModelSpec& spec, const JobData& data,
-                                                const std::vector<std::string>& endpoints,
+                                                const net::ServerSet& servers_at,
                                                 const models::EvalOptions& eval);
 
 }  // namespace vrec::train

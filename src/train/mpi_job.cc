@@ -41,19 +41,44 @@ std::string Advertised(const std::string& endpoint) {
   return absl::StrReplaceAll(endpoint, {{"0.0.0.0", net::AdvertisedHost()}});
 }
 
+// The job's data-plane keys, made by rank 0 (the launch is the trust root)
+// and handed to every rank; collective over MPI_COMM_WORLD. Every rank gets
+// rank 0's error when it could not make them.
+StatusOr<net::DataPlaneKeys> ShareJobKeys(const ServerOptions& options, int rank) {
+  std::string bytes;
+  Status status;
+  if (rank == 0) {
+    StatusOr<net::DataPlaneKeys> keys = JobKeys(options);
+    if (keys.ok()) {
+      bytes = net::SerializeKeys(*keys);
+    } else {
+      status = keys.status();
+      bytes = std::string(status.message());
+    }
+  }
+  int64_t header[2] = {static_cast<int64_t>(status.code()), static_cast<int64_t>(bytes.size())};
+  MPI_Bcast(header, 2, MPI_INT64_T, 0, MPI_COMM_WORLD);
+  bytes.resize(static_cast<size_t>(header[1]));
+  MPI_Bcast(bytes.data(), static_cast<int>(header[1]), MPI_BYTE, 0, MPI_COMM_WORLD);
+  if (header[0] != 0) return Status(static_cast<absl::StatusCode>(header[0]), bytes);
+  return net::ParseKeys(bytes);
+}
+
 // A server rank: starts its server, tells every rank its endpoint, then
 // serves the coordinator's commands until shut down.
-Status RunServerRank(const models::ModelSpec& spec, const TrainOptions& options, int index,
-                     int num_servers, int num_workers, int world_size, const ResumePoint& resume) {
+Status RunServerRank(const models::ModelSpec& spec, const TrainOptions& options,
+                     const StatusOr<net::DataPlaneKeys>& keys, int index, int num_servers,
+                     int num_workers, int world_size, const ResumePoint& resume) {
   ServerOptions o = options.server;
   if (o.bind_host == "*") o.bind_host = "0.0.0.0";
   TemporarySpillCleanup cleanup(options);  // after the server, whatever happens
   StatusOr<ServerProcess> server =
       !resume.ok() ? StatusOr<ServerProcess>(resume.status())
+      : !keys.ok() ? StatusOr<ServerProcess>(keys.status())
       : o.bind_host == "inproc"
           ? StatusOr<ServerProcess>(absl::InvalidArgumentError(
                 "--bind_host=inproc serves only this process; under mpirun use an address or *"))
-          : StartServer(spec, o, SpillRoot(options), index, num_workers,
+          : StartServer(spec, o, *keys, SpillRoot(options), index, num_workers,
                         resume->has_value() ? &**resume : nullptr, num_servers);
   const std::string endpoint = server.ok() ? Advertised(server->endpoint) : "";
   AllGatherEndpoints(endpoint, world_size);
@@ -137,9 +162,9 @@ bool ShareJobData(const ModelKind& kind, const TrainOptions& options, const mode
 // A worker rank: trains, reporting to rank 0, until its share is done or it
 // is stopped. Its last report reaches rank 0 in every case.
 Status RunWorkerRank(const ModelKind& kind, const models::ModelSpec& spec, JobData& data,
-                     const TrainOptions& options, const std::vector<std::string>& endpoints,
-                     int worker, int num_workers, const ResumePoint& resume, Status startup,
-                     MPI_Comm peers, const std::atomic<bool>* stop) {
+                     const TrainOptions& options, const net::ServerSet& servers_at, int worker,
+                     int num_workers, const ResumePoint& resume, Status startup, MPI_Comm peers,
+                     const std::atomic<bool>* stop) {
   MpiWorkerChannel channel;
   Status s = startup;
   if (s.ok()) s = kind.PrepareWorkers(spec, &data);
@@ -152,7 +177,7 @@ Status RunWorkerRank(const ModelKind& kind, const models::ModelSpec& spec, JobDa
       }
       from = &resumed;
     }
-    s = RunWorkerRole(kind, spec, data, options.worker, endpoints, worker, num_workers, from,
+    s = RunWorkerRole(kind, spec, data, options.worker, servers_at, worker, num_workers, from,
                       &channel, stop);
   } else {
     WorkerProgress last;
@@ -200,25 +225,29 @@ StatusOr<nlohmann::json> TrainMpi(const TrainOptions& options, const std::atomic
   const ResumePoint resume =
       FindResumeCheckpoint(options.checkpoint, options.worker, &*spec, workers);
 
+  const StatusOr<net::DataPlaneKeys> keys = ShareJobKeys(options.server, rank);
+
   // Rank 0 and the workers share the corpus and its label counts.
   MPI_Comm peers;
   MPI_Comm_split(MPI_COMM_WORLD, is_server ? 1 : 0, rank, &peers);
   if (is_server) {
-    Status s = RunServerRank(*spec, options, rank - 1, servers, workers, size, resume);
+    Status s = RunServerRank(*spec, options, keys, rank - 1, servers, workers, size, resume);
     MPI_Comm_free(&peers);
     if (!s.ok())
       return finalize(Status(s.code(), absl::StrCat("server ", rank - 1, ": ", s.message())));
     return finalize(nlohmann::json());
   }
   std::vector<std::string> all = AllGatherEndpoints("", size);
-  std::vector<std::string> endpoints;
-  for (int r = 1; r <= servers; ++r) endpoints.push_back(all[r]);
+  net::ServerSet servers_at;
+  if (keys.ok()) servers_at.keys = *keys;
+  for (int r = 1; r <= servers; ++r) servers_at.endpoints.push_back(all[r]);
   bool servers_up = true;
-  for (const auto& e : endpoints) servers_up &= !e.empty();
+  for (const auto& e : servers_at.endpoints) servers_up &= !e.empty();
   JobData data;
   Status data_status;
   const bool all_ok =
       ShareJobData(**kind, options, *spec, rank, servers_up, resume, peers, &data, &data_status);
+  if (!keys.ok() && data_status.ok()) data_status = keys.status();
   spec->quantiles = data.quantiles;
   const Status startup =
       all_ok ? absl::OkStatus()
@@ -227,7 +256,7 @@ StatusOr<nlohmann::json> TrainMpi(const TrainOptions& options, const std::atomic
           : absl::UnavailableError("the job could not start (see the other ranks' logs)");
 
   if (rank != 0) {
-    Status s = RunWorkerRank(**kind, *spec, data, options, endpoints, rank - 1 - servers, workers,
+    Status s = RunWorkerRank(**kind, *spec, data, options, servers_at, rank - 1 - servers, workers,
                              resume, startup, peers, stop);
     MPI_Comm_free(&peers);
     if (!s.ok()) return finalize(s);
@@ -245,8 +274,8 @@ StatusOr<nlohmann::json> TrainMpi(const TrainOptions& options, const std::atomic
   const Status made = options.model_dir.empty() ? absl::OkStatus() : MakeDirs(options.model_dir);
   MpiControlPlane plane(servers, workers);
   CoordinatedJob job =
-      CoordinatedJobOf(**kind, options, *spec, data, endpoints, servers, workers, resumed);
-  if (!all_ok) job.endpoints.clear();  // no stats from servers that are not all up
+      CoordinatedJobOf(**kind, options, *spec, data, servers_at, servers, workers, resumed);
+  if (!all_ok) job.servers_at.endpoints.clear();  // no stats from servers that are not all up
   // Once every worker is done, rank 0 sends them nothing more: they may
   // leave (drain stray stop and pause messages) while it saves and evaluates.
   job.workers_done = [&peers] {

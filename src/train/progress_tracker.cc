@@ -173,11 +173,11 @@ void ProgressTracker::RecordPsStats(const nlohmann::json& stats) {
   metrics_.flush();
 }
 
-void LogPsStats(const std::vector<std::string>& endpoints, ProgressTracker* tracker,
+void LogPsStats(const net::ServerSet& servers_at, ProgressTracker* tracker,
                 nlohmann::json* previous) {
-  auto transport = net::Client::Connect(endpoints);
+  auto transport = net::Client::Connect(servers_at);
   if (!transport.ok()) return;
-  auto router = ps::SlotRouter::Contiguous(static_cast<uint32_t>(endpoints.size()));
+  auto router = ps::SlotRouter::Contiguous(static_cast<uint32_t>(servers_at.size()));
   if (!router.ok()) return;
   ps::PsClient client(transport->get(), *router, 0);
   auto stats = client.Stats();

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "net/transport.h"
 #include "nlohmann/json.hpp"
 #include "proto/checkpoint.pb.h"
 
@@ -66,12 +67,12 @@ class ProgressTracker {
   std::ofstream metrics_;
 };
 
-// Asks every server at `endpoints` for its table stats (ps::PsClient::Stats),
+// Asks every server of `servers_at` for its table stats (ps::PsClient::Stats),
 // logs one line per server (rows in memory and on disk, memory-hit rate,
 // request rates since the previous call, hottest keys) and records them in
 // the metrics file. *previous carries the last stats between calls. A
 // failure is logged, not fatal.
-void LogPsStats(const std::vector<std::string>& endpoints, ProgressTracker* tracker,
+void LogPsStats(const net::ServerSet& servers_at, ProgressTracker* tracker,
                 nlohmann::json* previous);
 
 }  // namespace vrec::train

@@ -28,6 +28,10 @@ struct ServerOptions {
   // (every interface; mpirun across machines). Empty: TrainLocal uses
   // inproc, TrainMpi 127.0.0.1.
   std::string bind_host;
+  // No authentication on the data plane (ZeroMQ CURVE: net/curve_auth.h):
+  // anyone who can reach a server's port can read and change the model.
+  // For trusted networks only.
+  bool insecure_data_plane = false;
 };
 
 // The workers: how much each trains and how.
