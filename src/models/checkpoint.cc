@@ -1,6 +1,11 @@
 #include "models/checkpoint.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <filesystem>
 #include <system_error>
@@ -8,6 +13,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "common/crc32c.h"
 #include "common/file_util.h"
 #include "glog/logging.h"
@@ -17,7 +25,13 @@ namespace vrec::models {
 namespace {
 
 constexpr char kManifest[] = "MANIFEST";
+constexpr char kManifestJson[] = "manifest.json";
 constexpr char kPrefix[] = "ckpt-";
+// Files are checksummed in pieces of this size: a checkpoint's files can be
+// gigabytes, and never need to be in memory whole.
+constexpr size_t kChecksumChunkBytes = 1 << 20;
+// Checksumming that takes longer than this is logged with its cost.
+constexpr double kLogChecksumSeconds = 1.0;
 
 // Sequence numbers of the checkpoint folders in root, with completeness.
 std::vector<std::pair<uint64_t, bool>> ListCheckpoints(const std::string& root) {
@@ -69,6 +83,174 @@ StatusOr<CheckpointManifest> ReadManifestIn(const std::string& dir) {
     return absl::DataLossError(absl::StrCat(path, ": unknown format version ", m.format_version()));
   }
   return m;
+}
+
+// The size and CRC32C of the file at `path` (its path left unset), read once.
+StatusOr<CheckpointFile> ChecksumFile(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus(errno, absl::StrCat("cannot open ", path));
+  ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  std::vector<char> chunk(kChecksumChunkBytes);
+  uint32_t crc = 0;
+  uint64_t size = 0;
+  for (;;) {
+    const ssize_t n = ::read(fd, chunk.data(), chunk.size());
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      ::close(fd);
+      return ErrnoStatus(err, absl::StrCat("cannot read ", path));
+    }
+    crc = Crc32cExtend(crc, chunk.data(), static_cast<size_t>(n));
+    size += static_cast<uint64_t>(n);
+  }
+  ::close(fd);
+  CheckpointFile file;
+  file.set_size(size);
+  file.set_crc32c(crc);
+  return file;
+}
+
+// Logs what checksumming `bytes` in `files` files cost, when it took long
+// (or always, with --v=1).
+void LogChecksumCost(const std::string& what, const std::string& dir, size_t files, uint64_t bytes,
+                     absl::Time start) {
+  const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  if (seconds < kLogChecksumSeconds && !VLOG_IS_ON(1)) return;
+  const double mb = static_cast<double>(bytes) / (1 << 20);
+  LOG(INFO) << absl::StrFormat("%s checkpoint %s: %d files, %.1f MB in %.2f s (%.0f MB/s)", what,
+                               dir, files, mb, seconds, mb / seconds);
+}
+
+// The checkpoint's files, relative to `dir`, as `m` names its parts: every
+// file under each server's rows folder and each server's state file, sorted.
+StatusOr<std::vector<std::string>> PartFiles(const std::string& dir, const CheckpointManifest& m) {
+  namespace fs = std::filesystem;
+  std::vector<std::string> files;
+  for (const std::string& server_dir : m.server_dirs()) {
+    std::error_code ec;
+    fs::recursive_directory_iterator it(JoinPath(dir, server_dir), ec);
+    for (; !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+      std::error_code type_ec;  // the overload that throws is not for us
+      if (it->is_regular_file(type_ec)) {
+        files.push_back(it->path().lexically_relative(dir).generic_string());
+      }
+    }
+    if (ec) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "checkpoint ", dir, ": cannot list server folder ", server_dir, ": ", ec.message()));
+    }
+  }
+  for (const std::string& state : m.server_states()) files.push_back(state);
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+// Sets m->files to the size and CRC32C of each of the checkpoint's files.
+Status ListFileChecksums(const std::string& dir, CheckpointManifest* m) {
+  const absl::Time start = absl::Now();
+  VREC_ASSIGN_OR_RETURN(std::vector<std::string> paths, PartFiles(dir, *m));
+  m->clear_files();
+  uint64_t bytes = 0;
+  for (const std::string& path : paths) {
+    VREC_ASSIGN_OR_RETURN(CheckpointFile file, ChecksumFile(JoinPath(dir, path)));
+    file.set_path(path);
+    bytes += file.size();
+    *m->add_files() = std::move(file);
+  }
+  LogChecksumCost("checksummed", dir, paths.size(), bytes, start);
+  return absl::OkStatus();
+}
+
+// Damage seen without reading contents: a server's rows folder missing, or a
+// listed file missing or of another size.
+Status CheckFilesPresent(const std::string& dir, const CheckpointManifest& m) {
+  for (int s = 0; s < m.server_dirs_size(); ++s) {
+    if (!PathExists(JoinPath(dir, m.server_dirs(s)))) {
+      return absl::DataLossError(absl::StrCat("checkpoint ", dir, ": server ", s, "'s rows folder ",
+                                              m.server_dirs(s), " is missing"));
+    }
+  }
+  for (const CheckpointFile& file : m.files()) {
+    struct stat st;
+    if (::stat(JoinPath(dir, file.path()).c_str(), &st) != 0) {
+      if (errno == ENOENT) {
+        return absl::DataLossError(
+            absl::StrCat("checkpoint ", dir, ": file ", file.path(), " is missing"));
+      }
+      return ErrnoStatus(errno, absl::StrCat("checkpoint ", dir, ": cannot stat ", file.path()));
+    }
+    if (static_cast<uint64_t>(st.st_size) != file.size()) {
+      return absl::DataLossError(absl::StrCat("checkpoint ", dir, ": file ", file.path(),
+                                              " has size ", st.st_size, ", expected ",
+                                              file.size()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Every listed file's CRC32C: each byte of the checkpoint read once.
+Status CheckFileChecksums(const std::string& dir, const CheckpointManifest& m) {
+  const absl::Time start = absl::Now();
+  uint64_t bytes = 0;
+  for (const CheckpointFile& listed : m.files()) {
+    StatusOr<CheckpointFile> read = ChecksumFile(JoinPath(dir, listed.path()));
+    if (!read.ok()) {  // vanished or unreadable since CheckFilesPresent
+      return absl::DataLossError(absl::StrCat("checkpoint ", dir, ": file ", listed.path(),
+                                              " cannot be read: ", read.status().message()));
+    }
+    if (read->size() != listed.size() || read->crc32c() != listed.crc32c()) {
+      return absl::DataLossError(absl::StrFormat(
+          "checkpoint %s: file %s: checksum mismatch (CRC32C %08x of %d bytes, expected %08x of "
+          "%d)",
+          dir, listed.path(), read->crc32c(), read->size(), listed.crc32c(), listed.size()));
+    }
+    bytes += read->size();
+  }
+  LogChecksumCost("verified", dir, m.files_size(), bytes, start);
+  return absl::OkStatus();
+}
+
+// Each server's state file parses.
+Status CheckServerStates(const std::string& dir, const CheckpointManifest& m) {
+  for (int s = 0; s < m.server_states_size(); ++s) {
+    const std::string state_path = JoinPath(dir, m.server_states(s));
+    StatusOr<std::string> bytes = ReadFileToString(state_path);
+    ServerState state;
+    if (!bytes.ok() || !state.ParseFromString(*bytes)) {
+      return absl::DataLossError(absl::StrCat("checkpoint ", dir, ": server ", s, "'s state ",
+                                              state_path, " is missing or does not parse"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+Status WriteManifestJson(const std::string& dir, const CheckpointManifest& manifest) {
+  std::string json;
+  google::protobuf::util::JsonPrintOptions o;
+  o.add_whitespace = true;
+  o.preserve_proto_field_names = true;
+  CheckpointManifest readable = manifest;
+  readable.clear_slot_router();  // binary
+  if (!google::protobuf::util::MessageToJsonString(readable, &json, o).ok()) {
+    return absl::InternalError("cannot print the checkpoint manifest as JSON");
+  }
+  return WriteFileAtomic(JoinPath(dir, kManifestJson), json);
+}
+
+// Deletes every incomplete checkpoint in `root` and the complete ones beyond
+// the newest `keep`.
+void PruneCheckpoints(const std::string& root, int keep) {
+  const auto all = ListCheckpoints(root);
+  int complete_seen = 0;
+  for (auto it = all.rbegin(); it != all.rend(); ++it) {
+    const bool complete = it->second;
+    if (complete && ++complete_seen <= std::max(1, keep)) continue;
+    std::error_code ec;
+    std::filesystem::remove_all(JoinPath(root, CheckpointName(it->first)), ec);
+    if (ec) LOG(WARNING) << "could not remove old checkpoint " << it->first << ": " << ec.message();
+  }
 }
 
 }  // namespace
@@ -123,28 +305,12 @@ StatusOr<std::string> CommitCheckpoint(const std::string& root, const Checkpoint
           absl::StrCat("checkpoint ", dir, " lacks server ", s, "'s part"));
     }
   }
-  std::string json;
-  google::protobuf::util::JsonPrintOptions o;
-  o.add_whitespace = true;
-  o.preserve_proto_field_names = true;
-  CheckpointManifest readable = manifest;
-  readable.clear_slot_router();  // binary
-  if (!google::protobuf::util::MessageToJsonString(readable, &json, o).ok()) {
-    return absl::InternalError("cannot print the checkpoint manifest as JSON");
-  }
-  VREC_RETURN_IF_ERROR(WriteFileAtomic(JoinPath(dir, "manifest.json"), json));
+  CheckpointManifest complete = manifest;
+  VREC_RETURN_IF_ERROR(ListFileChecksums(dir, &complete));
+  VREC_RETURN_IF_ERROR(WriteManifestJson(dir, complete));
   VREC_RETURN_IF_ERROR(
-      WriteFileAtomic(JoinPath(dir, kManifest), WithTrailer(manifest.SerializeAsString())));
-  // Prune: every incomplete folder, and complete ones beyond the newest `keep`.
-  const auto all = ListCheckpoints(root);
-  int complete_seen = 0;
-  for (auto it = all.rbegin(); it != all.rend(); ++it) {
-    const bool complete = it->second;
-    if (complete && ++complete_seen <= std::max(1, keep)) continue;
-    std::error_code ec;
-    std::filesystem::remove_all(JoinPath(root, CheckpointName(it->first)), ec);
-    if (ec) LOG(WARNING) << "could not remove old checkpoint " << it->first << ": " << ec.message();
-  }
+      WriteFileAtomic(JoinPath(dir, kManifest), WithTrailer(complete.SerializeAsString())));
+  PruneCheckpoints(root, keep);
   return dir;
 }
 
@@ -159,24 +325,26 @@ StatusOr<FoundCheckpoint> ReadCheckpoint(const std::string& dir) {
                                             m.server_dirs_size(), " server folders for ",
                                             m.num_servers(), " servers"));
   }
-  for (int s = 0; s < static_cast<int>(m.num_servers()); ++s) {
-    const std::string state_path = JoinPath(dir, m.server_states(s));
-    StatusOr<std::string> bytes = ReadFileToString(state_path);
-    ServerState state;
-    if (!bytes.ok() || !state.ParseFromString(*bytes)) {
-      return absl::DataLossError(absl::StrCat("checkpoint ", dir, ": server ", s, "'s state ",
-                                              state_path, " is missing or does not parse"));
-    }
-    if (!PathExists(JoinPath(dir, m.server_dirs(s)))) {
-      return absl::DataLossError(absl::StrCat("checkpoint ", dir, ": server ", s, "'s rows folder ",
-                                              m.server_dirs(s), " is missing"));
-    }
+  // The cheap checks first: a missing file is named without reading gigabytes.
+  VREC_RETURN_IF_ERROR(CheckFilesPresent(dir, m));
+  if (m.files_size() == 0) {
+    LOG(INFO) << "checkpoint " << dir
+              << " predates per-file checksums: its rows folders are not verified";
   }
+  VREC_RETURN_IF_ERROR(CheckFileChecksums(dir, m));
+  VREC_RETURN_IF_ERROR(CheckServerStates(dir, m));
   return found;
 }
 
 StatusOr<FoundCheckpoint> FindCheckpoint(const std::string& path) {
-  if (PathExists(JoinPath(path, kManifest))) return ReadCheckpoint(path);
+  if (PathExists(JoinPath(path, kManifest))) {
+    StatusOr<FoundCheckpoint> found = ReadCheckpoint(path);
+    if (found.ok()) return found;
+    return Status(found.status().code(),
+                  absl::StrCat(found.status().message(),
+                               " (a checkpoint folder given itself: no older checkpoint is tried; "
+                               "give the folder holding it to fall back to the one before)"));
+  }
   const auto all = ListCheckpoints(path);
   // The newest complete checkpoint that reads back whole; a damaged one is
   // passed over (logged) for the one before it.
@@ -186,7 +354,9 @@ StatusOr<FoundCheckpoint> FindCheckpoint(const std::string& path) {
     StatusOr<FoundCheckpoint> found = ReadCheckpoint(JoinPath(path, CheckpointName(it->first)));
     if (found.ok()) {
       if (!damaged.empty()) {
-        LOG(WARNING) << "using checkpoint " << found->dir << ", the newest that reads back whole";
+        LOG(WARNING) << "using checkpoint " << found->dir
+                     << ", the newest that reads back whole (passed over: "
+                     << absl::StrJoin(damaged, "; ") << ")";
       }
       return found;
     }

@@ -4,7 +4,8 @@
 //                                        with its optimizer state and expiry step
 //   D/ckpt-00000007/server-00000.state   ServerState (step clocks, admission counts)
 //   D/ckpt-00000007/MANIFEST             CheckpointManifest, written last and
-//   D/ckpt-00000007/manifest.json        atomically (the JSON is for people)
+//   D/ckpt-00000007/manifest.json        atomically (the JSON is for people);
+//                                        lists the servers' files with size, CRC32C
 //
 // A checkpoint is complete exactly when its MANIFEST exists. How one is taken:
 // the coordinator asks every worker to pause (each finishes its step, waits
@@ -54,8 +55,10 @@ StatusOr<ServerState> WriteServerCheckpoint(ps::ServerStorage* storage, const st
                                             int server);
 
 // Coordinator side: writes `manifest` into root/CheckpointName(sequence)
-// (MANIFEST last, atomically), then prunes the folder to the newest `keep`
-// complete checkpoints. Returns the checkpoint's folder.
+// (MANIFEST last, atomically), listing in it the size and CRC32C of every
+// file of the servers' parts (manifest.files; each byte read once), then
+// prunes the folder to the newest `keep` complete checkpoints. Returns the
+// checkpoint's folder. REQUIRES: every server has written its part.
 StatusOr<std::string> CommitCheckpoint(const std::string& root, const CheckpointManifest& manifest,
                                        int keep);
 
@@ -63,14 +66,19 @@ struct FoundCheckpoint {
   std::string dir;  // the checkpoint's folder
   CheckpointManifest manifest;
 };
-// The checkpoint in `path`: a checkpoint folder, or a root of them (its
-// newest complete one that reads back whole: a damaged one, by MANIFEST
-// checksum, server state or a missing rows folder, is passed over with a
-// warning for the one before it). kNotFound when there is none, kDataLoss
-// naming the checkpoint when every complete one is damaged.
+// The checkpoint in `path`: a checkpoint folder (verified; its damage is the
+// error), or a root of them (its newest complete one that ReadCheckpoint
+// accepts: a damaged one is passed over with a warning naming what is wrong,
+// for the one before it). kNotFound when there is none, kDataLoss naming the
+// checkpoint when every complete one is damaged.
 StatusOr<FoundCheckpoint> FindCheckpoint(const std::string& path);
 
-// The checkpoint folder `dir`, verified as FindCheckpoint verifies it.
+// The checkpoint folder `dir`, verified: the MANIFEST's checksum, every
+// server's rows folder present, every file the manifest lists present with
+// its size and CRC32C (reading the whole checkpoint once; the cost is logged
+// when over a second), every server state parsing. kDataLoss naming the
+// folder, the file and what is wrong otherwise. A manifest without the file
+// list (written before it was kept) skips the per-file checks.
 StatusOr<FoundCheckpoint> ReadCheckpoint(const std::string& dir);
 // The sequence number the next checkpoint in `root` gets.
 uint64_t NextCheckpointSequence(const std::string& root);
