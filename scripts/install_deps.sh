@@ -10,6 +10,7 @@ PACKAGES=(
   libzmq3-dev cppzmq-dev librocksdb-dev libgflags-dev libgoogle-glog-dev
   libgtest-dev libgmock-dev libbenchmark-dev libabsl-dev nlohmann-json3-dev
   libfaiss-dev libcpp-httplib-dev python3-matplotlib
+  iproute2  # ip netns: tests/integration/multihost_test.sh
 )
 
 missing=()

@@ -15,6 +15,7 @@
 #include "data/dataset.h"
 #include "models/candidate_eval.h"
 #include "models/saved_model.h"
+#include "net/host_address.h"
 #include "train/job.h"
 #include "train/model_kind.h"
 #include "train/mpi_job.h"
@@ -94,8 +95,13 @@ DEFINE_uint64(server_memory_mb, 0,
               "(0 = all in memory)");
 DEFINE_string(bind_host, "",
               "Address the parameter servers bind and workers dial: inproc (one process, no "
-              "copies), an address, or * for every interface (mpirun across machines). Default: "
-              "inproc without mpirun, 127.0.0.1 under mpirun");
+              "copies), an address, or * for every interface (mpirun across machines; see also "
+              "--bind_network). Default: inproc without mpirun, 127.0.0.1 under mpirun");
+DEFINE_string(bind_network, "",
+              "Instead of --bind_host: each parameter server binds, and advertises, its own "
+              "machine's address in this network, as Open MPI's btl_tcp_if_include names one: an "
+              "IPv4 block (10.1.0.0/16) or an interface (eth0), or a comma list tried in order "
+              "(mpirun across machines)");
 DEFINE_bool(insecure_data_plane, false,
             "Run the parameter servers without authentication. By default every TCP "
             "connection between workers and servers is ZeroMQ CURVE with keys rank 0 makes for "
@@ -277,6 +283,14 @@ StatusOr<train::TrainOptions> TrainOptionsFromFlags() {
   o.server.threads = FLAGS_server_threads;
   o.server.bind_host = FLAGS_bind_host;
   o.server.insecure_data_plane = FLAGS_insecure_data_plane;
+  if (!FLAGS_bind_network.empty()) {
+    if (!FLAGS_bind_host.empty()) {
+      return absl::InvalidArgumentError("give --bind_host or --bind_network, not both");
+    }
+    Status s = net::ValidateNetworks(FLAGS_bind_network);
+    if (!s.ok()) return Status(s.code(), absl::StrCat("--bind_network: ", s.message()));
+    o.server.bind_network = FLAGS_bind_network;
+  }
   o.coordinator.progress_seconds = FLAGS_progress_seconds;
   o.coordinator.metrics_file = FLAGS_metrics_file;
   o.coordinator.eval_every_seconds = FLAGS_eval_every_seconds;

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
 #include "glog/logging.h"
+#include "net/host_address.h"
 #include "train/coordinator.h"
 #include "train/job_roles.h"
 #include "train/local_control_plane.h"
@@ -15,6 +16,15 @@ namespace vrec::train {
 
 StatusOr<nlohmann::json> TrainLocal(const TrainOptions& options_in, const std::atomic<bool>* stop) {
   TrainOptions options = options_in;
+  if (!options.server.bind_network.empty()) {  // as a server rank of mpirun would bind
+    StatusOr<std::string> own = net::AddressInNetworks(options.server.bind_network);
+    if (!own.ok()) {
+      return Status(own.status().code(),
+                    absl::StrCat("--bind_network=", options.server.bind_network, ": ",
+                                 own.status().message()));
+    }
+    options.server.bind_host = *own;
+  }
   if (options.server.bind_host.empty()) options.server.bind_host = "inproc";
   // Workers are threads of this process: none freezes alone, and one that
   // hung could not be left behind.

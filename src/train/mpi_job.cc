@@ -64,6 +64,16 @@ StatusOr<net::DataPlaneKeys> ShareJobKeys(const ServerOptions& options, int rank
   return net::ParseKeys(bytes);
 }
 
+// --bind_network's address on this machine (net/host_address.h); empty
+// without it.
+StatusOr<std::string> BindNetworkAddress(const ServerOptions& o) {
+  if (o.bind_network.empty()) return std::string();
+  StatusOr<std::string> a = net::AddressInNetworks(o.bind_network);
+  if (a.ok()) return a;
+  return Status(a.status().code(),
+                absl::StrCat("--bind_network=", o.bind_network, ": ", a.status().message()));
+}
+
 // A server rank: starts its server, tells every rank its endpoint, then
 // serves the coordinator's commands until shut down.
 Status RunServerRank(const models::ModelSpec& spec, const TrainOptions& options,
@@ -71,10 +81,14 @@ Status RunServerRank(const models::ModelSpec& spec, const TrainOptions& options,
                      int num_workers, int world_size, const ResumePoint& resume) {
   ServerOptions o = options.server;
   if (o.bind_host == "*") o.bind_host = "0.0.0.0";
+  // --bind_network: this machine's own address in it, bound and advertised.
+  StatusOr<std::string> own = BindNetworkAddress(o);
+  if (own.ok() && !own->empty()) o.bind_host = *own;
   TemporarySpillCleanup cleanup(options);  // after the server, whatever happens
   StatusOr<ServerProcess> server =
       !resume.ok() ? StatusOr<ServerProcess>(resume.status())
       : !keys.ok() ? StatusOr<ServerProcess>(keys.status())
+      : !own.ok()  ? StatusOr<ServerProcess>(own.status())
       : o.bind_host == "inproc"
           ? StatusOr<ServerProcess>(absl::InvalidArgumentError(
                 "--bind_host=inproc serves only this process; under mpirun use an address or *"))

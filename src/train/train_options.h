@@ -28,6 +28,10 @@ struct ServerOptions {
   // (every interface; mpirun across machines). Empty: TrainLocal uses
   // inproc, TrainMpi 127.0.0.1.
   std::string bind_host;
+  // Instead of bind_host: each server binds, and advertises, its own
+  // machine's address in this network, an IPv4 block ("10.1.0.0/16") or an
+  // interface ("eth0"), or a comma list of them (net::AddressInNetworks).
+  std::string bind_network;
   // No authentication on the data plane (ZeroMQ CURVE: net/curve_auth.h):
   // anyone who can reach a server's port can read and change the model.
   // For trusted networks only.
