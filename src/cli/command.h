@@ -36,5 +36,6 @@ int RunTrain(int argc, char** argv);
 int RunEval(int argc, char** argv);
 int RunExport(int argc, char** argv);
 int RunServe(int argc, char** argv);
+int RunSupervise(int argc, char** argv);
 
 }  // namespace vrec::cli

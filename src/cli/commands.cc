@@ -45,6 +45,17 @@ const std::vector<Command>& Commands() {
         "spill_dir,workers",
         nullptr},
        RunTrain},
+      {"supervise",
+       "run a training job and restart it from its newest checkpoint when it fails",
+       "vrec supervise [--restarts=3] -- COMMAND...\n"
+       "  Runs COMMAND (e.g. mpirun ... vrec train ... --checkpoint_dir=C\n"
+       "  --checkpoint_every=10m). When it fails (a rank lost, frozen or killed), runs\n"
+       "  it again with --resume, up to --restarts times: training continues from the\n"
+       "  newest complete checkpoint, no example trained twice or skipped. Ctrl-C or\n"
+       "  SIGTERM stop the job and the supervision. Exits with the job's last code.\n"
+       "  See docs/operations.md.",
+       {"supervise_command.cc", nullptr},
+       RunSupervise},
       {"eval",
        "evaluate a trained model on a dataset's held-out examples",
        "vrec eval --model_dir=M --data=DIR [--exclude_watched] [--eval_examples=N]\n"

@@ -108,10 +108,18 @@ DEFINE_bool(insecure_data_plane, false,
             "this job and hands out over MPI, so no other process can read or change the model; "
             "with this flag anyone who reaches a server's port can. Trusted networks only "
             "(docs/operations.md)");
-DEFINE_double(worker_timeout_seconds, 120,
-              "Under mpirun: a worker rank that sends no progress for this long (it reports "
-              "about every second) is taken as frozen or lost, and the job aborts naming it "
-              "(resume from the last checkpoint); 0 = wait forever");
+DEFINE_double(failure_timeout, 60,
+              "Under mpirun: a rank that is dead or frozen is found within this many seconds, at "
+              "any point of the job: rank 0 pings every other rank about every second, and they "
+              "ping rank 0, from threads of their own (a busy rank answers, a frozen one does "
+              "not); a worker that sends no progress for this long counts as lost too. The job "
+              "then ends non-zero naming the rank, its role and host (resume from the last "
+              "checkpoint; vrec supervise does it for you). 0 = wait forever");
+DEFINE_double(max_seconds_grace, 300,
+              "With --max_seconds: the workers stop training at --max_seconds; the final "
+              "checkpoint, save and evaluation then have this many seconds, and whatever any rank "
+              "does, every rank of the job ends by --max_seconds plus this (exit 1 if it had to "
+              "be cut short)");
 DEFINE_double(eval_every_seconds, 0, "Evaluate on held-out examples this often (0 = at the end)");
 DEFINE_uint64(eval_examples, 0, "Held-out examples of the final evaluation (0 = all)");
 DEFINE_bool(exclude_watched, false,
@@ -295,10 +303,14 @@ StatusOr<train::TrainOptions> TrainOptionsFromFlags() {
   o.coordinator.metrics_file = FLAGS_metrics_file;
   o.coordinator.eval_every_seconds = FLAGS_eval_every_seconds;
   o.coordinator.ps_stats_seconds = FLAGS_ps_stats_seconds;
-  if (FLAGS_worker_timeout_seconds < 0) {
-    return absl::InvalidArgumentError("--worker_timeout_seconds must be >= 0");
+  if (FLAGS_failure_timeout < 0) {
+    return absl::InvalidArgumentError("--failure_timeout must be >= 0 (0 = wait forever)");
   }
-  o.coordinator.worker_timeout_seconds = FLAGS_worker_timeout_seconds;
+  o.coordinator.failure_timeout_seconds = FLAGS_failure_timeout;
+  if (FLAGS_max_seconds_grace < 0) {
+    return absl::InvalidArgumentError("--max_seconds_grace must be >= 0");
+  }
+  o.coordinator.max_seconds_grace = FLAGS_max_seconds_grace;
   o.coordinator.eval.max_examples = FLAGS_eval_examples;
   // A dataset that cannot be read fails the job later, with its own message.
   StatusOr<DatasetManifest> manifest = ReadManifest(FLAGS_data);

@@ -99,15 +99,32 @@ void Coordinator::Take(const WorkerProgress& report) {
 }
 
 void Coordinator::CheckLiveness() {
-  const double timeout = job_.coordinator.worker_timeout_seconds;
+  if (job_.peers_lost) {
+    if (Status lost = job_.peers_lost(); !lost.ok()) {
+      Fail(Status(lost.code(), absl::StrCat(lost.message(),
+                                            ". The job stops; resume from the last checkpoint")));
+      abandoned_ = true;
+      return;
+    }
+  }
+  const double timeout = job_.coordinator.failure_timeout_seconds;
   if (timeout <= 0) return;
+  // With liveness pings a frozen worker process is found by them, and a
+  // worker that waits on a frozen server falls silent too: the server must
+  // be blamed, not it. So a silent worker is blamed only after twice the
+  // timeout: its process answers, its training does not go on.
+  const bool watched = static_cast<bool>(job_.peers_lost);
+  const double blame_after = watched ? 2 * timeout : timeout;
   for (int w = 0; w < job_.num_workers; ++w) {
     if (tracker_.worker(w).done() || paused_[w]) continue;  // a paused worker waits for us
     const double silent = Since(last_heard_[w]);
-    if (silent < timeout) continue;
+    if (silent < blame_after) continue;
     Fail(absl::DeadlineExceededError(absl::StrFormat(
-        "worker %d sent nothing for %.0f s (it reports about every second): frozen, or its "
-        "machine lost? The job stops without it; resume from the last checkpoint",
+        watched ? "worker %d sent nothing for %.0f s (it reports about every second) while its "
+                  "process still answers: its training is stuck. The job stops without it; "
+                  "resume from the last checkpoint"
+                : "worker %d sent nothing for %.0f s (it reports about every second): frozen, or "
+                  "its machine lost? The job stops without it; resume from the last checkpoint",
         w, silent)));
     abandoned_ = true;
     return;

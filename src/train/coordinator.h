@@ -92,6 +92,9 @@ struct CoordinatedJob {
   // Called once, as soon as every worker is done (before the final
   // checkpoint, save and evaluation); null: nothing to do.
   std::function<void()> workers_done;
+  // Why a rank of the job is taken as lost (train/liveness.h), or OK; the
+  // job then fails at once naming it. Null: ranks are not watched.
+  std::function<Status()> peers_lost;
 };
 
 class Coordinator {
@@ -110,7 +113,7 @@ class Coordinator {
   StatusOr<nlohmann::json> Run(const std::atomic<bool>* stop);
 
   const ProgressTracker& tracker() const { return tracker_; }
-  // Whether Run gave up on a worker that fell silent (worker_timeout_seconds):
+  // Whether Run gave up on a worker that fell silent (failure_timeout_seconds):
   // its error is returned at once, and that worker may still be running.
   bool abandoned_workers() const { return abandoned_; }
 
@@ -150,7 +153,7 @@ class Coordinator {
   bool abandoned_ = false;
   std::vector<std::chrono::steady_clock::time_point> last_heard_;  // per worker
   // Fails the job (abandoning it) if a running worker has been silent for
-  // longer than worker_timeout_seconds.
+  // longer than failure_timeout_seconds.
   void CheckLiveness();
   std::vector<std::optional<WorkerProgress>> paused_;     // answers to the pause in progress
   bool checkpoint_due_ = false, validation_due_ = false;  // what the pause is for

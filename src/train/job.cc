@@ -28,7 +28,7 @@ StatusOr<nlohmann::json> TrainLocal(const TrainOptions& options_in, const std::a
   if (options.server.bind_host.empty()) options.server.bind_host = "inproc";
   // Workers are threads of this process: none freezes alone, and one that
   // hung could not be left behind.
-  options.coordinator.worker_timeout_seconds = 0;
+  options.coordinator.failure_timeout_seconds = 0;
   const int num_servers = options.server.servers, num_workers = options.worker.workers;
   if (num_servers < 1 || num_workers < 1) {
     return absl::InvalidArgumentError(absl::StrCat("--servers (", num_servers, ") and --workers (",

@@ -2,6 +2,9 @@
 
 #include <mpi.h>
 
+#include <chrono>
+#include <thread>
+
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
 #include "models/checkpoint.h"
@@ -125,6 +128,17 @@ StatusOr<std::vector<uint64_t>> MpiControlPlane::CommandServers(int command,
   Status status;
   std::vector<uint64_t> rows(num_servers_);
   for (int r = 1; r <= num_servers_; ++r) {
+    // A server may take long (a checkpoint of a large table): wait as long
+    // as it is alive, never for one that is lost.
+    while (true) {
+      int arrived = 0;
+      MPI_Iprobe(r, kAck, MPI_COMM_WORLD, &arrived, MPI_STATUS_IGNORE);
+      if (arrived) break;
+      if (peers_lost_) {
+        if (Status lost = peers_lost_(); !lost.ok()) return lost;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
     int64_t n = 0;
     MPI_Recv(&n, 1, MPI_INT64_T, r, kAck, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
     if (n < 0) {

@@ -12,6 +12,7 @@
 // Every call is made from the rank's main thread (MPI_THREAD_FUNNELED).
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,9 @@ class MpiControlPlane : public ControlPlane {
 
   // Ends every server's ServeCommands loop.
   void ShutdownServers();
+  // While waiting for the servers' acks: why a rank is lost (OK while none
+  // is), so a checkpoint or save never waits for a server that is gone.
+  void set_peers_lost(std::function<Status()> lost) { peers_lost_ = std::move(lost); }
 
  private:
   // Sends `command` (and `dir`) to every server and gathers their acks.
@@ -43,6 +47,7 @@ class MpiControlPlane : public ControlPlane {
   const int num_servers_, num_workers_;
   std::vector<bool> done_, paused_;
   bool stop_sent_ = false;
+  std::function<Status()> peers_lost_;
 };
 
 // A worker rank's side.

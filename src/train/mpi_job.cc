@@ -1,13 +1,17 @@
 #include "train/mpi_job.h"
 
 #include <mpi.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <optional>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
 #include "common/file_util.h"
 #include "data/dataset.h"
@@ -15,6 +19,7 @@
 #include "net/host_address.h"
 #include "train/coordinator.h"
 #include "train/job_roles.h"
+#include "train/liveness.h"
 #include "train/mpi_control_plane.h"
 
 namespace vrec::train {
@@ -74,16 +79,111 @@ StatusOr<std::string> BindNetworkAddress(const ServerOptions& o) {
                 absl::StrCat("--bind_network=", o.bind_network, ": ", a.status().message()));
 }
 
+// The address this rank binds: --bind_network's address on this machine,
+// every interface for --bind_host='*' (Advertised names it), or --bind_host.
+StatusOr<std::string> BindAddress(const ServerOptions& o) {
+  if (o.bind_host == "*") return std::string("0.0.0.0");
+  VREC_ASSIGN_OR_RETURN(std::string own, BindNetworkAddress(o));
+  return own.empty() ? o.bind_host : own;
+}
+
+std::string HostName() {
+  char name[256] = {};
+  if (gethostname(name, sizeof(name) - 1) != 0) return "?";
+  return name;
+}
+
+// Who rank `rank` is, for messages: "parameter server 1 (rank 2 on host h2)".
+std::string RankName(int rank, int num_servers, const std::string& host) {
+  const std::string role = rank == 0             ? "the coordinator"
+                           : rank <= num_servers ? absl::StrCat("parameter server ", rank - 1)
+                                                 : absl::StrCat("worker ", rank - 1 - num_servers);
+  return absl::StrCat(role, " (rank ", rank, " on host ", host, ")");
+}
+
+// This rank's part of the job's liveness (train/liveness.h): its endpoint,
+// and its watch (rank 0 watches every rank, the others rank 0). Collective
+// over MPI_COMM_WORLD. Ranks whose endpoint did not start are not watched.
+struct RankLiveness {
+  std::unique_ptr<LivenessEndpoint> endpoint;
+  std::unique_ptr<LivenessWatch> watch;
+};
+RankLiveness StartLiveness(const TrainOptions& options, const StatusOr<net::DataPlaneKeys>& keys,
+                           int rank, int size) {
+  RankLiveness l;
+  const double timeout = options.coordinator.failure_timeout_seconds;
+  const std::string who = RankName(rank, options.server.servers, HostName());
+  StatusOr<std::string> host = BindAddress(options.server);
+  if (timeout > 0 && keys.ok() && host.ok()) {
+    const std::string bind = host->empty() || *host == "inproc" ? std::string("127.0.0.1") : *host;
+    StatusOr<std::unique_ptr<LivenessEndpoint>> e =
+        LivenessEndpoint::Start(absl::StrCat("tcp://", bind, ":*"), *keys, who);
+    if (e.ok()) {
+      l.endpoint = std::move(*e);
+    } else {
+      LOG(WARNING) << who << ": no liveness endpoint (it cannot be watched): " << e.status();
+    }
+  }
+  const std::string mine =
+      l.endpoint ? absl::StrCat(Advertised(l.endpoint->endpoint()), "\t", who) : "";
+  const std::vector<std::string> all = AllGatherEndpoints(mine, size);
+  if (timeout <= 0 || !keys.ok()) return l;
+  std::vector<LivenessPeer> peers;
+  for (int r = 0; r < size; ++r) {
+    const size_t tab = all[r].find('\t');
+    if (r == rank || (rank != 0 && r != 0) || tab == std::string::npos) continue;
+    peers.push_back({all[r].substr(tab + 1), all[r].substr(0, tab)});
+  }
+  LivenessOptions lo;
+  lo.timeout_seconds = timeout;
+  lo.on_lost = [rank](const Status& status) {
+    if (rank != 0) {
+      EndProcess(Status(status.code(),
+                        absl::StrCat(status.message(), "; this rank ends so that the job ends")));
+    }
+    // Rank 0: the coordinator ends the job (CoordinatedJob::peers_lost); if
+    // it is stuck (in a collective with the lost rank), this thread does.
+    std::thread([status] {
+      std::this_thread::sleep_for(std::chrono::seconds(15));
+      EndProcess(Status(status.code(), absl::StrCat(status.message(),
+                                                    "; the coordinator was stuck, rank 0 ends")));
+    }).detach();
+  };
+  StatusOr<std::unique_ptr<LivenessWatch>> w =
+      LivenessWatch::Start(std::move(peers), *keys, std::move(lo));
+  if (w.ok()) {
+    l.watch = std::move(*w);
+  } else {
+    LOG(WARNING) << who << ": not watching the other ranks: " << w.status();
+  }
+  return l;
+}
+
+// --max_seconds as a promise: whatever a rank does, this one ends by
+// max_seconds + grace after it started (so a job with a frozen rank ends
+// too: mpirun ends the others once one has gone).
+void StartDeadline(const TrainOptions& options, int rank, int num_servers) {
+  const double max_seconds = options.worker.max_seconds;
+  if (max_seconds <= 0) return;
+  const double limit = max_seconds + options.coordinator.max_seconds_grace;
+  const std::string who = RankName(rank, num_servers, HostName());
+  std::thread([limit, who, max_seconds] {
+    std::this_thread::sleep_for(std::chrono::duration<double>(limit));
+    EndProcess(absl::DeadlineExceededError(absl::StrFormat(
+        "%s: the job has not ended %.0f s after it started (--max_seconds=%.0f plus "
+        "--max_seconds_grace); ending it as promised",
+        who, limit, max_seconds)));
+  }).detach();
+}
+
 // A server rank: starts its server, tells every rank its endpoint, then
 // serves the coordinator's commands until shut down.
 Status RunServerRank(const models::ModelSpec& spec, const TrainOptions& options,
                      const StatusOr<net::DataPlaneKeys>& keys, int index, int num_servers,
                      int num_workers, int world_size, const ResumePoint& resume) {
   ServerOptions o = options.server;
-  if (o.bind_host == "*") o.bind_host = "0.0.0.0";
-  // --bind_network: this machine's own address in it, bound and advertised.
-  StatusOr<std::string> own = BindNetworkAddress(o);
-  if (own.ok() && !own->empty()) o.bind_host = *own;
+  StatusOr<std::string> own = BindAddress(o);
+  if (own.ok()) o.bind_host = *own;
   TemporarySpillCleanup cleanup(options);  // after the server, whatever happens
   StatusOr<ServerProcess> server =
       !resume.ok() ? StatusOr<ServerProcess>(resume.status())
@@ -240,6 +340,8 @@ StatusOr<nlohmann::json> TrainMpi(const TrainOptions& options, const std::atomic
       FindResumeCheckpoint(options.checkpoint, options.worker, &*spec, workers);
 
   const StatusOr<net::DataPlaneKeys> keys = ShareJobKeys(options.server, rank);
+  StartDeadline(options, rank, servers);
+  const RankLiveness liveness = StartLiveness(options, keys, rank, size);
 
   // Rank 0 and the workers share the corpus and its label counts.
   MPI_Comm peers;
@@ -287,9 +389,13 @@ StatusOr<nlohmann::json> TrainMpi(const TrainOptions& options, const std::atomic
   // The model folder first: the coordinator's metrics file goes into it.
   const Status made = options.model_dir.empty() ? absl::OkStatus() : MakeDirs(options.model_dir);
   MpiControlPlane plane(servers, workers);
+  LivenessWatch* watch = liveness.watch.get();
+  const auto peers_lost = [watch] { return watch == nullptr ? absl::OkStatus() : watch->lost(); };
+  plane.set_peers_lost(peers_lost);
   CoordinatedJob job =
       CoordinatedJobOf(**kind, options, *spec, data, servers_at, servers, workers, resumed);
   if (!all_ok) job.servers_at.endpoints.clear();  // no stats from servers that are not all up
+  job.peers_lost = peers_lost;
   // Once every worker is done, rank 0 sends them nothing more: they may
   // leave (drain stray stop and pause messages) while it saves and evaluates.
   job.workers_done = [&peers] {
@@ -305,8 +411,9 @@ StatusOr<nlohmann::json> TrainMpi(const TrainOptions& options, const std::atomic
   }
   StatusOr<nlohmann::json> summary = coordinator.Run(stop);
   if (coordinator.abandoned_workers()) {
-    // A rank that never answers again: no collective can finish. Abort, so
-    // that mpirun ends every rank and exits non-zero.
+    // A rank that never answers again (a silent worker, a rank lost): no
+    // collective can finish. Abort, so that mpirun ends every rank and exits
+    // non-zero.
     std::cerr << "vrec train: " << summary.status() << std::endl;
     MPI_Abort(MPI_COMM_WORLD, 1);
   }

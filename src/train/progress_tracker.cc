@@ -141,7 +141,9 @@ void ProgressTracker::MaybeReport(bool force) {
     eta = (static_cast<double>(options_.target_examples) - ex) / rate;
   }
   if (options_.max_seconds > 0) {
-    const double left = options_.max_seconds - t;
+    // --max_seconds bounds this launch (a resumed run gets it anew), t
+    // counts the runs before too.
+    const double left = options_.max_seconds - Since(start_);
     eta = eta < 0 ? left : std::min(eta, left);
   }
   std::string line = absl::StrFormat("[train] %6.1fs  examples %s", t, Human(ex));

@@ -88,8 +88,11 @@ struct CoordinatorOptions {
   double poll_seconds = 0.02;  // how often the coordinator looks at its control plane
   // A worker that has sent nothing for this long (it reports about every
   // second) is taken as frozen or lost: the job fails naming it, without
-  // waiting for the others (Coordinator::abandoned_workers). 0 = wait forever.
-  double worker_timeout_seconds = 0;
+  // waiting for the others (Coordinator::abandoned_workers). Under mpirun
+  // also the liveness pings' timeout (train/liveness.h). 0 = wait forever.
+  double failure_timeout_seconds = 0;
+  // Under mpirun with max_seconds: every rank ends by max_seconds plus this.
+  double max_seconds_grace = 300;
   ValidationOptions validation;
 };
 

@@ -331,7 +331,7 @@ TEST(CoordinatorTest, NoCheckpointStartsOnceStopping) {
 TEST(CoordinatorTest, ASilentWorkerFailsTheJobNamingItWithoutWaiting) {
   testing::ScratchDir dir;
   TrainOptions o = Options(dir);
-  o.coordinator.worker_timeout_seconds = 0.2;
+  o.coordinator.failure_timeout_seconds = 0.2;
   o.coordinator.poll_seconds = 0.01;
   const models::ModelSpec spec = TinySpec();
   FakeWorker frozen = Worker(1000000);
@@ -346,6 +346,31 @@ TEST(CoordinatorTest, ASilentWorkerFailsTheJobNamingItWithoutWaiting) {
   EXPECT_TRUE(c.abandoned_workers());
   EXPECT_FALSE(workers_done);  // no barrier with a rank that never comes
   EXPECT_THAT(plane.log(), ElementsAre("stop"));
+}
+
+// With liveness pings, a rank found lost fails the job at once, naming it
+// (a worker silent because it waits on that rank is not blamed).
+TEST(CoordinatorTest, ALostRankFailsTheJobNamingItAndNotTheWorkerWaitingOnIt) {
+  testing::ScratchDir dir;
+  TrainOptions o = Options(dir);
+  o.coordinator.failure_timeout_seconds = 0.2;
+  o.coordinator.poll_seconds = 0.01;
+  const models::ModelSpec spec = TinySpec();
+  FakeWorker waiting = Worker(1000000);
+  waiting.freeze_at_step = 3;  // silent: it waits on the frozen server
+  FakeControlPlane plane({Worker(1000000), waiting});
+  CoordinatedJob job = Job(&spec, &o, 2);
+  const auto start = std::chrono::steady_clock::now();
+  job.peers_lost = [start] {
+    if (std::chrono::steady_clock::now() - start < std::chrono::milliseconds(300)) {
+      return absl::OkStatus();
+    }
+    return absl::DeadlineExceededError("parameter server 0 (rank 1 on host h) has not answered");
+  };
+  Coordinator c(std::move(job), &plane);
+  EXPECT_THAT(c.Run(nullptr), StatusIs(absl::StatusCode::kDeadlineExceeded,
+                                       "parameter server 0 (rank 1 on host h) has not answered"));
+  EXPECT_TRUE(c.abandoned_workers());
 }
 
 TEST(CoordinatorTest, AFailureBeforeTheRunIsReturnedOnceTheWorkersAreDone) {
