@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "common/random.h"
+#include "net/fault_proxy.h"
 #include "nlohmann/json.hpp"
 #include "ps/ps_client.h"
 #include "ps/ps_server.h"
@@ -305,6 +306,40 @@ TEST(PsClientServerTest, BoundedStalenessHoldsBackTheFastWorker) {
   PsClient stranger(transport.get(), SlotRouter::Contiguous(1).value(), /*worker=*/7);
   EXPECT_THAT(stranger.WaitForStaleness(1, 0),
               StatusIs(absl::StatusCode::kInvalidArgument, "worker 7"));
+}
+
+// Server 1 behind a network that stops answering (net::FaultProxy): a pull
+// that needs it ends by the client's deadline, naming that server; the other
+// server's share is not the one blamed.
+TEST(PsClientServerTest, AServerThatStopsAnsweringIsNamedByThePull) {
+  std::vector<std::unique_ptr<EmbeddingStore>> stores;
+  std::vector<std::unique_ptr<PsService>> services;
+  std::vector<std::unique_ptr<net::Server>> servers;
+  for (int s = 0; s < 2; ++s) {
+    stores.push_back(MakeStore("video"));
+    services.push_back(
+        std::make_unique<PsService>(std::vector<EmbeddingStore*>{stores.back().get()}));
+    ASSERT_OK_AND_ASSIGN(auto server, net::Server::Start(services.back().get(), {}));
+    servers.push_back(std::move(server));
+  }
+  ASSERT_OK_AND_ASSIGN(auto proxy, net::FaultProxy::Start(servers[1]->endpoint()));
+  net::ClientOptions co;
+  co.default_timeout = std::chrono::milliseconds(400);
+  ASSERT_OK_AND_ASSIGN(auto transport,
+                       net::Client::Connect({servers[0]->endpoint(), proxy->endpoint()}, co));
+  PsClient client(transport.get(), SlotRouter::Contiguous(2).value());
+  const PsTable table{0, TableId("video"), kDim};
+  std::vector<uint64_t> keys;
+  for (uint64_t k = 1; k <= 200; ++k) keys.push_back(k * 7919);
+  std::vector<float> out(keys.size() * kDim);
+  ASSERT_OK(client.Pull(table, keys, out.data()).Wait());  // both answer
+  net::FaultOptions frozen;
+  frozen.silent = true;
+  proxy->set_options(frozen);
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_THAT(client.Pull(table, keys, out.data()).Wait(),
+              StatusIs(absl::StatusCode::kUnavailable, "parameter server 1"));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <thread>
 
+#include "net/fault_proxy.h"
 #include "testutil/testutil.h"
 
 namespace vrec::train {
@@ -52,6 +53,28 @@ TEST(LivenessTest, APeerWithoutTheJobsKeysIsLost) {
   for (int i = 0; i < 100 && watch->lost().ok(); ++i) std::this_thread::sleep_for(milliseconds(20));
   EXPECT_THAT(watch->lost(), StatusIs(absl::StatusCode::kDeadlineExceeded, "worker 3"));
   EXPECT_EQ(calls.load(), 1);
+}
+
+// A peer whose process is frozen keeps its connections; nothing comes back
+// (net::FaultProxy's silence). Slow answers within the timeout are not a loss.
+TEST(LivenessTest, ASlowPeerIsAliveAndAFrozenOneIsLost) {
+  ASSERT_OK_AND_ASSIGN(auto peer,
+                       LivenessEndpoint::Start("tcp://127.0.0.1:*", net::DataPlaneKeys{}, "w"));
+  net::FaultOptions slow;
+  slow.delay = milliseconds(150);  // each way: 0.3 s of the 0.5 s timeout
+  ASSERT_OK_AND_ASSIGN(auto proxy, net::FaultProxy::Start(peer->endpoint(), slow));
+  std::atomic<int> calls{0};
+  ASSERT_OK_AND_ASSIGN(auto watch, LivenessWatch::Start({{"worker 1", proxy->endpoint()}},
+                                                        net::DataPlaneKeys{}, Fast(&calls)));
+  std::this_thread::sleep_for(milliseconds(1500));
+  EXPECT_OK(watch->lost());
+  net::FaultOptions frozen;
+  frozen.silent = true;
+  proxy->set_options(frozen);
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 100 && watch->lost().ok(); ++i) std::this_thread::sleep_for(milliseconds(20));
+  EXPECT_THAT(watch->lost(), StatusIs(absl::StatusCode::kDeadlineExceeded, "worker 1"));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(1500));
 }
 
 }  // namespace
