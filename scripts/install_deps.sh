@@ -7,7 +7,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake ninja-build ccache git pkg-config
   libopenmpi-dev openmpi-bin libeigen3-dev libprotobuf-dev protobuf-compiler
-  libzmq3-dev cppzmq-dev librocksdb-dev libgflags-dev libgoogle-glog-dev
+  libzmq3-dev cppzmq-dev zlib1g-dev librocksdb-dev libgflags-dev libgoogle-glog-dev
   libgtest-dev libgmock-dev libbenchmark-dev libabsl-dev nlohmann-json3-dev
   libfaiss-dev libcpp-httplib-dev python3-matplotlib
   iproute2  # ip netns: tests/integration/multihost_test.sh

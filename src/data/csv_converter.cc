@@ -276,7 +276,7 @@ Status ReadLog(const ConvertOptions& options, Log* log, ConvertSummary* summary)
       if (std::chrono::duration<double>(now - last_progress).count() >=
           options.progress_interval_s) {
         last_progress = now;
-        options.on_progress({summary->rows, reader->offset(), reader->file_size(),
+        options.on_progress({summary->rows, reader->file_position(), reader->file_size(),
                              std::chrono::duration<double>(now - start).count()});
       }
     }

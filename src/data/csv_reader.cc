@@ -1,10 +1,5 @@
 #include "data/csv_reader.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstring>
 
@@ -29,29 +24,22 @@ StatusOr<std::unique_ptr<CsvReader>> CsvReader::Open(const std::string& path,
   if (options.delimiter == '"' || options.delimiter == '\n' || options.delimiter == '\r') {
     return absl::InvalidArgumentError("CsvReader: the delimiter cannot be a quote or line break");
   }
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return ErrnoStatus(errno, absl::StrCat("cannot open ", path));
-  struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    const int err = errno;
-    ::close(fd);
-    return ErrnoStatus(err, absl::StrCat("cannot stat ", path));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": not a regular file (pipes and devices are not supported)"));
-  }
-  return std::unique_ptr<CsvReader>(
-      new CsvReader(path, fd, static_cast<uint64_t>(st.st_size), options));
+  VREC_ASSIGN_OR_RETURN(std::unique_ptr<ByteSource> source, ByteSource::Open(path));
+  return std::unique_ptr<CsvReader>(new CsvReader(path, std::move(source), options));
 }
 
-CsvReader::CsvReader(std::string path, int fd, uint64_t file_size, const CsvReaderOptions& options)
-    : path_(std::move(path)), options_(options), fd_(fd), file_size_(file_size) {
+CsvReader::CsvReader(std::string path, std::unique_ptr<ByteSource> source,
+                     const CsvReaderOptions& options)
+    : path_(std::move(path)), options_(options), source_(std::move(source)) {
   buffer_.resize(std::max<size_t>(options_.buffer_bytes, 16));
 }
 
-CsvReader::~CsvReader() { ::close(fd_); }
+CsvReader::~CsvReader() = default;
+
+uint64_t CsvReader::file_size() const { return source_->file_size(); }
+uint64_t CsvReader::file_position() const {
+  return source_->compressed() ? source_->file_position() : offset();
+}
 
 Status CsvReader::Error(int64_t line, const std::string& reason) const {
   return absl::InvalidArgumentError(absl::StrCat(path_, ":", line, ": ", reason));
@@ -65,18 +53,12 @@ Status CsvReader::Fill() {
     pos_ = 0;
   }
   if (size_ == buffer_.size()) buffer_.resize(buffer_.size() * 2);
-  while (true) {
-    const ssize_t n = ::pread(fd_, buffer_.data() + size_, buffer_.size() - size_,
-                              static_cast<off_t>(read_offset_));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus(errno, absl::StrCat("cannot read ", path_, " at offset ", read_offset_));
-    }
-    if (n == 0) eof_ = true;
-    size_ += static_cast<size_t>(n);
-    read_offset_ += static_cast<uint64_t>(n);
-    return absl::OkStatus();
-  }
+  VREC_ASSIGN_OR_RETURN(
+      size_t n, source_->ReadAt(read_offset_, buffer_.data() + size_, buffer_.size() - size_));
+  if (n == 0) eof_ = true;
+  size_ += n;
+  read_offset_ += n;
+  return absl::OkStatus();
 }
 
 void CsvReader::Resync(uint64_t offset, int64_t line) {

@@ -12,6 +12,7 @@
 //   - A '"' inside an unquoted field is an ordinary character.
 //   - A UTF-8 byte-order mark at the start of the file is skipped.
 //   - Empty lines (no bytes, or only "\r", before the line feed) are skipped.
+//   - A gzip-compressed file reads as the file it holds (byte_source.h).
 //
 // Line numbers are 1-based physical lines of the file (the header is line 1).
 // A record that spans lines (a quoted line break) reports the line it starts
@@ -34,6 +35,7 @@
 #include <string_view>
 #include <vector>
 
+#include "data/byte_source.h"
 #include "vrec/status.h"
 
 namespace vrec {
@@ -47,7 +49,8 @@ struct CsvReaderOptions {
 
 class CsvReader {
  public:
-  // Opens `path` (a regular file). kNotFound if it does not exist.
+  // Opens `path` (a regular file, plain or gzip). kNotFound if it does not
+  // exist.
   static StatusOr<std::unique_ptr<CsvReader>> Open(const std::string& path,
                                                    const CsvReaderOptions& options = {});
   ~CsvReader();
@@ -65,9 +68,12 @@ class CsvReader {
   const std::string& path() const { return path_; }
   // 1-based line on which the record last returned by Next() starts.
   int64_t line() const { return record_line_; }
-  // Bytes of the file consumed so far.
+  // Bytes of the file consumed so far (of its contents, when compressed).
   uint64_t offset() const { return buffer_start_ + pos_; }
-  uint64_t file_size() const { return file_size_; }
+  // The file's size on disk, and how far into it reading has got (progress
+  // lines: compressed bytes for a gzip file, offset() otherwise).
+  uint64_t file_size() const;
+  uint64_t file_position() const;
 
  private:
   struct FieldSpan {
@@ -84,7 +90,7 @@ class CsvReader {
     uint64_t resume_offset = 0;  // kError: file offset of the start of error_line
   };
 
-  CsvReader(std::string path, int fd, uint64_t file_size, const CsvReaderOptions& options);
+  CsvReader(std::string path, std::unique_ptr<ByteSource> source, const CsvReaderOptions& options);
 
   // Scans one record starting at pos_ without consuming it. On kRecord fills
   // spans_; kNeedMore means the buffer ends inside the record.
@@ -98,8 +104,7 @@ class CsvReader {
 
   const std::string path_;
   const CsvReaderOptions options_;
-  int fd_;
-  const uint64_t file_size_;
+  std::unique_ptr<ByteSource> source_;
 
   std::string buffer_;  // bytes [buffer_start_, buffer_start_ + size_) of the file
   size_t size_ = 0;     // valid bytes in buffer_
