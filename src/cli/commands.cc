@@ -16,11 +16,12 @@ const std::vector<Command>& Commands() {
         nullptr},
        RunDatagen},
       {"convert",
-       "convert an interaction CSV (MovieLens layout) into examples",
-       "vrec convert --csv=FILE --out=DIR\n"
-       "  Columns by header name: userId, movieId, timestamp required; rating,\n"
-       "  title, genres optional. Each user's last interaction becomes a test\n"
-       "  example. The last stdout line is a JSON summary.",
+       "convert an interaction log (MovieLens CSV, or your own events) into examples",
+       "vrec convert --csv=FILE --out=DIR  |  vrec convert --events=FILE --out=DIR\n"
+       "  --csv: columns by header name: userId, movieId, timestamp required; rating,\n"
+       "  title, genres optional. --events: your own log, CSV or JSON Lines, string\n"
+       "  ids (docs/data_format.md). Either may be gzip. Each user's last watch\n"
+       "  becomes a test example. The last stdout line is a JSON summary.",
        {"convert_command.cc",
         "common_flags.cc:out,seed,shards,max_history,max_examples_per_user,progress_seconds",
         nullptr},

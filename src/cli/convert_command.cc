@@ -14,7 +14,13 @@
 
 // --out, --seed, --shards, --max_history, --max_examples_per_user and
 // --progress_seconds are shared with `vrec datagen`: see cli/common_flags.h.
-DEFINE_string(csv, "", "Interaction CSV to convert (a regular file; header line required)");
+DEFINE_string(csv, "",
+              "Interaction CSV to convert, MovieLens layout (a regular file, plain or gzip; "
+              "header line required)");
+DEFINE_string(events, "",
+              "Instead of --csv: an events table of your own logs, CSV or JSON Lines (.jsonl), "
+              "plain or gzip, with user, item, timestamp and optional event and watch_seconds "
+              "columns; ids are any strings, kept in DIR/ids/ (docs/data_format.md)");
 DEFINE_string(min_rating, "",
               "If set (a number), only rows with rating >= this are watches; needs a rating "
               "column");
@@ -27,15 +33,17 @@ namespace vrec::cli {
 int RunConvert(int argc, char** argv) {
   if (argc > 1) {
     std::cerr << "vrec convert: unexpected argument '" << argv[1]
-              << "'; usage: vrec convert --csv=FILE --out=DIR\n";
+              << "'; usage: vrec convert --csv=FILE|--events=FILE --out=DIR\n";
     return kExitUsage;
   }
-  if (FLAGS_csv.empty() || FLAGS_out.empty()) {
-    std::cerr << "vrec convert: --csv and --out are required; see `vrec convert --help`\n";
+  if (FLAGS_csv.empty() == FLAGS_events.empty() || FLAGS_out.empty()) {
+    std::cerr << "vrec convert: --out and one of --csv or --events are required; see `vrec "
+                 "convert --help`\n";
     return kExitUsage;
   }
   ConvertOptions options;
   options.csv_path = FLAGS_csv;
+  options.events_path = FLAGS_events;
   options.out_dir = FLAGS_out;
   options.max_history = FLAGS_max_history;
   options.shards = FLAGS_shards;

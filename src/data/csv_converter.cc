@@ -20,7 +20,10 @@
 #include "common/random.h"
 #include "data/csv_reader.h"
 #include "data/dataset.h"
+#include "data/id_key.h"
+#include "data/log_values.h"
 #include "data/record_writer.h"
+#include "data/table_reader.h"
 #include "nlohmann/json.hpp"
 #include "proto/data.pb.h"
 
@@ -189,7 +192,12 @@ std::string_view FirstGenre(std::string_view genres) {
 }
 
 Status ValidateOptions(const ConvertOptions& o) {
-  if (o.csv_path.empty()) return absl::InvalidArgumentError("convert: no CSV path given");
+  if (o.csv_path.empty() == o.events_path.empty()) {
+    return absl::InvalidArgumentError("convert: give one input, a CSV or an events table");
+  }
+  if (!o.events_path.empty() && o.min_rating.has_value()) {
+    return absl::InvalidArgumentError("convert: min_rating is for MovieLens CSVs (ratings)");
+  }
   if (o.out_dir.empty()) return absl::InvalidArgumentError("convert: no output folder given");
   if (o.max_history <= 0) {
     return absl::InvalidArgumentError(
@@ -223,6 +231,8 @@ struct Log {
   std::vector<uint64_t> item_ids;        // dense item index -> CSV id
   std::vector<uint32_t> item_topic;      // dense item index -> topic (0 = none)
   std::vector<std::string> topic_names;  // topic id - 1 -> genre
+  // Events tables: the team's ids of the keys above.
+  std::optional<IdTable> user_names, item_names;
 };
 
 Status ReadLog(const ConvertOptions& options, Log* log, ConvertSummary* summary) {
@@ -324,6 +334,119 @@ Status ReadLog(const ConvertOptions& options, Log* log, ConvertSummary* summary)
   return absl::OkStatus();
 }
 
+// An events table (docs/data_format.md): watches, and clicks with watch
+// time, become interactions; string ids become keys (IdKey), kept in the
+// log's id tables.
+Status ReadEvents(const ConvertOptions& options, Log* log, ConvertSummary* summary) {
+  const std::string& path = options.events_path;
+  enum { kUser, kItem, kTime, kEvent, kWatchSeconds };
+  VREC_ASSIGN_OR_RETURN(
+      std::unique_ptr<TableReader> reader,
+      TableReader::Open(path, {"user", "item", "timestamp", "event", "watch_seconds"}));
+  log->user_names.emplace("user");
+  log->item_names.emplace("item");
+  absl::flat_hash_map<uint64_t, uint32_t> user_index, item_index;
+  const auto start = std::chrono::steady_clock::now();
+  auto last_progress = start;
+  auto bad_row = [&](const Status& status) -> Status {
+    if (!options.skip_bad_rows) return status;
+    ++summary->skipped_rows;
+    if (summary->first_errors.size() < ConvertSummary::kMaxReportedErrors) {
+      summary->first_errors.emplace_back(status.message());
+    }
+    return absl::OkStatus();
+  };
+  std::vector<std::optional<std::string>> v;
+  while (true) {
+    StatusOr<bool> more = reader->Next(&v);
+    if (!more.ok()) {
+      if (more.status().code() != absl::StatusCode::kInvalidArgument) return more.status();
+      ++summary->rows;
+      VREC_RETURN_IF_ERROR(bad_row(more.status()));
+      continue;
+    }
+    if (!*more) break;
+    ++summary->rows;
+    if (options.on_progress && options.progress_interval_s > 0 &&
+        summary->rows % kProgressCheckRows == 0) {
+      const auto now = std::chrono::steady_clock::now();
+      if (std::chrono::duration<double>(now - last_progress).count() >=
+          options.progress_interval_s) {
+        last_progress = now;
+        options.on_progress({summary->rows, reader->file_position(), reader->file_size(),
+                             std::chrono::duration<double>(now - start).count()});
+      }
+    }
+    auto fail = [&](const std::string& why) {
+      return bad_row(
+          absl::InvalidArgumentError(absl::StrCat(path, ":", reader->line(), ": ", why)));
+    };
+    EventKind kind = EventKind::kWatch;
+    if (v[kEvent]) {
+      StatusOr<EventKind> k = ParseEventKind(*v[kEvent]);
+      if (!k.ok()) {
+        VREC_RETURN_IF_ERROR(fail(std::string(k.status().message())));
+        continue;
+      }
+      kind = *k;
+    }
+    if (!v[kUser] || !v[kTime] || (kind != EventKind::kSearch && !v[kItem])) {
+      VREC_RETURN_IF_ERROR(
+          fail(absl::StrCat("missing ",
+                            !v[kUser]   ? "user"
+                            : !v[kTime] ? "timestamp"
+                                        : "item",
+                            " (required: user, item, timestamp; a search needs no item)")));
+      continue;
+    }
+    StatusOr<double> time = ParseTimestamp(*v[kTime]);
+    if (!time.ok()) {
+      VREC_RETURN_IF_ERROR(fail(std::string(time.status().message())));
+      continue;
+    }
+    double watched = 0;
+    if (v[kWatchSeconds]) {
+      StatusOr<double> w = ParseNumber(*v[kWatchSeconds], 0);
+      if (!w.ok()) {
+        VREC_RETURN_IF_ERROR(fail(absl::StrCat("watch_seconds: ", w.status().message())));
+        continue;
+      }
+      watched = *w;
+    }
+    const bool is_watch = kind == EventKind::kWatch || (kind == EventKind::kClick && watched > 0);
+    if (!is_watch) {
+      ++summary->other_events;
+      continue;
+    }
+    VREC_ASSIGN_OR_RETURN(const uint64_t user, log->user_names->Add(*v[kUser]));
+    VREC_ASSIGN_OR_RETURN(const uint64_t item, log->item_names->Add(*v[kItem]));
+    const auto [user_it, new_user] =
+        user_index.try_emplace(user, static_cast<uint32_t>(log->user_ids.size()));
+    if (new_user) log->user_ids.push_back(user);
+    const auto [item_it, new_item] =
+        item_index.try_emplace(item, static_cast<uint32_t>(log->item_ids.size()));
+    if (new_item) {
+      log->item_ids.push_back(item);
+      log->item_topic.push_back(0);
+    }
+    if (log->user_ids.size() >= UINT32_MAX || log->item_ids.size() >= UINT32_MAX) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat(path, ":", reader->line(), ": more than 2^32 - 1 distinct users or items"));
+    }
+    log->interactions.push_back(
+        {user_it->second, item_it->second, static_cast<int64_t>(std::floor(*time))});
+  }
+  summary->interactions = log->interactions.size();
+  summary->users = log->user_ids.size();
+  summary->items = log->item_ids.size();
+  if (log->interactions.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": no watches to convert (", summary->rows, " rows: ", summary->skipped_rows,
+        " bad and skipped, ", summary->other_events, " of other kinds)"));
+  }
+  return absl::OkStatus();
+}
+
 // Opens writers; Close() on each before recording the shard.
 class ShardSet {
  public:
@@ -376,7 +499,8 @@ StatusOr<ConvertSummary> ConvertCsv(const ConvertOptions& options) {
   VREC_RETURN_IF_ERROR(ValidateOptions(options));
   ConvertSummary summary;
   Log log;
-  VREC_RETURN_IF_ERROR(ReadLog(options, &log, &summary));
+  VREC_RETURN_IF_ERROR(options.events_path.empty() ? ReadLog(options, &log, &summary)
+                                                   : ReadEvents(options, &log, &summary));
 
   // A row repeating an earlier one's user, item and timestamp (a file
   // concatenated with itself, say) is the same watch: dropped and counted.
@@ -476,7 +600,9 @@ StatusOr<ConvertSummary> ConvertCsv(const ConvertOptions& options) {
 
   DatasetManifest manifest;
   manifest.set_format_version(kDatasetFormatVersion);
-  manifest.set_source(absl::StrCat("convert:", options.csv_path));
+  manifest.set_source(options.events_path.empty()
+                          ? absl::StrCat("convert:", options.csv_path)
+                          : absl::StrCat("convert:events:", options.events_path));
   manifest.set_seed(options.seed);
   manifest.set_t_max(summary.t_max);
   manifest.set_watches_unique(summary.rewatches == 0);
@@ -508,6 +634,11 @@ StatusOr<ConvertSummary> ConvertCsv(const ConvertOptions& options) {
     }
     VREC_RETURN_IF_ERROR(WriteFileAtomic(JoinPath(options.out_dir, "topics.tsv"), tsv));
   }
+  if (log.user_names) {  // the team's ids of every key (docs/data_format.md)
+    VREC_RETURN_IF_ERROR(MakeDirs(JoinPath(options.out_dir, "ids")));
+    VREC_RETURN_IF_ERROR(log.user_names->Write(JoinPath(options.out_dir, "ids/users.tsv")));
+    VREC_RETURN_IF_ERROR(log.item_names->Write(JoinPath(options.out_dir, "ids/items.tsv")));
+  }
   manifest.set_num_users(summary.users);
   manifest.set_num_videos(summary.items);
   VREC_RETURN_IF_ERROR(WriteManifest(options.out_dir, manifest));
@@ -531,6 +662,7 @@ std::string ConvertSummaryJson(const ConvertSummary& s) {
   j["single_watch_users"] = s.single_watch_users;
   j["subsampled_out"] = s.subsampled_out;
   j["topics"] = s.topics;
+  j["other_events"] = s.other_events;
   j["t_max"] = s.t_max;
   j["seconds"] = s.seconds;
   return j.dump();

@@ -1,6 +1,8 @@
 // ConvertCsv turns an interaction log in the MovieLens layout (one row per
-// watch: userId, movieId, timestamp; optional rating, title, genres) into a
-// candidate-generation dataset (dataset.h) with next-watch labels:
+// watch: userId, movieId, timestamp; optional rating, title, genres), or an
+// events table of a team's own logs with string ids (options.events_path;
+// docs/data_format.md), into a candidate-generation dataset (dataset.h) with
+// next-watch labels:
 //
 //   - each user's interactions are ordered by timestamp (ties keep file order);
 //   - the user's first interaction has no history and yields no example;
@@ -39,7 +41,12 @@ struct ConvertProgress {
 };
 
 struct ConvertOptions {
+  // The input: a CSV in the MovieLens layout (integer ids), or an events
+  // table of a team's own logs (docs/data_format.md: CSV or JSON Lines,
+  // string ids; watches, and clicks with watch_seconds > 0, become the
+  // interactions; the ids are kept in DIR/ids/). Exactly one.
   std::string csv_path;
+  std::string events_path;
   std::string out_dir;
   char delimiter = ',';
   // Watched items kept in an example's history (the most recent ones). > 0.
@@ -77,8 +84,11 @@ struct ConvertSummary {
   uint64_t single_watch_users = 0;  // users with one watch: no test example
   uint64_t subsampled_out = 0;      // training examples dropped by max_examples_per_user
   uint64_t topics = 0;              // distinct first genres (0 without a genres column)
-  double t_max = 0;                 // days: the latest training interaction
-  double seconds = 0;               // wall time of the conversion
+  // Events tables: rows of other kinds (impressions, searches, clicks
+  // without watch time), read and checked but not (yet) used.
+  uint64_t other_events = 0;
+  double t_max = 0;    // days: the latest training interaction
+  double seconds = 0;  // wall time of the conversion
   // The first few bad-row errors (at most kMaxReportedErrors), when skipping.
   std::vector<std::string> first_errors;
 

@@ -8,6 +8,7 @@
 
 #include "common/file_util.h"
 #include "data/dataset.h"
+#include "data/id_key.h"
 #include "data/record_reader.h"
 #include "nlohmann/json.hpp"
 #include "proto/data.pb.h"
@@ -435,6 +436,71 @@ TEST(ConvertSummaryJsonTest, HasTheDocumentedFields) {
   EXPECT_EQ(j["train_examples"], 5);
   EXPECT_EQ(j["test_examples"], 2);
   EXPECT_EQ(j["skipped_rows"], 1);
+}
+
+// The same watches as kSmallCsv as an events table of string ids (JSON
+// Lines, ISO and numeric times), with impressions, a search, a click with
+// watch time (a watch) and one without (not), and a bad row skipped: the
+// same examples, by the ids' keys, and the ids kept.
+TEST_F(CsvConverterTest, AnEventsTableWithStringIdsGivesTheSameExamples) {
+  const std::string events = dir_.File("events.jsonl");
+  std::ofstream(events, std::ios::binary)
+      << "{\"user\": \"seven\", \"item\": \"m102\", \"timestamp\": 2592000}\n"
+         "{\"user\": \"seven\", \"item\": \"m100\", \"timestamp\": \"1970-01-11T00:00:00Z\","
+         " \"event\": \"watch\"}\n"
+         "{\"user\": \"seven\", \"item\": \"m103\", \"timestamp\": 3456000, \"event\": "
+         "\"click\", \"watch_seconds\": 12}\n"
+         "{\"user\": \"seven\", \"item\": \"m999\", \"timestamp\": 3456001, \"event\": "
+         "\"impression\", \"position\": 3}\n"
+         "{\"user\": \"seven\", \"item\": \"m101\", \"timestamp\": 1728000}\n"
+         "{\"user\": \"seven\", \"timestamp\": 1728001, \"event\": \"search\", \"query\": \"x\"}\n"
+         "{\"user\": \"eight\", \"item\": \"m300\", \"timestamp\": 4320000}\n"
+         "{\"user\": \"eight\", \"item\": \"m301\", \"timestamp\": \"soon\"}\n"
+         "{\"user\": \"nine\", \"item\": \"m200\", \"timestamp\": 432000}\n"
+         "{\"user\": \"nine\", \"item\": \"m201\", \"timestamp\": 432000, \"event\": "
+         "\"click\"}\n"
+         "{\"user\": \"nine\", \"item\": \"m201\", \"timestamp\": 432000}\n"
+         "{\"user\": \"nine\", \"item\": \"m202\", \"timestamp\": 432000}\n";
+  ConvertOptions o;
+  o.events_path = events;
+  o.out_dir = dir_.File("out");
+  o.shards = 3;
+  EXPECT_THAT(ConvertCsv(o).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, "events.jsonl:8: timestamp 'soon'"));
+  o.skip_bad_rows = true;
+  ASSERT_OK_AND_ASSIGN(ConvertSummary s, ConvertCsv(o));
+  EXPECT_EQ(s.rows, 12u);
+  EXPECT_EQ(s.skipped_rows, 1u);
+  EXPECT_EQ(s.other_events, 3u);  // the impression, the search, the click without watch time
+  EXPECT_EQ(s.interactions, 8u);
+  EXPECT_EQ(s.users, 3u);
+  EXPECT_EQ(s.train_examples, 3u);
+  EXPECT_EQ(s.test_examples, 2u);
+  EXPECT_DOUBLE_EQ(s.t_max, 50.0);
+  ASSERT_OK_AND_ASSIGN(DatasetManifest m, ReadManifest(o.out_dir));
+  EXPECT_EQ(m.source(), "convert:events:" + events);
+  Examples train = ReadShards(m.candidate_train());
+  Examples test = ReadShards(m.candidate_test());
+  const uint64_t seven = IdKey("seven"), nine = IdKey("nine");
+  auto key = [](const char* id) { return IdKey(id); };
+  EXPECT_THAT(History(train.Find(seven, key("m101"))), ElementsAre(key("m100")));
+  EXPECT_THAT(History(test.Find(seven, key("m103"))),
+              ElementsAre(key("m100"), key("m101"), key("m102")));
+  EXPECT_THAT(History(test.Find(nine, key("m202"))), ElementsAre(key("m200"), key("m201")));
+  // The ids come back.
+  ASSERT_OK_AND_ASSIGN(IdTable items, IdTable::Read(dir_.File("out/ids/items.tsv"), "item"));
+  ASSERT_OK_AND_ASSIGN(IdTable users, IdTable::Read(dir_.File("out/ids/users.tsv"), "user"));
+  EXPECT_EQ(items.size(), 8u);
+  EXPECT_EQ(*items.Find(key("m103")), "m103");
+  EXPECT_EQ(*users.Find(seven), "seven");
+  EXPECT_EQ(items.Find(key("m999")), nullptr);  // only impressed, never watched
+}
+
+TEST_F(CsvConverterTest, ExactlyOneInputIsGiven) {
+  ConvertOptions o = Options(kSmallCsv);
+  o.events_path = o.csv_path;
+  EXPECT_THAT(ConvertCsv(o).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, "give one input"));
 }
 
 }  // namespace
