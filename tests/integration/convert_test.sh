@@ -110,4 +110,33 @@ assert last("again.train")["eval"]["exclude_watched"] is False
 assert last("again.eval")["exclude_watched"] is False
 PY
 
+# An events table of string ids (JSON Lines, gzip): the same watches as
+# once.csv, converted, trained on, evaluated; every id comes back.
+"$PYTHON" - "$SCRATCH/once.csv" "$SCRATCH/events.jsonl" <<'PY'
+import csv, json, sys
+with open(sys.argv[2], "w") as out:
+    for r in csv.DictReader(open(sys.argv[1])):
+        out.write(json.dumps({"user": "user %s" % r["userId"], "item": "film/%s" % r["movieId"],
+                              "timestamp": int(r["timestamp"]), "event": "watch"}) + "\n")
+        out.write(json.dumps({"user": "user %s" % r["userId"], "item": "ad-1",
+                              "timestamp": int(r["timestamp"]), "event": "impression"}) + "\n")
+PY
+gzip -f "$SCRATCH/events.jsonl"
+"$VREC" convert --events="$SCRATCH/events.jsonl.gz" --out="$SCRATCH/events" >"$SCRATCH/events.conv" \
+  2>&1 || fail_log "$SCRATCH/events.conv" "convert --events"
+"$VREC" train --data="$SCRATCH/events" --model_dir="$SCRATCH/events-m" "${SMALL[@]}" \
+  >"$SCRATCH/events.train" 2>"$SCRATCH/events.train.err" ||
+  fail_log "$SCRATCH/events.train.err" "train on the events"
+"$PYTHON" - "$SCRATCH" <<'PY'
+import json, sys
+d = sys.argv[1]
+last = lambda f: json.loads(open(d + "/" + f).read().splitlines()[-1])
+once, events = last("once.conv"), last("events.conv")
+for k in ("users", "items", "train_examples", "test_examples", "rewatches"):
+    assert once[k] == events[k], (k, once[k], events[k])
+assert events["other_events"] == events["rows"] // 2, events
+ids = [l.split("\t")[1].strip() for l in open(d + "/events/ids/items.tsv")]
+assert len(ids) == once["items"] and all(i.startswith("film/") for i in ids), ids[:3]
+assert last("events.train")["examples"] > 0
+PY
 echo "convert_test: OK"
