@@ -21,6 +21,11 @@ DEFINE_string(events, "",
               "Instead of --csv: an events table of your own logs, CSV or JSON Lines (.jsonl), "
               "plain or gzip, with user, item, timestamp and optional event and watch_seconds "
               "columns; ids are any strings, kept in DIR/ids/ (docs/data_format.md)");
+DEFINE_string(users, "",
+              "With --events: a users table (user, age, gender, region), CSV or JSON Lines");
+DEFINE_string(items, "",
+              "With --events: an items table (item, upload_time, topic or channel, duration), "
+              "CSV or JSON Lines");
 DEFINE_string(min_rating, "",
               "If set (a number), only rows with rating >= this are watches; needs a rating "
               "column");
@@ -44,6 +49,8 @@ int RunConvert(int argc, char** argv) {
   ConvertOptions options;
   options.csv_path = FLAGS_csv;
   options.events_path = FLAGS_events;
+  options.users_path = FLAGS_users;
+  options.items_path = FLAGS_items;
   options.out_dir = FLAGS_out;
   options.max_history = FLAGS_max_history;
   options.shards = FLAGS_shards;

@@ -20,10 +20,9 @@
 #include "common/random.h"
 #include "data/csv_reader.h"
 #include "data/dataset.h"
-#include "data/id_key.h"
-#include "data/log_values.h"
+#include "data/events_reader.h"
+#include "data/interaction_log.h"
 #include "data/record_writer.h"
-#include "data/table_reader.h"
 #include "nlohmann/json.hpp"
 #include "proto/data.pb.h"
 
@@ -31,15 +30,6 @@ namespace vrec {
 namespace {
 
 constexpr double kSecondsPerDay = 86400.0;
-constexpr uint64_t kProgressCheckRows = 1 << 16;
-
-// One watch, packed: dense user and item indices, unix seconds.
-struct Interaction {
-  uint32_t user;
-  uint32_t item;
-  int64_t timestamp;
-};
-static_assert(sizeof(Interaction) == 16, "keep interactions packed");
 
 // Column indices found in the header; -1 = absent.
 struct Columns {
@@ -195,6 +185,9 @@ Status ValidateOptions(const ConvertOptions& o) {
   if (o.csv_path.empty() == o.events_path.empty()) {
     return absl::InvalidArgumentError("convert: give one input, a CSV or an events table");
   }
+  if (o.events_path.empty() && (!o.users_path.empty() || !o.items_path.empty())) {
+    return absl::InvalidArgumentError("convert: users and items tables go with an events table");
+  }
   if (!o.events_path.empty() && o.min_rating.has_value()) {
     return absl::InvalidArgumentError("convert: min_rating is for MovieLens CSVs (ratings)");
   }
@@ -224,16 +217,7 @@ Status RemoveIfExists(const std::string& path) {
   return absl::OkStatus();
 }
 
-// What the reading pass collects.
-struct Log {
-  std::vector<Interaction> interactions;
-  std::vector<uint64_t> user_ids;        // dense user index -> CSV id
-  std::vector<uint64_t> item_ids;        // dense item index -> CSV id
-  std::vector<uint32_t> item_topic;      // dense item index -> topic (0 = none)
-  std::vector<std::string> topic_names;  // topic id - 1 -> genre
-  // Events tables: the team's ids of the keys above.
-  std::optional<IdTable> user_names, item_names;
-};
+using Log = InteractionLog;
 
 Status ReadLog(const ConvertOptions& options, Log* log, ConvertSummary* summary) {
   const std::string& path = options.csv_path;
@@ -257,16 +241,7 @@ Status ReadLog(const ConvertOptions& options, Log* log, ConvertSummary* summary)
   absl::flat_hash_map<uint64_t, uint32_t> user_index;
   absl::flat_hash_map<uint64_t, uint32_t> item_index;
   absl::flat_hash_map<std::string, uint32_t> topic_index;
-  const auto start = std::chrono::steady_clock::now();
-  auto last_progress = start;
-  auto bad_row = [&](const Status& status) -> Status {
-    if (!options.skip_bad_rows) return status;
-    ++summary->skipped_rows;
-    if (summary->first_errors.size() < ConvertSummary::kMaxReportedErrors) {
-      summary->first_errors.emplace_back(status.message());
-    }
-    return absl::OkStatus();
-  };
+  ReadPass pass(options, summary);
 
   Row row;
   while (true) {
@@ -274,24 +249,14 @@ Status ReadLog(const ConvertOptions& options, Log* log, ConvertSummary* summary)
     if (!more.ok()) {
       // Malformed records are bad rows; anything else (I/O) is fatal.
       if (more.status().code() != absl::StatusCode::kInvalidArgument) return more.status();
-      ++summary->rows;
-      VREC_RETURN_IF_ERROR(bad_row(more.status()));
+      pass.Row(reader->file_position(), reader->file_size());
+      VREC_RETURN_IF_ERROR(pass.BadRow(more.status()));
       continue;
     }
     if (!*more) break;
-    ++summary->rows;
-    if (options.on_progress && options.progress_interval_s > 0 &&
-        summary->rows % kProgressCheckRows == 0) {
-      const auto now = std::chrono::steady_clock::now();
-      if (std::chrono::duration<double>(now - last_progress).count() >=
-          options.progress_interval_s) {
-        last_progress = now;
-        options.on_progress({summary->rows, reader->file_position(), reader->file_size(),
-                             std::chrono::duration<double>(now - start).count()});
-      }
-    }
+    pass.Row(reader->file_position(), reader->file_size());
     if (Status s = ParseRow(fields, columns, need_rating, &row); !s.ok()) {
-      VREC_RETURN_IF_ERROR(bad_row(
+      VREC_RETURN_IF_ERROR(pass.BadRow(
           absl::InvalidArgumentError(absl::StrCat(path, ":", reader->line(), ": ", s.message()))));
       continue;
     }
@@ -334,119 +299,6 @@ Status ReadLog(const ConvertOptions& options, Log* log, ConvertSummary* summary)
   return absl::OkStatus();
 }
 
-// An events table (docs/data_format.md): watches, and clicks with watch
-// time, become interactions; string ids become keys (IdKey), kept in the
-// log's id tables.
-Status ReadEvents(const ConvertOptions& options, Log* log, ConvertSummary* summary) {
-  const std::string& path = options.events_path;
-  enum { kUser, kItem, kTime, kEvent, kWatchSeconds };
-  VREC_ASSIGN_OR_RETURN(
-      std::unique_ptr<TableReader> reader,
-      TableReader::Open(path, {"user", "item", "timestamp", "event", "watch_seconds"}));
-  log->user_names.emplace("user");
-  log->item_names.emplace("item");
-  absl::flat_hash_map<uint64_t, uint32_t> user_index, item_index;
-  const auto start = std::chrono::steady_clock::now();
-  auto last_progress = start;
-  auto bad_row = [&](const Status& status) -> Status {
-    if (!options.skip_bad_rows) return status;
-    ++summary->skipped_rows;
-    if (summary->first_errors.size() < ConvertSummary::kMaxReportedErrors) {
-      summary->first_errors.emplace_back(status.message());
-    }
-    return absl::OkStatus();
-  };
-  std::vector<std::optional<std::string>> v;
-  while (true) {
-    StatusOr<bool> more = reader->Next(&v);
-    if (!more.ok()) {
-      if (more.status().code() != absl::StatusCode::kInvalidArgument) return more.status();
-      ++summary->rows;
-      VREC_RETURN_IF_ERROR(bad_row(more.status()));
-      continue;
-    }
-    if (!*more) break;
-    ++summary->rows;
-    if (options.on_progress && options.progress_interval_s > 0 &&
-        summary->rows % kProgressCheckRows == 0) {
-      const auto now = std::chrono::steady_clock::now();
-      if (std::chrono::duration<double>(now - last_progress).count() >=
-          options.progress_interval_s) {
-        last_progress = now;
-        options.on_progress({summary->rows, reader->file_position(), reader->file_size(),
-                             std::chrono::duration<double>(now - start).count()});
-      }
-    }
-    auto fail = [&](const std::string& why) {
-      return bad_row(
-          absl::InvalidArgumentError(absl::StrCat(path, ":", reader->line(), ": ", why)));
-    };
-    EventKind kind = EventKind::kWatch;
-    if (v[kEvent]) {
-      StatusOr<EventKind> k = ParseEventKind(*v[kEvent]);
-      if (!k.ok()) {
-        VREC_RETURN_IF_ERROR(fail(std::string(k.status().message())));
-        continue;
-      }
-      kind = *k;
-    }
-    if (!v[kUser] || !v[kTime] || (kind != EventKind::kSearch && !v[kItem])) {
-      VREC_RETURN_IF_ERROR(
-          fail(absl::StrCat("missing ",
-                            !v[kUser]   ? "user"
-                            : !v[kTime] ? "timestamp"
-                                        : "item",
-                            " (required: user, item, timestamp; a search needs no item)")));
-      continue;
-    }
-    StatusOr<double> time = ParseTimestamp(*v[kTime]);
-    if (!time.ok()) {
-      VREC_RETURN_IF_ERROR(fail(std::string(time.status().message())));
-      continue;
-    }
-    double watched = 0;
-    if (v[kWatchSeconds]) {
-      StatusOr<double> w = ParseNumber(*v[kWatchSeconds], 0);
-      if (!w.ok()) {
-        VREC_RETURN_IF_ERROR(fail(absl::StrCat("watch_seconds: ", w.status().message())));
-        continue;
-      }
-      watched = *w;
-    }
-    const bool is_watch = kind == EventKind::kWatch || (kind == EventKind::kClick && watched > 0);
-    if (!is_watch) {
-      ++summary->other_events;
-      continue;
-    }
-    VREC_ASSIGN_OR_RETURN(const uint64_t user, log->user_names->Add(*v[kUser]));
-    VREC_ASSIGN_OR_RETURN(const uint64_t item, log->item_names->Add(*v[kItem]));
-    const auto [user_it, new_user] =
-        user_index.try_emplace(user, static_cast<uint32_t>(log->user_ids.size()));
-    if (new_user) log->user_ids.push_back(user);
-    const auto [item_it, new_item] =
-        item_index.try_emplace(item, static_cast<uint32_t>(log->item_ids.size()));
-    if (new_item) {
-      log->item_ids.push_back(item);
-      log->item_topic.push_back(0);
-    }
-    if (log->user_ids.size() >= UINT32_MAX || log->item_ids.size() >= UINT32_MAX) {
-      return absl::ResourceExhaustedError(
-          absl::StrCat(path, ":", reader->line(), ": more than 2^32 - 1 distinct users or items"));
-    }
-    log->interactions.push_back(
-        {user_it->second, item_it->second, static_cast<int64_t>(std::floor(*time))});
-  }
-  summary->interactions = log->interactions.size();
-  summary->users = log->user_ids.size();
-  summary->items = log->item_ids.size();
-  if (log->interactions.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        path, ": no watches to convert (", summary->rows, " rows: ", summary->skipped_rows,
-        " bad and skipped, ", summary->other_events, " of other kinds)"));
-  }
-  return absl::OkStatus();
-}
-
 // Opens writers; Close() on each before recording the shard.
 class ShardSet {
  public:
@@ -477,19 +329,42 @@ class ShardSet {
   std::vector<std::unique_ptr<RecordWriter>> writers_;
 };
 
-void FillExample(const Interaction* user_rows, size_t k, uint64_t user_id, int max_history,
-                 double t_max, const std::vector<uint64_t>& item_ids, uint64_t example_id,
-                 CandidateExample* ex) {
+// One user's rows (time order) and searches (time order) in the log.
+struct UserRows {
+  const Interaction* rows;
+  const SearchEvent* searches;
+  size_t num_searches;
+  uint32_t user;  // dense index
+};
+
+// The example of watch k of a user (k >= 1): its history, the search tokens
+// of the user's searches before it (the latest max_history, oldest first),
+// and the user's demographics when the log has them.
+void FillExample(const UserRows& u, size_t k, uint64_t user_id, int max_history, double t_max,
+                 const Log& log, uint64_t example_id, CandidateExample* ex) {
   ex->Clear();
   ex->set_example_id(example_id);
   ex->set_user_id(user_id);
   const size_t first = k > static_cast<size_t>(max_history) ? k - max_history : 0;
-  for (size_t j = first; j < k; ++j) ex->add_watch_history(item_ids[user_rows[j].item]);
-  ex->set_label_video(item_ids[user_rows[k].item]);
-  const double time = static_cast<double>(user_rows[k].timestamp) / kSecondsPerDay;
+  for (size_t j = first; j < k; ++j) ex->add_watch_history(log.item_ids[u.rows[j].item]);
+  ex->set_label_video(log.item_ids[u.rows[k].item]);
+  const int64_t at = u.rows[k].timestamp;
+  const SearchEvent* end =
+      std::lower_bound(u.searches, u.searches + u.num_searches, at,
+                       [](const SearchEvent& s, int64_t t) { return s.timestamp < t; });
+  std::vector<uint64_t> tokens;  // newest first
+  for (const SearchEvent* s = end; s != u.searches && tokens.size() < size_t(max_history);) {
+    --s;
+    for (uint32_t t = s->end; t > s->begin && tokens.size() < size_t(max_history); --t) {
+      tokens.push_back(log.search_tokens[t - 1]);
+    }
+  }
+  for (auto it = tokens.rbegin(); it != tokens.rend(); ++it) ex->add_search_tokens(*it);
+  const double time = static_cast<double>(at) / kSecondsPerDay;
   ex->set_time(time);
   ex->set_example_age(static_cast<float>(std::max(0.0, t_max - time)));
-  ex->set_gender(0.5f);  // unknown, as proto/data.proto defines
+  ex->set_gender(log.user_gender.empty() ? 0.5f : log.user_gender[u.user]);  // 0.5: unknown
+  if (!log.user_age.empty()) ex->set_age(log.user_age[u.user]);
 }
 
 }  // namespace
@@ -500,7 +375,7 @@ StatusOr<ConvertSummary> ConvertCsv(const ConvertOptions& options) {
   ConvertSummary summary;
   Log log;
   VREC_RETURN_IF_ERROR(options.events_path.empty() ? ReadLog(options, &log, &summary)
-                                                   : ReadEvents(options, &log, &summary));
+                                                   : ReadEventsLog(options, &log, &summary));
 
   // A row repeating an earlier one's user, item and timestamp (a file
   // concatenated with itself, say) is the same watch: dropped and counted.
@@ -525,6 +400,15 @@ StatusOr<ConvertSummary> ConvertCsv(const ConvertOptions& options) {
   std::vector<uint64_t> user_start(num_users + 1, 0);
   for (const Interaction& x : log.interactions) ++user_start[x.user + 1];
   for (size_t u = 0; u < num_users; ++u) user_start[u + 1] += user_start[u];
+
+  // Searches grouped by user, in time order.
+  std::stable_sort(log.searches.begin(), log.searches.end(),
+                   [](const SearchEvent& a, const SearchEvent& b) {
+                     return a.user != b.user ? a.user < b.user : a.timestamp < b.timestamp;
+                   });
+  std::vector<uint64_t> search_start(num_users + 1, 0);
+  for (const SearchEvent& x : log.searches) ++search_start[x.user + 1];
+  for (size_t u = 0; u < num_users; ++u) search_start[u + 1] += search_start[u];
 
   // Rewatches: a log without any is a log of unwatched next videos.
   {
@@ -569,6 +453,8 @@ StatusOr<ConvertSummary> ConvertCsv(const ConvertOptions& options) {
   const uint64_t cap = static_cast<uint64_t>(options.max_examples_per_user);
   for (const auto& [hash, u] : order) {
     const Interaction* rows = log.interactions.data() + user_start[u];
+    const UserRows user_rows{rows, log.searches.data() + search_start[u],
+                             static_cast<size_t>(search_start[u + 1] - search_start[u]), u};
     const uint64_t n = user_start[u + 1] - user_start[u];
     const uint64_t user_id = log.user_ids[u];
     ++summary.first_watches;
@@ -587,12 +473,12 @@ StatusOr<ConvertSummary> ConvertCsv(const ConvertOptions& options) {
       const uint64_t remaining = m - (k - 1);
       if (want < remaining && rng.UniformInt(remaining) >= want) continue;
       --want;
-      FillExample(rows, k, user_id, options.max_history, summary.t_max, log.item_ids,
-                  next_example_id++, &ex);
+      FillExample(user_rows, k, user_id, options.max_history, summary.t_max, log, next_example_id++,
+                  &ex);
       VREC_RETURN_IF_ERROR(shard.WriteMessage(ex));
       ++summary.train_examples;
     }
-    FillExample(rows, n - 1, user_id, options.max_history, summary.t_max, log.item_ids,
+    FillExample(user_rows, n - 1, user_id, options.max_history, summary.t_max, log,
                 next_example_id++, &ex);
     VREC_RETURN_IF_ERROR(test.at(0).WriteMessage(ex));
     ++summary.test_examples;
@@ -622,13 +508,18 @@ StatusOr<ConvertSummary> ConvertCsv(const ConvertOptions& options) {
       info.Clear();
       info.set_video_id(log.item_ids[i]);
       info.set_topic(log.item_topic[i]);
+      if (!log.item_upload_time.empty() && !std::isnan(log.item_upload_time[i])) {
+        info.set_upload_time(log.item_upload_time[i]);
+      }
+      if (!log.item_duration.empty()) info.set_duration(log.item_duration[i]);
       VREC_RETURN_IF_ERROR(videos->WriteMessage(info));
     }
     VREC_RETURN_IF_ERROR(videos->Close());
     manifest.set_videos("videos.rec");
   }
   if (!log.topic_names.empty()) {
-    std::string tsv = "topic\tgenre\n";
+    // MovieLens: the first genre; an items table: its topic or channel.
+    std::string tsv = log.item_names ? "topic\tname\n" : "topic\tgenre\n";
     for (size_t t = 0; t < log.topic_names.size(); ++t) {
       absl::StrAppend(&tsv, t + 1, "\t", log.topic_names[t], "\n");
     }
@@ -663,6 +554,9 @@ std::string ConvertSummaryJson(const ConvertSummary& s) {
   j["subsampled_out"] = s.subsampled_out;
   j["topics"] = s.topics;
   j["other_events"] = s.other_events;
+  j["searches"] = s.searches;
+  j["users_without_events"] = s.users_without_events;
+  j["items_without_events"] = s.items_without_events;
   j["t_max"] = s.t_max;
   j["seconds"] = s.seconds;
   return j.dump();

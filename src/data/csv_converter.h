@@ -47,6 +47,9 @@ struct ConvertOptions {
   // interactions; the ids are kept in DIR/ids/). Exactly one.
   std::string csv_path;
   std::string events_path;
+  // With events_path: the optional users and items tables.
+  std::string users_path;
+  std::string items_path;
   std::string out_dir;
   char delimiter = ',';
   // Watched items kept in an example's history (the most recent ones). > 0.
@@ -87,8 +90,11 @@ struct ConvertSummary {
   // Events tables: rows of other kinds (impressions, searches, clicks
   // without watch time), read and checked but not (yet) used.
   uint64_t other_events = 0;
-  double t_max = 0;    // days: the latest training interaction
-  double seconds = 0;  // wall time of the conversion
+  uint64_t searches = 0;              // search events (their tokens go into examples)
+  uint64_t users_without_events = 0;  // users-table rows of users no event names
+  uint64_t items_without_events = 0;  // items-table rows of items never watched
+  double t_max = 0;                   // days: the latest training interaction
+  double seconds = 0;                 // wall time of the conversion
   // The first few bad-row errors (at most kMaxReportedErrors), when skipping.
   std::vector<std::string> first_errors;
 

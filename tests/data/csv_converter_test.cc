@@ -471,7 +471,8 @@ TEST_F(CsvConverterTest, AnEventsTableWithStringIdsGivesTheSameExamples) {
   ASSERT_OK_AND_ASSIGN(ConvertSummary s, ConvertCsv(o));
   EXPECT_EQ(s.rows, 12u);
   EXPECT_EQ(s.skipped_rows, 1u);
-  EXPECT_EQ(s.other_events, 3u);  // the impression, the search, the click without watch time
+  EXPECT_EQ(s.other_events, 2u);  // the impression, the click without watch time
+  EXPECT_EQ(s.searches, 1u);
   EXPECT_EQ(s.interactions, 8u);
   EXPECT_EQ(s.users, 3u);
   EXPECT_EQ(s.train_examples, 3u);
@@ -484,6 +485,9 @@ TEST_F(CsvConverterTest, AnEventsTableWithStringIdsGivesTheSameExamples) {
   const uint64_t seven = IdKey("seven"), nine = IdKey("nine");
   auto key = [](const char* id) { return IdKey(id); };
   EXPECT_THAT(History(train.Find(seven, key("m101"))), ElementsAre(key("m100")));
+  // The search (day 20, a second after m101) is in later examples only.
+  EXPECT_THAT(train.Find(seven, key("m101"))->search_tokens(), IsEmpty());
+  EXPECT_THAT(train.Find(seven, key("m102"))->search_tokens(), ElementsAre(key("x")));
   EXPECT_THAT(History(test.Find(seven, key("m103"))),
               ElementsAre(key("m100"), key("m101"), key("m102")));
   EXPECT_THAT(History(test.Find(nine, key("m202"))), ElementsAre(key("m200"), key("m201")));
@@ -494,6 +498,74 @@ TEST_F(CsvConverterTest, AnEventsTableWithStringIdsGivesTheSameExamples) {
   EXPECT_EQ(*items.Find(key("m103")), "m103");
   EXPECT_EQ(*users.Find(seven), "seven");
   EXPECT_EQ(items.Find(key("m999")), nullptr);  // only impressed, never watched
+}
+
+// Searches give each example the latest tokens before it, oldest first, at
+// most max_history; the users and items tables give demographics, topics,
+// upload times and durations; rows for users and items the events never
+// name are counted.
+TEST_F(CsvConverterTest, SearchesUsersAndItemsTablesFillTheExamples) {
+  const std::string events = dir_.File("events.csv");
+  std::ofstream(events, std::ios::binary) << "user,item,timestamp,event,query\n"
+                                             "ann,v1,100,watch,\n"
+                                             "ann,,150,search,Funny Cats\n"
+                                             "ann,,160,search,\"cats, dogs & more\"\n"
+                                             "ann,v2,200,watch,\n"
+                                             "ann,v3,300,watch,\n"
+                                             "bob,v1,100,watch,\n"
+                                             "bob,v3,200,watch,\n";
+  const std::string users = dir_.File("users.jsonl");
+  std::ofstream(users, std::ios::binary)
+      << "{\"user\": \"ann\", \"age\": 46.5, \"gender\": \"f\"}\n"
+         "{\"user\": \"nobody\", \"age\": 30}\n";
+  const std::string items = dir_.File("items.csv");
+  std::ofstream(items, std::ios::binary) << "item,channel,upload_time,duration\n"
+                                            "v1,news,86400,120\n"
+                                            "v2,news,,60\n"
+                                            "v3,sport,1970-01-03,\n"
+                                            "v9,sport,0,1\n";
+  ConvertOptions o;
+  o.events_path = events;
+  o.users_path = users;
+  o.items_path = items;
+  o.out_dir = dir_.File("out");
+  o.shards = 1;
+  o.max_history = 4;
+  ASSERT_OK_AND_ASSIGN(ConvertSummary s, ConvertCsv(o));
+  EXPECT_EQ(s.searches, 2u);
+  EXPECT_EQ(s.users_without_events, 1u);
+  EXPECT_EQ(s.items_without_events, 1u);
+  EXPECT_EQ(s.topics, 2u);
+  ASSERT_OK_AND_ASSIGN(DatasetManifest m, ReadManifest(o.out_dir));
+  Examples train = ReadShards(m.candidate_train());
+  Examples test = ReadShards(m.candidate_test());
+  auto key = [](const char* id) { return IdKey(id); };
+  const CandidateExample* v2 = train.Find(key("ann"), key("v2"));
+  ASSERT_NE(v2, nullptr);
+  // funny cats | cats dogs more: the latest 4 tokens, oldest first.
+  EXPECT_THAT(v2->search_tokens(), ElementsAre(key("cats"), key("cats"), key("dogs"), key("more")));
+  EXPECT_FLOAT_EQ(v2->age(), 0.5f);  // 46.5 years: halfway from 13 to 80
+  EXPECT_FLOAT_EQ(v2->gender(), 1.0f);
+  const CandidateExample* bob = test.Find(key("bob"), key("v3"));
+  ASSERT_NE(bob, nullptr);
+  EXPECT_THAT(bob->search_tokens(), IsEmpty());
+  EXPECT_FLOAT_EQ(bob->gender(), 0.5f);  // not in the users table: unknown
+  EXPECT_FLOAT_EQ(bob->age(), 0.0f);
+  // videos.rec: topics by channel, upload times in days, durations.
+  ASSERT_OK_AND_ASSIGN(auto reader, RecordReader::Open(dir_.File("out/videos.rec")));
+  std::map<uint64_t, VideoInfo> videos;
+  VideoInfo info;
+  while (*reader->NextMessage(&info)) videos[info.video_id()] = info;
+  ASSERT_EQ(videos.size(), 3u);
+  EXPECT_EQ(videos[key("v1")].topic(), videos[key("v2")].topic());
+  EXPECT_NE(videos[key("v1")].topic(), videos[key("v3")].topic());
+  EXPECT_DOUBLE_EQ(videos[key("v1")].upload_time(), 1.0);
+  EXPECT_DOUBLE_EQ(videos[key("v3")].upload_time(), 2.0);
+  EXPECT_FLOAT_EQ(videos[key("v2")].duration(), 60.0f);
+  // A bad value in a side table is named by file and line.
+  std::ofstream(users, std::ios::binary) << "{\"user\": \"ann\", \"age\": \"old\"}\n";
+  EXPECT_THAT(ConvertCsv(o).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, "users.jsonl:1: age: 'old'"));
 }
 
 TEST_F(CsvConverterTest, ExactlyOneInputIsGiven) {
