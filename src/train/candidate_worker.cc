@@ -31,7 +31,7 @@ struct CandidateWorker::Step {
   std::vector<uint64_t> video_keys, token_keys, region_keys, device_keys, out_keys;
   std::vector<ps::PsRequest> pulls;
   DenseExchange dense_exchange;
-  std::vector<float> dense;
+  model::AlignedVector<float> dense;
 };
 
 CandidateWorker::~CandidateWorker() = default;
@@ -174,7 +174,7 @@ Status CandidateWorker::Compute(Step* step, double* loss) {
     Status s = r.Wait();
     if (!s.ok() && pulled.ok()) pulled = s;
   }
-  Status dense = step->dense_exchange.FinishPull(&step->dense);
+  Status dense = step->dense_exchange.FinishPull(absl::MakeSpan(step->dense));
   VREC_RETURN_IF_ERROR(pulled);
   VREC_RETURN_IF_ERROR(dense);
   // The previous step's pushes must have landed before this one's go out.

@@ -15,7 +15,7 @@ struct RankingWorker::Step {
   std::vector<std::vector<uint64_t>> keys;
   std::vector<ps::PsRequest> pulls;
   DenseExchange dense_exchange;
-  std::vector<float> dense;
+  model::AlignedVector<float> dense;
 };
 
 RankingWorker::~RankingWorker() = default;
@@ -89,7 +89,7 @@ Status RankingWorker::ComputeSlot(int slot, double* loss, int* examples) {
     Status s = r.Wait();
     if (!s.ok() && pulled.ok()) pulled = s;
   }
-  Status dense = step.dense_exchange.FinishPull(&step.dense);
+  Status dense = step.dense_exchange.FinishPull(absl::MakeSpan(step.dense));
   VREC_RETURN_IF_ERROR(pulled);
   VREC_RETURN_IF_ERROR(dense);
   VREC_RETURN_IF_ERROR(WaitPushes());
