@@ -4,9 +4,9 @@
 // servers in this process, on synthetic examples held in memory, so the
 // figure is the trainer's (model arithmetic, parameter traffic, batching),
 // not the disk's. After --train_warmup_seconds, examples are counted for
-// --seconds. benchmarks/scaling.sh runs it across worker counts beside the
-// PyTorch peer (benchmarks/torch_candidate_peer.py, same model and data
-// shape).
+// --seconds. --staleness picks the consistency model, as for vrec train.
+// benchmarks/scaling.sh runs it across worker counts beside the PyTorch peer
+// (benchmarks/torch_candidate_peer.py, same model and data shape).
 #include <gflags/gflags.h>
 
 #include <atomic>
@@ -169,6 +169,7 @@ int RunTrainBench(int argc, char** argv) {
         wo.num_workers = FLAGS_workers;
         wo.batch_size = FLAGS_train_batch;
         wo.loop.report_seconds = 0.2;
+        wo.loop.max_staleness = FLAGS_staleness;
         VREC_ASSIGN_OR_RETURN(
             auto worker,
             train::CandidateWorker::Create(&*spec, &data.corpus, data.sampler.get(), &client, wo));
@@ -210,6 +211,7 @@ int RunTrainBench(int argc, char** argv) {
                              {"transport", FLAGS_train_transport},
                              {"workers", FLAGS_workers},
                              {"servers", FLAGS_servers},
+                             {"staleness", FLAGS_staleness},
                              {"batch", FLAGS_train_batch},
                              {"negatives", FLAGS_train_negatives},
                              {"dim", FLAGS_train_dim},

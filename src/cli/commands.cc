@@ -43,7 +43,7 @@ const std::vector<Command>& Commands() {
        "  (the model is still saved). See docs/training.md.",
        {"train_command.cc",
         "common_flags.cc:seed,max_history,progress_seconds,servers,server_threads,optimizer,"
-        "spill_dir,workers",
+        "spill_dir,workers,staleness",
         nullptr},
        RunTrain},
       {"supervise",
@@ -89,7 +89,8 @@ const std::vector<Command>& Commands() {
        "run a benchmark: vrec bench NAME (datagen, ...)",
        "vrec bench NAME [flags]\n"
        "  Prints one JSON object per result, with the commit and the machine.",
-       {"benchmarks/", "common_flags.cc:servers,server_threads,optimizer,spill_dir,workers,seconds",
+       {"benchmarks/",
+        "common_flags.cc:servers,server_threads,optimizer,spill_dir,workers,staleness,seconds",
         nullptr},
        RunBench},
   };

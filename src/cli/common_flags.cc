@@ -23,6 +23,10 @@ DEFINE_string(spill_dir, "",
 DEFINE_int32(workers, 1,
              "Worker threads (vrec train without mpirun, vrec bench train; under mpirun every "
              "rank after the servers is a worker)");
+DEFINE_int64(staleness, -1,
+             "Bounded staleness S (vrec train, vrec bench train): the pulls of step t see every "
+             "worker's pushes of steps <= t-1-S (-1 = asynchronous, no bound; 0 = synchronous: "
+             "every worker's step t-1; docs/training.md)");
 DEFINE_double(seconds, 3,
               "Measured seconds (vrec bench ps: per op, dim and batch; vrec bench train: after "
               "the warm-up)");

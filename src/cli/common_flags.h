@@ -17,4 +17,5 @@ DECLARE_int32(server_threads);
 DECLARE_string(optimizer);
 DECLARE_string(spill_dir);
 DECLARE_int32(workers);
+DECLARE_int64(staleness);
 DECLARE_double(seconds);

@@ -69,9 +69,6 @@ DEFINE_bool(stream, false,
             "training files: the same examples in another order, nothing on disk (for runs "
             "larger than the disk; --data must come from vrec datagen)");
 DEFINE_double(max_seconds, 0, "Stop after this many seconds of training (0 = no limit)");
-DEFINE_int64(staleness, -1,
-             "Bounded staleness: no worker more than this many steps ahead of the slowest "
-             "(-1 = asynchronous, 0 = synchronous)");
 DEFINE_int32(embedding_dim, 64,
              "Dimension of the video and search-token embeddings (ranking: topic gets half, "
              "region and device 8)");

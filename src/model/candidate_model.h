@@ -97,7 +97,7 @@ struct CandidateGradients {
   RowMatrix<S> region_rows;
   RowMatrix<S> device_rows;
   RowMatrix<S> output_rows;
-  std::vector<S> dense;  // layout().size()
+  AlignedVector<S> dense;  // layout().size()
 };
 
 // Wall time of the last TrainStep, split into the dense part (tower forward

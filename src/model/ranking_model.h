@@ -68,7 +68,7 @@ struct RankingBatch {
 template <typename S>
 struct RankingGradients {
   std::vector<RowMatrix<S>> table_rows;  // shaped like the batch's
-  std::vector<S> dense;                  // layout().size()
+  AlignedVector<S> dense;                // layout().size()
 };
 
 template <typename S>

@@ -23,6 +23,15 @@ using Vector = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>;
 template <typename Scalar>
 using RowVector = Eigen::Matrix<Scalar, 1, Eigen::Dynamic>;
 
+// A vector whose data is aligned as Eigen's own matrices are (to
+// EIGEN_MAX_ALIGN_BYTES). Flat dense-parameter and gradient buffers use it:
+// Eigen vectorizes an expression over a Map differently by the Map's
+// alignment (a reduction's summation order with it), so a buffer wherever
+// malloc put it made the same step's floats differ in the last bits from
+// run to run.
+template <typename Scalar>
+using AlignedVector = std::vector<Scalar, Eigen::aligned_allocator<Scalar>>;
+
 // Per-example lists of row indices in compressed sparse row form: example i
 // uses indices[offsets[i] .. offsets[i+1]). The indices point into the matrix
 // of a table's UNIQUE rows for the batch (see DESIGN: a worker pulls each

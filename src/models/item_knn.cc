@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
+#include <vector>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
@@ -61,11 +63,15 @@ void ItemKnn::Scores(absl::Span<const int64_t> history, std::vector<double>* sco
   const size_t from = history.size() > static_cast<size_t>(options_.recent)
                           ? history.size() - static_cast<size_t>(options_.recent)
                           : 0;
-  absl::flat_hash_set<int32_t> h;
+  // Sums run in index order: a hash container's order changes from process
+  // to process (Abseil salts its hashes), and with it the last bits of a sum.
+  std::vector<int32_t> h;
   for (size_t k = from; k < history.size(); ++k) {
     auto it = index_.find(history[k]);
-    if (it != index_.end()) h.insert(it->second);
+    if (it != index_.end()) h.push_back(it->second);
   }
+  std::sort(h.begin(), h.end());
+  h.erase(std::unique(h.begin(), h.end()), h.end());
   // score(j) = 1/sqrt|U_j| * sum over users u with j in I_u of
   //            sum over i in H n I_u of 1/sqrt|U_i|.
   absl::flat_hash_map<int32_t, double> weight;  // user -> the inner sum
@@ -75,7 +81,9 @@ void ItemKnn::Scores(absl::Span<const int64_t> history, std::vector<double>* sco
     const double w = 1.0 / std::sqrt(static_cast<double>(users.size()));
     for (int32_t u : users) weight[u] += w;
   }
-  for (const auto& [u, w] : weight) {
+  std::vector<std::pair<int32_t, double>> by_user(weight.begin(), weight.end());
+  std::sort(by_user.begin(), by_user.end());
+  for (const auto& [u, w] : by_user) {
     for (int32_t j : videos_of_[u]) (*scores)[j] += w;
   }
   for (size_t j = 0; j < ids_.size(); ++j) {

@@ -149,27 +149,33 @@ PsRequest PsClient::Push(const PsTable& table, absl::Span<const uint64_t> keys,
   return req;
 }
 
-Status PsClient::WaitForStaleness(uint64_t step, uint64_t max_staleness,
-                                  std::chrono::milliseconds timeout) {
+StatusOr<uint64_t> PsClient::ReportClock(uint64_t finished_step) {
+  PsHeader h;
+  h.set_version(kPsWireVersion);
+  h.set_op(PsHeader::CLOCK);
+  h.set_worker(worker_);
+  h.set_worker_step(finished_step);
+  VREC_ASSIGN_OR_RETURN(net::Message reply, client_->Call(0, MessageWithHeader(h)).get());
+  PsHeader r;
+  if (!r.ParseFromString(reply.header)) return absl::DataLossError("unparseable clock reply");
+  VREC_RETURN_IF_ERROR(StatusFromHeader(r));
+  return r.min_step();
+}
+
+StatusOr<bool> PsClient::WaitForClock(uint64_t finished_step, uint64_t slowest_at_least,
+                                      const std::function<bool()>& give_up,
+                                      std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   auto pause = std::chrono::microseconds(100);
   while (true) {
-    PsHeader h;
-    h.set_version(kPsWireVersion);
-    h.set_op(PsHeader::CLOCK);
-    h.set_worker(worker_);
-    h.set_worker_step(step);
-    net::Message m = MessageWithHeader(h);
-    VREC_ASSIGN_OR_RETURN(net::Message reply, client_->Call(0, std::move(m)).get());
-    PsHeader r;
-    if (!r.ParseFromString(reply.header)) return absl::DataLossError("unparseable clock reply");
-    VREC_RETURN_IF_ERROR(StatusFromHeader(r));
-    if (r.min_step() + max_staleness >= step) return absl::OkStatus();
+    VREC_ASSIGN_OR_RETURN(uint64_t slowest, ReportClock(finished_step));
+    if (slowest >= slowest_at_least) return true;
+    if (give_up && give_up()) return false;
     if (std::chrono::steady_clock::now() > deadline) {
       return absl::DeadlineExceededError(
-          absl::StrCat("worker ", worker_, " at step ", step, " waited ", timeout.count(),
-                       " ms for the slowest worker (at step ", r.min_step(), ", staleness bound ",
-                       max_staleness, ")"));
+          absl::StrCat("worker ", worker_, " (finished step ", finished_step, ") waited ",
+                       timeout.count(), " ms for every worker to finish step ", slowest_at_least,
+                       "; the slowest is at step ", slowest));
     }
     std::this_thread::sleep_for(pause);
     pause = std::min(pause * 2, std::chrono::microseconds(5000));

@@ -15,6 +15,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <future>
 #include <string>
 #include <vector>
@@ -75,19 +76,23 @@ class PsClient {
 
   void set_step(uint64_t step) { step_ = step; }
 
-  // Consistency between workers. Call after finishing (pushing) step `step`:
-  // reports it to server 0 and blocks until no worker is more than
-  // `max_staleness` steps behind `step` (the slowest worker has reached
-  // step - max_staleness). max_staleness 0 is fully synchronous (a barrier
-  // per step); asynchronous training never calls this. kDeadlineExceeded if
-  // the slowest worker does not catch up within `timeout`.
-  Status WaitForStaleness(uint64_t step, uint64_t max_staleness,
-                          std::chrono::milliseconds timeout = std::chrono::minutes(5));
+  // Consistency between workers: server 0 keeps a clock of the steps each
+  // worker has finished (pushed, and had acknowledged); the worker decides
+  // what to wait for (train/worker_loop.h). ReportClock records that this
+  // worker has finished `finished_step` and returns the slowest worker's
+  // finished step (this one's included) -- one round trip.
+  StatusOr<uint64_t> ReportClock(uint64_t finished_step);
+  // Reports `finished_step` until every worker has finished
+  // `slowest_at_least` (true), or until `give_up` (if set; polled between
+  // looks at the clock) returns true (false). kDeadlineExceeded if neither
+  // happens within `timeout`.
+  StatusOr<bool> WaitForClock(uint64_t finished_step, uint64_t slowest_at_least,
+                              const std::function<bool()>& give_up = nullptr,
+                              std::chrono::milliseconds timeout = std::chrono::minutes(5));
   // Tells server 0 that this worker takes no more steps, so that bounded
   // staleness no longer waits for it (its clock becomes "infinitely ahead").
   Status LeaveClock();
-  // Puts this worker back on the clock at `step` after a LeaveClock (a
-  // worker paused for a checkpoint leaves, then rejoins when it goes on).
+  // Puts this worker back on the clock at `step` after a LeaveClock.
   Status RejoinClock(uint64_t step);
   const SlotRouter& router() const { return router_; }
 

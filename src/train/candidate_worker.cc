@@ -31,7 +31,7 @@ struct CandidateWorker::Step {
   std::vector<uint64_t> video_keys, token_keys, region_keys, device_keys, out_keys;
   std::vector<ps::PsRequest> pulls;
   DenseExchange dense_exchange;
-  std::vector<float> dense;
+  model::AlignedVector<float> dense;
 };
 
 CandidateWorker::~CandidateWorker() = default;
@@ -71,7 +71,7 @@ StatusOr<std::unique_ptr<CandidateWorker>> CandidateWorker::Create(
   return w;
 }
 
-StatusOr<bool> CandidateWorker::Prepare(ExampleSource<CandidateExample>* stream, Step* step) {
+StatusOr<bool> CandidateWorker::Read(ExampleSource<CandidateExample>* stream, Step* step) {
   const model::CandidateModelOptions& mo = model_->options();
   int want = options_.batch_size;
   if (options_.max_examples > 0) {
@@ -104,7 +104,7 @@ StatusOr<bool> CandidateWorker::Prepare(ExampleSource<CandidateExample>* stream,
   // drawn from a stream of this batch's own, so a resumed worker draws what
   // it would have drawn.
   rng_ = Rng(options_.seed,
-             HashCombine(0x3a11 + static_cast<uint64_t>(options_.worker), batches_prepared_));
+             HashCombine(0x3a11 + static_cast<uint64_t>(options_.worker), batches_read_));
   std::vector<float> neg_log_q;
   sampler_->Sample(num_negatives_, &rng_, &step->negatives, &neg_log_q);
   model::OutputCandidates out = model::BuildOutputCandidates(step->labels, step->negatives);
@@ -121,12 +121,18 @@ StatusOr<bool> CandidateWorker::Prepare(ExampleSource<CandidateExample>* stream,
     step->out_keys[i] = static_cast<uint64_t>(corpus_->ids[out.ids[i]]);
   }
 
-  // Issue the pulls.
+  // The keys to pull.
   KeysOf(step->inputs.video, &step->video_keys);
   KeysOf(step->inputs.token, &step->token_keys);
   KeysOf(step->inputs.region, &step->region_keys);
   KeysOf(step->inputs.device, &step->device_keys);
   b.output_rows.resize(static_cast<int64_t>(step->out_keys.size()), mo.output_dim + 1);
+  step->dense.resize(spec_->DenseSize());
+  return true;
+}
+
+void CandidateWorker::Pull(Step* step) {
+  model::CandidateBatch<float>& b = step->batch;
   step->pulls.clear();
   auto pull = [&](int table, const std::vector<uint64_t>& keys, model::RowMatrix<float>* rows) {
     step->pulls.push_back(client_->Pull(models::PsTableOf(*spec_, table), keys, rows->data()));
@@ -136,9 +142,7 @@ StatusOr<bool> CandidateWorker::Prepare(ExampleSource<CandidateExample>* stream,
   pull(region_, step->region_keys, &b.region_rows);
   pull(device_, step->device_keys, &b.device_rows);
   pull(video_out_, step->out_keys, &b.output_rows);
-  step->dense.resize(spec_->DenseSize());
   step->dense_exchange.StartPull(client_);
-  return true;
 }
 
 void CandidateWorker::MaskWatched(int n, Step* step) const {
@@ -170,7 +174,7 @@ Status CandidateWorker::Compute(Step* step, double* loss) {
     Status s = r.Wait();
     if (!s.ok() && pulled.ok()) pulled = s;
   }
-  Status dense = step->dense_exchange.FinishPull(&step->dense);
+  Status dense = step->dense_exchange.FinishPull(absl::MakeSpan(step->dense));
   VREC_RETURN_IF_ERROR(pulled);
   VREC_RETURN_IF_ERROR(dense);
   // The previous step's pushes must have landed before this one's go out.
@@ -200,9 +204,9 @@ Status CandidateWorker::Run(ExampleSource<CandidateExample>* stream, const std::
   return RunLoop(options_.loop, client_, stop, report);
 }
 
-StatusOr<bool> CandidateWorker::PrepareSlot(int slot) {
-  return Prepare(stream_, steps_[slot].get());
-}
+StatusOr<bool> CandidateWorker::ReadSlot(int slot) { return Read(stream_, steps_[slot].get()); }
+
+void CandidateWorker::PullSlot(int slot) { Pull(steps_[slot].get()); }
 
 Status CandidateWorker::ComputeSlot(int slot, double* loss, int* examples) {
   *examples = steps_[slot]->batch.batch_size;

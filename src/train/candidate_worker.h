@@ -8,14 +8,11 @@
 //      and joined with the labels into the softmax's candidate rows;
 //   2. those rows and every dense block are pulled;
 //   3. TrainStep; 4. the row and dense gradients are pushed.
-// The next batch is read, deduplicated and its pulls issued before the
-// current one is computed, so the network overlaps the arithmetic (the next
-// batch's rows are then one step stale, as in any asynchronous PS).
-// Examples whose label is not in the corpus are skipped and counted.
-//
-// Consistency: asynchronous by default; with max_staleness >= 0 the worker
-// reports each finished step to server 0 and waits until no worker is more
-// than max_staleness steps behind (0 = synchronous).
+// The next batch is read and deduplicated before the current one is
+// computed, and its pulls issued then too when the consistency model allows
+// (always when asynchronous, the default; worker_loop.h), so the network
+// overlaps the arithmetic. Examples whose label is not in the corpus are
+// skipped and counted.
 //
 // Thread safety: a CandidateWorker is used by one thread.
 #pragma once
@@ -73,13 +70,16 @@ class CandidateWorker : public PipelinedWorker {
   ~CandidateWorker() override;
 
  private:
-  StatusOr<bool> PrepareSlot(int slot) override;
+  StatusOr<bool> ReadSlot(int slot) override;
+  void PullSlot(int slot) override;
   Status ComputeSlot(int slot, double* loss, int* examples) override;
   SourcePosition Position() const override { return stream_->Position(); }
   void ExampleIds(int slot, std::vector<uint64_t>* ids) const override;
-  // Reads up to batch_size examples into *step and issues its pulls; false
-  // when the stream had nothing left.
-  StatusOr<bool> Prepare(ExampleSource<CandidateExample>* stream, Step* step);
+  // Reads up to batch_size examples into *step and finds the keys to pull;
+  // false when the stream had nothing left.
+  StatusOr<bool> Read(ExampleSource<CandidateExample>* stream, Step* step);
+  // Issues the pulls of a step Read filled.
+  void Pull(Step* step);
   Status Compute(Step* step, double* loss);
   // Fills step->batch.masked: for each of the step's n examples, the
   // negative slots holding a video of its history (but its label).

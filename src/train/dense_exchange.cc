@@ -27,12 +27,12 @@ void DenseExchange::StartPull(ps::PsClient* client) {
   for (Table& t : tables_) t.pending = client->Pull(t.ps, t.keys, t.scratch.data());
 }
 
-Status DenseExchange::FinishPull(std::vector<float>* dense) {
+Status DenseExchange::FinishPull(absl::Span<float> dense) {
   Status first;
   for (Table& t : tables_) {
     Status s = t.pending.Wait();
     if (!s.ok() && first.ok()) first = s;
-    if (s.ok()) std::memcpy(dense->data() + t.offset, t.scratch.data(), t.size * sizeof(float));
+    if (s.ok()) std::memcpy(dense.data() + t.offset, t.scratch.data(), t.size * sizeof(float));
   }
   return first;
 }

@@ -21,8 +21,9 @@ class DenseExchange {
   explicit DenseExchange(const models::ModelSpec& spec);
   // Issues the pulls of every dense table (asynchronous).
   void StartPull(ps::PsClient* client);
-  // Waits for StartPull's replies and copies them into *dense.
-  Status FinishPull(std::vector<float>* dense);
+  // Waits for StartPull's replies and copies them into `dense`
+  // (spec.DenseSize() floats).
+  Status FinishPull(absl::Span<float> dense);
   // Pushes the flat gradient `grad` (spec.DenseSize() floats), asynchronous:
   // the returned requests must be waited on.
   std::vector<ps::PsRequest> Push(ps::PsClient* client, absl::Span<const float> grad);

@@ -15,7 +15,7 @@ struct RankingWorker::Step {
   std::vector<std::vector<uint64_t>> keys;
   std::vector<ps::PsRequest> pulls;
   DenseExchange dense_exchange;
-  std::vector<float> dense;
+  model::AlignedVector<float> dense;
 };
 
 RankingWorker::~RankingWorker() = default;
@@ -44,7 +44,7 @@ Status RankingWorker::Run(ExampleSource<RankingExample>* stream, const std::atom
   return RunLoop(options_.loop, client_, stop, report);
 }
 
-StatusOr<bool> RankingWorker::PrepareSlot(int slot) {
+StatusOr<bool> RankingWorker::ReadSlot(int slot) {
   Step& step = *steps_[slot];
   int want = options_.batch_size;
   if (options_.max_examples > 0) {
@@ -64,16 +64,22 @@ StatusOr<bool> RankingWorker::PrepareSlot(int slot) {
   step.inputs.Build(absl::MakeConstSpan(step.examples.data(), static_cast<size_t>(n)), mo,
                     &step.batch);
   step.keys.resize(mo.tables.size());
-  step.pulls.clear();
   for (size_t t = 0; t < mo.tables.size(); ++t) {
     const auto& ids = step.inputs.tables[t].ids();
     step.keys[t].assign(ids.begin(), ids.end());
+  }
+  step.dense.resize(spec_->DenseSize());
+  return true;
+}
+
+void RankingWorker::PullSlot(int slot) {
+  Step& step = *steps_[slot];
+  step.pulls.clear();
+  for (size_t t = 0; t < step.keys.size(); ++t) {
     step.pulls.push_back(client_->Pull(models::PsTableOf(*spec_, table_index_[t]), step.keys[t],
                                        step.batch.table_rows[t].data()));
   }
-  step.dense.resize(spec_->DenseSize());
   step.dense_exchange.StartPull(client_);
-  return true;
 }
 
 Status RankingWorker::ComputeSlot(int slot, double* loss, int* examples) {
@@ -83,7 +89,7 @@ Status RankingWorker::ComputeSlot(int slot, double* loss, int* examples) {
     Status s = r.Wait();
     if (!s.ok() && pulled.ok()) pulled = s;
   }
-  Status dense = step.dense_exchange.FinishPull(&step.dense);
+  Status dense = step.dense_exchange.FinishPull(absl::MakeSpan(step.dense));
   VREC_RETURN_IF_ERROR(pulled);
   VREC_RETURN_IF_ERROR(dense);
   VREC_RETURN_IF_ERROR(WaitPushes());

@@ -1,7 +1,7 @@
 // The ranking worker: streams its slice of the impressions, and for each
 // batch pulls the rows it needs, runs the ranking model's forward and backward
-// pass (weighted logistic regression) and pushes the gradients; the loop and
-// its pipelining are PipelinedWorker's (worker_loop.h).
+// pass (weighted logistic regression) and pushes the gradients; the loop, its
+// pipelining and its consistency model are PipelinedWorker's (worker_loop.h).
 //
 // Thread safety: a RankingWorker is used by one thread.
 #pragma once
@@ -38,7 +38,8 @@ class RankingWorker : public PipelinedWorker {
  private:
   struct Step;
   RankingWorker() = default;
-  StatusOr<bool> PrepareSlot(int slot) override;
+  StatusOr<bool> ReadSlot(int slot) override;
+  void PullSlot(int slot) override;
   Status ComputeSlot(int slot, double* loss, int* examples) override;
   SourcePosition Position() const override { return stream_->Position(); }
   void ExampleIds(int slot, std::vector<uint64_t>* ids) const override;

@@ -1,4 +1,6 @@
+#include <atomic>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <map>
 #include <thread>
@@ -268,43 +270,67 @@ TEST(PsClientServerTest, DeadServerIsUnavailable) {
 namespace vrec::ps {
 namespace {
 
-TEST(PsClientServerTest, BoundedStalenessHoldsBackTheFastWorker) {
+// What ReportClock returns; an error reads as ~0.
+uint64_t Slowest(PsClient* client, uint64_t finished_step) {
+  StatusOr<uint64_t> slowest = client->ReportClock(finished_step);
+  EXPECT_OK(slowest);
+  return slowest.value_or(~uint64_t{0});
+}
+
+// Whether WaitForClock got there; an error reads as false.
+bool Reached(PsClient* client, uint64_t finished_step, uint64_t slowest_at_least,
+             const std::function<bool()>& give_up = nullptr) {
+  StatusOr<bool> reached = client->WaitForClock(finished_step, slowest_at_least, give_up);
+  EXPECT_OK(reached);
+  return reached.value_or(false);
+}
+
+TEST(PsClientServerTest, TheClockHoldsBackTheFastWorker) {
   PsService service({}, /*num_workers=*/2);
   auto server = net::Server::Start(&service, {}).value();
   auto transport = net::Client::Connect({server->endpoint()}).value();
   PsClient fast(transport.get(), SlotRouter::Contiguous(1).value(), /*worker=*/0);
   PsClient slow(transport.get(), SlotRouter::Contiguous(1).value(), /*worker=*/1);
 
-  // Staleness 2: the fast worker may finish steps 1 and 2 while the slow one
-  // is at 0, but not step 3.
-  EXPECT_OK(fast.WaitForStaleness(1, 2));
-  EXPECT_OK(fast.WaitForStaleness(2, 2));
-  EXPECT_THAT(fast.WaitForStaleness(3, 2, std::chrono::milliseconds(100)),
-              StatusIs(absl::StatusCode::kDeadlineExceeded, "slowest worker (at step 0"));
-  // Once the slow worker reports step 1, step 3 may proceed.
+  // The slowest worker's finished step is the minimum over the workers.
+  EXPECT_EQ(Slowest(&fast, 2), 0u);
+  // The fast worker may go on while every worker has finished step 0, not 1.
+  EXPECT_TRUE(Reached(&fast, 2, 0));
+  EXPECT_THAT(fast.WaitForClock(2, 1, nullptr, std::chrono::milliseconds(100)).status(),
+              StatusIs(absl::StatusCode::kDeadlineExceeded, "the slowest is at step 0"));
+  // Asked to give up, it does.
+  int looks = 0;
+  EXPECT_FALSE(Reached(&fast, 2, 1, [&] { return ++looks == 3; }));
+  EXPECT_EQ(looks, 3);
+  // Once the slow worker reports step 1, it may.
   std::atomic<bool> released{false};
   std::thread waiter([&] {
-    EXPECT_OK(fast.WaitForStaleness(3, 2));
+    EXPECT_TRUE(Reached(&fast, 3, 1));
     released = true;
   });
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   EXPECT_FALSE(released.load());
-  EXPECT_OK(slow.WaitForStaleness(1, 2));
+  EXPECT_EQ(Slowest(&slow, 1), 1u);
   waiter.join();
   EXPECT_TRUE(released.load());
 
-  // Staleness 0 is a barrier: each worker's step t waits for the other's.
+  // A barrier per step: each worker's step t waits for the other's.
   std::thread a([&] {
-    for (uint64_t t = 4; t <= 20; ++t) EXPECT_OK(fast.WaitForStaleness(t, 0));
+    for (uint64_t t = 4; t <= 20; ++t) EXPECT_TRUE(Reached(&fast, t, t));
   });
   std::thread b([&] {
-    for (uint64_t t = 2; t <= 20; ++t) EXPECT_OK(slow.WaitForStaleness(t, 0));
+    for (uint64_t t = 2; t <= 20; ++t) EXPECT_TRUE(Reached(&slow, t, t));
   });
   a.join();
   b.join();
+  // A worker that leaves is no longer waited for; one that rejoins is.
+  ASSERT_OK(slow.LeaveClock());
+  EXPECT_EQ(Slowest(&fast, 21), 21u);
+  ASSERT_OK(slow.RejoinClock(20));
+  EXPECT_EQ(Slowest(&fast, 21), 20u);
   // An unknown worker is refused.
   PsClient stranger(transport.get(), SlotRouter::Contiguous(1).value(), /*worker=*/7);
-  EXPECT_THAT(stranger.WaitForStaleness(1, 0),
+  EXPECT_THAT(stranger.ReportClock(1).status(),
               StatusIs(absl::StatusCode::kInvalidArgument, "worker 7"));
 }
 
