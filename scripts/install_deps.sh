@@ -11,6 +11,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev libabsl-dev nlohmann-json3-dev
   libfaiss-dev libcpp-httplib-dev python3-matplotlib
   iproute2  # ip netns: tests/integration/multihost_test.sh
+  clang libclang-rt-14-dev  # libFuzzer and the sanitizers: tests/fuzz
 )
 
 missing=()

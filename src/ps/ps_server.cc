@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <new>
 
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
@@ -89,7 +90,17 @@ net::Message PsService::Handle(net::Message request) {
     return StatusReply(absl::InvalidArgumentError(
         absl::StrCat("unparseable request header (", request.header.size(), " bytes)")));
   }
-  StatusOr<net::Message> reply = Serve(header, request);
+  StatusOr<net::Message> reply = absl::InternalError("no reply");
+  try {
+    reply = Serve(header, request);
+  } catch (const std::bad_alloc&) {
+    // Requests are validated before they allocate; one that still does not
+    // fit in this machine's memory is refused, and the server carries on.
+    reply = absl::ResourceExhaustedError(
+        absl::StrCat("out of memory serving a request for ", header.num_keys(), " keys"));
+  } catch (const std::exception& e) {
+    reply = absl::InternalError(absl::StrCat("serving a request: ", e.what()));
+  }
   if (!reply.ok()) {
     LOG_EVERY_N(WARNING, 100) << "parameter server rejected a request: " << reply.status();
     return StatusReply(reply.status());
@@ -128,7 +139,9 @@ StatusOr<net::Message> PsService::Serve(const PsHeader& header, net::Message& re
                                                    want_frames, " data frames, got ",
                                                    request.frames.size()));
   }
-  if (request.frames[0].size() != n * sizeof(uint64_t)) {
+  // Compared by division: n * 8 wraps around for a huge num_keys.
+  if (request.frames[0].size() % sizeof(uint64_t) != 0 ||
+      request.frames[0].size() / sizeof(uint64_t) != n) {
     return absl::InvalidArgumentError(
         absl::StrCat("key frame of ", request.frames[0].size(), " bytes for ", n, " keys"));
   }

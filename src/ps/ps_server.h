@@ -6,8 +6,10 @@
 // Every request is validated before it touches a store — header parses,
 // known version, table index, dim, key and value frame sizes — and a bad one
 // is answered with an error reply naming what was wrong; the server carries
-// on. It also keeps the workers' step clock for bounded staleness (CLOCK
-// requests) and answers STATS. The worker side is PsClient (ps_client.h).
+// on; so is one that makes a handler throw (std::bad_alloc for a request too
+// large for the machine). It also keeps the workers' step clock for bounded
+// staleness (CLOCK requests) and answers STATS. The worker side is PsClient
+// (ps_client.h).
 //
 // Thread safety: PsService is thread-safe (called by the transport's handler
 // threads).

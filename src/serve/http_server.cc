@@ -18,8 +18,6 @@ namespace vrec::serve {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr std::array<double, 11> kBuckets = {0.0005, 0.001, 0.002, 0.005, 0.01, 0.02,
-                                             0.05,   0.1,   0.25,  0.5,   1.0};
 
 StatusOr<std::vector<int64_t>> IdList(const nlohmann::json& j, const char* field) {
   if (!j.is_array())
@@ -87,114 +85,211 @@ StatusOr<RecommendRequest> ParseRecommendRequest(const std::string& body) {
   return q;
 }
 
+namespace {
+
+// Replies may quote the request (a path, a field name): bytes that are not
+// UTF-8 are replaced rather than thrown about.
+HttpReply JsonReply(int status, const nlohmann::json& body) {
+  return {status, "application/json",
+          body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)};
+}
+
+HttpReply ErrorReply(int status, absl::string_view message) {
+  return JsonReply(status, {{"error", std::string(message)}});
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<RecommendationService>> RecommendationService::Create(
+    const ServeOptions& options) {
+  std::unique_ptr<RecommendationService> s(new RecommendationService(options));
+  VREC_RETURN_IF_ERROR(s->LoadIfChanged().status());
+  return s;
+}
+
+std::shared_ptr<const Recommender> RecommendationService::Current() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return current_;
+}
+
+void RecommendationService::Record(const std::string& path, int code, double seconds) {
+  std::lock_guard<std::mutex> lock(metrics_mu_);
+  ++requests_[{path, code}];
+  if (path == "/v1/recommend") {
+    size_t b = 0;
+    while (b < kLatencyBuckets.size() && seconds > kLatencyBuckets[b]) ++b;
+    ++latency_[b];
+    latency_sum_ += seconds;
+    ++latency_count_;
+  }
+}
+
+HttpReply RecommendationService::Handle(const std::string& method, const std::string& path,
+                                        const std::string& body) {
+  try {
+    return Route(method, path, body);
+  } catch (const std::exception& e) {
+    // Every handler keeps its state consistent when it throws (locks and
+    // pooled scorers are scoped), so the service carries on.
+    LOG_EVERY_N(ERROR, 100) << "serving " << method << " " << path << ": " << e.what();
+    const bool known =
+        path == "/v1/recommend" || path == "/healthz" || path == "/metrics" || path == "/v1/reload";
+    Record(known ? path : "other", 500, 0);
+    return ErrorReply(500, absl::StrCat("internal error: ", e.what()));
+  }
+}
+
+HttpReply RecommendationService::BodyTooLarge() {
+  Record("other", 413, 0);
+  return ErrorReply(413,
+                    absl::StrCat("the request body is over ", options_.max_body_bytes, " bytes"));
+}
+
+HttpReply RecommendationService::Route(const std::string& method, const std::string& path,
+                                       const std::string& body) {
+  if (body.size() > options_.max_body_bytes) return BodyTooLarge();
+  // cpp-httplib answers HEAD with the GET handler (and drops the body).
+  const bool get = method == "GET" || method == "HEAD";
+  if (method == "POST" && path == "/v1/recommend") return Recommend(body);
+  if (get && path == "/healthz") {
+    auto r = Current();
+    HttpReply reply = JsonReply(200, {{"status", "ok"},
+                                      {"version", r->bundle().manifest().version()},
+                                      {"videos", r->bundle().manifest().num_videos()}});
+    Record("/healthz", 200, 0);
+    return reply;
+  }
+  if (get && path == "/metrics") {
+    HttpReply reply{200, "text/plain; version=0.0.4", Metrics()};
+    Record("/metrics", 200, 0);
+    return reply;
+  }
+  if (method == "POST" && path == "/v1/reload") {
+    StatusOr<bool> changed = Reload();
+    const int code = changed.ok() ? 200 : 500;
+    HttpReply reply = changed.ok()
+                          ? JsonReply(200, {{"reloaded", *changed},
+                                            {"version", Current()->bundle().manifest().version()}})
+                          : ErrorReply(500, changed.status().message());
+    Record("/v1/reload", code, 0);
+    return reply;
+  }
+  Record("other", 404, 0);
+  return ErrorReply(404, absl::StrCat("no such endpoint: ", method, " ", path,
+                                      " (POST /v1/recommend, GET /healthz, GET "
+                                      "/metrics, POST /v1/reload)"));
+}
+
+HttpReply RecommendationService::Recommend(const std::string& body) {
+  const auto t0 = Clock::now();
+  auto finish = [&](HttpReply reply) {
+    Record("/v1/recommend", reply.status, std::chrono::duration<double>(Clock::now() - t0).count());
+    return reply;
+  };
+  StatusOr<RecommendRequest> q = ParseRecommendRequest(body);
+  if (!q.ok()) return finish(ErrorReply(400, q.status().message()));
+  auto r = Current();
+  StatusOr<std::vector<RecommendItem>> items = r->Recommend(*q);
+  if (!items.ok()) {
+    const int code = absl::IsInvalidArgument(items.status()) ? 400 : 500;
+    return finish(ErrorReply(code, items.status().message()));
+  }
+  nlohmann::json out = {{"version", r->bundle().manifest().version()},
+                        {"items", nlohmann::json::array()}};
+  for (const RecommendItem& it : *items) {
+    out["items"].push_back({{"video", static_cast<uint64_t>(it.video)},
+                            {"score", it.score},
+                            {"expected_watch_time", it.expected_watch_time}});
+  }
+  return finish(JsonReply(200, out));
+}
+
+std::string RecommendationService::Metrics() {
+  std::string out;
+  std::lock_guard<std::mutex> lock(metrics_mu_);
+  absl::StrAppend(&out, "# HELP vrec_requests_total HTTP requests by path and status code.\n",
+                  "# TYPE vrec_requests_total counter\n");
+  uint64_t errors = 0;
+  for (const auto& [key, n] : requests_) {
+    absl::StrAppend(&out, "vrec_requests_total{path=\"", key.first, "\",code=\"", key.second,
+                    "\"} ", n, "\n");
+    if (key.second >= 400) errors += n;
+  }
+  absl::StrAppend(&out, "# HELP vrec_request_errors_total Requests answered with 4xx or 5xx.\n",
+                  "# TYPE vrec_request_errors_total counter\n", "vrec_request_errors_total ",
+                  errors, "\n");
+  absl::StrAppend(&out,
+                  "# HELP vrec_recommend_latency_seconds Time to answer POST /v1/recommend.\n",
+                  "# TYPE vrec_recommend_latency_seconds histogram\n");
+  uint64_t cumulative = 0;
+  for (size_t b = 0; b < kLatencyBuckets.size(); ++b) {
+    cumulative += latency_[b];
+    absl::StrAppend(&out, "vrec_recommend_latency_seconds_bucket{le=\"", kLatencyBuckets[b], "\"} ",
+                    cumulative, "\n");
+  }
+  cumulative += latency_[kLatencyBuckets.size()];
+  absl::StrAppend(&out, "vrec_recommend_latency_seconds_bucket{le=\"+Inf\"} ", cumulative, "\n",
+                  "vrec_recommend_latency_seconds_sum ", absl::StrFormat("%.6f", latency_sum_),
+                  "\n", "vrec_recommend_latency_seconds_count ", latency_count_, "\n");
+  absl::StrAppend(&out, "# HELP vrec_bundle_reloads_total Bundles loaded after the first.\n",
+                  "# TYPE vrec_bundle_reloads_total counter\n", "vrec_bundle_reloads_total ",
+                  reloads_, "\n", "vrec_bundle_reload_failures_total ", reload_failures_, "\n");
+  auto r = Current();
+  if (r != nullptr) {
+    const ServingBundle& m = r->bundle().manifest();
+    absl::StrAppend(&out, "# HELP vrec_bundle_info The bundle being served.\n",
+                    "# TYPE vrec_bundle_info gauge\n", "vrec_bundle_info{version=\"", m.version(),
+                    "\",videos=\"", m.num_videos(), "\",index=\"", m.index().kind(), "\"} 1\n");
+  }
+  return out;
+}
+
+StatusOr<bool> RecommendationService::Reload() {
+  StatusOr<bool> changed = LoadIfChanged();
+  if (!changed.ok()) {
+    std::lock_guard<std::mutex> lock(metrics_mu_);
+    ++reload_failures_;
+  }
+  return changed;
+}
+
+StatusOr<bool> RecommendationService::LoadIfChanged() {
+  auto bytes = ReadFileToString(JoinPath(options_.bundle_dir, "BUNDLE"));
+  if (!bytes.ok()) return bytes.status();
+  ServingBundle m;
+  if (!m.ParseFromString(*bytes)) {
+    return absl::DataLossError(absl::StrCat(options_.bundle_dir, "/BUNDLE does not parse"));
+  }
+  auto now = Current();
+  if (now != nullptr && now->bundle().manifest().version() == m.version()) return false;
+  VREC_ASSIGN_OR_RETURN(std::unique_ptr<LoadedBundle> bundle,
+                        LoadedBundle::Load(options_.bundle_dir));
+  VREC_ASSIGN_OR_RETURN(std::unique_ptr<Recommender> r,
+                        Recommender::Create(std::move(bundle), options_.recommender));
+  LOG(INFO) << "serving bundle " << r->bundle().manifest().version() << " ("
+            << r->bundle().manifest().num_videos() << " videos, "
+            << r->bundle().manifest().index().kind() << " index)";
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    current_ = std::move(r);
+  }
+  if (now != nullptr) {
+    std::lock_guard<std::mutex> lock(metrics_mu_);
+    ++reloads_;
+  }
+  return true;
+}
+
 struct RecommendationServer::Impl {
-  ServeOptions options;
+  std::unique_ptr<RecommendationService> service;
   httplib::Server http;
   int port = 0;
+  double reload_seconds = 0;
   std::thread listener, reloader;
   std::mutex stop_mu;  // one Stop at a time
-  std::mutex mu;       // guards current and the stop flag
+  std::mutex mu;       // guards the stop flag
   std::condition_variable cv;
   bool stopping = false;
-  std::shared_ptr<const Recommender> current;
-
-  // Metrics.
-  std::mutex metrics_mu;
-  std::map<std::pair<std::string, int>, uint64_t> requests;  // (path, code)
-  std::array<uint64_t, kBuckets.size() + 1> latency{};
-  double latency_sum = 0;
-  uint64_t latency_count = 0;
-  uint64_t reloads = 0, reload_failures = 0;
-
-  std::shared_ptr<const Recommender> Current() {
-    std::lock_guard<std::mutex> lock(mu);
-    return current;
-  }
-
-  void Record(const std::string& path, int code, double seconds) {
-    std::lock_guard<std::mutex> lock(metrics_mu);
-    ++requests[{path, code}];
-    if (path == "/v1/recommend") {
-      size_t b = 0;
-      while (b < kBuckets.size() && seconds > kBuckets[b]) ++b;
-      ++latency[b];
-      latency_sum += seconds;
-      ++latency_count;
-    }
-  }
-
-  std::string Metrics() {
-    std::string out;
-    std::lock_guard<std::mutex> lock(metrics_mu);
-    absl::StrAppend(&out, "# HELP vrec_requests_total HTTP requests by path and status code.\n",
-                    "# TYPE vrec_requests_total counter\n");
-    uint64_t errors = 0;
-    for (const auto& [key, n] : requests) {
-      absl::StrAppend(&out, "vrec_requests_total{path=\"", key.first, "\",code=\"", key.second,
-                      "\"} ", n, "\n");
-      if (key.second >= 400) errors += n;
-    }
-    absl::StrAppend(&out, "# HELP vrec_request_errors_total Requests answered with 4xx or 5xx.\n",
-                    "# TYPE vrec_request_errors_total counter\n", "vrec_request_errors_total ",
-                    errors, "\n");
-    absl::StrAppend(&out,
-                    "# HELP vrec_recommend_latency_seconds Time to answer POST /v1/recommend.\n",
-                    "# TYPE vrec_recommend_latency_seconds histogram\n");
-    uint64_t cumulative = 0;
-    for (size_t b = 0; b < kBuckets.size(); ++b) {
-      cumulative += latency[b];
-      absl::StrAppend(&out, "vrec_recommend_latency_seconds_bucket{le=\"", kBuckets[b], "\"} ",
-                      cumulative, "\n");
-    }
-    cumulative += latency[kBuckets.size()];
-    absl::StrAppend(&out, "vrec_recommend_latency_seconds_bucket{le=\"+Inf\"} ", cumulative, "\n",
-                    "vrec_recommend_latency_seconds_sum ", absl::StrFormat("%.6f", latency_sum),
-                    "\n", "vrec_recommend_latency_seconds_count ", latency_count, "\n");
-    absl::StrAppend(&out, "# HELP vrec_bundle_reloads_total Bundles loaded after the first.\n",
-                    "# TYPE vrec_bundle_reloads_total counter\n", "vrec_bundle_reloads_total ",
-                    reloads, "\n", "vrec_bundle_reload_failures_total ", reload_failures, "\n");
-    auto r = Current();
-    if (r != nullptr) {
-      const ServingBundle& m = r->bundle().manifest();
-      absl::StrAppend(&out, "# HELP vrec_bundle_info The bundle being served.\n",
-                      "# TYPE vrec_bundle_info gauge\n", "vrec_bundle_info{version=\"", m.version(),
-                      "\",videos=\"", m.num_videos(), "\",index=\"", m.index().kind(), "\"} 1\n");
-    }
-    return out;
-  }
-
-  // Loads the bundle if its version changed; a failure is counted and the
-  // old bundle stays.
-  StatusOr<bool> Reload() {
-    StatusOr<bool> changed = LoadIfChanged();
-    if (!changed.ok()) {
-      std::lock_guard<std::mutex> lock(metrics_mu);
-      ++reload_failures;
-    }
-    return changed;
-  }
-
-  StatusOr<bool> LoadIfChanged() {
-    auto bytes = ReadFileToString(JoinPath(options.bundle_dir, "BUNDLE"));
-    if (!bytes.ok()) return bytes.status();
-    ServingBundle m;
-    if (!m.ParseFromString(*bytes)) {
-      return absl::DataLossError(absl::StrCat(options.bundle_dir, "/BUNDLE does not parse"));
-    }
-    auto now = Current();
-    if (now != nullptr && now->bundle().manifest().version() == m.version()) return false;
-    VREC_ASSIGN_OR_RETURN(std::unique_ptr<LoadedBundle> bundle,
-                          LoadedBundle::Load(options.bundle_dir));
-    VREC_ASSIGN_OR_RETURN(std::unique_ptr<Recommender> r,
-                          Recommender::Create(std::move(bundle), options.recommender));
-    LOG(INFO) << "serving bundle " << r->bundle().manifest().version() << " ("
-              << r->bundle().manifest().num_videos() << " videos, "
-              << r->bundle().manifest().index().kind() << " index)";
-    std::lock_guard<std::mutex> lock(mu);
-    if (current != nullptr) ++reloads;
-    current = std::move(r);
-    return true;
-  }
 };
 
 RecommendationServer::RecommendationServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -203,89 +298,37 @@ RecommendationServer::~RecommendationServer() { Stop(); }
 
 int RecommendationServer::port() const { return impl_->port; }
 
-StatusOr<bool> RecommendationServer::Reload() { return impl_->Reload(); }
+StatusOr<bool> RecommendationServer::Reload() { return impl_->service->Reload(); }
 
 StatusOr<std::unique_ptr<RecommendationServer>> RecommendationServer::Start(
     const ServeOptions& options) {
   auto impl = std::make_unique<Impl>();
-  impl->options = options;
-  VREC_RETURN_IF_ERROR(impl->LoadIfChanged().status());
+  VREC_ASSIGN_OR_RETURN(impl->service, RecommendationService::Create(options));
+  impl->reload_seconds = options.reload_seconds;
   Impl* s = impl.get();
+  RecommendationService* service = s->service.get();
   const int threads = std::max(1, options.threads);
   s->http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   // Replies go out in two writes (headers, body): without TCP_NODELAY, Nagle
   // and the client's delayed ACK add ~40 ms to every request.
   s->http.set_tcp_nodelay(true);
   s->http.set_payload_max_length(options.max_body_bytes);
-  // Replies may quote the request (a path, a field name): bytes that are not
-  // UTF-8 are replaced rather than thrown about.
-  auto json_reply = [](httplib::Response& res, int code, const nlohmann::json& body) {
-    res.status = code;
-    res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
-                    "application/json");
+  auto send = [](const HttpReply& reply, httplib::Response& res) {
+    res.status = reply.status;
+    res.set_content(reply.body, reply.content_type.c_str());
   };
-  s->http.Post("/v1/recommend", [s, json_reply](const httplib::Request& req,
-                                                httplib::Response& res) {
-    const auto t0 = Clock::now();
-    auto finish = [&](int code) {
-      s->Record("/v1/recommend", code, std::chrono::duration<double>(Clock::now() - t0).count());
-    };
-    StatusOr<RecommendRequest> q = ParseRecommendRequest(req.body);
-    if (!q.ok()) {
-      json_reply(res, 400, {{"error", std::string(q.status().message())}});
-      return finish(400);
-    }
-    auto r = s->Current();
-    StatusOr<std::vector<RecommendItem>> items = r->Recommend(*q);
-    if (!items.ok()) {
-      const int code = absl::IsInvalidArgument(items.status()) ? 400 : 500;
-      json_reply(res, code, {{"error", std::string(items.status().message())}});
-      return finish(code);
-    }
-    nlohmann::json out = {{"version", r->bundle().manifest().version()},
-                          {"items", nlohmann::json::array()}};
-    for (const RecommendItem& it : *items) {
-      out["items"].push_back({{"video", static_cast<uint64_t>(it.video)},
-                              {"score", it.score},
-                              {"expected_watch_time", it.expected_watch_time}});
-    }
-    json_reply(res, 200, out);
-    finish(200);
-  });
-  s->http.Get("/healthz", [s, json_reply](const httplib::Request&, httplib::Response& res) {
-    auto r = s->Current();
-    json_reply(res, 200,
-               {{"status", "ok"},
-                {"version", r->bundle().manifest().version()},
-                {"videos", r->bundle().manifest().num_videos()}});
-    s->Record("/healthz", 200, 0);
-  });
-  s->http.Get("/metrics", [s](const httplib::Request&, httplib::Response& res) {
-    res.set_content(s->Metrics(), "text/plain; version=0.0.4");
-    s->Record("/metrics", 200, 0);
-  });
-  s->http.Post("/v1/reload", [s, json_reply](const httplib::Request&, httplib::Response& res) {
-    StatusOr<bool> changed = s->Reload();
-    const int code = changed.ok() ? 200 : 500;
-    json_reply(res, code,
-               changed.ok()
-                   ? nlohmann::json{{"reloaded", *changed},
-                                    {"version", s->Current()->bundle().manifest().version()}}
-                   : nlohmann::json{{"error", std::string(changed.status().message())}});
-    s->Record("/v1/reload", code, 0);
-  });
-  s->http.set_error_handler([s, json_reply](const httplib::Request& req, httplib::Response& res) {
-    if (res.status == 404) {
-      json_reply(res, 404,
-                 {{"error", absl::StrCat("no such endpoint: ", req.method, " ", req.path,
-                                         " (POST /v1/recommend, GET /healthz, GET "
-                                         "/metrics, POST /v1/reload)")}});
-      s->Record("other", 404, 0);
+  auto handle = [service, send](const httplib::Request& req, httplib::Response& res) {
+    send(service->Handle(req.method, req.path, req.body), res);
+  };
+  s->http.Post("/v1/recommend", handle);
+  s->http.Get("/healthz", handle);
+  s->http.Get("/metrics", handle);
+  s->http.Post("/v1/reload", handle);
+  s->http.set_error_handler([service, send](const httplib::Request& req, httplib::Response& res) {
+    if (res.status == 404) {  // no route: the service says so
+      send(service->Handle(req.method, req.path, req.body), res);
     } else if (res.status == 413) {
-      json_reply(res, 413,
-                 {{"error", absl::StrCat("the request body is over ", s->options.max_body_bytes,
-                                         " bytes")}});
-      s->Record("other", 413, 0);
+      send(service->BodyTooLarge(), res);
     }
   });
   if (options.port == 0) {
@@ -305,10 +348,10 @@ StatusOr<std::unique_ptr<RecommendationServer>> RecommendationServer::Start(
     s->reloader = std::thread([s] {
       std::unique_lock<std::mutex> lock(s->mu);
       while (!s->stopping) {
-        s->cv.wait_for(lock, std::chrono::duration<double>(s->options.reload_seconds));
+        s->cv.wait_for(lock, std::chrono::duration<double>(s->reload_seconds));
         if (s->stopping) break;
         lock.unlock();
-        StatusOr<bool> r = s->Reload();
+        StatusOr<bool> r = s->service->Reload();
         if (!r.ok()) {
           LOG(WARNING) << "bundle reload: " << r.status() << " (still serving the old one)";
         }

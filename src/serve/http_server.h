@@ -13,13 +13,21 @@
 // is picked up every reload_seconds without a restart; requests in flight
 // finish on the bundle they started with.
 //
+// The requests are answered by RecommendationService, which knows nothing of
+// sockets (as ps::PsService answers the parameter server's); the server only
+// carries them to it and back.
+//
 // Thread safety: the server runs its own threads; Stop() may be called from
-// any thread (e.g. a signal watcher).
+// any thread (e.g. a signal watcher). RecommendationService is thread-safe.
 #pragma once
 
+#include <array>
 #include <atomic>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <utility>
 
 #include "serve/recommender.h"
 #include "vrec/status.h"
@@ -35,6 +43,60 @@ struct ServeOptions {
   // Request bodies above this are refused (413) before they are read.
   size_t max_body_bytes = 1 << 20;
   RecommenderOptions recommender;
+};
+
+// A reply as the server writes it.
+struct HttpReply {
+  int status = 200;
+  std::string content_type;
+  std::string body;
+};
+
+// The endpoints above without the socket: the bundle being served, the
+// metrics, and the reply to each request.
+class RecommendationService {
+ public:
+  // Loads the bundle; kNotFound/kDataLoss for a bad one. Uses options'
+  // bundle_dir, max_body_bytes and recommender.
+  static StatusOr<std::unique_ptr<RecommendationService>> Create(const ServeOptions& options);
+
+  // The reply to `method` `path` (decoded, without the query string, as
+  // cpp-httplib passes it) with `body`, counted in the metrics. Never
+  // throws: whatever a handler throws becomes a 500 naming it, and the
+  // service carries on (handlers hold locks and pooled scorers in scopes).
+  HttpReply Handle(const std::string& method, const std::string& path, const std::string& body);
+  // The 413 for a body over max_body_bytes (the server refuses those before
+  // reading them; Handle refuses them too).
+  HttpReply BodyTooLarge();
+
+  // Loads the bundle folder if its version differs; true if it changed. A
+  // failure is counted and the old bundle stays.
+  StatusOr<bool> Reload();
+  // Prometheus text (GET /metrics).
+  std::string Metrics();
+
+ private:
+  static constexpr std::array<double, 11> kLatencyBuckets = {
+      0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0};
+
+  explicit RecommendationService(const ServeOptions& options) : options_(options) {}
+  HttpReply Route(const std::string& method, const std::string& path, const std::string& body);
+  HttpReply Recommend(const std::string& body);
+  StatusOr<bool> LoadIfChanged();
+  std::shared_ptr<const Recommender> Current();
+  void Record(const std::string& path, int code, double seconds);
+
+  const ServeOptions options_;
+
+  std::mutex mu_;  // guards current_
+  std::shared_ptr<const Recommender> current_;
+
+  std::mutex metrics_mu_;                                     // guards the metrics below
+  std::map<std::pair<std::string, int>, uint64_t> requests_;  // (path, code)
+  std::array<uint64_t, kLatencyBuckets.size() + 1> latency_{};
+  double latency_sum_ = 0;
+  uint64_t latency_count_ = 0;
+  uint64_t reloads_ = 0, reload_failures_ = 0;
 };
 
 class RecommendationServer {

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
@@ -116,7 +117,9 @@ StatusOr<std::vector<RecommendItem>> Recommender::Recommend(const RecommendReque
       pool_.pop_back();
     }
   }
-  auto give_back = [&] {
+  // The slot and the scorer go back on every way out, an exception included:
+  // a slot lost would hold back every later request.
+  absl::Cleanup give_back = [&] {
     {
       std::lock_guard<std::mutex> lock(mu_);
       --busy_;
@@ -126,17 +129,13 @@ StatusOr<std::vector<RecommendItem>> Recommender::Recommend(const RecommendReque
   };
   if (s == nullptr) {
     StatusOr<std::unique_ptr<Scorer>> fresh = NewScorer();
-    if (!fresh.ok()) {
-      give_back();
-      return fresh.status();
-    }
+    if (!fresh.ok()) return fresh.status();
     s = std::move(fresh).value();
   }
 
   // 1. Candidates.
   const CandidateExample user = UserExample(q);
   if (Status st = s->tower->UserVectors(absl::MakeConstSpan(&user, 1), true, &s->users); !st.ok()) {
-    give_back();
     return st;
   }
   const int64_t d = s->users.cols();
@@ -147,7 +146,6 @@ StatusOr<std::vector<RecommendItem>> Recommender::Recommend(const RecommendReque
   const int64_t want =
       std::max<int64_t>(options_.num_candidates, q.num) + static_cast<int64_t>(watched.size());
   if (Status st = bundle_->Search(s->query.data(), 1, want, &s->labels, &s->scores); !st.ok()) {
-    give_back();
     return st;
   }
   std::vector<int32_t> candidates;
@@ -170,16 +168,13 @@ StatusOr<std::vector<RecommendItem>> Recommender::Recommend(const RecommendReque
   }
   if (s->ranking != nullptr && !candidates.empty()) {
     const std::vector<RankingExample> impressions = Impressions(q, candidates);
-    if (Status st = s->ranking->Logits(impressions, &s->logits); !st.ok()) {
-      give_back();
-      return st;
-    }
+    if (Status st = s->ranking->Logits(impressions, &s->logits); !st.ok()) return st;
     for (size_t i = 0; i < items.size(); ++i) {
       items[i].score = s->logits[i];
       items[i].expected_watch_time = std::exp(s->logits[i]);
     }
   }
-  give_back();
+  std::move(give_back).Invoke();
   std::stable_sort(items.begin(), items.end(), [](const RecommendItem& a, const RecommendItem& b) {
     return a.score > b.score;
   });

@@ -1,8 +1,10 @@
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <map>
+#include <new>
 #include <thread>
 
 #include "common/random.h"
@@ -224,6 +226,10 @@ TEST(PsClientServerTest, MalformedRequestsAreAnsweredWithErrorsAndChangeNothing)
                    Frames({1}, std::vector<float>(kDim, nan), true), "finite"});
   cases.push_back(
       {"unknown op", Header(static_cast<PsHeader::Op>(77), 0, kDim, 1), Frames({1}), "unknown op"});
+  // n * 8 wraps around to the frame's 8 bytes: the server used to serve it
+  // (and with dim 4 allocate n * dim floats, 2^63 of them).
+  cases.push_back({"key count that wraps", Header(PsHeader::PULL, 0, kDim, (1ull << 61) + 1),
+                   Frames({1}), "key frame of 8 bytes for 2305843009213693953 keys"});
   for (auto& cs : cases) {
     ASSERT_OK_AND_ASSIGN(PsHeader h, RawCall(c, cs.header, std::move(cs.frames)));
     EXPECT_NE(h.status_code(), 0) << cs.name;
@@ -237,6 +243,43 @@ TEST(PsClientServerTest, MalformedRequestsAreAnsweredWithErrorsAndChangeNothing)
   float init[kDim];
   InitRow(1, init);
   for (uint32_t d = 0; d < kDim; ++d) EXPECT_EQ(out[d], init[d]);
+}
+
+// Whatever a handler throws (here the row initializer throws as an
+// allocation would) is an error reply, and the service carries on.
+TEST(PsServiceTest, AnExceptionIsAnErrorReplyAndTheServiceCarriesOn) {
+  OptimizerConfig sgd;
+  sgd.set_kind(OptimizerConfig::SGD);
+  sgd.set_learning_rate(1.0f);
+  EmbeddingStoreOptions o;
+  o.table_name = "video";
+  o.dim = kDim;
+  o.optimizer = std::shared_ptr<const Optimizer>(Optimizer::Create(sgd).value());
+  o.init = [](uint64_t key, float* w) {
+    if (key == 13) throw std::bad_alloc();
+    InitRow(key, w);
+  };
+  ASSERT_OK_AND_ASSIGN(auto store, EmbeddingStore::Create(std::move(o)));
+  PsService service({store.get()});
+  auto pull = [&](uint64_t key) {
+    net::Message m;
+    m.header = Header(PsHeader::PULL, 0, kDim, 1);
+    m.frames = Frames({key});
+    net::Message reply = service.Handle(std::move(m));
+    PsHeader h;
+    EXPECT_TRUE(h.ParseFromString(reply.header));
+    return std::make_pair(h, std::move(reply.frames));
+  };
+  auto [failed, none] = pull(13);
+  EXPECT_EQ(failed.status_code(), static_cast<int>(absl::StatusCode::kResourceExhausted));
+  EXPECT_THAT(failed.error(), ::testing::HasSubstr("out of memory"));
+  EXPECT_TRUE(none.empty());
+  auto [ok, frames] = pull(1);
+  ASSERT_EQ(ok.status_code(), 0) << ok.error();
+  ASSERT_EQ(frames.size(), 1u);
+  float want[kDim];
+  InitRow(1, want);
+  EXPECT_EQ(std::memcmp(frames[0].data(), want, sizeof(want)), 0);
 }
 
 TEST(PsClientServerTest, ClientReportsServerErrorsAndBadArguments) {

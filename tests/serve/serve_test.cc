@@ -240,6 +240,38 @@ TEST(RecommenderTest, ScoresEqualOfflineScoringOfTheSameModel) {
   EXPECT_THAT(rec->Recommend(q), StatusIs(absl::StatusCode::kInvalidArgument, "num"));
 }
 
+// The requests' handling without a socket (what the server routes to, and
+// what tests/fuzz/http_fuzz.cc drives).
+TEST(RecommendationServiceTest, AnswersRoutesAndLimitsWithoutASocket) {
+  testing::ScratchDir dir;
+  ASSERT_OK(Export(dir.File("bundle")).status());
+  ServeOptions so;
+  so.bundle_dir = dir.File("bundle");
+  so.max_body_bytes = 100;
+  ASSERT_OK_AND_ASSIGN(auto service, RecommendationService::Create(so));
+  HttpReply ok = service->Handle("POST", "/v1/recommend", R"({"num": 3})");
+  EXPECT_EQ(ok.status, 200) << ok.body;
+  EXPECT_EQ(ok.content_type, "application/json");
+  EXPECT_EQ(nlohmann::json::parse(ok.body)["items"].size(), 3u);
+  EXPECT_EQ(service->Handle("HEAD", "/healthz", "").status, 200);  // as cpp-httplib routes it
+  for (const auto& [method, path] : std::vector<std::pair<std::string, std::string>>{
+           {"PUT", "/v1/recommend"}, {"POST", "/healthz"}, {"GET", "/v1/recommend/"}}) {
+    HttpReply missing = service->Handle(method, path, "");
+    EXPECT_EQ(missing.status, 404) << method << " " << path;
+    EXPECT_THAT(missing.body, ::testing::HasSubstr("no such endpoint: " + method + " " + path));
+  }
+  HttpReply huge = service->Handle("POST", "/v1/recommend", std::string(101, ' '));
+  EXPECT_EQ(huge.status, 413);
+  EXPECT_THAT(huge.body, ::testing::HasSubstr("over 100 bytes"));
+  HttpReply metrics = service->Handle("GET", "/metrics", "");
+  EXPECT_EQ(metrics.content_type, "text/plain; version=0.0.4");
+  EXPECT_THAT(metrics.body,
+              ::testing::HasSubstr("vrec_requests_total{path=\"other\",code=\"404\"} 3"));
+  EXPECT_THAT(metrics.body,
+              ::testing::HasSubstr("vrec_requests_total{path=\"other\",code=\"413\"} 1"));
+  EXPECT_THAT(metrics.body, ::testing::HasSubstr("vrec_recommend_latency_seconds_count 1"));
+}
+
 TEST(HttpServerTest, AnswersRefusesBadRequestsAndReloadsBundles) {
   testing::ScratchDir dir;
   ASSERT_OK_AND_ASSIGN(ServingBundle first, Export(dir.File("bundle")));
