@@ -31,6 +31,9 @@ DEFINE_string(min_rating, "",
               "column");
 DEFINE_bool(skip_bad_rows, false,
             "Skip and count malformed rows instead of failing on the first one");
+DEFINE_bool(drop_duplicate_rows, true,
+            "Drop rows that repeat an earlier row's user, item and timestamp (the same watch "
+            "logged twice, a file concatenated with itself); they are counted either way");
 DEFINE_string(delimiter, ",", "Field separator: one character, or \"tab\"");
 
 namespace vrec::cli {
@@ -57,6 +60,7 @@ int RunConvert(int argc, char** argv) {
   options.max_examples_per_user = FLAGS_max_examples_per_user;
   options.seed = FLAGS_seed;
   options.skip_bad_rows = FLAGS_skip_bad_rows;
+  options.drop_duplicate_rows = FLAGS_drop_duplicate_rows;
   options.progress_interval_s = FLAGS_progress_seconds;
   if (FLAGS_delimiter == "tab" || FLAGS_delimiter == "\\t") {
     options.delimiter = '\t';
@@ -95,7 +99,8 @@ int RunConvert(int argc, char** argv) {
     for (const std::string& e : summary->first_errors) std::cerr << "  " << e << "\n";
   }
   if (summary->duplicate_rows > 0) {
-    std::cerr << "vrec convert: dropped " << summary->duplicate_rows
+    std::cerr << "vrec convert: " << (FLAGS_drop_duplicate_rows ? "dropped " : "kept (as asked) ")
+              << summary->duplicate_rows
               << " rows that repeat an earlier row's user, item and timestamp\n";
   }
   std::cerr << "vrec convert: wrote " << FLAGS_out << " in " << summary->seconds << " s\n";

@@ -378,15 +378,17 @@ StatusOr<ConvertSummary> ConvertCsv(const ConvertOptions& options) {
                                                    : ReadEventsLog(options, &log, &summary));
 
   // A row repeating an earlier one's user, item and timestamp (a file
-  // concatenated with itself, say) is the same watch: dropped and counted.
+  // concatenated with itself, say) is the same watch: counted, and dropped
+  // unless asked to keep them.
   {
     absl::flat_hash_set<std::tuple<uint32_t, uint32_t, int64_t>> seen;
     seen.reserve(log.interactions.size());
     size_t kept = 0;
     for (const Interaction& x : log.interactions) {
-      if (seen.insert({x.user, x.item, x.timestamp}).second) log.interactions[kept++] = x;
+      const bool first = seen.insert({x.user, x.item, x.timestamp}).second;
+      if (!first) ++summary.duplicate_rows;
+      if (first || !options.drop_duplicate_rows) log.interactions[kept++] = x;
     }
-    summary.duplicate_rows = log.interactions.size() - kept;
     log.interactions.resize(kept);
     summary.interactions = kept;
   }

@@ -67,20 +67,25 @@ struct ConvertOptions {
   // false: the first bad row is an error "FILE:LINE: reason". true: bad rows
   // are counted (ConvertSummary::skipped_rows) and skipped.
   bool skip_bad_rows = false;
+  // Rows that repeat an earlier row's user, item and timestamp are counted
+  // (duplicate_rows) and, when true, dropped: the same watch logged twice.
+  bool drop_duplicate_rows = true;
   // Called about every progress_interval_s seconds while reading (0 = never).
   double progress_interval_s = 2.0;
   std::function<void(const ConvertProgress&)> on_progress;
 };
 
 struct ConvertSummary {
-  uint64_t rows = 0;            // data rows read (not counting the header)
-  uint64_t skipped_rows = 0;    // bad rows skipped (skip_bad_rows)
-  uint64_t filtered_rows = 0;   // rows below min_rating
-  uint64_t duplicate_rows = 0;  // repeats of an earlier row's user, item and timestamp: dropped
-  uint64_t rewatches = 0;       // kept watches of an item the user watched before
-  uint64_t interactions = 0;    // rows kept as watches
-  uint64_t users = 0;           // distinct users with at least one watch
-  uint64_t items = 0;           // distinct items watched
+  uint64_t rows = 0;           // data rows read (not counting the header)
+  uint64_t skipped_rows = 0;   // bad rows skipped (skip_bad_rows)
+  uint64_t filtered_rows = 0;  // rows below min_rating
+  // Repeats of an earlier row's user, item and timestamp (dropped unless
+  // options.drop_duplicate_rows is false).
+  uint64_t duplicate_rows = 0;
+  uint64_t rewatches = 0;     // kept watches of an item the user watched before
+  uint64_t interactions = 0;  // rows kept as watches
+  uint64_t users = 0;         // distinct users with at least one watch
+  uint64_t items = 0;         // distinct items watched
   uint64_t train_examples = 0;
   uint64_t test_examples = 0;
   uint64_t first_watches = 0;       // first interactions of users: no history, no example

@@ -232,6 +232,13 @@ TEST_F(CsvConverterTest, RepeatedRowsAreOneWatch) {
   EXPECT_EQ(rewatch.interactions, 3u);
   EXPECT_EQ(rewatch.rewatches, 1u);
   EXPECT_FALSE(ReadManifest(dir_.File("out"))->watches_unique());
+  // Kept when asked: counted all the same, and each is a watch (a rewatch).
+  ConvertOptions keep = Options(tripled);
+  keep.drop_duplicate_rows = false;
+  ASSERT_OK_AND_ASSIGN(ConvertSummary kept, ConvertCsv(keep));
+  EXPECT_EQ(kept.duplicate_rows, 2 * once.rows);
+  EXPECT_EQ(kept.interactions, 3 * once.interactions);
+  EXPECT_GT(kept.train_examples, once.train_examples);
 }
 
 // A log in which no user watches an item twice says so in its manifest: the
