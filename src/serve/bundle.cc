@@ -286,6 +286,11 @@ StatusOr<ServingBundle> ExportBundle(const ExportOptions& options) {
   }
   auto videos = ReadVideos(JoinPath(tmp, "videos.rec"));
   if (!videos.ok()) return fail(videos.status());
+  // A dataset of string ids keeps them: replies name items by them.
+  if (const std::string ids = JoinPath(data_dir, "ids/items.tsv"); PathExists(ids)) {
+    if (Status s = MakeDirs(JoinPath(tmp, "ids")); !s.ok()) return fail(s);
+    if (Status s = CopyFile(ids, JoinPath(tmp, "ids/items.tsv")); !s.ok()) return fail(s);
+  }
   b.set_dataset(data_dir);
   b.set_num_videos(corpus->ids.size());
   b.set_now_days(NowDays(data_dir, *manifest, *videos));
@@ -467,6 +472,10 @@ StatusOr<std::unique_ptr<LoadedBundle>> LoadedBundle::Load(const std::string& di
   VREC_ASSIGN_OR_RETURN(b->videos_, ReadVideos(JoinPath(dir, "videos.rec")));
   for (size_t i = 0; i < b->videos_.size(); ++i) {
     b->index_of_[b->videos_[i].id] = static_cast<int32_t>(i);
+  }
+  if (const std::string ids = JoinPath(dir, "ids/items.tsv"); PathExists(ids)) {
+    VREC_ASSIGN_OR_RETURN(IdTable t, IdTable::Read(ids, "item"));
+    b->item_ids_.emplace(std::move(t));
   }
   const std::string index_path = JoinPath(dir, "index.faiss");
   VREC_RETURN_IF_ERROR(FaissCall("read " + index_path,

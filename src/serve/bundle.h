@@ -16,10 +16,12 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "data/id_key.h"
 #include "models/saved_model.h"
 #include "proto/data.pb.h"
 #include "proto/serving.pb.h"
@@ -72,6 +74,11 @@ class LoadedBundle {
     auto it = index_of_.find(video);
     return it == index_of_.end() ? -1 : it->second;
   }
+  // The team's own id of a video (a bundle exported from a dataset of
+  // string ids: docs/data_format.md); nullptr when it has none.
+  const std::string* ItemId(int64_t video) const {
+    return item_ids_ ? item_ids_->Find(static_cast<uint64_t>(video)) : nullptr;
+  }
   // Top-k of n queries [u | 1] (n x dim row-major): class indices and scores.
   // Thread-safe.
   Status Search(const float* queries, int64_t n, int64_t k, std::vector<int64_t>* labels,
@@ -84,6 +91,7 @@ class LoadedBundle {
   std::unique_ptr<models::SavedModel> candidate_, ranking_;
   std::vector<Video> videos_;
   absl::flat_hash_map<int64_t, int32_t> index_of_;
+  std::optional<IdTable> item_ids_;
   std::unique_ptr<faiss::Index> index_;
 };
 

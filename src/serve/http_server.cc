@@ -11,6 +11,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/file_util.h"
+#include "data/id_key.h"
+#include "data/log_values.h"
 #include "glog/logging.h"
 #include "nlohmann/json.hpp"
 
@@ -28,8 +30,13 @@ StatusOr<std::vector<int64_t>> IdList(const nlohmann::json& j, const char* field
   }
   std::vector<int64_t> out;
   for (size_t i = 0; i < j.size(); ++i) {
+    if (j[i].is_string()) {  // the team's own id (docs/data_format.md)
+      out.push_back(static_cast<int64_t>(IdKey(j[i].get<std::string>())));
+      continue;
+    }
     if (!j[i].is_number_integer()) {
-      return absl::InvalidArgumentError(absl::StrCat(field, "[", i, "] is not an integer id"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, "[", i, "] is neither an integer id nor a string id"));
     }
     out.push_back(j[i].get<int64_t>());
   }
@@ -59,7 +66,13 @@ StatusOr<RecommendRequest> ParseRecommendRequest(const std::string& body) {
     if (k == "watch_history") {
       VREC_ASSIGN_OR_RETURN(q.watch_history, IdList(v, "watch_history"));
     } else if (k == "search_tokens") {
-      VREC_ASSIGN_OR_RETURN(q.search_tokens, IdList(v, "search_tokens"));
+      VREC_ASSIGN_OR_RETURN(std::vector<int64_t> tokens, IdList(v, "search_tokens"));
+      q.search_tokens.insert(q.search_tokens.end(), tokens.begin(), tokens.end());
+    } else if (k == "search_query") {  // text, tokenised as vrec convert --events does
+      if (!v.is_string()) return absl::InvalidArgumentError("search_query must be a string");
+      for (const std::string& t : QueryTokens(v.get<std::string>())) {
+        q.search_tokens.push_back(static_cast<int64_t>(IdKey(t)));
+      }
     } else if (k == "region" || k == "device") {
       VREC_ASSIGN_OR_RETURN(double x, Number(v, k.c_str(), 0, 4294967295.0));
       if (x != static_cast<uint32_t>(x)) {
@@ -77,9 +90,10 @@ StatusOr<RecommendRequest> ParseRecommendRequest(const std::string& body) {
       if (n != static_cast<int>(n)) return absl::InvalidArgumentError("num must be a whole number");
       q.num = static_cast<int>(n);
     } else {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "unknown field '", k,
-          "' (known: watch_history, search_tokens, region, device, age, gender, num)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown field '", k,
+                       "' (known: watch_history, search_tokens, search_query, region, device, age, "
+                       "gender, num)"));
     }
   }
   return q;
@@ -197,9 +211,11 @@ HttpReply RecommendationService::Recommend(const std::string& body) {
   nlohmann::json out = {{"version", r->bundle().manifest().version()},
                         {"items", nlohmann::json::array()}};
   for (const RecommendItem& it : *items) {
-    out["items"].push_back({{"video", static_cast<uint64_t>(it.video)},
-                            {"score", it.score},
-                            {"expected_watch_time", it.expected_watch_time}});
+    nlohmann::json item = {{"video", static_cast<uint64_t>(it.video)},
+                           {"score", it.score},
+                           {"expected_watch_time", it.expected_watch_time}};
+    if (const std::string* id = r->bundle().ItemId(it.video)) item["item"] = *id;
+    out["items"].push_back(std::move(item));
   }
   return finish(JsonReply(200, out));
 }

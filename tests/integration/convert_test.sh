@@ -139,4 +139,21 @@ ids = [l.split("\t")[1].strip() for l in open(d + "/events/ids/items.tsv")]
 assert len(ids) == once["items"] and all(i.startswith("film/") for i in ids), ids[:3]
 assert last("events.train")["examples"] > 0
 PY
+# Served under the team's ids: a history of string ids and search text in,
+# items named by the team's ids out.
+"$VREC" export --checkpoint="$SCRATCH/events-m" --data="$SCRATCH/events" \
+  --out="$SCRATCH/events-bundle" >"$SCRATCH/events.export" 2>&1 ||
+  fail_log "$SCRATCH/events.export" "export the events model"
+start_server "$SCRATCH/serve.out" "$SCRATCH/serve.err" --model="$SCRATCH/events-bundle"
+"$PYTHON" - "$PORT" "$SCRATCH/events/ids/items.tsv" <<'PY'
+import json, sys, urllib.request
+port, ids = sys.argv[1], [l.split("\t")[1].strip() for l in open(sys.argv[2])]
+body = json.dumps({"watch_history": ids[:3], "search_query": "Funny cats", "num": 5}).encode()
+req = urllib.request.Request("http://127.0.0.1:%s/v1/recommend" % port, body,
+                             {"Content-Type": "application/json"})
+items = json.load(urllib.request.urlopen(req))["items"]
+assert len(items) == 5 and all(i["item"] in ids for i in items), items
+assert not set(i["item"] for i in items) & set(ids[:3]), "watched items came back"
+PY
+stop_server
 echo "convert_test: OK"
