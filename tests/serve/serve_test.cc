@@ -294,7 +294,7 @@ TEST(HttpServerTest, AnswersRefusesBadRequestsAndReloadsBundles) {
            {"not json", "not JSON"},
            {"[1]", "JSON object"},
            {R"({"watch_history": "1,2"})", "watch_history must be an array"},
-           {R"({"watch_history": [1, "x"]})", "watch_history[1]"},
+           {R"({"watch_history": [1, 2.5]})", "watch_history[1]"},
            {R"({"age": 7})", "age = 7 is outside"},
            {R"({"num": 0})", "num = 0"},
            {R"({"histroy": []})", "unknown field 'histroy'"}}) {
