@@ -32,4 +32,9 @@ StatusOr<std::vector<std::string>> ListFiles(const std::string& dir, const std::
 // Status for a failed system call: the message names `what` and strerror.
 Status ErrnoStatus(int err, const std::string& what);
 
+// Opens `path` read-only for a reader that needs a regular file; sets *size.
+// The descriptor is the caller's to close. kNotFound when it does not exist,
+// kInvalidArgument naming it when it is a pipe, a device or a folder.
+StatusOr<int> OpenRegularFile(const std::string& path, uint64_t* size);
+
 }  // namespace vrec

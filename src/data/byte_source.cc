@@ -1,8 +1,6 @@
 #include "data/byte_source.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -85,19 +83,8 @@ class GzipFile : public ByteSource {
 }  // namespace
 
 StatusOr<std::unique_ptr<ByteSource>> ByteSource::Open(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return ErrnoStatus(errno, absl::StrCat("cannot open ", path));
-  struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    const int err = errno;
-    ::close(fd);
-    return ErrnoStatus(err, absl::StrCat("cannot stat ", path));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": not a regular file (pipes and devices are not supported)"));
-  }
+  uint64_t size = 0;
+  VREC_ASSIGN_OR_RETURN(const int fd, OpenRegularFile(path, &size));
   unsigned char magic[2] = {0, 0};
   const ssize_t got = ::pread(fd, magic, 2, 0);
   if (got == 2 && magic[0] == 0x1f && magic[1] == 0x8b) {
@@ -107,9 +94,9 @@ StatusOr<std::unique_ptr<ByteSource>> ByteSource::Open(const std::string& path) 
       return absl::ResourceExhaustedError(absl::StrCat("cannot open ", path, " as gzip"));
     }
     gzbuffer(gz, 1 << 18);
-    return std::unique_ptr<ByteSource>(new GzipFile(path, gz, static_cast<uint64_t>(st.st_size)));
+    return std::unique_ptr<ByteSource>(new GzipFile(path, gz, size));
   }
-  return std::unique_ptr<ByteSource>(new PlainFile(path, fd, static_cast<uint64_t>(st.st_size)));
+  return std::unique_ptr<ByteSource>(new PlainFile(path, fd, size));
 }
 
 }  // namespace vrec

@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <glog/logging.h>
 #include <google/protobuf/message_lite.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -39,19 +38,8 @@ bool HeaderVerifies(const char* p) { return UnmaskCrc(LoadLE32(p + 8)) == Crc32c
 StatusOr<std::unique_ptr<RecordReader>> RecordReader::Open(const std::string& path,
                                                            const RecordReaderOptions& options,
                                                            uint64_t offset) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return ErrnoStatus(errno, absl::StrCat("cannot open record file ", path));
-  struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    const int err = errno;
-    ::close(fd);
-    return ErrnoStatus(err, absl::StrCat("cannot stat ", path));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return absl::InvalidArgumentError(absl::StrCat(path, " is not a regular file"));
-  }
-  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  uint64_t size = 0;
+  VREC_ASSIGN_OR_RETURN(const int fd, OpenRegularFile(path, &size));
   if (offset > size) {
     ::close(fd);
     return absl::InvalidArgumentError(absl::StrCat("cannot start reading ", path, " at offset ",

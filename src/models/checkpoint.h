@@ -79,7 +79,9 @@ StatusOr<FoundCheckpoint> FindCheckpoint(const std::string& path);
 // when over a second), every server state parsing. kDataLoss naming the
 // folder, the file and what is wrong otherwise. A manifest without the file
 // list (written before it was kept) skips the per-file checks.
-StatusOr<FoundCheckpoint> ReadCheckpoint(const std::string& dir);
+// verify_files=false skips reading the files' bytes (their CRC32C) for a
+// checkpoint another process has just verified (the ranks of one job).
+StatusOr<FoundCheckpoint> ReadCheckpoint(const std::string& dir, bool verify_files = true);
 // The sequence number the next checkpoint in `root` gets.
 uint64_t NextCheckpointSequence(const std::string& root);
 

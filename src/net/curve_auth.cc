@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/thread_cpu.h"
+#include "net/multipart.h"
 
 namespace vrec::net {
 namespace {
@@ -33,19 +34,6 @@ std::string ProtocolError(uint32_t value) {
       return "the peer does not hold the job's server key";
     default:
       return absl::StrFormat("ZMTP protocol error 0x%08x", value);
-  }
-}
-
-bool RecvAll(zmq::socket_t& socket, std::vector<zmq::message_t>* parts) {
-  parts->clear();
-  while (true) {
-    zmq::message_t part;
-    if (!socket.recv(part, parts->empty() ? zmq::recv_flags::dontwait : zmq::recv_flags::none)) {
-      return false;
-    }
-    const bool more = part.more();
-    parts->push_back(std::move(part));
-    if (!more) return true;
   }
 }
 
@@ -193,7 +181,7 @@ void CurveGuard::ServeZap(zmq::socket_t zap) {
   while (!stopping_.load(std::memory_order_acquire)) {
     zmq::pollitem_t item{zap.handle(), 0, ZMQ_POLLIN, 0};
     zmq::poll(&item, 1, kPollInterval);
-    if (!(item.revents & ZMQ_POLLIN) || !RecvAll(zap, &parts)) continue;
+    if (!(item.revents & ZMQ_POLLIN) || !RecvMultipart(zap, &parts)) continue;
     const bool well_formed = parts.size() >= 6 && parts[0].to_string() == "1.0";
     const bool accepted = well_formed && parts[5].to_string() == "CURVE" && parts.size() == 7 &&
                           parts[6].to_string() == client_key_;
@@ -219,7 +207,7 @@ void CurveGuard::Watch(zmq::socket_t monitor) {
   while (!stopping_.load(std::memory_order_acquire)) {
     zmq::pollitem_t item{monitor.handle(), 0, ZMQ_POLLIN, 0};
     zmq::poll(&item, 1, kPollInterval);
-    if (!(item.revents & ZMQ_POLLIN) || !RecvAll(monitor, &parts)) continue;
+    if (!(item.revents & ZMQ_POLLIN) || !RecvMultipart(monitor, &parts)) continue;
     if (parts.empty() || parts[0].size() < 6) continue;
     uint16_t event = 0;
     uint32_t value = 0;

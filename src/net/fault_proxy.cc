@@ -8,35 +8,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/thread_cpu.h"
+#include "net/multipart.h"
 
 namespace vrec::net {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 using Parts = std::vector<zmq::message_t>;
-
-bool Recv(zmq::socket_t& socket, Parts* parts) {
-  parts->clear();
-  while (true) {
-    zmq::message_t part;
-    if (!socket.recv(part, parts->empty() ? zmq::recv_flags::dontwait : zmq::recv_flags::none)) {
-      return false;
-    }
-    const bool more = part.more();
-    parts->push_back(std::move(part));
-    if (!more) return true;
-  }
-}
-
-void Send(zmq::socket_t& socket, Parts& parts) {
-  for (size_t i = 0; i < parts.size(); ++i) {
-    const bool last = i + 1 == parts.size();
-    if (!socket.send(parts[i], last ? zmq::send_flags::dontwait
-                                    : zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
-      return;  // a full queue loses the message, as a network would
-    }
-  }
-}
 
 uint64_t IdOf(const zmq::message_t& frame) {
   uint64_t id = 0;
@@ -106,7 +84,7 @@ void FaultProxy::Loop(zmq::socket_t front, zmq::socket_t back) {
     zmq::poll(items, 2, std::chrono::milliseconds(2));
     const FaultOptions o = options();  // as they are now, after the wait
     const auto now = Clock::now();
-    if ((items[0].revents & ZMQ_POLLIN) && Recv(front, &parts) && parts.size() >= 3) {
+    if ((items[0].revents & ZMQ_POLLIN) && RecvMultipart(front, &parts) && parts.size() >= 3) {
       if (o.silent || coin(rng) < o.drop_requests) {
         ++dropped_;
       } else {
@@ -118,7 +96,7 @@ void FaultProxy::Loop(zmq::socket_t front, zmq::socket_t back) {
         queue.push_back({now + o.delay, true, std::move(out)});
       }
     }
-    if ((items[1].revents & ZMQ_POLLIN) && Recv(back, &parts) && parts.size() >= 2) {
+    if ((items[1].revents & ZMQ_POLLIN) && RecvMultipart(back, &parts) && parts.size() >= 2) {
       auto it = origin.find(IdOf(parts[0]));
       if (it != origin.end()) {
         if (o.silent || coin(rng) < o.drop_replies) {
@@ -140,11 +118,11 @@ void FaultProxy::Loop(zmq::socket_t front, zmq::socket_t back) {
         if (o.silent) {
           ++dropped_;
         } else {
-          Send(back, d.parts);
+          SendMultipart(back, d.parts);  // a full queue loses it, as a network would
           ++forwarded_;
         }
       } else {
-        Send(front, d.parts);
+        SendMultipart(front, d.parts);
       }
       queue.pop_front();
     }

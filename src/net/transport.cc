@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/thread_cpu.h"
+#include "net/multipart.h"
 
 namespace vrec::net {
 namespace {
@@ -29,35 +30,6 @@ uint64_t DecodeId(const zmq::message_t& frame) {
 }
 
 zmq::message_t EncodeId(uint64_t id) { return FrameFromBytes(&id, sizeof(id)); }
-
-// Receives one multipart message (non-blocking after the first part).
-bool RecvMultipart(zmq::socket_t& socket, std::vector<zmq::message_t>* parts,
-                   zmq::recv_flags flags) {
-  parts->clear();
-  while (true) {
-    zmq::message_t part;
-    auto got = socket.recv(part, parts->empty() ? flags : zmq::recv_flags::none);
-    if (!got) return false;
-    const bool more = part.more();
-    parts->push_back(std::move(part));
-    if (!more) return true;
-  }
-}
-
-// Sends parts without blocking; the last one without SNDMORE. Returns false
-// (nothing sent) when the socket cannot take the message now: its queue is
-// full, or a DEALER has no connection (a peer that is down, unreachable or
-// refused the handshake), where a blocking send would wait for ever. Once
-// the first part is taken, ZeroMQ takes the rest (a message is atomic).
-bool SendMultipart(zmq::socket_t& socket, std::vector<zmq::message_t>& parts) {
-  for (size_t i = 0; i < parts.size(); ++i) {
-    const bool last = i + 1 == parts.size();
-    auto sent = socket.send(parts[i], last ? zmq::send_flags::dontwait
-                                           : zmq::send_flags::sndmore | zmq::send_flags::dontwait);
-    if (!sent) return false;
-  }
-  return true;
-}
 
 }  // namespace
 

@@ -76,6 +76,31 @@ StatusOr<std::unique_ptr<ps::ServerStorage>> CreateServerStorage(
   return ps::ServerStorage::Create(spec.config, so);
 }
 
+namespace {
+
+// Whether this job can continue `found`; *spec takes its tables' initializers.
+StatusOr<std::optional<models::FoundCheckpoint>> Adopt(models::FoundCheckpoint found,
+                                                       const WorkerOptions& workers,
+                                                       models::ModelSpec* spec, int num_workers) {
+  for (TableConfig& t : *spec->config.mutable_tables()) {
+    for (const TableConfig& saved : found.manifest.model().config().tables()) {
+      if (saved.name() == t.name()) *t.mutable_initializer() = saved.initializer();
+    }
+  }
+  VREC_RETURN_IF_ERROR(models::CheckResumable(found.manifest, *spec, num_workers,
+                                              workers.batch_size, workers.epochs,
+                                              workers.max_examples, workers.stream));
+  if (found.manifest.validation_users() != workers.validation_users) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot resume: the checkpoint was trained with --validation_users=",
+                     found.manifest.validation_users(), ", this run has ", workers.validation_users,
+                     "; pass the same setting (the examples held out of training depend on it)"));
+  }
+  return std::optional<models::FoundCheckpoint>(std::move(found));
+}
+
+}  // namespace
+
 StatusOr<std::optional<models::FoundCheckpoint>> FindResumeCheckpoint(
     const CheckpointOptions& checkpoint, const WorkerOptions& workers, models::ModelSpec* spec,
     int num_workers) {
@@ -90,21 +115,16 @@ StatusOr<std::optional<models::FoundCheckpoint>> FindResumeCheckpoint(
     return std::optional<models::FoundCheckpoint>();
   }
   VREC_RETURN_IF_ERROR(found.status());
-  for (TableConfig& t : *spec->config.mutable_tables()) {
-    for (const TableConfig& saved : found->manifest.model().config().tables()) {
-      if (saved.name() == t.name()) *t.mutable_initializer() = saved.initializer();
-    }
-  }
-  VREC_RETURN_IF_ERROR(models::CheckResumable(found->manifest, *spec, num_workers,
-                                              workers.batch_size, workers.epochs,
-                                              workers.max_examples, workers.stream));
-  if (found->manifest.validation_users() != workers.validation_users) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "cannot resume: the checkpoint was trained with --validation_users=",
-        found->manifest.validation_users(), ", this run has ", workers.validation_users,
-        "; pass the same setting (the examples held out of training depend on it)"));
-  }
-  return std::optional<models::FoundCheckpoint>(std::move(*found));
+  return Adopt(std::move(*found), workers, spec, num_workers);
+}
+
+StatusOr<std::optional<models::FoundCheckpoint>> ResumeCheckpointAt(const std::string& dir,
+                                                                    const WorkerOptions& workers,
+                                                                    models::ModelSpec* spec,
+                                                                    int num_workers) {
+  VREC_ASSIGN_OR_RETURN(models::FoundCheckpoint found,
+                        models::ReadCheckpoint(dir, /*verify_files=*/false));
+  return Adopt(std::move(found), workers, spec, num_workers);
 }
 
 Status CheckResumeData(const CheckpointManifest& checkpoint, const DatasetManifest& data,

@@ -78,6 +78,12 @@ Status CheckResumeData(const CheckpointManifest& checkpoint, const DatasetManife
 StatusOr<std::optional<models::FoundCheckpoint>> FindResumeCheckpoint(
     const CheckpointOptions& checkpoint, const WorkerOptions& workers, models::ModelSpec* spec,
     int num_workers);
+// The same for checkpoint folder `dir` that another rank of the job found
+// and verified: its files' bytes are not read again.
+StatusOr<std::optional<models::FoundCheckpoint>> ResumeCheckpointAt(const std::string& dir,
+                                                                    const WorkerOptions& workers,
+                                                                    models::ModelSpec* spec,
+                                                                    int num_workers);
 
 // Creates one server's storage (spill folder spill_root/server-<i>).
 // With `restore`, the storage holds that checkpoint's rows for server

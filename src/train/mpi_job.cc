@@ -46,26 +46,33 @@ std::string Advertised(const std::string& endpoint) {
   return absl::StrReplaceAll(endpoint, {{"0.0.0.0", net::AdvertisedHost()}});
 }
 
+// Rank 0's `mine` (text, or an error) on every rank; collective over
+// MPI_COMM_WORLD (what other ranks pass is ignored).
+StatusOr<std::string> BroadcastFromRankZero(int rank, const StatusOr<std::string>& mine) {
+  std::string text;
+  int64_t header[2] = {0, 0};
+  if (rank == 0) {
+    text = mine.ok() ? *mine : std::string(mine.status().message());
+    header[0] = static_cast<int64_t>(mine.status().code());
+    header[1] = static_cast<int64_t>(text.size());
+  }
+  MPI_Bcast(header, 2, MPI_INT64_T, 0, MPI_COMM_WORLD);
+  text.resize(static_cast<size_t>(header[1]));
+  MPI_Bcast(text.data(), static_cast<int>(header[1]), MPI_BYTE, 0, MPI_COMM_WORLD);
+  if (header[0] != 0) return Status(static_cast<absl::StatusCode>(header[0]), text);
+  return text;
+}
+
 // The job's data-plane keys, made by rank 0 (the launch is the trust root)
 // and handed to every rank; collective over MPI_COMM_WORLD. Every rank gets
 // rank 0's error when it could not make them.
 StatusOr<net::DataPlaneKeys> ShareJobKeys(const ServerOptions& options, int rank) {
-  std::string bytes;
-  Status status;
+  StatusOr<std::string> mine;
   if (rank == 0) {
     StatusOr<net::DataPlaneKeys> keys = JobKeys(options);
-    if (keys.ok()) {
-      bytes = net::SerializeKeys(*keys);
-    } else {
-      status = keys.status();
-      bytes = std::string(status.message());
-    }
+    mine = keys.ok() ? StatusOr<std::string>(net::SerializeKeys(*keys)) : keys.status();
   }
-  int64_t header[2] = {static_cast<int64_t>(status.code()), static_cast<int64_t>(bytes.size())};
-  MPI_Bcast(header, 2, MPI_INT64_T, 0, MPI_COMM_WORLD);
-  bytes.resize(static_cast<size_t>(header[1]));
-  MPI_Bcast(bytes.data(), static_cast<int>(header[1]), MPI_BYTE, 0, MPI_COMM_WORLD);
-  if (header[0] != 0) return Status(static_cast<absl::StatusCode>(header[0]), bytes);
+  VREC_ASSIGN_OR_RETURN(const std::string bytes, BroadcastFromRankZero(rank, mine));
   return net::ParseKeys(bytes);
 }
 
@@ -174,6 +181,27 @@ void StartDeadline(const TrainOptions& options, int rank, int num_servers) {
         "--max_seconds_grace); ending it as promised",
         who, limit, max_seconds)));
   }).detach();
+}
+
+// The checkpoint the job resumes from: rank 0 finds and verifies it (reading
+// every byte once), the others read the one it chose (a shared file system)
+// without reading its files again. Collective over MPI_COMM_WORLD; every
+// rank gets rank 0's error.
+ResumePoint ShareResumeCheckpoint(const TrainOptions& options, int rank, models::ModelSpec* spec,
+                                  int num_workers) {
+  ResumePoint found = std::optional<models::FoundCheckpoint>();
+  StatusOr<std::string> dir;  // the folder rank 0 chose ("" = none)
+  if (rank == 0) {
+    found = FindResumeCheckpoint(options.checkpoint, options.worker, spec, num_workers);
+    dir = !found.ok()          ? StatusOr<std::string>(found.status())
+          : found->has_value() ? (*found)->dir
+                               : "";
+  }
+  dir = BroadcastFromRankZero(rank, dir);
+  if (rank == 0) return found;
+  if (!dir.ok()) return dir.status();
+  if (dir->empty()) return std::optional<models::FoundCheckpoint>();
+  return ResumeCheckpointAt(*dir, options.worker, spec, num_workers);
 }
 
 // A server rank: starts its server, tells every rank its endpoint, then
@@ -335,9 +363,7 @@ StatusOr<nlohmann::json> TrainMpi(const TrainOptions& options, const std::atomic
   StatusOr<models::ModelSpec> spec = (*kind)->Spec(options);
   if (!spec.ok()) return finalize(spec.status());
   const bool is_server = rank >= 1 && rank <= servers;
-  // Every rank reads the checkpoint it resumes from (a shared file system).
-  const ResumePoint resume =
-      FindResumeCheckpoint(options.checkpoint, options.worker, &*spec, workers);
+  const ResumePoint resume = ShareResumeCheckpoint(options, rank, &*spec, workers);
 
   const StatusOr<net::DataPlaneKeys> keys = ShareJobKeys(options.server, rank);
   StartDeadline(options, rank, servers);

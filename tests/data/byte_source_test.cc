@@ -1,21 +1,12 @@
 #include "data/byte_source.h"
 
-#include <zlib.h>
-
 #include "common/file_util.h"
 #include "data/csv_reader.h"
+#include "testutil/gzip_file.h"
 #include "testutil/testutil.h"
 
 namespace vrec {
 namespace {
-
-void WriteGzip(const std::string& path, const std::string& contents) {
-  gzFile gz = gzopen(path.c_str(), "wb");
-  ASSERT_NE(gz, nullptr);
-  ASSERT_EQ(gzwrite(gz, contents.data(), static_cast<unsigned>(contents.size())),
-            static_cast<int>(contents.size()));
-  ASSERT_EQ(gzclose(gz), Z_OK);
-}
 
 std::string ReadAll(ByteSource* source) {
   std::string out;
@@ -38,8 +29,8 @@ TEST(ByteSourceTest, GzipReadsAsTheFileItHoldsWhateverItsName) {
   testing::ScratchDir dir;
   const std::string csv = Csv(5000);
   ASSERT_OK(WriteFileAtomic(dir.File("plain.csv"), csv));
-  WriteGzip(dir.File("log.csv.gz"), csv);
-  WriteGzip(dir.File("misnamed.csv"), csv);
+  testing::WriteGzip(dir.File("log.csv.gz"), csv);
+  testing::WriteGzip(dir.File("misnamed.csv"), csv);
   for (const char* name : {"plain.csv", "log.csv.gz", "misnamed.csv"}) {
     SCOPED_TRACE(name);
     ASSERT_OK_AND_ASSIGN(auto source, ByteSource::Open(dir.File(name)));
@@ -54,7 +45,7 @@ TEST(ByteSourceTest, GzipReadsAsTheFileItHoldsWhateverItsName) {
 
 TEST(ByteSourceTest, ADamagedOrCutGzipIsNamed) {
   testing::ScratchDir dir;
-  WriteGzip(dir.File("log.csv.gz"), Csv(20000));
+  testing::WriteGzip(dir.File("log.csv.gz"), Csv(20000));
   ASSERT_OK_AND_ASSIGN(std::string bytes, ReadFileToString(dir.File("log.csv.gz")));
   ASSERT_OK(WriteFileAtomic(dir.File("cut.csv.gz"), bytes.substr(0, bytes.size() / 2)));
   std::string damaged = bytes;
@@ -82,7 +73,7 @@ TEST(ByteSourceTest, ADamagedOrCutGzipIsNamed) {
 
 TEST(ByteSourceTest, TheCsvReaderReadsGzipRowByRowWithLineNumbers) {
   testing::ScratchDir dir;
-  WriteGzip(dir.File("log.csv.gz"), "user,item\nu1,a\nu2,\"b\nc\"\nu3,\"open\n");
+  testing::WriteGzip(dir.File("log.csv.gz"), "user,item\nu1,a\nu2,\"b\nc\"\nu3,\"open\n");
   CsvReaderOptions o;
   o.buffer_bytes = 16;
   ASSERT_OK_AND_ASSIGN(auto reader, CsvReader::Open(dir.File("log.csv.gz"), o));

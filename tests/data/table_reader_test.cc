@@ -1,22 +1,13 @@
 #include "data/table_reader.h"
 
-#include <zlib.h>
-
 #include "common/file_util.h"
+#include "testutil/gzip_file.h"
 #include "testutil/testutil.h"
 
 namespace vrec {
 namespace {
 
 using Row = std::vector<std::optional<std::string>>;
-
-void WriteGzip(const std::string& path, const std::string& contents) {
-  gzFile gz = gzopen(path.c_str(), "wb");
-  ASSERT_NE(gz, nullptr);
-  ASSERT_EQ(gzwrite(gz, contents.data(), static_cast<unsigned>(contents.size())),
-            static_cast<int>(contents.size()));
-  ASSERT_EQ(gzclose(gz), Z_OK);
-}
 
 std::vector<Row> ReadAll(const std::string& path, std::vector<std::string> wanted,
                          std::vector<std::string>* errors = nullptr) {
@@ -56,8 +47,8 @@ TEST(TableReaderTest, CsvAndJsonLinesPlainOrGzipReadTheSameRows) {
   testing::ScratchDir dir;
   ASSERT_OK(WriteFileAtomic(dir.File("e.csv"), kCsv));
   ASSERT_OK(WriteFileAtomic(dir.File("e.jsonl"), kJsonl));
-  WriteGzip(dir.File("e.csv.gz"), kCsv);
-  WriteGzip(dir.File("e.jsonl.gz"), kJsonl);
+  testing::WriteGzip(dir.File("e.csv.gz"), kCsv);
+  testing::WriteGzip(dir.File("e.jsonl.gz"), kJsonl);
   const std::vector<std::string> wanted = {"user",  "item",          "timestamp",
                                            "event", "watch_seconds", "query"};
   const std::vector<Row> want = {

@@ -12,14 +12,7 @@ source "$(dirname "$0")/lib.sh"
 
 tiny_world "$SCRATCH/world" --seed=6
 TAG="failures-$$-$RANDOM"
-ranks() {  # pids of this test's ranks; with an argument, only that rank
-  for pid in $(pgrep -x vrec || true); do
-    env=$(tr '\0' '\n' 2>/dev/null <"/proc/$pid/environ" || true)
-    grep -qx "VREC_TEST_TAG=$TAG" <<<"$env" || continue
-    [ -z "${1:-}" ] || grep -qx "OMPI_COMM_WORLD_RANK=$1" <<<"$env" || continue
-    echo "$pid"
-  done
-}
+ranks() { tagged_ranks "$TAG" "$@"; }  # this test's ranks; with an argument, that rank
 
 # freeze NAME RANK WITHIN FLAGS...: starts a job without end, SIGSTOPs rank
 # RANK once it trains, and checks the job ends non-zero within WITHIN s.

@@ -9,14 +9,7 @@ tiny_world "$SCRATCH/world" --seed=5
 # tag of this test run, so that only they are touched (other tests run
 # beside this one).
 TAG="frozen-$$-$RANDOM"
-ranks() {  # pids of this job's ranks; with an argument, only that rank
-  for pid in $(pgrep -x vrec || true); do
-    env=$(tr '\0' '\n' 2>/dev/null <"/proc/$pid/environ" || true)
-    grep -qx "VREC_TEST_TAG=$TAG" <<<"$env" || continue
-    [ -z "${1:-}" ] || grep -qx "OMPI_COMM_WORLD_RANK=$1" <<<"$env" || continue
-    echo "$pid"
-  done
-}
+ranks() { tagged_ranks "$TAG" "$@"; }  # this test's ranks; with an argument, that rank
 VREC_TEST_TAG=$TAG "${MPIRUN[@]}" -x VREC_TEST_TAG -np 4 "$VREC" train --data="$SCRATCH/world" \
   --servers=1 --epochs=0 --failure_timeout=4 --progress_seconds=1 --ps_stats_seconds=0 "${TINY_MODEL[@]}" \
   >"$SCRATCH/train.out" 2>"$SCRATCH/train.err" &

@@ -24,6 +24,11 @@
 #                 make_world DIR TINY_WORLD FLAG... (a later flag wins), or fail
 #   json_field FILE KEY
 #                 the KEY of the JSON object on FILE's last line (FILE -: stdin)
+#   tagged_ranks TAG [RANK]
+#                 pids of the vrec processes of a job launched with
+#                 `VREC_TEST_TAG=TAG mpirun -x VREC_TEST_TAG ...` (so that a
+#                 test signals only its own ranks: others run beside it);
+#                 with RANK, only that MPI rank
 source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib/prologue.sh"
 
 fail() {
@@ -60,4 +65,14 @@ tiny_world() {
 
 json_field() {
   tail -n 1 "$1" | "$PYTHON" -c 'import json, sys; print(json.loads(sys.stdin.read())[sys.argv[1]])' "$2"
+}
+
+tagged_ranks() {
+  local pid env
+  for pid in $(pgrep -x vrec || true); do
+    env=$(tr '\0' '\n' 2>/dev/null <"/proc/$pid/environ" || true)
+    grep -qx "VREC_TEST_TAG=$1" <<<"$env" || continue
+    [ -z "${2:-}" ] || grep -qx "OMPI_COMM_WORLD_RANK=$2" <<<"$env" || continue
+    echo "$pid"
+  done
 }

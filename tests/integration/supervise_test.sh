@@ -23,14 +23,7 @@ TRAIN=(train --data="$SCRATCH/world" "${TINY_MODEL[@]}" --epochs=0 --max_example
   >"$SCRATCH/ref.out" 2>"$SCRATCH/ref.err" || fail_log "$SCRATCH/ref.err" "reference run"
 
 TAG="supervise-$$-$RANDOM"
-ranks() {  # pids of this test's ranks; with an argument, only that rank
-  for pid in $(pgrep -x vrec || true); do
-    env=$(tr '\0' '\n' 2>/dev/null <"/proc/$pid/environ" || true)
-    grep -qx "VREC_TEST_TAG=$TAG" <<<"$env" || continue
-    [ -z "${1:-}" ] || grep -qx "OMPI_COMM_WORLD_RANK=$1" <<<"$env" || continue
-    echo "$pid"
-  done
-}
+ranks() { tagged_ranks "$TAG" "$@"; }  # this test's ranks; with an argument, that rank
 newest_checkpoint() { { ls -d "$SCRATCH"/ckpt/ckpt-*/MANIFEST 2>/dev/null || true; } | sort | tail -n 1; }
 
 VREC_TEST_TAG=$TAG "$VREC" supervise --restarts=5 --restart_delay_seconds=1 -- \
@@ -38,8 +31,9 @@ VREC_TEST_TAG=$TAG "$VREC" supervise --restarts=5 --restart_delay_seconds=1 -- \
   --example_log_dir="$SCRATCH/log" --checkpoint_dir="$SCRATCH/ckpt" --checkpoint_every=1s \
   --model_dir="$SCRATCH/model" >"$SCRATCH/run.out" 2>"$SCRATCH/run.err" &
 SUPERVISOR=$!
-cleanup_ranks() { kill -9 $(ranks) 2>/dev/null || true; }
-trap cleanup_ranks EXIT
+# At exit, this test's ranks are killed, then the prologue's own trap runs
+# with the exit status.
+trap 'rc=$?; set +e; kill -9 $(ranks) 2>/dev/null; (exit "$rc"); _prologue_on_exit' EXIT
 
 faults=0
 for fault in 1 2 3; do
