@@ -1,5 +1,5 @@
-// `vrec convert`: an interaction CSV (MovieLens layout) to a candidate-
-// generation dataset. This file only maps flags onto ConvertOptions and prints;
+// `vrec convert`: a log (a MovieLens-layout CSV, or a team's events, users
+// and items tables) to a dataset. This file only maps flags onto ConvertOptions and prints;
 // the work is in data/csv_converter.h. See docs/convert.md.
 #include <gflags/gflags.h>
 
@@ -11,6 +11,7 @@
 #include "cli/command.h"
 #include "cli/common_flags.h"
 #include "data/csv_converter.h"
+#include "data/log_values.h"
 
 // --out, --seed, --shards, --max_history, --max_examples_per_user and
 // --progress_seconds are shared with `vrec datagen`: see cli/common_flags.h.
@@ -35,6 +36,27 @@ DEFINE_bool(drop_duplicate_rows, true,
             "Drop rows that repeat an earlier row's user, item and timestamp (the same watch "
             "logged twice, a file concatenated with itself); they are counted either way");
 DEFINE_string(delimiter, ",", "Field separator: one character, or \"tab\"");
+DEFINE_string(test_split, "last_watch",
+              "What is held out for evaluation: last_watch (each user's last watch is a "
+              "candidate test example; the user's impressions from that instant on are ranking "
+              "test examples), last_day (every watch and impression of the log's last UTC day), "
+              "or users (the users listed in --held_out_users: their last watch and all their "
+              "impressions; everyone else trains)");
+DEFINE_string(held_out_users, "",
+              "With --test_split=users: a file of held-out user ids, one per line");
+DEFINE_bool(clicks_are_watches, true,
+            "Events tables: a click with watch_seconds > 0 is also a watch (for logs without "
+            "separate watch rows); false: clicks only label impressions");
+DEFINE_double(session_seconds, 1800,
+              "An impression counts as clicked when a click on its item (or, in a log without "
+              "clicks, a watch) follows within this many seconds");
+DEFINE_string(window_end, "",
+              "End of the training window (unix seconds or ISO 8601): example ages count back "
+              "from it; default: the latest watch that is not held out");
+DEFINE_int64(sort_memory_mb, 1024,
+             "Memory for sorting the events by user and time (32 bytes an event); a larger log "
+             "is sorted in runs on disk (--sort_dir) and merged");
+DEFINE_string(sort_dir, "", "Where sorted runs go (default: OUT/.sort; removed afterwards)");
 
 namespace vrec::cli {
 
@@ -62,6 +84,25 @@ int RunConvert(int argc, char** argv) {
   options.skip_bad_rows = FLAGS_skip_bad_rows;
   options.drop_duplicate_rows = FLAGS_drop_duplicate_rows;
   options.progress_interval_s = FLAGS_progress_seconds;
+  options.test_users_path = FLAGS_held_out_users;
+  options.clicks_are_watches = FLAGS_clicks_are_watches;
+  options.session_seconds = FLAGS_session_seconds;
+  options.sort_memory_mb = FLAGS_sort_memory_mb;
+  options.sort_dir = FLAGS_sort_dir;
+  if (StatusOr<TestSplit> split = ParseTestSplit(FLAGS_test_split); split.ok()) {
+    options.test_split = *split;
+  } else {
+    std::cerr << "vrec convert: --test_split: " << split.status().message() << "\n";
+    return kExitUsage;
+  }
+  if (!FLAGS_window_end.empty()) {
+    StatusOr<double> end = ParseTimestamp(FLAGS_window_end);
+    if (!end.ok()) {
+      std::cerr << "vrec convert: --window_end: " << end.status().message() << "\n";
+      return kExitUsage;
+    }
+    options.window_end = *end;
+  }
   if (FLAGS_delimiter == "tab" || FLAGS_delimiter == "\\t") {
     options.delimiter = '\t';
   } else if (FLAGS_delimiter.size() == 1) {

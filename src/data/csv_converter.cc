@@ -16,11 +16,14 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "common/file_util.h"
 #include "common/random.h"
 #include "data/csv_reader.h"
 #include "data/dataset.h"
 #include "data/events_reader.h"
+#include "data/event_sorter.h"
+#include "data/example_builder.h"
 #include "data/interaction_log.h"
 #include "data/record_writer.h"
 #include "nlohmann/json.hpp"
@@ -207,6 +210,21 @@ Status ValidateOptions(const ConvertOptions& o) {
   if (o.min_rating.has_value() && !std::isfinite(*o.min_rating)) {
     return absl::InvalidArgumentError("convert: min_rating must be a finite number");
   }
+  if ((o.test_split == TestSplit::kUsers) != !o.test_users_path.empty()) {
+    return absl::InvalidArgumentError(
+        "convert: held_out_users (a file of user ids) goes with test_split=users, and it needs one");
+  }
+  if (o.sort_memory_mb <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("convert: sort_memory_mb must be > 0, got ", o.sort_memory_mb));
+  }
+  if (!(o.session_seconds > 0) || !std::isfinite(o.session_seconds)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("convert: session_seconds must be > 0, got ", o.session_seconds));
+  }
+  if (o.window_end && !std::isfinite(*o.window_end)) {
+    return absl::InvalidArgumentError("convert: window_end must be a finite time");
+  }
   return absl::OkStatus();
 }
 
@@ -219,7 +237,8 @@ Status RemoveIfExists(const std::string& path) {
 
 using Log = InteractionLog;
 
-Status ReadLog(const ConvertOptions& options, Log* log, ConvertSummary* summary) {
+Status ReadLog(const ConvertOptions& options, Log* log, ConvertSummary* summary,
+               EventSorter* sorter) {
   const std::string& path = options.csv_path;
   CsvReaderOptions reader_options;
   reader_options.delimiter = options.delimiter;
@@ -285,13 +304,22 @@ Status ReadLog(const ConvertOptions& options, Log* log, ConvertSummary* summary)
       return absl::ResourceExhaustedError(
           absl::StrCat(path, ":", reader->line(), ": more than 2^32 - 1 distinct users or items"));
     }
-    log->interactions.push_back({user_it->second, item_it->second, row.timestamp});
+    if (row.timestamp > INT64_MAX / 1000 || row.timestamp < INT64_MIN / 1000) {
+      VREC_RETURN_IF_ERROR(pass.BadRow(absl::InvalidArgumentError(
+          absl::StrCat(path, ":", reader->line(), ": timestamp ", row.timestamp, " is out of range"))));
+      continue;
+    }
+    LogEvent event;
+    event.user = user_it->second;
+    event.item = item_it->second;
+    event.time_ms = row.timestamp * 1000;
+    VREC_RETURN_IF_ERROR(sorter->Add(event));
+    ++summary->interactions;
   }
-  summary->interactions = log->interactions.size();
   summary->users = log->user_ids.size();
   summary->items = log->item_ids.size();
   summary->topics = log->topic_names.size();
-  if (log->interactions.empty()) {
+  if (summary->interactions == 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         path, ": no interactions to convert (", summary->rows, " data rows: ",
         summary->skipped_rows, " bad and skipped, ", summary->filtered_rows, " below min_rating)"));
@@ -302,10 +330,12 @@ Status ReadLog(const ConvertOptions& options, Log* log, ConvertSummary* summary)
 // Opens writers; Close() on each before recording the shard.
 class ShardSet {
  public:
-  static StatusOr<ShardSet> Open(const std::string& dir, const std::string& prefix, int count) {
+  // DIR/KIND/PREFIX-i-of-count.rec
+  static StatusOr<ShardSet> Open(const std::string& dir, const std::string& kind,
+                                 const std::string& prefix, int count) {
     ShardSet set;
     for (int i = 0; i < count; ++i) {
-      const std::string rel = JoinPath("candidate", ShardFileName(prefix, i, count));
+      const std::string rel = JoinPath(kind, ShardFileName(prefix, i, count));
       VREC_ASSIGN_OR_RETURN(auto writer, RecordWriter::Create(JoinPath(dir, rel)));
       set.names_.push_back(rel);
       set.writers_.push_back(std::move(writer));
@@ -329,42 +359,64 @@ class ShardSet {
   std::vector<std::unique_ptr<RecordWriter>> writers_;
 };
 
-// One user's rows (time order) and searches (time order) in the log.
-struct UserRows {
-  const Interaction* rows;
-  const SearchEvent* searches;
-  size_t num_searches;
-  uint32_t user;  // dense index
+// Routes a user's examples to the shard files: training ones to the shard
+// the user's hash picks.
+class ShardSink : public ExampleSink {
+ public:
+  ShardSink(ShardSet* candidate_train, ShardSet* candidate_test, ShardSet* ranking_train,
+            ShardSet* ranking_test)
+      : candidate_train_(candidate_train),
+        candidate_test_(candidate_test),
+        ranking_train_(ranking_train),
+        ranking_test_(ranking_test) {}
+  void set_shard(size_t shard) { shard_ = shard; }
+  Status AddCandidate(const CandidateExample& e, bool test) override {
+    return (test ? candidate_test_->at(0) : candidate_train_->at(shard_)).WriteMessage(e);
+  }
+  Status AddRanking(const RankingExample& e, bool test) override {
+    return (test ? ranking_test_->at(0) : ranking_train_->at(shard_)).WriteMessage(e);
+  }
+
+ private:
+  ShardSet *candidate_train_, *candidate_test_, *ranking_train_, *ranking_test_;
+  size_t shard_ = 0;
 };
 
-// The example of watch k of a user (k >= 1): its history, the search tokens
-// of the user's searches before it (the latest max_history, oldest first),
-// and the user's demographics when the log has them.
-void FillExample(const UserRows& u, size_t k, uint64_t user_id, int max_history, double t_max,
-                 const Log& log, uint64_t example_id, CandidateExample* ex) {
-  ex->Clear();
-  ex->set_example_id(example_id);
-  ex->set_user_id(user_id);
-  const size_t first = k > static_cast<size_t>(max_history) ? k - max_history : 0;
-  for (size_t j = first; j < k; ++j) ex->add_watch_history(log.item_ids[u.rows[j].item]);
-  ex->set_label_video(log.item_ids[u.rows[k].item]);
-  const int64_t at = u.rows[k].timestamp;
-  const SearchEvent* end =
-      std::lower_bound(u.searches, u.searches + u.num_searches, at,
-                       [](const SearchEvent& s, int64_t t) { return s.timestamp < t; });
-  std::vector<uint64_t> tokens;  // newest first
-  for (const SearchEvent* s = end; s != u.searches && tokens.size() < size_t(max_history);) {
-    --s;
-    for (uint32_t t = s->end; t > s->begin && tokens.size() < size_t(max_history); --t) {
-      tokens.push_back(log.search_tokens[t - 1]);
+// The held-out users' keys, one id per line (blank lines and a trailing
+// newline ignored).
+StatusOr<absl::flat_hash_set<uint64_t>> ReadTestUsers(const ConvertOptions& options) {
+  VREC_ASSIGN_OR_RETURN(const std::string text, ReadFileToString(options.test_users_path));
+  absl::flat_hash_set<uint64_t> users;
+  int64_t line = 0;
+  for (absl::string_view piece : absl::StrSplit(text, '\n')) {
+    std::string_view id(piece.data(), piece.size());
+    ++line;
+    if (!id.empty() && id.back() == '\r') id.remove_suffix(1);
+    if (id.empty()) continue;
+    if (!options.events_path.empty()) {
+      users.insert(IdKey(id));
+      continue;
     }
+    uint64_t key = 0;
+    if (!ParseInteger(id, &key)) {
+      return absl::InvalidArgumentError(absl::StrCat(options.test_users_path, ":", line,
+                                                     ": user ", Show(id),
+                                                     " is not an integer id (MovieLens layout)"));
+    }
+    users.insert(key);
   }
-  for (auto it = tokens.rbegin(); it != tokens.rend(); ++it) ex->add_search_tokens(*it);
-  const double time = static_cast<double>(at) / kSecondsPerDay;
-  ex->set_time(time);
-  ex->set_example_age(static_cast<float>(std::max(0.0, t_max - time)));
-  ex->set_gender(log.user_gender.empty() ? 0.5f : log.user_gender[u.user]);  // 0.5: unknown
-  if (!log.user_age.empty()) ex->set_age(log.user_age[u.user]);
+  if (users.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(options.test_users_path, ": no user ids (one per line)"));
+  }
+  return users;
+}
+
+// 00:00 UTC of the day of `ms`.
+int64_t DayStartMs(int64_t ms) {
+  constexpr int64_t kMsPerDay = 86400 * 1000;
+  const int64_t day = ms >= 0 ? ms / kMsPerDay : -((-ms + kMsPerDay - 1) / kMsPerDay);
+  return day * kMsPerDay;
 }
 
 }  // namespace
@@ -372,119 +424,93 @@ void FillExample(const UserRows& u, size_t k, uint64_t user_id, int max_history,
 StatusOr<ConvertSummary> ConvertCsv(const ConvertOptions& options) {
   const auto start = std::chrono::steady_clock::now();
   VREC_RETURN_IF_ERROR(ValidateOptions(options));
+  absl::flat_hash_set<uint64_t> test_users;
+  if (options.test_split == TestSplit::kUsers) {
+    VREC_ASSIGN_OR_RETURN(test_users, ReadTestUsers(options));
+  }
   ConvertSummary summary;
   Log log;
-  VREC_RETURN_IF_ERROR(options.events_path.empty() ? ReadLog(options, &log, &summary)
-                                                   : ReadEventsLog(options, &log, &summary));
+  EventSorter sorter(static_cast<size_t>(options.sort_memory_mb) << 20,
+                     options.sort_dir.empty() ? JoinPath(options.out_dir, ".sort")
+                                              : options.sort_dir,
+                     &log.user_ids, options.seed);
+  VREC_RETURN_IF_ERROR(options.events_path.empty()
+                           ? ReadLog(options, &log, &summary, &sorter)
+                           : ReadEventsLog(options, &log, &summary, &sorter));
+  VREC_RETURN_IF_ERROR(sorter.Finish());
+  summary.sort_runs = sorter.runs();
 
-  // A row repeating an earlier one's user, item and timestamp (a file
-  // concatenated with itself, say) is the same watch: counted, and dropped
-  // unless asked to keep them.
-  {
-    absl::flat_hash_set<std::tuple<uint32_t, uint32_t, int64_t>> seen;
-    seen.reserve(log.interactions.size());
-    size_t kept = 0;
-    for (const Interaction& x : log.interactions) {
-      const bool first = seen.insert({x.user, x.item, x.timestamp}).second;
-      if (!first) ++summary.duplicate_rows;
-      if (first || !options.drop_duplicate_rows) log.interactions[kept++] = x;
+  ExampleOptions eo;
+  eo.max_history = options.max_history;
+  eo.clicks_are_watches = options.clicks_are_watches;
+  eo.labels_from_watches = summary.clicks == 0;
+  eo.session_ms = static_cast<int64_t>(std::llround(options.session_seconds * 1000));
+  eo.split = options.test_split;
+  eo.test_users = &test_users;
+  eo.max_examples_per_user = options.max_examples_per_user;
+  eo.seed = options.seed;
+  eo.drop_duplicates = options.drop_duplicate_rows;
+  if (options.test_split == TestSplit::kLastDay) {
+    eo.test_from_ms = DayStartMs(sorter.max_time_ms());
+    summary.test_from = static_cast<double>(eo.test_from_ms) / (kSecondsPerDay * 1000);
+  }
+
+  // The training window's end: given, or the latest watch not held out.
+  if (options.window_end) {
+    summary.t_max = *options.window_end / kSecondsPerDay;
+  } else {
+    ExampleBuilder scan(eo, &log);
+    std::optional<int64_t> latest;
+    VREC_RETURN_IF_ERROR(sorter.ForEachUser([&](const UserEvents& u) -> Status {
+      const std::optional<int64_t> t = scan.LatestTrainingWatch(u);
+      if (t && (!latest || *t > *latest)) latest = t;
+      return absl::OkStatus();
+    }));
+    if (!latest) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          options.events_path.empty() ? options.csv_path : options.events_path,
+          ": every watch is held out (", ToString(options.test_split),
+          "): nothing to train on"));
     }
-    log.interactions.resize(kept);
-    summary.interactions = kept;
+    summary.t_max = static_cast<double>(*latest) / (kSecondsPerDay * 1000);
   }
-
-  // Group by user, each user's watches in time order, ties in file order.
-  std::stable_sort(log.interactions.begin(), log.interactions.end(),
-                   [](const Interaction& a, const Interaction& b) {
-                     return a.user != b.user ? a.user < b.user : a.timestamp < b.timestamp;
-                   });
-  const size_t num_users = log.user_ids.size();
-  std::vector<uint64_t> user_start(num_users + 1, 0);
-  for (const Interaction& x : log.interactions) ++user_start[x.user + 1];
-  for (size_t u = 0; u < num_users; ++u) user_start[u + 1] += user_start[u];
-
-  // Searches grouped by user, in time order.
-  std::stable_sort(log.searches.begin(), log.searches.end(),
-                   [](const SearchEvent& a, const SearchEvent& b) {
-                     return a.user != b.user ? a.user < b.user : a.timestamp < b.timestamp;
-                   });
-  std::vector<uint64_t> search_start(num_users + 1, 0);
-  for (const SearchEvent& x : log.searches) ++search_start[x.user + 1];
-  for (size_t u = 0; u < num_users; ++u) search_start[u + 1] += search_start[u];
-
-  // Rewatches: a log without any is a log of unwatched next videos.
-  {
-    std::vector<uint32_t> items;
-    for (size_t u = 0; u < num_users; ++u) {
-      items.clear();
-      for (uint64_t k = user_start[u]; k < user_start[u + 1]; ++k) {
-        items.push_back(log.interactions[k].item);
-      }
-      std::sort(items.begin(), items.end());
-      summary.rewatches +=
-          items.size() -
-          static_cast<size_t>(std::unique(items.begin(), items.end()) - items.begin());
-    }
-  }
-
-  // t_max: the latest interaction that is not held out.
-  int64_t t_max_seconds = INT64_MIN;
-  for (size_t u = 0; u < num_users; ++u) {
-    const uint64_t n = user_start[u + 1] - user_start[u];
-    const uint64_t last_train = user_start[u] + (n >= 2 ? n - 2 : 0);
-    t_max_seconds = std::max(t_max_seconds, log.interactions[last_train].timestamp);
-  }
-  summary.t_max = static_cast<double>(t_max_seconds) / kSecondsPerDay;
 
   // Never leave an old manifest beside new, partial files.
   VREC_RETURN_IF_ERROR(MakeDirs(JoinPath(options.out_dir, "candidate")));
   VREC_RETURN_IF_ERROR(RemoveIfExists(JoinPath(options.out_dir, "manifest.pb")));
   VREC_RETURN_IF_ERROR(RemoveIfExists(JoinPath(options.out_dir, "manifest.json")));
-  VREC_ASSIGN_OR_RETURN(ShardSet train, ShardSet::Open(options.out_dir, "train", options.shards));
-  VREC_ASSIGN_OR_RETURN(ShardSet test, ShardSet::Open(options.out_dir, "test", 1));
-
-  // Users in a seeded pseudo-random order, each in the shard its hash picks.
-  std::vector<std::pair<uint64_t, uint32_t>> order(num_users);
-  for (size_t u = 0; u < num_users; ++u) {
-    order[u] = {HashCombine(options.seed, log.user_ids[u]), static_cast<uint32_t>(u)};
+  const bool ranking = summary.impressions > 0;
+  if (ranking) VREC_RETURN_IF_ERROR(MakeDirs(JoinPath(options.out_dir, "ranking")));
+  VREC_ASSIGN_OR_RETURN(ShardSet train,
+                        ShardSet::Open(options.out_dir, "candidate", "train", options.shards));
+  VREC_ASSIGN_OR_RETURN(ShardSet test, ShardSet::Open(options.out_dir, "candidate", "test", 1));
+  ShardSet ranking_train, ranking_test;
+  if (ranking) {
+    VREC_ASSIGN_OR_RETURN(ranking_train,
+                          ShardSet::Open(options.out_dir, "ranking", "train", options.shards));
+    VREC_ASSIGN_OR_RETURN(ranking_test, ShardSet::Open(options.out_dir, "ranking", "test", 1));
   }
-  std::sort(order.begin(), order.end());
 
-  CandidateExample ex;
-  uint64_t next_example_id = 1;
-  const uint64_t cap = static_cast<uint64_t>(options.max_examples_per_user);
-  for (const auto& [hash, u] : order) {
-    const Interaction* rows = log.interactions.data() + user_start[u];
-    const UserRows user_rows{rows, log.searches.data() + search_start[u],
-                             static_cast<size_t>(search_start[u + 1] - search_start[u]), u};
-    const uint64_t n = user_start[u + 1] - user_start[u];
-    const uint64_t user_id = log.user_ids[u];
-    ++summary.first_watches;
-    if (n == 1) {
-      ++summary.single_watch_users;
-      continue;
-    }
-    // Training examples: watches 1 .. n-2. Selection sampling keeps `want`
-    // of the `m` uniformly at random, in time order.
-    RecordWriter& shard = train.at(hash % static_cast<uint64_t>(options.shards));
-    const uint64_t m = n - 2;
-    uint64_t want = (cap > 0 && m > cap) ? cap : m;
-    summary.subsampled_out += m - want;
-    Rng rng(options.seed, user_id);
-    for (uint64_t k = 1; k <= m && want > 0; ++k) {
-      const uint64_t remaining = m - (k - 1);
-      if (want < remaining && rng.UniformInt(remaining) >= want) continue;
-      --want;
-      FillExample(user_rows, k, user_id, options.max_history, summary.t_max, log, next_example_id++,
-                  &ex);
-      VREC_RETURN_IF_ERROR(shard.WriteMessage(ex));
-      ++summary.train_examples;
-    }
-    FillExample(user_rows, n - 1, user_id, options.max_history, summary.t_max, log,
-                next_example_id++, &ex);
-    VREC_RETURN_IF_ERROR(test.at(0).WriteMessage(ex));
-    ++summary.test_examples;
-  }
+  ShardSink sink(&train, &test, &ranking_train, &ranking_test);
+  ExampleBuilder builder(eo, &log);
+  VREC_RETURN_IF_ERROR(sorter.ForEachUser([&](const UserEvents& u) -> Status {
+    sink.set_shard(HashCombine(options.seed, log.user_ids[u.user]) %
+                   static_cast<uint64_t>(options.shards));
+    return builder.Build(u, summary.t_max, &sink);
+  }));
+  const ExampleCounts& c = builder.counts();
+  summary.duplicate_rows = c.duplicate_events;
+  summary.interactions = c.watches;
+  summary.rewatches = c.rewatches;
+  summary.first_watches = c.first_watches;
+  summary.single_watch_users = c.single_watch_users;
+  summary.subsampled_out = c.subsampled_out;
+  summary.train_examples = c.candidate_train;
+  summary.test_examples = c.candidate_test;
+  summary.clicked_impressions = c.clicked_impressions;
+  summary.unanswered_clicks = c.unanswered_clicks;
+  summary.ranking_train_examples = c.ranking_train;
+  summary.ranking_test_examples = c.ranking_test;
 
   DatasetManifest manifest;
   manifest.set_format_version(kDatasetFormatVersion);
@@ -496,8 +522,14 @@ StatusOr<ConvertSummary> ConvertCsv(const ConvertOptions& options) {
   manifest.set_watches_unique(summary.rewatches == 0);
   VREC_RETURN_IF_ERROR(train.CloseInto(manifest.mutable_candidate_train()));
   VREC_RETURN_IF_ERROR(test.CloseInto(manifest.mutable_candidate_test()));
+  if (ranking) {
+    VREC_RETURN_IF_ERROR(ranking_train.CloseInto(manifest.mutable_ranking_train()));
+    VREC_RETURN_IF_ERROR(ranking_test.CloseInto(manifest.mutable_ranking_test()));
+    manifest.set_ranking_train_examples(summary.ranking_train_examples);
+  }
+  manifest.set_candidate_train_examples(summary.train_examples);
 
-  // The catalogue: every watched item, by id.
+  // The catalogue: every item the events name, by id.
   {
     std::vector<uint32_t> items(log.item_ids.size());
     for (size_t i = 0; i < items.size(); ++i) items[i] = static_cast<uint32_t>(i);
@@ -556,10 +588,18 @@ std::string ConvertSummaryJson(const ConvertSummary& s) {
   j["subsampled_out"] = s.subsampled_out;
   j["topics"] = s.topics;
   j["other_events"] = s.other_events;
+  j["impressions"] = s.impressions;
+  j["clicks"] = s.clicks;
+  j["clicked_impressions"] = s.clicked_impressions;
+  j["unanswered_clicks"] = s.unanswered_clicks;
+  j["ranking_train_examples"] = s.ranking_train_examples;
+  j["ranking_test_examples"] = s.ranking_test_examples;
+  j["sort_runs"] = s.sort_runs;
   j["searches"] = s.searches;
   j["users_without_events"] = s.users_without_events;
   j["items_without_events"] = s.items_without_events;
   j["t_max"] = s.t_max;
+  if (s.test_from != 0) j["test_from"] = s.test_from;
   j["seconds"] = s.seconds;
   return j.dump();
 }

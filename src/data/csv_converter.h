@@ -1,22 +1,24 @@
-// ConvertCsv turns an interaction log in the MovieLens layout (one row per
-// watch: userId, movieId, timestamp; optional rating, title, genres), or an
-// events table of a team's own logs with string ids (options.events_path;
-// docs/data_format.md), into a candidate-generation dataset (dataset.h) with
-// next-watch labels:
+// ConvertCsv turns a log into a dataset (dataset.h): an interaction log in
+// the MovieLens layout (one row per watch: userId, movieId, timestamp;
+// optional rating, title, genres), or a team's own log tables with string
+// ids (options.events_path, users_path, items_path; docs/data_format.md).
 //
-//   - each user's interactions are ordered by timestamp (ties keep file order);
-//   - the user's first interaction has no history and yields no example;
-//   - the last interaction of a user with at least two is that user's test
-//     example (history = everything before it);
-//   - every other interaction is a training example whose history is up to
-//     max_history earlier items, oldest first.
+// Every row becomes an event; the events are grouped by user, each user's in
+// time order (ties keep file order), by an external sort under
+// sort_memory_mb (event_sorter.h); each user's examples are then built
+// (example_builder.h): candidate examples from watches (next-watch labels),
+// ranking examples from impressions, held out by options.test_split.
 //
-// The CSV is streamed; memory is 16 bytes per interaction plus one hash-map
-// entry per distinct user and item. Output: DIR/candidate/train-*.rec (users
-// spread over `shards` files by a hash of the user id), DIR/candidate/
-// test-00000-of-00001.rec, DIR/videos.rec (one VideoInfo per item; topic from
-// the first genre when a genres column exists), DIR/topics.tsv (genre of each
-// topic id, when genres exist), and the manifest last. See docs/convert.md.
+// Output: DIR/candidate/train-*.rec (users spread over `shards` files by a
+// hash of the user id), DIR/candidate/test-00000-of-00001.rec, the same under
+// DIR/ranking/ when the log has impressions, DIR/videos.rec (one VideoInfo
+// per item; topic from the first genre or the items table), DIR/topics.tsv,
+// DIR/ids/ (events tables: the team's ids), and the manifest last. See
+// docs/convert.md and docs/data_format.md.
+//
+// Memory: the id tables (a hash-map entry and the id per distinct user and
+// item), the users' and items' attributes, the sort buffer (at most
+// sort_memory_mb), and one user's events at a time.
 //
 // Thread safety: ConvertCsv is a free function with no shared state.
 #pragma once
@@ -28,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "data/example_builder.h"
 #include "vrec/status.h"
 
 namespace vrec {
@@ -67,9 +70,27 @@ struct ConvertOptions {
   // false: the first bad row is an error "FILE:LINE: reason". true: bad rows
   // are counted (ConvertSummary::skipped_rows) and skipped.
   bool skip_bad_rows = false;
-  // Rows that repeat an earlier row's user, item and timestamp are counted
-  // (duplicate_rows) and, when true, dropped: the same watch logged twice.
+  // Rows that repeat an earlier row's user, kind, item and timestamp (a
+  // search: its query) are counted (duplicate_rows) and, when true, dropped:
+  // the same event logged twice.
   bool drop_duplicate_rows = true;
+  // What is held out (example_builder.h TestSplit). kUsers needs
+  // test_users_path: one user id per line (the team's ids; MovieLens:
+  // integers).
+  TestSplit test_split = TestSplit::kLastWatch;
+  std::string test_users_path;
+  // Events tables: a click with watch_seconds > 0 is also a watch (a log
+  // without separate watch rows). false: clicks only label impressions.
+  bool clicks_are_watches = true;
+  // An impression is clicked when a click on its item follows within this.
+  double session_seconds = 30 * 60;
+  // The end of the training window, unix seconds (example_age counts back
+  // from it); unset: the latest watch that is not held out.
+  std::optional<double> window_end;
+  // The sort's memory budget; past it, sorted runs go to sort_dir (default
+  // out_dir/.sort, removed afterwards).
+  int64_t sort_memory_mb = 1024;
+  std::string sort_dir;
   // Called about every progress_interval_s seconds while reading (0 = never).
   double progress_interval_s = 2.0;
   std::function<void(const ConvertProgress&)> on_progress;
@@ -92,9 +113,16 @@ struct ConvertSummary {
   uint64_t single_watch_users = 0;  // users with one watch: no test example
   uint64_t subsampled_out = 0;      // training examples dropped by max_examples_per_user
   uint64_t topics = 0;              // distinct first genres (0 without a genres column)
-  // Events tables: rows of other kinds (impressions, searches, clicks
-  // without watch time), read and checked but not (yet) used.
+  // Events tables: impressions and clicks that are not watches.
   uint64_t other_events = 0;
+  uint64_t impressions = 0;
+  uint64_t clicks = 0;
+  uint64_t clicked_impressions = 0;
+  uint64_t unanswered_clicks = 0;  // clicks without an impression of the item before them
+  uint64_t ranking_train_examples = 0;
+  uint64_t ranking_test_examples = 0;
+  double test_from = 0;  // days: where the held-out day starts (test_split last_day)
+  int sort_runs = 0;     // run files the external sort wrote (0: it fit in memory)
   uint64_t searches = 0;              // search events (their tokens go into examples)
   uint64_t users_without_events = 0;  // users-table rows of users no event names
   uint64_t items_without_events = 0;  // items-table rows of items never watched

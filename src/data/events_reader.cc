@@ -49,8 +49,8 @@ Status ForEachRow(const std::string& path, std::vector<std::string> columns, Rea
 }
 
 Status ReadEvents(const ConvertOptions& options, InteractionLog* log, ConvertSummary* summary,
-                  ReadPass* pass) {
-  enum { kUser, kItem, kTime, kEvent, kWatchSeconds, kQuery };
+                  ReadPass* pass, EventSorter* sorter) {
+  enum { kUser, kItem, kTime, kEvent, kWatchSeconds, kQuery, kPosition, kDevice, kRegion };
   log->user_names.emplace("user");
   log->item_names.emplace("item");
   absl::flat_hash_map<uint64_t, uint32_t> user_index, item_index;
@@ -61,75 +61,108 @@ Status ReadEvents(const ConvertOptions& options, InteractionLog* log, ConvertSum
     if (added) log->user_ids.push_back(key);
     return it->second;
   };
+  auto item_of = [&](const std::string& id) -> StatusOr<uint32_t> {
+    VREC_ASSIGN_OR_RETURN(const uint64_t key, log->item_names->Add(id));
+    const auto [it, added] =
+        item_index.try_emplace(key, static_cast<uint32_t>(log->item_ids.size()));
+    if (added) {
+      log->item_ids.push_back(key);
+      log->item_topic.push_back(0);
+    }
+    return it->second;
+  };
   const std::string& path = options.events_path;
-  VREC_RETURN_IF_ERROR(
-      ForEachRow(path, {"user", "item", "timestamp", "event", "watch_seconds", "query"}, pass,
-                 [&](const Values& v, const auto& fail) -> Status {
-                   EventKind kind = EventKind::kWatch;
-                   if (v[kEvent]) {
-                     StatusOr<EventKind> k = ParseEventKind(*v[kEvent]);
-                     if (!k.ok()) return fail(std::string(k.status().message()));
-                     kind = *k;
-                   }
-                   const bool search = kind == EventKind::kSearch;
-                   if (!v[kUser] || !v[kTime] || (!search && !v[kItem]) || (search && !v[kQuery])) {
-                     return fail(absl::StrCat("missing ",
-                                              !v[kUser]   ? "user"
-                                              : !v[kTime] ? "timestamp"
-                                              : search    ? "query"
-                                                          : "item",
-                                              " (required: user, timestamp, and an item, or for a "
-                                              "search a query)"));
-                   }
-                   StatusOr<double> time = ParseTimestamp(*v[kTime]);
-                   if (!time.ok()) return fail(std::string(time.status().message()));
-                   const int64_t seconds = static_cast<int64_t>(std::floor(*time));
-                   double watched = 0;
-                   if (v[kWatchSeconds]) {
-                     StatusOr<double> w = ParseNumber(*v[kWatchSeconds], 0);
-                     if (!w.ok())
-                       return fail(absl::StrCat("watch_seconds: ", w.status().message()));
-                     watched = *w;
-                   }
-                   if (search) {
-                     VREC_ASSIGN_OR_RETURN(const uint32_t user, user_of(*v[kUser]));
-                     const uint32_t begin = static_cast<uint32_t>(log->search_tokens.size());
-                     for (const std::string& t : QueryTokens(*v[kQuery], kMaxTokensPerSearch)) {
-                       log->search_tokens.push_back(IdKey(t));
-                     }
-                     log->searches.push_back(
-                         {user, seconds, begin, static_cast<uint32_t>(log->search_tokens.size())});
-                     ++summary->searches;
-                     return absl::OkStatus();
-                   }
-                   if (!(kind == EventKind::kWatch || (kind == EventKind::kClick && watched > 0))) {
-                     ++summary->other_events;
-                     return absl::OkStatus();
-                   }
-                   VREC_ASSIGN_OR_RETURN(const uint32_t user, user_of(*v[kUser]));
-                   VREC_ASSIGN_OR_RETURN(const uint64_t key, log->item_names->Add(*v[kItem]));
-                   const auto [item, added] =
-                       item_index.try_emplace(key, static_cast<uint32_t>(log->item_ids.size()));
-                   if (added) {
-                     log->item_ids.push_back(key);
-                     log->item_topic.push_back(0);
-                   }
-                   if (log->user_ids.size() >= UINT32_MAX || log->item_ids.size() >= UINT32_MAX ||
-                       log->search_tokens.size() >= UINT32_MAX) {
-                     return absl::ResourceExhaustedError(absl::StrCat(
-                         path, ": more than 2^32 - 1 distinct users, items or search tokens"));
-                   }
-                   log->interactions.push_back({user, item->second, seconds});
-                   return absl::OkStatus();
-                 }));
-  summary->interactions = log->interactions.size();
+  std::vector<uint64_t> tokens;
+  uint64_t watches = 0;
+  VREC_RETURN_IF_ERROR(ForEachRow(
+      path,
+      {"user", "item", "timestamp", "event", "watch_seconds", "query", "position", "device",
+       "region"},
+      pass, [&](const Values& v, const auto& fail) -> Status {
+        EventKind kind = EventKind::kWatch;
+        if (v[kEvent]) {
+          StatusOr<EventKind> k = ParseEventKind(*v[kEvent]);
+          if (!k.ok()) return fail(std::string(k.status().message()));
+          kind = *k;
+        }
+        const bool search = kind == EventKind::kSearch;
+        if (!v[kUser] || !v[kTime] || (!search && !v[kItem]) || (search && !v[kQuery])) {
+          return fail(absl::StrCat("missing ",
+                                   !v[kUser]   ? "user"
+                                   : !v[kTime] ? "timestamp"
+                                   : search    ? "query"
+                                               : "item",
+                                   " (required: user, timestamp, and an item, or for a "
+                                   "search a query)"));
+        }
+        StatusOr<double> time = ParseTimestamp(*v[kTime]);
+        if (!time.ok()) return fail(std::string(time.status().message()));
+        if (!(std::fabs(*time) < 9.2e15)) return fail("timestamp out of range");
+        LogEvent e;
+        e.time_ms = static_cast<int64_t>(std::llround(*time * 1000.0));
+        if (v[kWatchSeconds]) {
+          StatusOr<double> w = ParseNumber(*v[kWatchSeconds], 0);
+          if (!w.ok()) return fail(absl::StrCat("watch_seconds: ", w.status().message()));
+          e.watch_seconds = static_cast<float>(*w);
+        }
+        if (v[kPosition]) {
+          StatusOr<double> p = ParseNumber(*v[kPosition], 0);
+          if (!p.ok() || *p != std::floor(*p) || *p >= LogEvent::kNoPosition) {
+            return fail(absl::StrCat("position '", *v[kPosition],
+                                     "' is not an integer in [0, 65534]"));
+          }
+          e.position = static_cast<uint16_t>(*p);
+        }
+        if (v[kDevice]) e.device = ContextKey(*v[kDevice]);
+        if (v[kRegion]) e.region = ContextKey(*v[kRegion]);
+        VREC_ASSIGN_OR_RETURN(e.user, user_of(*v[kUser]));
+        tokens.clear();
+        switch (kind) {
+          case EventKind::kSearch:
+            for (const std::string& t : QueryTokens(*v[kQuery], kMaxTokensPerSearch)) {
+              tokens.push_back(IdKey(t));
+            }
+            e.kind = LogEvent::kSearch;
+            e.tokens = static_cast<uint8_t>(tokens.size());
+            ++summary->searches;
+            break;
+          case EventKind::kImpression:
+            e.kind = LogEvent::kImpression;
+            ++summary->impressions;
+            ++summary->other_events;
+            break;
+          case EventKind::kClick:
+            e.kind = LogEvent::kClick;
+            ++summary->clicks;
+            if (options.clicks_are_watches && e.watch_seconds > 0) {
+              ++watches;
+            } else {
+              ++summary->other_events;
+            }
+            break;
+          case EventKind::kWatch:
+            e.kind = LogEvent::kWatch;
+            ++watches;
+            break;
+        }
+        if (!search) {
+          VREC_ASSIGN_OR_RETURN(e.item, item_of(*v[kItem]));
+        }
+        if (log->user_ids.size() >= UINT32_MAX || log->item_ids.size() >= UINT32_MAX) {
+          return absl::ResourceExhaustedError(
+              absl::StrCat(path, ": more than 2^32 - 1 distinct users or items"));
+        }
+        return sorter->Add(e, tokens);
+      }));
   summary->users = log->user_ids.size();
   summary->items = log->item_ids.size();
-  if (log->interactions.empty()) {
+  if (watches == 0) {
     return absl::InvalidArgumentError(
         absl::StrCat(path, ": no watches to convert (", summary->rows,
-                     " rows: ", summary->skipped_rows, " bad and skipped, ", summary->other_events,
-                     " of other kinds, ", summary->searches, " searches)"));
+                     " rows: ", summary->skipped_rows, " bad and skipped, ", summary->impressions,
+                     " impressions, ", summary->clicks, " clicks",
+                     options.clicks_are_watches ? " (none with watch_seconds)" : "", ", ",
+                     summary->searches, " searches)"));
   }
   return absl::OkStatus();
 }
@@ -141,12 +174,14 @@ float ScaledAge(double years) {
 
 Status ReadUsers(const ConvertOptions& options, InteractionLog* log, ConvertSummary* summary,
                  ReadPass* pass) {
-  enum { kUser, kAge, kGender };
+  enum { kUser, kAge, kGender, kRegion, kLoggedIn };
   absl::flat_hash_map<uint64_t, uint32_t> index;
   for (size_t u = 0; u < log->user_ids.size(); ++u) index[log->user_ids[u]] = u;
   log->user_age.assign(log->user_ids.size(), 0.0f);
   log->user_gender.assign(log->user_ids.size(), 0.5f);
-  return ForEachRow(options.users_path, {"user", "age", "gender"}, pass,
+  log->user_region.assign(log->user_ids.size(), 0);
+  log->user_logged_in.assign(log->user_ids.size(), 0.0f);
+  return ForEachRow(options.users_path, {"user", "age", "gender", "region", "logged_in"}, pass,
                     [&](const Values& v, const auto& fail) -> Status {
                       if (!v[kUser]) return fail("missing user");
                       auto it = index.find(IdKey(*v[kUser]));
@@ -163,6 +198,15 @@ Status ReadUsers(const ConvertOptions& options, InteractionLog* log, ConvertSumm
                         StatusOr<double> g = ParseGender(*v[kGender]);
                         if (!g.ok()) return fail(std::string(g.status().message()));
                         log->user_gender[it->second] = static_cast<float>(*g);
+                      }
+                      if (v[kRegion]) log->user_region[it->second] = ContextKey(*v[kRegion]);
+                      if (v[kLoggedIn]) {
+                        StatusOr<double> l = ParseNumber(*v[kLoggedIn], 0);
+                        if (!l.ok() || *l > 1) {
+                          return fail(absl::StrCat("logged_in '", *v[kLoggedIn],
+                                                   "' is not 0 or 1"));
+                        }
+                        log->user_logged_in[it->second] = *l >= 0.5 ? 1.0f : 0.0f;
                       }
                       return absl::OkStatus();
                     });
@@ -240,9 +284,10 @@ void ReadPass::Row(uint64_t file_position, uint64_t file_size) {
                         std::chrono::duration<double>(now - start_).count()});
 }
 
-Status ReadEventsLog(const ConvertOptions& options, InteractionLog* log, ConvertSummary* summary) {
+Status ReadEventsLog(const ConvertOptions& options, InteractionLog* log, ConvertSummary* summary,
+                     EventSorter* sorter) {
   ReadPass pass(options, summary);
-  VREC_RETURN_IF_ERROR(ReadEvents(options, log, summary, &pass));
+  VREC_RETURN_IF_ERROR(ReadEvents(options, log, summary, &pass, sorter));
   if (!options.users_path.empty()) VREC_RETURN_IF_ERROR(ReadUsers(options, log, summary, &pass));
   if (!options.items_path.empty()) VREC_RETURN_IF_ERROR(ReadItems(options, log, summary, &pass));
   return absl::OkStatus();

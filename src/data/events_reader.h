@@ -1,12 +1,13 @@
 // Reads a team's own log tables (docs/data_format.md) into an
 // InteractionLog for the conversion (csv_converter.h):
 //
-//   - the events table (options.events_path): watches, and clicks with
-//     watch_seconds > 0, become interactions; searches give each user's
-//     query tokens (QueryTokens, keyed by IdKey), which examples take as
-//     their search tokens; other events are counted;
+//   - the events table (options.events_path): every row an event (watch,
+//     impression, click, search: a search's query becomes tokens by
+//     QueryTokens, keyed by IdKey), with its watch time, position, device
+//     and region (ContextKey);
 //   - the users table (options.users_path, optional): age (years, scaled as
-//     CandidateExample.age) and gender of the users the events name;
+//     CandidateExample.age), gender, region and logged_in of the users the
+//     events name;
 //   - the items table (options.items_path, optional): topic (or channel),
 //     upload time and duration of the items the events name.
 //
@@ -21,12 +22,15 @@
 #include <cstdint>
 
 #include "data/csv_converter.h"
+#include "data/event_sorter.h"
 #include "data/interaction_log.h"
 #include "vrec/status.h"
 
 namespace vrec {
 
-Status ReadEventsLog(const ConvertOptions& options, InteractionLog* log, ConvertSummary* summary);
+// Every event goes to *sorter (LogEvent); the tables to *log.
+Status ReadEventsLog(const ConvertOptions& options, InteractionLog* log, ConvertSummary* summary,
+                     EventSorter* sorter);
 
 // The bookkeeping of a reading pass, shared by the log readers.
 class ReadPass {

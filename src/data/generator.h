@@ -26,6 +26,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "data/example_sink.h"
 #include "data/oracle.h"
 #include "data/world.h"
 #include "nlohmann/json.hpp"
@@ -69,13 +70,6 @@ Status ValidateGeneratorOptions(const GeneratorOptions& options, const WorldOpti
 // algorithm) from (seed): result[u] says whether user u is held out.
 std::vector<bool> ChooseTestUsers(uint64_t seed, int64_t num_users, int64_t count);
 
-// Where the simulator puts its examples.
-class ExampleSink {
- public:
-  virtual ~ExampleSink() = default;
-  virtual Status AddCandidate(const CandidateExample& example, bool test) = 0;
-  virtual Status AddRanking(const RankingExample& example, bool test) = 0;
-};
 
 struct GenerationCounts {
   int64_t users = 0;

@@ -501,10 +501,15 @@ TEST_F(CsvConverterTest, AnEventsTableWithStringIdsGivesTheSameExamples) {
   // The ids come back.
   ASSERT_OK_AND_ASSIGN(IdTable items, IdTable::Read(dir_.File("out/ids/items.tsv"), "item"));
   ASSERT_OK_AND_ASSIGN(IdTable users, IdTable::Read(dir_.File("out/ids/users.tsv"), "user"));
-  EXPECT_EQ(items.size(), 8u);
+  EXPECT_EQ(items.size(), 9u);
   EXPECT_EQ(*items.Find(key("m103")), "m103");
   EXPECT_EQ(*users.Find(seven), "seven");
-  EXPECT_EQ(items.Find(key("m999")), nullptr);  // only impressed, never watched
+  EXPECT_EQ(*items.Find(key("m999")), "m999");  // only impressed: in the catalogue too
+  // The impression is a ranking example (its instant is after the user's
+  // last watch: held out), not clicked.
+  EXPECT_EQ(s.impressions, 1u);
+  EXPECT_EQ(s.ranking_test_examples, 1u);
+  EXPECT_EQ(s.ranking_train_examples, 0u);
 }
 
 // Searches give each example the latest tokens before it, oldest first, at

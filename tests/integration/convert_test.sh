@@ -132,11 +132,15 @@ import json, sys
 d = sys.argv[1]
 last = lambda f: json.loads(open(d + "/" + f).read().splitlines()[-1])
 once, events = last("once.conv"), last("events.conv")
-for k in ("users", "items", "train_examples", "test_examples", "rewatches"):
+for k in ("users", "train_examples", "test_examples", "rewatches"):
     assert once[k] == events[k], (k, once[k], events[k])
+assert events["items"] == once["items"] + 1, events  # the impressed ad too
 assert events["other_events"] == events["rows"] // 2, events
-ids = [l.split("\t")[1].strip() for l in open(d + "/events/ids/items.tsv")]
-assert len(ids) == once["items"] and all(i.startswith("film/") for i in ids), ids[:3]
+assert events["impressions"] == events["rows"] // 2, events
+assert events["ranking_train_examples"] + events["ranking_test_examples"] == events["impressions"]
+ids = sorted(l.split("\t")[1].strip() for l in open(d + "/events/ids/items.tsv"))
+assert len(ids) == once["items"] + 1 and ids[0] == "ad-1", ids[:3]
+assert all(i.startswith("film/") for i in ids[1:]), ids[:3]
 assert last("events.train")["examples"] > 0
 PY
 # Served under the team's ids: a history of string ids and search text in,
