@@ -122,6 +122,13 @@ int RunConvert(int argc, char** argv) {
     options.min_rating = min_rating;
   }
   options.on_progress = [](const ConvertProgress& p) {
+    if (p.users_total > 0) {
+      std::fprintf(stderr, "vrec convert: examples of %llu of %llu users built (%.0f%%), %.1f s\n",
+                   static_cast<unsigned long long>(p.users),
+                   static_cast<unsigned long long>(p.users_total), 100.0 * p.users / p.users_total,
+                   p.seconds);
+      return;
+    }
     const double pct = p.total_bytes > 0 ? 100.0 * p.bytes / p.total_bytes : 0.0;
     std::fprintf(stderr, "vrec convert: %llu rows read (%.1f%% of the file), %.0f rows/s\n",
                  static_cast<unsigned long long>(p.rows), pct,

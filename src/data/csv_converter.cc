@@ -493,9 +493,22 @@ StatusOr<ConvertSummary> ConvertCsv(const ConvertOptions& options) {
 
   ShardSink sink(&train, &test, &ranking_train, &ranking_test);
   ExampleBuilder builder(eo, &log);
+  ConvertProgress progress;
+  progress.rows = summary.rows;
+  progress.users_total = log.user_ids.size();
+  auto last_progress = std::chrono::steady_clock::now();
   VREC_RETURN_IF_ERROR(sorter.ForEachUser([&](const UserEvents& u) -> Status {
     sink.set_shard(HashCombine(options.seed, log.user_ids[u.user]) %
                    static_cast<uint64_t>(options.shards));
+    if (++progress.users % 4096 == 0 && options.on_progress && options.progress_interval_s > 0) {
+      const auto now = std::chrono::steady_clock::now();
+      if (std::chrono::duration<double>(now - last_progress).count() >=
+          options.progress_interval_s) {
+        last_progress = now;
+        progress.seconds = std::chrono::duration<double>(now - start).count();
+        options.on_progress(progress);
+      }
+    }
     return builder.Build(u, summary.t_max, &sink);
   }));
   const ExampleCounts& c = builder.counts();

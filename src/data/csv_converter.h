@@ -41,6 +41,9 @@ struct ConvertProgress {
   uint64_t bytes = 0;        // bytes of the CSV consumed
   uint64_t total_bytes = 0;  // size of the CSV
   double seconds = 0;        // since the start
+  // After the reading: users whose examples are built, of users_total.
+  uint64_t users = 0;
+  uint64_t users_total = 0;
 };
 
 struct ConvertOptions {
