@@ -60,9 +60,11 @@ const std::vector<Command>& Commands() {
       {"eval",
        "evaluate a trained model on a dataset's held-out examples",
        "vrec eval --model_dir=M --data=DIR [--exclude_watched] [--eval_examples=N]\n"
+       "          [--dump=FILE [--dump_top=10]]\n"
        "  Candidate generation: recall@{1,10,50,100} and MAP over the whole corpus,\n"
        "  beside the popularity baseline and (generated data) the oracle. The last\n"
-       "  stdout line is one JSON object.",
+       "  stdout line is one JSON object. --dump writes each held-out example's\n"
+       "  label rank and top videos, in the dataset's own ids.",
        {"train_command.cc", nullptr},
        RunEval},
       {"export",

@@ -128,6 +128,11 @@ DEFINE_bool(exclude_watched, false,
 DEFINE_bool(serving_example_age, false,
             "Evaluation: score every held-out example with example age 0, as at serving "
             "(default: at its own example age, as the oracle sees it)");
+DEFINE_string(dump, "",
+              "vrec eval, candidate model: write FILE, one JSON line per held-out example: the "
+              "user, the label, its rank and the model's --dump_top videos, named by the "
+              "dataset's own ids when it has them (a converted log of string ids)");
+DEFINE_int32(dump_top, 10, "vrec eval --dump: videos listed per example");
 DEFINE_bool(video_age_shares, false,
             "vrec eval, candidate model: also report how the model's probability and the "
             "held-out next watches spread over video age (days since upload; the paper's "
@@ -369,8 +374,12 @@ int RunEval(int argc, char** argv) {
     eo.own_example_age = !FLAGS_serving_example_age;
     // The video-age shares need the corpus too: read once for both.
     const bool shares = FLAGS_video_age_shares && kind == &train::CandidateKind();
+    const bool dump = !FLAGS_dump.empty();
+    if (dump && kind != &train::CandidateKind()) {
+      return absl::InvalidArgumentError("--dump is for the candidate model");
+    }
     Corpus corpus;
-    if (shares) {
+    if (shares || dump) {
       VREC_ASSIGN_OR_RETURN(corpus, LoadCorpus(FLAGS_data, manifest, /*count_labels=*/true));
     }
     VREC_ASSIGN_OR_RETURN(nlohmann::json eval,
@@ -380,6 +389,13 @@ int RunEval(int argc, char** argv) {
       VREC_ASSIGN_OR_RETURN(
           eval["video_age_shares"],
           models::VideoAgeShares(model->spec(), model.get(), FLAGS_data, manifest, corpus, eo));
+    }
+    if (dump) {
+      VREC_ASSIGN_OR_RETURN(const uint64_t lines,
+                            models::DumpRecommendations(model->spec(), model.get(), FLAGS_data,
+                                                        manifest, corpus, eo, FLAGS_dump_top,
+                                                        FLAGS_dump));
+      eval["dump"] = {{"path", FLAGS_dump}, {"examples", lines}, {"top", FLAGS_dump_top}};
     }
     eval["model"] = model->info().kind();
     eval["model_dir"] = FLAGS_model_dir;

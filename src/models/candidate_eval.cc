@@ -3,10 +3,14 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <optional>
+
+#include "absl/container/flat_hash_set.h"
 
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
 #include "data/dataset.h"
+#include "data/id_key.h"
 #include "data/record_reader.h"
 #include "model/candidate_model.h"
 #include "models/candidate_tower.h"
@@ -176,6 +180,100 @@ StatusOr<nlohmann::json> EvaluateCandidate(const ModelSpec& spec, ParameterSourc
   nlohmann::json oracle = OracleFigures(data_dir, manifest);
   if (!oracle.is_null()) out["oracle"] = oracle;
   return out;
+}
+
+StatusOr<uint64_t> DumpRecommendations(const ModelSpec& spec, ParameterSource* params,
+                                       const std::string& data_dir,
+                                       const DatasetManifest& manifest, const Corpus& corpus,
+                                       const EvalOptions& options, int top,
+                                       const std::string& path) {
+  if (top < 1) return absl::InvalidArgumentError(absl::StrCat("top must be >= 1, got ", top));
+  // The team's names, when the dataset kept them.
+  std::optional<IdTable> user_names, item_names;
+  if (PathExists(JoinPath(data_dir, "ids/items.tsv"))) {
+    VREC_ASSIGN_OR_RETURN(item_names, IdTable::Read(JoinPath(data_dir, "ids/items.tsv"), "item"));
+  }
+  if (PathExists(JoinPath(data_dir, "ids/users.tsv"))) {
+    VREC_ASSIGN_OR_RETURN(user_names, IdTable::Read(JoinPath(data_dir, "ids/users.tsv"), "user"));
+  }
+  auto name = [](const std::optional<IdTable>& table, uint64_t id) -> nlohmann::json {
+    const std::string* n = table ? table->Find(id) : nullptr;
+    if (n != nullptr) return *n;
+    return id;
+  };
+  VREC_ASSIGN_OR_RETURN(auto tower, UserTower::Create(spec, params));
+  VREC_ASSIGN_OR_RETURN(RowMatrix<float> rows, CorpusRows(*tower, corpus.ids));
+  const int64_t n = rows.rows(), d = rows.cols() - 1;
+  const Eigen::MatrixXf w = rows.leftCols(d);
+  const Eigen::VectorXf b = rows.col(d);
+  VREC_ASSIGN_OR_RETURN(RetrievalEvaluator evaluator,
+                        RetrievalEvaluator::Create(corpus.ids, std::move(rows)));
+  VREC_ASSIGN_OR_RETURN(auto reader,
+                        ShardedReader::Open(ShardPaths(data_dir, manifest.candidate_test())));
+  constexpr size_t kBatch = 32;  // the score block is n x kBatch floats
+  const int64_t k = std::min<int64_t>(top, n);
+  std::string out;
+  uint64_t written = 0;
+  std::vector<CandidateExample> batch;
+  std::vector<int64_t> labels;
+  std::vector<std::vector<int64_t>> watched;
+  std::vector<double> ranks;
+  std::vector<int32_t> order(n);
+  RowMatrix<float> users;
+  auto flush = [&]() -> Status {
+    if (batch.empty()) return absl::OkStatus();
+    VREC_RETURN_IF_ERROR(tower->UserVectors(batch, !options.own_example_age, &users));
+    VREC_RETURN_IF_ERROR(
+        evaluator.Ranks(users, labels, options.exclude_watched ? &watched : nullptr, &ranks));
+    Eigen::MatrixXf scores = w * users.transpose();  // n x batch
+    scores.colwise() += b;
+    for (size_t j = 0; j < batch.size(); ++j) {
+      const auto col = scores.col(static_cast<int64_t>(j));
+      absl::flat_hash_set<int64_t> skip;
+      if (options.exclude_watched) {
+        for (int64_t id : watched[j]) {
+          if (id != labels[j]) skip.insert(id);
+        }
+      }
+      for (int64_t i = 0; i < n; ++i) order[i] = static_cast<int32_t>(i);
+      const int64_t want = std::min<int64_t>(n, k + static_cast<int64_t>(skip.size()));
+      std::partial_sort(order.begin(), order.begin() + want, order.end(), [&](int32_t x, int32_t y) {
+        return col(x) != col(y) ? col(x) > col(y) : corpus.ids[x] < corpus.ids[y];
+      });
+      nlohmann::json best = nlohmann::json::array();
+      for (int64_t i = 0; i < want && static_cast<int64_t>(best.size()) < k; ++i) {
+        const int64_t id = corpus.ids[order[i]];
+        if (!skip.contains(id)) best.push_back(name(item_names, static_cast<uint64_t>(id)));
+      }
+      nlohmann::ordered_json line;
+      line["user"] = name(user_names, batch[j].user_id());
+      line["label"] = name(item_names, batch[j].label_video());
+      if (std::isfinite(ranks[j])) {
+        line["rank"] = ranks[j];
+      } else {
+        line["rank"] = nullptr;  // the label is not in the corpus
+      }
+      line["top"] = std::move(best);
+      absl::StrAppend(&out, line.dump(), "\n");
+      ++written;
+    }
+    batch.clear();
+    labels.clear();
+    watched.clear();
+    return absl::OkStatus();
+  };
+  CandidateExample e;
+  while (options.max_examples == 0 || written + batch.size() < options.max_examples) {
+    VREC_ASSIGN_OR_RETURN(bool more, reader->NextMessage(&e));
+    if (!more) break;
+    labels.push_back(static_cast<int64_t>(e.label_video()));
+    watched.emplace_back(e.watch_history().begin(), e.watch_history().end());
+    batch.push_back(std::move(e));
+    if (batch.size() >= kBatch) VREC_RETURN_IF_ERROR(flush());
+  }
+  VREC_RETURN_IF_ERROR(flush());
+  VREC_RETURN_IF_ERROR(WriteFileAtomic(path, out));
+  return written;
 }
 
 StatusOr<nlohmann::json> VideoAgeShares(const ModelSpec& spec, ParameterSource* params,

@@ -55,6 +55,19 @@ StatusOr<nlohmann::json> EvaluateCandidateExamples(const ModelSpec& spec, Parame
                                                    const std::vector<CandidateExample>& examples,
                                                    const EvalOptions& options);
 
+// Writes one JSON line per held-out example (options.max_examples of them,
+// 0 = all) into `path`: {"user": .., "label": .., "rank": r, "top": [..]},
+// the label's rank (as the metrics count it, with the same exclusions) and
+// the model's `top` best videos (watched ones left out with
+// options.exclude_watched), best first. Users and videos are named by the
+// dataset's id tables (DIR/ids/, a converted log of string ids) when it has
+// them, else by their numeric ids. Written atomically; returns the count.
+StatusOr<uint64_t> DumpRecommendations(const ModelSpec& spec, ParameterSource* params,
+                                       const std::string& data_dir,
+                                       const DatasetManifest& manifest, const Corpus& corpus,
+                                       const EvalOptions& options, int top,
+                                       const std::string& path);
+
 // The oracle's figures of a generated dataset (truth.json's "oracle"), or
 // null when the dataset has none.
 nlohmann::json OracleFigures(const std::string& data_dir, const DatasetManifest& manifest);

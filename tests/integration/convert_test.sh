@@ -143,6 +143,23 @@ assert len(ids) == once["items"] + 1 and ids[0] == "ad-1", ids[:3]
 assert all(i.startswith("film/") for i in ids[1:]), ids[:3]
 assert last("events.train")["examples"] > 0
 PY
+# The evaluation's dump names users and items by the team's ids, and its
+# ranks agree with the metrics.
+"$VREC" eval --model_dir="$SCRATCH/events-m" --data="$SCRATCH/events" --dump="$SCRATCH/dump.jsonl" \
+  --dump_top=7 >"$SCRATCH/events.eval" 2>&1 || fail_log "$SCRATCH/events.eval" "eval --dump"
+"$PYTHON" - "$SCRATCH" <<'PY'
+import json, sys
+d = sys.argv[1]
+ev = json.loads(open(d + "/events.eval").read().splitlines()[-1])
+rows = [json.loads(l) for l in open(d + "/dump.jsonl")]
+assert len(rows) == ev["examples"] == ev["dump"]["examples"], (len(rows), ev)
+assert all(r["user"].startswith("user ") and r["label"].startswith("film/") for r in rows), rows[0]
+assert all(len(r["top"]) == 7 and len(set(r["top"])) == 7 for r in rows), rows[0]
+r10 = sum(1 for r in rows if r["rank"] is not None and r["rank"] <= 10) / len(rows)
+assert abs(r10 - ev["recall@10"]) < 1e-9, (r10, ev["recall@10"])
+top1 = [r for r in rows if r["rank"] == 1]
+assert all(r["top"][0] == r["label"] for r in top1), top1[:1]
+PY
 # Served under the team's ids: a history of string ids and search text in,
 # items named by the team's ids out.
 "$VREC" export --checkpoint="$SCRATCH/events-m" --data="$SCRATCH/events" \
