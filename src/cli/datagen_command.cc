@@ -37,6 +37,13 @@ DEFINE_bool(write_train, true,
             "false: write only the held-out examples, the videos (with each one's training label "
             "count) and a sample of 65,536 ranking training examples; the training examples are "
             "then simulated on the fly by `vrec train --stream` (for runs larger than the disk)");
+DEFINE_string(logs, "",
+              "Also write the world as a team's log tables into this folder: events.csv, "
+              "items.csv, users.csv (CSV, string ids u<id>, v<id>, search tokens w<id>), "
+              "test_users.txt and a README with the `vrec convert` command that turns them back "
+              "into this dataset's split (docs/data_format.md, \"Generated logs\"). The examples "
+              "match the native ones exactly with --max_examples_per_user=0 and without "
+              "--random_labels. The native files are written as well");
 DEFINE_int32(threads, 0, "Generator threads (0 = all cores); the output does not depend on it");
 DEFINE_bool(fsync, true, "fsync every file on close");
 // The generative process (see docs/datagen.md).
@@ -107,6 +114,7 @@ int RunDatagen(int argc, char** argv) {
   go.write_train = FLAGS_write_train;
   go.progress_interval_s = FLAGS_progress_seconds;
   go.sync = FLAGS_fsync;
+  go.logs_dir = FLAGS_logs;
   if (Status s = ValidateGeneratorOptions(go, wo); !s.ok()) {
     return UsageError(std::string(s.message()));
   }

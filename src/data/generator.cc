@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
 #include "data/dataset.h"
+#include "data/generated_logs.h"
 #include "data/record_writer.h"
 
 namespace vrec {
@@ -98,13 +99,14 @@ void UserSimulator::FillHistory(uint32_t watches_before, uint32_t tokens_before,
 }
 
 Status UserSimulator::Simulate(int64_t u, ExampleSink* sink, OracleStats* oracle,
-                               GenerationCounts* counts) {
+                               GenerationCounts* counts, ActionSink* actions) {
   const WorldOptions& wo = world_->options();
   const UserProfile user = world_->MakeUser(u);
   const bool test = (*test_users_)[u];
   Rng rng(wo.seed, HashCombine(kTrajectoryStream, static_cast<uint64_t>(u)));
   page_counter_ = 0;
   int64_t sequence = 0;
+  if (actions != nullptr) VREC_RETURN_IF_ERROR(actions->BeginUser(user, test));
 
   // Number of actions: lognormal with the requested mean, capped.
   const double sigma = wo.actions_sigma;
@@ -141,6 +143,10 @@ Status UserSimulator::Simulate(int64_t u, ExampleSink* sink, OracleStats* oracle
       for (size_t k = before; k < tokens_.size(); ++k)
         token_ids_.push_back(world_->TokenId(tokens_[k]));
       search_topic = static_cast<int32_t>(topic);
+      if (actions != nullptr) {
+        VREC_RETURN_IF_ERROR(
+            actions->Search(t, token_ids_.data() + before, token_ids_.size() - before));
+      }
       ++counts->searches;
       continue;
     }
@@ -156,8 +162,9 @@ Status UserSimulator::Simulate(int64_t u, ExampleSink* sink, OracleStats* oracle
                          static_cast<uint32_t>(tokens_.size())});
     }
     if (options_.page_rate > 0 && rng.Bernoulli(options_.page_rate)) {
-      VREC_RETURN_IF_ERROR(ShowPage(u, user, m, t, test, rng, sink, oracle, counts));
+      VREC_RETURN_IF_ERROR(ShowPage(u, user, m, t, test, rng, sink, oracle, counts, actions));
     }
+    if (actions != nullptr) VREC_RETURN_IF_ERROR(actions->Watch(t, world_->videos()[v].id));
     watches_.push_back(v);
     watch_ids_.push_back(world_->videos()[v].id);
     watch_topics_.push_back(world_->videos()[v].topic);
@@ -236,7 +243,8 @@ Status UserSimulator::Simulate(int64_t u, ExampleSink* sink, OracleStats* oracle
 
 Status UserSimulator::ShowPage(int64_t u, const UserProfile& user, const NextWatchMixture& m,
                                double time, bool test, Rng& rng, ExampleSink* sink,
-                               OracleStats* oracle, GenerationCounts* counts) {
+                               OracleStats* oracle, GenerationCounts* counts,
+                               ActionSink* actions) {
   const auto& videos = world_->videos();
   const int64_t num_videos = static_cast<int64_t>(videos.size());
   // Candidates: half from the user's true next-watch distribution, the rest
@@ -272,6 +280,7 @@ Status UserSimulator::ShowPage(int64_t u, const UserProfile& user, const NextWat
   FillHistory(static_cast<uint32_t>(watches_.size()), static_cast<uint32_t>(tokens_.size()),
               &page_watch_history_, &page_search_tokens_);
   scored_.clear();
+  logged_page_.clear();
   for (const int32_t& v : page_) {
     const Video& video = videos[v];
     const int prev = impressions_.count(v) ? impressions_[v] : 0;
@@ -313,6 +322,10 @@ Status UserSimulator::ShowPage(int64_t u, const UserProfile& user, const NextWat
     VREC_RETURN_IF_ERROR(sink->AddRanking(r, test));
     ++(test ? counts->ranking_test : counts->ranking_train);
     if (test) scored_.push_back({truth.expected_watch_time(), clicked, watch});
+    if (actions != nullptr) logged_page_.push_back({video.id, clicked, r.watch_time()});
+  }
+  if (actions != nullptr) {
+    VREC_RETURN_IF_ERROR(actions->Page(time, logged_page_.data(), logged_page_.size()));
   }
   for (int32_t v : page_) ++impressions_[v];
   if (test) {
@@ -333,6 +346,7 @@ nlohmann::json GenerationSummary::ToJson() const {
   j["examples_per_s"] = generate_seconds > 0
                             ? (counts.candidate_train + counts.candidate_test) / generate_seconds
                             : 0.0;
+  if (!logs.is_null()) j["logs"] = logs;
   return j;
 }
 
@@ -487,6 +501,7 @@ struct ShardResult {
   GenerationCounts counts;
   ShardInfo files[4];
   std::unordered_map<uint64_t, uint64_t> label_counts;
+  GeneratedLogCounts log_counts;
 };
 
 Status WriteVideos(const World& world, const std::unordered_map<uint64_t, uint64_t>& label_counts,
@@ -523,6 +538,7 @@ StatusOr<GenerationSummary> GenerateDataset(const World& world, const GeneratorO
   const auto start = std::chrono::steady_clock::now();
   const WorldOptions& wo = world.options();
   const std::vector<bool> test_users = ChooseTestUsers(wo.seed, wo.num_users, options.test_users);
+  if (!options.logs_dir.empty()) VREC_RETURN_IF_ERROR(StartGeneratedLogs(options.logs_dir));
 
   const int shards = options.shards;
   int threads = options.threads > 0
@@ -545,11 +561,25 @@ StatusOr<GenerationSummary> GenerateDataset(const World& world, const GeneratorO
         failed = true;
         break;
       }
+      std::unique_ptr<LogShardWriter> log;
+      if (!options.logs_dir.empty()) {
+        auto opened = LogShardWriter::Open(options.logs_dir, s);
+        if (!opened.ok()) {
+          res.status = opened.status();
+          failed = true;
+          break;
+        }
+        log = std::move(opened).value();
+      }
       for (int64_t u = s; u < wo.num_users && res.status.ok(); u += shards) {
-        res.status = sim.Simulate(u, sink->get(), &res.oracle, &res.counts);
+        res.status = sim.Simulate(u, sink->get(), &res.oracle, &res.counts, log.get());
         users_done.fetch_add(1, std::memory_order_relaxed);
       }
       if (res.status.ok()) res.status = (*sink)->Close(res.files);
+      if (res.status.ok() && log != nullptr) {
+        res.status = log->Close();
+        res.log_counts = log->counts();
+      }
       if (res.status.ok()) res.label_counts = (*sink)->TakeLabelCounts();
       if (!res.status.ok()) failed = true;
     }
@@ -585,8 +615,10 @@ StatusOr<GenerationSummary> GenerateDataset(const World& world, const GeneratorO
   }
   if (failed) return absl::InternalError("datagen: a shard failed without reporting why");
   std::unordered_map<uint64_t, uint64_t> label_counts;
+  GeneratedLogCounts log_counts;
   for (int s = 0; s < shards; ++s) {
     const ShardResult& res = results[s];
+    log_counts.Merge(res.log_counts);
     summary.oracle.Merge(res.oracle);
     summary.counts.Merge(res.counts);
     for (const auto& [id, n] : res.label_counts) label_counts[id] += n;
@@ -608,6 +640,13 @@ StatusOr<GenerationSummary> GenerateDataset(const World& world, const GeneratorO
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
   VREC_RETURN_IF_ERROR(WriteVideos(world, label_counts, JoinPath(dir, "videos.rec"), options.sync));
+  if (!options.logs_dir.empty()) {
+    VREC_RETURN_IF_ERROR(FinishGeneratedLogs(world, options, shards, &log_counts));
+    summary.logs = {{"dir", options.logs_dir},
+                    {"convert_command",
+                     GeneratedLogsConvertCommand(options, world, JoinPath(options.logs_dir, "converted"))},
+                    {"counts", log_counts.ToJson()}};
+  }
   nlohmann::json truth = summary.ToJson();
   truth["world"] = WorldOptionsToJson(wo);
   truth["generator"] = {{"shards", options.shards},

@@ -61,6 +61,10 @@ struct GeneratorOptions {
   bool write_train = true;
   double progress_interval_s = 5;  // stderr progress period; <= 0: none
   bool sync = true;                // fsync the files on close
+  // Non-empty: also write the world as a team's log tables into this folder
+  // (generated_logs.h: events.csv, items.csv, users.csv, test_users.txt,
+  // README), from the simulator's own actions.
+  std::string logs_dir;
 };
 
 // kInvalidArgument naming the first bad field.
@@ -70,6 +74,30 @@ Status ValidateGeneratorOptions(const GeneratorOptions& options, const WorldOpti
 // algorithm) from (seed): result[u] says whether user u is held out.
 std::vector<bool> ChooseTestUsers(uint64_t seed, int64_t num_users, int64_t count);
 
+
+// One impression of a page as the simulator showed it (ActionSink::Page).
+struct PageImpression {
+  uint64_t video_id = 0;
+  bool clicked = false;
+  float watch_time = 0;  // seconds, as RankingExample.watch_time; 0 when not clicked
+};
+
+// What a simulated user did, in the order it happened: the raw log behind
+// its examples (`vrec datagen --logs`, generated_logs.h). Times are days.
+// For each user: BeginUser, then its actions in time order; a page shown at
+// a watch's time comes just before that watch (its history is the watches
+// strictly before it). Calls never change what the simulator draws: the
+// examples are the same with or without a sink.
+class ActionSink {
+ public:
+  virtual ~ActionSink() = default;
+  virtual Status BeginUser(const UserProfile& user, bool test) = 0;
+  // A search of n tokens (ids as CandidateExample.search_tokens).
+  virtual Status Search(double time, const uint64_t* token_ids, size_t n) = 0;
+  // A page of n impressions, in slot order (slot = position 0..n-1).
+  virtual Status Page(double time, const PageImpression* impressions, size_t n) = 0;
+  virtual Status Watch(double time, uint64_t video_id) = 0;
+};
 
 struct GenerationCounts {
   int64_t users = 0;
@@ -91,8 +119,10 @@ class UserSimulator {
                 const std::vector<bool>* test_users);
 
   // Simulates user `u`, sending its examples to *sink, adding its held-out
-  // figures to *oracle and its counts to *counts. Errors come from the sink.
-  Status Simulate(int64_t u, ExampleSink* sink, OracleStats* oracle, GenerationCounts* counts);
+  // figures to *oracle and its counts to *counts, and, when `actions` is
+  // not null, its actions to *actions. Errors come from the sinks.
+  Status Simulate(int64_t u, ExampleSink* sink, OracleStats* oracle, GenerationCounts* counts,
+                  ActionSink* actions = nullptr);
 
  private:
   struct WatchEvent {
@@ -105,7 +135,7 @@ class UserSimulator {
   };
   Status ShowPage(int64_t u, const UserProfile& user, const NextWatchMixture& m, double time,
                   bool test, Rng& rng, ExampleSink* sink, OracleStats* oracle,
-                  GenerationCounts* counts);
+                  GenerationCounts* counts, ActionSink* actions);
   void FillHistory(uint32_t watches_before, uint32_t tokens_before,
                    google::protobuf::RepeatedField<uint64_t>* watches,
                    google::protobuf::RepeatedField<uint64_t>* tokens) const;
@@ -128,6 +158,7 @@ class UserSimulator {
   google::protobuf::RepeatedField<uint64_t> page_watch_history_;
   google::protobuf::RepeatedField<uint64_t> page_search_tokens_;
   std::vector<ScoredImpression> scored_;
+  std::vector<PageImpression> logged_page_;
   CandidateExample candidate_;
   RankingExample ranking_;
   int64_t page_counter_ = 0;
@@ -138,7 +169,11 @@ struct GenerationSummary {
   OracleStats oracle;
   double generate_seconds = 0;
   int32_t threads = 0;
-  // {"oracle": {...}, "counts": {...}, "generate_seconds", "examples_per_s", ...}
+  // With GeneratorOptions::logs_dir: {"dir", "convert_command", "counts"}
+  // (generated_logs.h); null otherwise.
+  nlohmann::json logs;
+  // {"oracle": {...}, "counts": {...}, "generate_seconds", "examples_per_s", ...,
+  //  "logs" when written}
   nlohmann::json ToJson() const;
 };
 
