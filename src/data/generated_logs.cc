@@ -132,8 +132,7 @@ std::string FormatLogSeconds(double days) {
   const unsigned long long abs_ms =
       ms < 0 ? 0ULL - static_cast<unsigned long long>(ms) : static_cast<unsigned long long>(ms);
   char buf[48];
-  std::snprintf(buf, sizeof(buf), "%s%llu.%03llu", ms < 0 ? "-" : "", abs_ms / 1000,
-                abs_ms % 1000);
+  std::snprintf(buf, sizeof(buf), "%s%llu.%03llu", ms < 0 ? "-" : "", abs_ms / 1000, abs_ms % 1000);
   return buf;
 }
 
@@ -170,8 +169,8 @@ void GeneratedLogCounts::Merge(const GeneratedLogCounts& o) {
 }
 
 nlohmann::json GeneratedLogCounts::ToJson() const {
-  return {{"events", events},   {"searches", searches}, {"impressions", impressions},
-          {"clicks", clicks},   {"watches", watches},   {"users", users},
+  return {{"events", events},         {"searches", searches}, {"impressions", impressions},
+          {"clicks", clicks},         {"watches", watches},   {"users", users},
           {"test_users", test_users}, {"items", items}};
 }
 
@@ -181,8 +180,7 @@ std::string LogPartPath(const std::string& dir, const std::string& table, int sh
   return JoinPath(dir, table + suffix);
 }
 
-StatusOr<std::unique_ptr<LogShardWriter>> LogShardWriter::Open(const std::string& dir,
-                                                               int shard) {
+StatusOr<std::unique_ptr<LogShardWriter>> LogShardWriter::Open(const std::string& dir, int shard) {
   auto writer = std::unique_ptr<LogShardWriter>(new LogShardWriter);
   std::unique_ptr<LogTextFile>* parts[3] = {&writer->events_, &writer->users_,
                                             &writer->test_users_};
@@ -258,8 +256,8 @@ Status LogShardWriter::Search(double time, const uint64_t* token_ids, size_t n) 
 
 Status LogShardWriter::Page(double time, const PageImpression* impressions, size_t n) {
   for (size_t i = 0; i < n; ++i) {
-    VREC_RETURN_IF_ERROR(AddEvent(LogItemName(impressions[i].video_id), time, "impression", "",
-                                  "", std::to_string(i)));
+    VREC_RETURN_IF_ERROR(AddEvent(LogItemName(impressions[i].video_id), time, "impression", "", "",
+                                  std::to_string(i)));
     ++counts_.impressions;
   }
   for (size_t i = 0; i < n; ++i) {
@@ -300,7 +298,7 @@ std::string GeneratedLogsConvertCommand(const GeneratorOptions& options, const W
       "vrec convert --events=", ShellQuote(JoinPath(dir, "events.csv")),
       " --items=", ShellQuote(JoinPath(dir, "items.csv")),
       " --users=", ShellQuote(JoinPath(dir, "users.csv")),
-      " --test_split=users --test_users=", ShellQuote(JoinPath(dir, "test_users.txt")),
+      " --test_split=users --held_out_users=", ShellQuote(JoinPath(dir, "test_users.txt")),
       " --clicks_are_watches=false --window_end=",
       static_cast<int64_t>(world.options().num_days) * 86400, " --max_examples_per_user=0");
   // The converter's default history is datagen's; another one must be said.
@@ -339,7 +337,8 @@ Status FinishGeneratedLogs(const World& world, const GeneratorOptions& options, 
     const std::string path = JoinPath(dir, kTables[t]);
     VREC_ASSIGN_OR_RETURN(auto file, LogTextFile::Create(path));
     VREC_RETURN_IF_ERROR(file->Append(headers[t]));
-    for (int s = 0; s < shards; ++s) VREC_RETURN_IF_ERROR(file->AppendFile(LogPartPath(dir, kTables[t], s)));
+    for (int s = 0; s < shards; ++s)
+      VREC_RETURN_IF_ERROR(file->AppendFile(LogPartPath(dir, kTables[t], s)));
     VREC_RETURN_IF_ERROR(file->Close(options.sync));
     for (int s = 0; s < shards; ++s) {
       const std::string part = LogPartPath(dir, kTables[t], s);

@@ -45,12 +45,12 @@
 namespace vrec {
 
 // The tables' names for the world's ids.
-std::string LogUserName(uint64_t user_id);       // "u<id>"
-std::string LogItemName(uint64_t video_id);      // "v<id>"
-std::string LogTokenName(uint64_t token_id);     // "w<id>"
-std::string LogRegionName(uint32_t region);      // "r<n>"
-std::string LogDeviceName(uint32_t device);      // "d<n>"
-std::string LogTopicName(uint32_t topic);        // "topic<k>", k 1-based as VideoInfo.topic
+std::string LogUserName(uint64_t user_id);    // "u<id>"
+std::string LogItemName(uint64_t video_id);   // "v<id>"
+std::string LogTokenName(uint64_t token_id);  // "w<id>"
+std::string LogRegionName(uint32_t region);   // "r<n>"
+std::string LogDeviceName(uint32_t device);   // "d<n>"
+std::string LogTopicName(uint32_t topic);     // "topic<k>", k 1-based as VideoInfo.topic
 
 // Days as unix seconds with exactly three decimals (milliseconds, rounded
 // to nearest): 2.0000014467592594 -> "172800.125"; negative days keep their sign.

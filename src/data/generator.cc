@@ -243,8 +243,7 @@ Status UserSimulator::Simulate(int64_t u, ExampleSink* sink, OracleStats* oracle
 
 Status UserSimulator::ShowPage(int64_t u, const UserProfile& user, const NextWatchMixture& m,
                                double time, bool test, Rng& rng, ExampleSink* sink,
-                               OracleStats* oracle, GenerationCounts* counts,
-                               ActionSink* actions) {
+                               OracleStats* oracle, GenerationCounts* counts, ActionSink* actions) {
   const auto& videos = world_->videos();
   const int64_t num_videos = static_cast<int64_t>(videos.size());
   // Candidates: half from the user's true next-watch distribution, the rest
@@ -642,10 +641,11 @@ StatusOr<GenerationSummary> GenerateDataset(const World& world, const GeneratorO
   VREC_RETURN_IF_ERROR(WriteVideos(world, label_counts, JoinPath(dir, "videos.rec"), options.sync));
   if (!options.logs_dir.empty()) {
     VREC_RETURN_IF_ERROR(FinishGeneratedLogs(world, options, shards, &log_counts));
-    summary.logs = {{"dir", options.logs_dir},
-                    {"convert_command",
-                     GeneratedLogsConvertCommand(options, world, JoinPath(options.logs_dir, "converted"))},
-                    {"counts", log_counts.ToJson()}};
+    summary.logs = {
+        {"dir", options.logs_dir},
+        {"convert_command",
+         GeneratedLogsConvertCommand(options, world, JoinPath(options.logs_dir, "converted"))},
+        {"counts", log_counts.ToJson()}};
   }
   nlohmann::json truth = summary.ToJson();
   truth["world"] = WorldOptionsToJson(wo);

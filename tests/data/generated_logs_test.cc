@@ -174,18 +174,19 @@ TEST(GeneratedLogsTest, ConvertCommandNamesTheSplitAndQuotesPaths) {
   GeneratorOptions o = g.options;
   o.logs_dir = "my logs";
   const std::string command = GeneratedLogsConvertCommand(o, *g.world, "out");
-  EXPECT_EQ(command,
-            "vrec convert --events='my logs/events.csv' --items='my logs/items.csv' "
-            "--users='my logs/users.csv' --test_split=users --test_users='my logs/test_users.txt' "
-            "--clicks_are_watches=false --window_end=518400 --max_examples_per_user=0 "
-            "--max_history=8 --out=out");
-  ASSERT_OK_AND_ASSIGN(std::string readme, ReadFileToString(JoinPath(g.options.logs_dir, "README")));
-  EXPECT_NE(readme.find(GeneratedLogsConvertCommand(g.options, *g.world, "OUT")),
-            std::string::npos)
+  EXPECT_EQ(
+      command,
+      "vrec convert --events='my logs/events.csv' --items='my logs/items.csv' "
+      "--users='my logs/users.csv' --test_split=users --held_out_users='my logs/test_users.txt' "
+      "--clicks_are_watches=false --window_end=518400 --max_examples_per_user=0 "
+      "--max_history=8 --out=out");
+  ASSERT_OK_AND_ASSIGN(std::string readme,
+                       ReadFileToString(JoinPath(g.options.logs_dir, "README")));
+  EXPECT_NE(readme.find(GeneratedLogsConvertCommand(g.options, *g.world, "OUT")), std::string::npos)
       << readme;
-  EXPECT_EQ(g.summary.ToJson()["logs"]["convert_command"],
-            GeneratedLogsConvertCommand(g.options, *g.world,
-                                        JoinPath(g.options.logs_dir, "converted")));
+  EXPECT_EQ(
+      g.summary.ToJson()["logs"]["convert_command"],
+      GeneratedLogsConvertCommand(g.options, *g.world, JoinPath(g.options.logs_dir, "converted")));
 }
 
 // The events table, read back, holds exactly the simulator's actions: every
@@ -196,7 +197,8 @@ TEST(GeneratedLogsTest, EventsDescribeTheNativeExamples) {
   const GenerationCounts& c = g.summary.counts;
   ASSERT_GT(c.pages, 10);
   ASSERT_GT(c.candidate_test, 10);
-  const std::vector<Row> rows = ReadTable(JoinPath(g.options.logs_dir, "events.csv"), kEventColumns);
+  const std::vector<Row> rows =
+      ReadTable(JoinPath(g.options.logs_dir, "events.csv"), kEventColumns);
   std::map<std::string, int64_t> kinds;
   for (const Row& r : rows) ++kinds[r[kEvent].value_or("(none)")];
   EXPECT_EQ(kinds.size(), 4u);
@@ -274,7 +276,8 @@ TEST(GeneratedLogsTest, EventsDescribeTheNativeExamples) {
       ASSERT_TRUE(page_time.empty() || page_time == time) << "a page not at its watch, row " << i;
       page_time.clear();
       if (!u.watches.empty()) {
-        ASSERT_TRUE(watch_context.emplace(key, Context{Last(u.watches, h), Last(u.tokens, h)}).second)
+        ASSERT_TRUE(
+            watch_context.emplace(key, Context{Last(u.watches, h), Last(u.tokens, h)}).second)
             << "row " << i;
       }
       u.watches.push_back(*r[kItem]);
@@ -290,9 +293,8 @@ TEST(GeneratedLogsTest, EventsDescribeTheNativeExamples) {
       const auto key = std::make_tuple(LogUserName(e.user_id()), FormatLogSeconds(e.time()),
                                        LogItemName(e.label_video()));
       const auto it = watch_context.find(key);
-      ASSERT_NE(it, watch_context.end())
-          << "no watch row for " << std::get<0>(key) << " at " << std::get<1>(key) << " of "
-          << std::get<2>(key);
+      ASSERT_NE(it, watch_context.end()) << "no watch row for " << std::get<0>(key) << " at "
+                                         << std::get<1>(key) << " of " << std::get<2>(key);
       EXPECT_EQ(it->second.watches, Names(e.watch_history(), LogItemName));
       EXPECT_EQ(it->second.tokens, Names(e.search_tokens(), LogTokenName));
     }

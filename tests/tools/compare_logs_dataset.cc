@@ -7,7 +7,7 @@
 // The converted examples differ from the native ones only by their ids
 // (docs/data_format.md, "Generated logs"): users, items and search tokens
 // become IdKey("u<id>"), IdKey("v<id>"), IdKey("w<id>"); regions and
-// devices CategoryKey("r<n>"), CategoryKey("d<n>"); topics the converter's
+// devices ContextKey("r<n>"), ContextKey("d<n>"); topics the converter's
 // dense ids, compared by name (CONVERTED_DIR/topics.tsv, or else the order
 // of first appearance in LOGS_DIR/items.csv). example_id and page_id are
 // ignored, but impressions that share a native page must share a converted
@@ -41,6 +41,7 @@
 #include "data/dataset.h"
 #include "data/generated_logs.h"
 #include "data/id_key.h"
+#include "data/interaction_log.h"
 #include "data/record_reader.h"
 #include "data/table_reader.h"
 #include "nlohmann/json.hpp"
@@ -49,13 +50,9 @@
 namespace vrec {
 namespace {
 
-// The converter's key of a region or device string (their vocabularies are
-// 32-bit): the low 32 bits of IdKey, 0 taken as 1. The one place to change
-// should the converter map them otherwise.
-uint32_t CategoryKey(std::string_view name) {
-  const auto key = static_cast<uint32_t>(IdKey(name));
-  return key == 0 ? 1 : key;
-}
+// The converter's key of a region or device string: ContextKey
+// (data/interaction_log.h), the one place that says it.
+uint32_t CategoryKey(std::string_view name) { return ContextKey(name); }
 
 constexpr double kTimeTolerance = 1e-7;   // days
 constexpr double kFloatTolerance = 1e-6;  // relative to max(1, |value|)
@@ -156,8 +153,8 @@ Status LoadTopics(const std::string& converted, const std::string& logs, Mapping
 }
 
 template <typename Message>
-StatusOr<std::vector<Message>> ReadSplit(const std::string& dir,
-                                         const google::protobuf::RepeatedPtrField<ShardInfo>& shards) {
+StatusOr<std::vector<Message>> ReadSplit(
+    const std::string& dir, const google::protobuf::RepeatedPtrField<ShardInfo>& shards) {
   std::vector<Message> out;
   VREC_ASSIGN_OR_RETURN(auto reader, ShardedReader::Open(ShardPaths(dir, shards)));
   Message m;
@@ -222,9 +219,9 @@ class Comparer {
   bool Same(const std::string& where, const char* field, const std::string& native,
             const std::string& converted, SplitReport* report) {
     if (native == converted) return true;
-    return Differ(absl::StrCat(where, ": field ", field, ": native ", native, ", converted ",
-                               converted),
-                  field, report);
+    return Differ(
+        absl::StrCat(where, ": field ", field, ": native ", native, ", converted ", converted),
+        field, report);
   }
   // Id lists: the lengths and the first place they part.
   bool SameIds(const std::string& where, const char* field,
@@ -238,8 +235,8 @@ class Comparer {
     };
     return Differ(absl::StrCat(where, ": field ", field, ": native has ", native.size(),
                                ", converted ", converted.size(), "; first difference at [", i,
-                               "]: native ", at(native), ", converted ", at(converted),
-                               "; native ", Ids(native), ", converted ", Ids(converted)),
+                               "]: native ", at(native), ", converted ", at(converted), "; native ",
+                               Ids(native), ", converted ", Ids(converted)),
                   field, report);
   }
   bool Differ(const std::string& line, const char* field, SplitReport* report) {
@@ -253,8 +250,10 @@ class Comparer {
     CandidateExample c = n;
     c.set_user_id(m_.User(n.user_id()));
     c.set_label_video(m_.Item(n.label_video()));
-    for (int i = 0; i < n.watch_history_size(); ++i) c.set_watch_history(i, m_.Item(n.watch_history(i)));
-    for (int i = 0; i < n.search_tokens_size(); ++i) c.set_search_tokens(i, m_.Token(n.search_tokens(i)));
+    for (int i = 0; i < n.watch_history_size(); ++i)
+      c.set_watch_history(i, m_.Item(n.watch_history(i)));
+    for (int i = 0; i < n.search_tokens_size(); ++i)
+      c.set_search_tokens(i, m_.Token(n.search_tokens(i)));
     c.set_region(m_.Region(n.region()));
     c.set_device(m_.Device(n.device()));
     return c;
@@ -263,8 +262,10 @@ class Comparer {
     RankingExample c = n;
     c.set_user_id(m_.User(n.user_id()));
     c.set_impression_video(m_.Item(n.impression_video()));
-    for (int i = 0; i < n.watch_history_size(); ++i) c.set_watch_history(i, m_.Item(n.watch_history(i)));
-    for (int i = 0; i < n.search_tokens_size(); ++i) c.set_search_tokens(i, m_.Token(n.search_tokens(i)));
+    for (int i = 0; i < n.watch_history_size(); ++i)
+      c.set_watch_history(i, m_.Item(n.watch_history(i)));
+    for (int i = 0; i < n.search_tokens_size(); ++i)
+      c.set_search_tokens(i, m_.Token(n.search_tokens(i)));
     c.set_region(m_.Region(n.region()));
     c.set_device(m_.Device(n.device()));
     const std::optional<uint64_t> topic = m_.Topic(n.video_topic());
@@ -302,15 +303,15 @@ class Comparer {
   bool Fields(const std::string& where, const RankingExample& a, const RankingExample& b,
               SplitReport* r) {
     bool ok = true;
-    ok &= Same(where, "video_topic", m_.TopicName(a.video_topic()), m_.TopicName(b.video_topic()),
-               r);
+    ok &=
+        Same(where, "video_topic", m_.TopicName(a.video_topic()), m_.TopicName(b.video_topic()), r);
     ok &= Same(where, "region", m_.CategoryName(a.region()), m_.CategoryName(b.region()), r);
     ok &= Same(where, "device", m_.CategoryName(a.device()), m_.CategoryName(b.device()), r);
     ok &= SameIds(where, "watch_history", a.watch_history(), b.watch_history(), r);
     ok &= SameIds(where, "search_tokens", a.search_tokens(), b.search_tokens(), r);
     ok &= Near(where, "time", a.time(), b.time(), kTimeTolerance, false, r);
-    ok &= Near(where, "time_since_last_watch", a.time_since_last_watch(),
-               b.time_since_last_watch(), kFloatTolerance, true, r);
+    ok &= Near(where, "time_since_last_watch", a.time_since_last_watch(), b.time_since_last_watch(),
+               kFloatTolerance, true, r);
     ok &= Near(where, "previous_impressions", a.previous_impressions(), b.previous_impressions(),
                kFloatTolerance, true, r);
     ok &= Near(where, "video_age", a.video_age(), b.video_age(), kFloatTolerance, true, r);
@@ -328,8 +329,9 @@ class Comparer {
     const auto [a, added_a] = page_to_converted_.emplace(native, converted);
     const auto [b, added_b] = page_to_native_.emplace(converted, native);
     if (a->second != converted) {
-      Differ(absl::StrCat(where, ": field page_id: its native page's other impressions are on "
-                               "converted page ",
+      Differ(absl::StrCat(where,
+                          ": field page_id: its native page's other impressions are on "
+                          "converted page ",
                           a->second, ", this one on ", converted),
              "page_id", r);
       ++page_mismatches_;
@@ -385,9 +387,9 @@ class Comparer {
         if (!same) ++r.differing;
         ++i;
         ++j;
-      } else if (has_a && (!has_b || std::make_pair(KeyOf(native[a[i]]), native[a[i]].time()) <
-                                         std::make_pair(KeyOf(converted[b[j]]),
-                                                        converted[b[j]].time()))) {
+      } else if (has_a &&
+                 (!has_b || std::make_pair(KeyOf(native[a[i]]), native[a[i]].time()) <
+                                std::make_pair(KeyOf(converted[b[j]]), converted[b[j]].time()))) {
         ++r.only_native;
         Print(absl::StrCat(Describe(name, native[a[i]]), ": only in the native dataset"));
         ++i;
@@ -457,7 +459,8 @@ int Run(int argc, char** argv) {
 
   auto candidate = [&](const char* name, const google::protobuf::RepeatedPtrField<ShardInfo>& n,
                        const google::protobuf::RepeatedPtrField<ShardInfo>& c) -> Status {
-    VREC_ASSIGN_OR_RETURN(std::vector<CandidateExample> a, ReadSplit<CandidateExample>(native_dir, n));
+    VREC_ASSIGN_OR_RETURN(std::vector<CandidateExample> a,
+                          ReadSplit<CandidateExample>(native_dir, n));
     VREC_ASSIGN_OR_RETURN(std::vector<CandidateExample> b,
                           ReadSplit<CandidateExample>(converted_dir, c));
     for (CandidateExample& e : a) e = comparer.Map(e);
@@ -470,7 +473,8 @@ int Run(int argc, char** argv) {
   auto ranking = [&](const char* name, const google::protobuf::RepeatedPtrField<ShardInfo>& n,
                      const google::protobuf::RepeatedPtrField<ShardInfo>& c) -> Status {
     VREC_ASSIGN_OR_RETURN(std::vector<RankingExample> a, ReadSplit<RankingExample>(native_dir, n));
-    VREC_ASSIGN_OR_RETURN(std::vector<RankingExample> b, ReadSplit<RankingExample>(converted_dir, c));
+    VREC_ASSIGN_OR_RETURN(std::vector<RankingExample> b,
+                          ReadSplit<RankingExample>(converted_dir, c));
     std::vector<uint64_t> pages(a.size());
     for (size_t i = 0; i < a.size(); ++i) {
       pages[i] = a[i].page_id();
@@ -491,14 +495,15 @@ int Run(int argc, char** argv) {
   if (s.ok()) s = ranking("ranking_test", native->ranking_test(), converted->ranking_test());
   if (!s.ok()) return Fail("reading the examples", s);
 
-  nlohmann::json summary = {{"match", match},
-                            {"splits", splits},
-                            {"pages", comparer.PagesJson()},
-                            {"topics", mapping.topics()},
-                            {"native_topics_without_a_converted_id", unknown_topics},
-                            {"t_max", {{"native", native->t_max()}, {"converted", converted->t_max()}}},
-                            {"differences_printed", std::min<int64_t>(comparer.printed(), max_diffs)},
-                            {"differences", comparer.printed()}};
+  nlohmann::json summary = {
+      {"match", match},
+      {"splits", splits},
+      {"pages", comparer.PagesJson()},
+      {"topics", mapping.topics()},
+      {"native_topics_without_a_converted_id", unknown_topics},
+      {"t_max", {{"native", native->t_max()}, {"converted", converted->t_max()}}},
+      {"differences_printed", std::min<int64_t>(comparer.printed(), max_diffs)},
+      {"differences", comparer.printed()}};
   if (comparer.printed() > max_diffs) {
     std::cerr << "... " << comparer.printed() - max_diffs << " more differences\n";
   }
