@@ -21,7 +21,9 @@ make_world "$SCRATCH/native" --seed=5 --num_videos=800 --num_users=300 --num_tok
 for f in events.csv items.csv users.csv test_users.txt README; do
   [ -s "$LOGS/$f" ] || fail "$f missing or empty in $LOGS"
 done
-ls "$LOGS" | grep -q part && fail "shard parts left in $LOGS: $(ls "$LOGS")"
+for part in "$LOGS"/*.part-*; do
+  [ ! -e "$part" ] || fail "a shard's part left in $LOGS: $part"
+done
 head -n 1 "$LOGS/events.csv" | grep -qx 'user,item,timestamp,event,watch_seconds,query,position,device,region' ||
   fail "events.csv header: $(head -n 1 "$LOGS/events.csv")"
 [ "$(wc -l <"$LOGS/test_users.txt")" = 60 ] || fail "test_users.txt has $(wc -l <"$LOGS/test_users.txt") lines"
