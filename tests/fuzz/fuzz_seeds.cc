@@ -152,6 +152,35 @@ void CsvSeeds(const std::string& dir) {
         "userId,movieId,timestamp\n1,2,3\n1,x,4\n\"1\",\"3\"\"\",5\n1,4\n2,2,+9\n2,3,-1\n");
 }
 
+// An events table's seeds: the first byte is the fuzz target's mode (bit 0:
+// JSON Lines; bit 1: clicks are watches; bit 2: two examples a user; bits
+// 3+: the split), the rest the file.
+void EventsSeeds(const std::string& dir) {
+  const std::string csv =
+      "user,item,timestamp,event,watch_seconds,query,position,device,region\n"
+      "u1,v1,100.5,watch,,,,phone,eu\n"
+      "u1,,150,search,,Funny Cats 2,,phone,eu\n"
+      "u1,v2,200,impression,,,0,phone,eu\n"
+      "u1,v3,200,impression,,,1,phone,eu\n"
+      "u1,v2,230,click,41.5,,,phone,eu\n"
+      "u1,v2,240,watch,,,,phone,eu\n"
+      "user 2,v1,2026-12-03T10:15:00Z,watch,,,,tv,\n"
+      "user 2,v3,2026-12-04,watch,,,,tv,\n"
+      "u1,v9,999999,click,,,,,\n";
+  Write(dir, "events-csv-last-watch", std::string(1, '\x00') + csv);
+  Write(dir, "events-csv-last-day", std::string(1, '\x0a') + csv);
+  Write(dir, "events-csv-users", std::string(1, '\x16') + csv);
+  Write(dir, "events-jsonl",
+        std::string(1, '\x01') +
+            "{\"user\": \"u1\", \"item\": \"v1\", \"timestamp\": 10}\n"
+            "{\"user\": \"u1\", \"item\": \"v2\", \"timestamp\": 20, \"event\": \"impression\","
+            " \"position\": 3}\n"
+            "{\"user\": \"u1\", \"item\": \"v2\", \"timestamp\": 25, \"event\": \"click\", "
+            "\"watch_seconds\": 9}\n"
+            "{\"user\": \"u1\", \"timestamp\": 30, \"event\": \"search\", \"query\": \"x y\"}\n"
+            "{\"user\": \"u1\", \"item\": \"v3\", \"timestamp\": \"1970-01-01T00:01:00Z\"}\n");
+}
+
 }  // namespace
 }  // namespace vrec::fuzz
 
@@ -166,6 +195,7 @@ int main(int argc, char** argv) {
   vrec::fuzz::PsSeeds(out + "/ps");
   vrec::fuzz::RecordSeeds(out + "/record", scratch);
   vrec::fuzz::CsvSeeds(out + "/csv");
+  vrec::fuzz::EventsSeeds(out + "/events");
   std::filesystem::remove(scratch);
   return 0;
 }

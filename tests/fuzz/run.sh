@@ -3,7 +3,7 @@
 # and runs each for SECONDS (tests/fuzz/README.md).
 #
 #   tests/fuzz/run.sh SECONDS [TARGET...]   build, then run each target (default:
-#                                           http ps record csv) one after another
+#                                           http ps record csv events) one after another
 #   tests/fuzz/run.sh --build               build only
 #   tests/fuzz/run.sh --no-build SECONDS [TARGET...]
 #   tests/fuzz/run.sh --seeds               rewrite tests/fuzz/corpus with fuzz_seeds
@@ -21,7 +21,7 @@ cd "$(dirname "$0")/../.."
 SRC=$PWD
 BUILD=${VREC_FUZZ_BUILD_DIR:-build-fuzz}
 OUT=${VREC_FUZZ_OUT:-$BUILD/runs}
-ALL=(http ps record csv)
+ALL=(http ps record csv events)
 
 build=1 mode=run
 case "${1:-}" in
