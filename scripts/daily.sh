@@ -7,17 +7,23 @@
 # and, each day, yesterday's model scored on today's held-out examples beside
 # today's model (what warm starting bought).
 #
-#   scripts/daily.sh [--days=3] [--work=DIR] [--world="DATAGEN FLAGS"]
+#   scripts/daily.sh [--days=3] [--work=DIR] [--world="DATAGEN FLAGS"] [--logs=DIR]
 #                    [--train="TRAIN FLAGS"] [--min_count=SPEC] [--expire_after=SPEC]
-#                    [--serve=1] [--mpi=0]
+#                    [--serve=1] [--mpi=0] [--warm=1]
 #
-#   --days          days of the world's window to run (the world has this many)
+#   --days          days to run: the world has this many; of --logs, the first
+#                   this many days that have events
 #   --work          keep everything in DIR (default: a temporary folder, removed)
 #   --world         more vrec datagen flags (the world; a later flag wins)
+#   --logs          take DIR/events.csv and DIR/items.csv (docs/data_format.md;
+#                   day d = unix time [d*86400, (d+1)*86400)) instead of
+#                   generating a world: your own logs, or an earlier run's
+#                   WORK/logs (the same days for several settings)
 #   --train         more vrec train flags (every day's)
 #   --min_count, --expire_after   passed to every day's vrec train
 #   --serve         0: no export and no server (measurements)
 #   --mpi           1: train under mpirun (1 server, 2 workers) instead of one process
+#   --warm          0: train each day from scratch (no --init_from), for comparison
 #
 # Prints one JSON line per day on stdout: day, train_examples, test_examples,
 # steps, seconds, tables (each table's rows and step clock at the day's last
@@ -27,9 +33,9 @@
 # with). Fails if the server does not take the new bundle.
 source "$(dirname "$0")/lib/prologue.sh"
 
-DAYS=3 WORK_DIR="" WORLD_FLAGS="" TRAIN_FLAGS="" MIN_COUNT="" EXPIRE_AFTER="" SERVE=1 MPI=0
-parse_flags days:DAYS work:WORK_DIR world:WORLD_FLAGS train:TRAIN_FLAGS min_count:MIN_COUNT \
-  expire_after:EXPIRE_AFTER serve:SERVE mpi:MPI -- "$@"
+DAYS=3 WORK_DIR="" WORLD_FLAGS="" LOGS="" TRAIN_FLAGS="" MIN_COUNT="" EXPIRE_AFTER="" SERVE=1 MPI=0 WARM=1
+parse_flags days:DAYS work:WORK_DIR world:WORLD_FLAGS logs:LOGS train:TRAIN_FLAGS \
+  min_count:MIN_COUNT expire_after:EXPIRE_AFTER serve:SERVE mpi:MPI warm:WARM -- "$@"
 [[ "$DAYS" =~ ^[1-9][0-9]*$ ]] || die "--days=$DAYS: give a whole number >= 1"
 find_vrec
 VREC=$(realpath "$VREC")
@@ -53,13 +59,19 @@ POLICY=()
 [[ -z "$MIN_COUNT" ]] || POLICY+=(--min_count="$MIN_COUNT")
 [[ -z "$EXPIRE_AFTER" ]] || POLICY+=(--expire_after="$EXPIRE_AFTER")
 
-# The logs: WORK/logs/events.csv and items.csv (docs/data_format.md). Until
-# `vrec datagen --logs` lands they are read from a world's records; then
-# these two lines are `"$VREC" datagen --logs="$WORK/logs" --num_days="$DAYS" ...`.
-make_world "$WORK/world" "${DEFAULT_WORLD[@]}" --num_days="$DAYS" "${WORLD[@]}" --test_users=0 \
-  --max_examples_per_user=0 --max_history=1 || die "vrec datagen failed: $(tail -n 5 "$WORK/world.datagen.log")"
-"$PYTHON" "$VREC_ROOT/scripts/lib/day_logs.py" logs "$VREC" "$WORK/world" "$WORK/logs" 2>"$WORK/logs.log"
-"$PYTHON" "$VREC_ROOT/scripts/lib/day_logs.py" split "$WORK/logs" "$WORK/days" >/dev/null
+# The logs: events.csv and items.csv (docs/data_format.md). Until `vrec
+# datagen --logs` lands they are read from a world's records; then the two
+# lines of the else branch are `"$VREC" datagen --logs="$WORK/logs" --num_days="$DAYS" ...`.
+if [[ -n "$LOGS" ]]; then
+  [[ -f "$LOGS/events.csv" && -f "$LOGS/items.csv" ]] || die "--logs=$LOGS: no events.csv and items.csv"
+  LOGS=$(realpath "$LOGS")
+else
+  make_world "$WORK/world" "${DEFAULT_WORLD[@]}" --num_days="$DAYS" "${WORLD[@]}" --test_users=0 \
+    --max_examples_per_user=0 --max_history=1 || die "vrec datagen: $(tail -n 5 "$WORK/world.datagen.log")"
+  "$PYTHON" "$VREC_ROOT/scripts/lib/day_logs.py" logs "$VREC" "$WORK/world" "$WORK/logs" 2>"$WORK/logs.log"
+  LOGS=$WORK/logs
+fi
+"$PYTHON" "$VREC_ROOT/scripts/lib/day_logs.py" split "$LOGS" "$WORK/days" >/dev/null
 
 # Field KEY (a.b for nested ones) of the JSON object on FILE's last line.
 field() {
@@ -92,18 +104,23 @@ train() {
   fi
 }
 
+# The first --days days that have events, in order.
+mapfile -t RUN_DAYS < <(find "$WORK/days" -mindepth 1 -maxdepth 1 -name 'day-*' -printf '%f\n' |
+  sort -V | head -n "$DAYS")
+((${#RUN_DAYS[@]} > 0)) || die "no day of the logs has events"
 previous=""
-for ((d = 0; d < DAYS; d++)); do
-  day=$(printf 'day-%03d' "$d")
-  [[ -f "$WORK/days/$day/events.csv" ]] || die "the world has no events on $day"
+for day in "${RUN_DAYS[@]}"; do
+  d=$((10#${day#day-}))
   "$VREC" convert --events="$WORK/days/$day/events.csv" --items="$WORK/days/$day/items.csv" \
     --out="$WORK/data/$day" >"$WORK/$day.convert.json" 2>"$WORK/$day.convert.log"
   # One checkpoint folder for every day: with --resume and --init_from a
   # checkpoint of today's data continues an interrupted day, yesterday's
   # starts today's (the first day: none, from scratch).
   start=()
-  [[ -z "$previous" ]] || start=(--init_from="$WORK/ckpt")
-  train --data="$WORK/data/$day" --model_dir="$WORK/model/$day" --checkpoint_dir="$WORK/ckpt" \
+  [[ -z "$previous" || "$WARM" != 1 ]] || start=(--init_from="$WORK/ckpt")
+  ckpt=$WORK/ckpt
+  [[ "$WARM" == 1 ]] || ckpt=$WORK/ckpt/$day
+  train --data="$WORK/data/$day" --model_dir="$WORK/model/$day" --checkpoint_dir="$ckpt" \
     --resume "${start[@]}" "${DEFAULT_TRAIN[@]}" "${TRAIN[@]}" "${POLICY[@]}" \
     >"$WORK/$day.train.json" 2>"$WORK/$day.train.log"
   prev_recall=null

@@ -725,8 +725,8 @@ Status EmbeddingStore::ImportRows(absl::Span<const uint64_t> keys,
     for (uint32_t d = 0; d < dim_; ++d) {
       if (!std::isfinite(w[d])) {
         return absl::InvalidArgumentError(absl::StrCat("table ", options_.table_name, ": key ",
-                                                       keys[i], "'s weight ", d,
-                                                       " is not finite (", w[d], ")"));
+                                                       keys[i], "'s weight ", d, " is not finite (",
+                                                       w[d], ")"));
       }
     }
     const uint32_t part = PartitionOf(keys[i]);
@@ -734,8 +734,8 @@ Status EmbeddingStore::ImportRows(absl::Span<const uint64_t> keys,
       Partition& p = *partitions_[part];
       MutexLock lock(&p.mu);
       if (p.index.contains(keys[i])) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "table ", options_.table_name, ": key ", keys[i], " is resident; import first"));
+        return absl::FailedPreconditionError(absl::StrCat("table ", options_.table_name, ": key ",
+                                                          keys[i], " is resident; import first"));
       }
     }
     std::copy(w, w + dim_, row.begin());

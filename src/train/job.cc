@@ -83,9 +83,9 @@ StatusOr<nlohmann::json> TrainLocal(const TrainOptions& options_in, const std::a
     });
   }
 
-  Coordinator coordinator(CoordinatedJobOf(*kind, options, spec, data, servers_at, num_servers,
-                                           num_workers, start),
-                          &plane);
+  Coordinator coordinator(
+      CoordinatedJobOf(*kind, options, spec, data, servers_at, num_servers, num_workers, start),
+      &plane);
   StatusOr<nlohmann::json> summary = coordinator.Run(stop);
   for (auto& t : threads) t.join();
   for (auto& s : servers) s.server->Stop();

@@ -62,9 +62,11 @@ uint64_t WorkerShare(uint64_t total, int worker, int num_workers) {
   return total / w + (static_cast<uint64_t>(worker) < total % w ? 1 : 0);
 }
 
-StatusOr<std::unique_ptr<ps::ServerStorage>> CreateServerStorage(
-    const models::ModelSpec& spec, const ServerOptions& options, const std::string& spill_root,
-    int server, const JobStart* start, int num_servers) {
+StatusOr<std::unique_ptr<ps::ServerStorage>> CreateServerStorage(const models::ModelSpec& spec,
+                                                                 const ServerOptions& options,
+                                                                 const std::string& spill_root,
+                                                                 int server, const JobStart* start,
+                                                                 int num_servers) {
   ps::ServerStorageOptions so;
   so.spill_path = JoinPath(spill_root, absl::StrFormat("server-%05d", server));
   so.fresh = true;
@@ -161,8 +163,7 @@ StatusOr<JobStart> FindJobStart(const TrainOptions& options, models::ModelSpec* 
   JobStart start;
   const CheckpointOptions& c = options.checkpoint;
   if (c.resume && c.init_from.empty()) {
-    VREC_ASSIGN_OR_RETURN(start.resume,
-                          FindResumeCheckpoint(c, options.worker, spec, num_workers));
+    VREC_ASSIGN_OR_RETURN(start.resume, FindResumeCheckpoint(c, options.worker, spec, num_workers));
   } else if (c.resume) {
     if (c.dir.empty()) {
       return absl::InvalidArgumentError(
@@ -182,8 +183,8 @@ StatusOr<JobStart> FindJobStart(const TrainOptions& options, models::ModelSpec* 
                   << "); warm starting from --init_from=" << c.init_from;
       }
     } else if (absl::IsNotFound(found.status())) {
-      LOG(INFO) << "--resume: " << found.status().message() << "; warm starting from --init_from="
-                << c.init_from;
+      LOG(INFO) << "--resume: " << found.status().message()
+                << "; warm starting from --init_from=" << c.init_from;
     } else {
       return found.status();
     }
@@ -267,8 +268,8 @@ StatusOr<ServerProcess> StartServer(const models::ModelSpec& spec, const ServerO
                                     int index, int num_workers, const JobStart* start,
                                     int num_servers) {
   ServerProcess p;
-  VREC_ASSIGN_OR_RETURN(
-      p.storage, CreateServerStorage(spec, options, spill_root, index, start, num_servers));
+  VREC_ASSIGN_OR_RETURN(p.storage,
+                        CreateServerStorage(spec, options, spill_root, index, start, num_servers));
   std::vector<ps::EmbeddingStore*> tables;
   for (const auto& t : spec.config.tables()) tables.push_back(p.storage->Find(t.name()));
   p.service = std::make_unique<ps::PsService>(tables, static_cast<uint32_t>(num_workers));

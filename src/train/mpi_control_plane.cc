@@ -162,9 +162,9 @@ StatusOr<std::vector<ServerState>> MpiControlPlane::CheckpointServers(const std:
     const std::string path = JoinPath(dir, models::ServerStateFile(static_cast<int>(s)));
     StatusOr<std::string> bytes = ReadFileToString(path);
     if (!bytes.ok() || !states[s].ParseFromString(*bytes)) {
-      return absl::DataLossError(
-          absl::StrCat("server ", s, " acknowledged its checkpoint part but its state ", path,
-                       " is missing or does not parse"));
+      return absl::DataLossError(absl::StrCat("server ", s,
+                                              " acknowledged its checkpoint part but its state ",
+                                              path, " is missing or does not parse"));
     }
     states[s].set_server(static_cast<int32_t>(s));
     states[s].set_rows(rows[s]);

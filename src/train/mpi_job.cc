@@ -234,8 +234,8 @@ Status RunServerRank(const models::ModelSpec& spec, const TrainOptions& options,
 // ids) and get the rest from rank 0. Collective over `peers` (rank 0 and the
 // workers); false on every rank if any of them failed.
 bool ShareJobData(const ModelKind& kind, const TrainOptions& options, const models::ModelSpec& spec,
-                  int rank, bool servers_up, const StartPoint& start, MPI_Comm peers,
-                  JobData* data, Status* status) {
+                  int rank, bool servers_up, const StartPoint& start, MPI_Comm peers, JobData* data,
+                  Status* status) {
   StatusOr<JobData> d = LoadJobData(kind, options.data_dir, options.worker.stream, spec,
                                     /*full=*/rank == 0, options.worker.validation_users);
   if (d.ok()) {

@@ -38,9 +38,8 @@ Status SetPolicy(const std::string& flag, const std::string& name, uint64_t valu
                  ModelConfig* config) {
   const int i = FindTable(*config, name);
   if (i < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(flag, ": the model has no table '", name,
-                                                   "'; its sparse tables: ",
-                                                   SparseTables(*config)));
+    return absl::InvalidArgumentError(absl::StrCat(
+        flag, ": the model has no table '", name, "'; its sparse tables: ", SparseTables(*config)));
   }
   TableConfig* t = config->mutable_tables(i);
   if (t->dense()) {

@@ -39,7 +39,7 @@ namespace vrec::train {
 
 // One flag's value.
 struct PerTableValue {
-  std::optional<uint64_t> growing;                        // the bare number
+  std::optional<uint64_t> growing;                       // the bare number
   std::vector<std::pair<std::string, uint64_t>> tables;  // TABLE:NUMBER, in order
   bool empty() const { return !growing && tables.empty(); }
 };

@@ -38,16 +38,16 @@ Status CheckFits(const WarmStart& warm, const models::ModelSpec& spec) {
   const ModelConfig& was = warm.model.config();
   const ModelConfig& now = spec.config;
   auto refuse = [&](const std::string& what) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "cannot warm start from ", warm.source, ": ", what,
-        ". Pass the model flags it was trained with (see its ",
-        warm.has_optimizer_state() ? "manifest.json" : "model.json",
-        ", \"config\"); the learning rate, sampler, history length, --min_count and "
-        "--expire_after may change"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot warm start from ", warm.source, ": ", what,
+                     ". Pass the model flags it was trained with (see its ",
+                     warm.has_optimizer_state() ? "manifest.json" : "model.json",
+                     ", \"config\"); the learning rate, sampler, history length, --min_count and "
+                     "--expire_after may change"));
   };
   if (warm.model.kind() != spec.kind) {
-    return refuse(absl::StrCat("it holds a ", warm.model.kind(), " model, this job trains --model=",
-                               spec.kind));
+    return refuse(absl::StrCat("it holds a ", warm.model.kind(),
+                               " model, this job trains --model=", spec.kind));
   }
   for (const TableConfig& t : now.tables()) {
     const TableConfig* old = nullptr;
@@ -55,27 +55,26 @@ Status CheckFits(const WarmStart& warm, const models::ModelSpec& spec) {
       if (o.name() == t.name()) old = &o;
     }
     if (old == nullptr) return refuse(absl::StrCat("it has no table '", t.name(), "'"));
-    if (old->dim() != t.dim() || old->dense() != t.dense() ||
-        old->dense_size() != t.dense_size()) {
-      return refuse(absl::StrCat("table '", t.name(), "' has ",
-                                 old->dense() ? absl::StrCat(old->dense_size(), " dense floats")
-                                              : absl::StrCat("dim ", old->dim()),
-                                 ", this job's has ",
-                                 t.dense() ? absl::StrCat(t.dense_size(), " dense floats")
-                                           : absl::StrCat("dim ", t.dim()),
-                                 " (--embedding_dim, --tower, --output_dim)"));
+    if (old->dim() != t.dim() || old->dense() != t.dense() || old->dense_size() != t.dense_size()) {
+      return refuse(absl::StrCat(
+          "table '", t.name(), "' has ",
+          old->dense() ? absl::StrCat(old->dense_size(), " dense floats")
+                       : absl::StrCat("dim ", old->dim()),
+          ", this job's has ",
+          t.dense() ? absl::StrCat(t.dense_size(), " dense floats") : absl::StrCat("dim ", t.dim()),
+          " (--embedding_dim, --tower, --output_dim)"));
     }
     if (warm.has_optimizer_state() && old->optimizer().kind() != t.optimizer().kind()) {
       return refuse(absl::StrCat("table '", t.name(), "' was trained with another --optimizer (",
-                                 OptimizerConfig::Kind_Name(old->optimizer().kind()),
-                                 ", this job ", OptimizerConfig::Kind_Name(t.optimizer().kind()),
+                                 OptimizerConfig::Kind_Name(old->optimizer().kind()), ", this job ",
+                                 OptimizerConfig::Kind_Name(t.optimizer().kind()),
                                  "): its optimizer state does not fit; warm start from a model "
                                  "folder instead, whose optimizer state starts fresh"));
     }
   }
   if (was.tables_size() != now.tables_size()) {
-    return refuse(absl::StrCat("it has ", was.tables_size(), " tables, this job ",
-                               now.tables_size()));
+    return refuse(
+        absl::StrCat("it has ", was.tables_size(), " tables, this job ", now.tables_size()));
   }
   if (warm.has_optimizer_state() && was.seed() != now.seed()) {
     return refuse(absl::StrCat("it was trained with --seed=", was.seed(), ", this job has ",
@@ -100,8 +99,9 @@ StatusOr<WarmStart> Find(const std::string& path, const std::string& kind, bool 
   if (PathExists(JoinPath(path, "BUNDLE"))) {  // a serving bundle: its model of this kind
     const std::string folder = JoinPath(path, kind);
     if (!PathExists(JoinPath(folder, "model.pb"))) {
-      return absl::NotFoundError(absl::StrCat("--init_from=", path, " is a serving bundle without a ",
-                                              kind, " model (no ", folder, "/model.pb)"));
+      return absl::NotFoundError(absl::StrCat("--init_from=", path,
+                                              " is a serving bundle without a ", kind,
+                                              " model (no ", folder, "/model.pb)"));
     }
     return FromModelFolder(path, folder);
   }
@@ -209,8 +209,8 @@ StatusOr<std::vector<QuantileInfo>> MergeQuantiles(const std::vector<QuantileInf
       if (b.feature() == now.feature()) old = &b;
     }
     if (old == nullptr) {
-      LOG(WARNING) << "warm start: the earlier model has no normaliser of feature "
-                   << now.feature() << "; it is fitted on the new data alone";
+      LOG(WARNING) << "warm start: the earlier model has no normaliser of feature " << now.feature()
+                   << "; it is fitted on the new data alone";
       out.push_back(now);
       continue;
     }
@@ -227,11 +227,11 @@ StatusOr<std::vector<QuantileInfo>> MergeQuantiles(const std::vector<QuantileInf
     const uint64_t old_count = old->count() > 0 ? old->count() : now.count();
     // Counts of 0 on both sides (never from a fit): weigh them alike.
     const bool none = old_count == 0 && now.count() == 0;
-    VREC_ASSIGN_OR_RETURN(model::QuantileNormalizer mixed,
-                          model::QuantileNormalizer::Mixture(
-                              {{&*a, none ? 1.0 : static_cast<double>(old_count)},
-                               {&b, none ? 1.0 : static_cast<double>(now.count())}},
-                              b.num_quantiles()));
+    VREC_ASSIGN_OR_RETURN(
+        model::QuantileNormalizer mixed,
+        model::QuantileNormalizer::Mixture({{&*a, none ? 1.0 : static_cast<double>(old_count)},
+                                            {&b, none ? 1.0 : static_cast<double>(now.count())}},
+                                           b.num_quantiles()));
     QuantileInfo q;
     q.set_feature(now.feature());
     for (double v : mixed.quantiles()) q.add_quantiles(v);

@@ -95,7 +95,8 @@ TEST(QuantileMixtureTest, ANormalizerMixedWithItselfIsItself) {
   ASSERT_OK_AND_ASSIGN(QuantileNormalizer a,
                        QuantileNormalizer::FromQuantiles({0, 1, 2, 2, 2, 7, 8, 8.5, 10}));
   for (double w : {1.0, 0.3}) {
-    ASSERT_OK_AND_ASSIGN(QuantileNormalizer m, QuantileNormalizer::Mixture({{&a, w}, {&a, 2.5}}, 8));
+    ASSERT_OK_AND_ASSIGN(QuantileNormalizer m,
+                         QuantileNormalizer::Mixture({{&a, w}, {&a, 2.5}}, 8));
     ASSERT_EQ(m.quantiles().size(), a.quantiles().size());
     for (size_t k = 0; k < a.quantiles().size(); ++k) {
       EXPECT_NEAR(m.quantiles()[k], a.quantiles()[k], 1e-9) << k;
@@ -157,9 +158,8 @@ TEST(QuantileMixtureTest, MixingTwoDaysFitsMatchesFittingThemTogether) {
   ASSERT_OK_AND_ASSIGN(QuantileNormalizer together, both.Build());
   ASSERT_OK_AND_ASSIGN(
       QuantileNormalizer mixed,
-      QuantileNormalizer::Mixture({{&a, static_cast<double>(day1.count())},
-                                   {&b, static_cast<double>(day2.count())}},
-                                  50));
+      QuantileNormalizer::Mixture(
+          {{&a, static_cast<double>(day1.count())}, {&b, static_cast<double>(day2.count())}}, 50));
   std::sort(all.begin(), all.end());
   double worst = 0, worst_together = 0;
   for (size_t i = 0; i < all.size(); i += 37) {

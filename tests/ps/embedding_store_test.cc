@@ -1,8 +1,8 @@
 #include "ps/embedding_store.h"
 
 #include <atomic>
-#include <condition_variable>
 #include <cmath>
+#include <condition_variable>
 #include <cstring>
 #include <functional>
 #include <map>
@@ -482,14 +482,12 @@ TEST(EmbeddingStoreTest, ImportedRowsStartFromTheirWeightsWithAFreshOptimizerSta
     EXPECT_EQ(rows[keys[i]].first, expected) << "key " << keys[i];
     EXPECT_EQ(rows[keys[i]].second.last_seen_step, 7u);
     EXPECT_EQ(rows[keys[i]].second.updates, 1u);
-    EXPECT_EQ(PullOne(*store, keys[i]),
-              std::vector<float>(expected.begin(), expected.begin() + 4));
+    EXPECT_EQ(PullOne(*store, keys[i]), std::vector<float>(expected.begin(), expected.begin() + 4));
     // A push applies the optimizer from that state.
     const std::vector<float> g = {1, -2, 0.5f, 3};
     ASSERT_OK(store->Push({keys[i]}, g));
     opt->Apply(expected.data(), expected.data() + 4, g.data(), 4);
-    EXPECT_EQ(PullOne(*store, keys[i]),
-              std::vector<float>(expected.begin(), expected.begin() + 4));
+    EXPECT_EQ(PullOne(*store, keys[i]), std::vector<float>(expected.begin(), expected.begin() + 4));
   }
   // A key not imported still starts from the initializer.
   ReferenceTable ref(t, 5);

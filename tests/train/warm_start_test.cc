@@ -134,7 +134,7 @@ TEST(MergeQuantilesTest, MixesByCountAndAddsTheCounts) {
   ASSERT_OK_AND_ASSIGN(std::vector<QuantileInfo> merged, MergeQuantiles(before, today));
   ASSERT_EQ(merged.size(), 2u);
   EXPECT_EQ(merged[0].count(), 400u);
-  ASSERT_EQ(merged[0].quantiles_size(), 5);  // today's number of quantiles
+  ASSERT_EQ(merged[0].quantiles_size(), 5);             // today's number of quantiles
   EXPECT_NEAR(merged[0].quantiles(1), 1 / 3.0, 1e-12);  // 3/4 of the mass below 1
   EXPECT_NEAR(merged[0].quantiles(3), 1.0, 1e-12);
   EXPECT_EQ(merged[1].SerializeAsString(), today[1].SerializeAsString());  // not before: kept
@@ -198,8 +198,8 @@ Status StartAndCheckpointServers(const TrainOptions& o, const std::string& spill
   VREC_ASSIGN_OR_RETURN(models::ModelSpec spec, JobSpec(CandidateKind(), o));
   VREC_ASSIGN_OR_RETURN(JobStart start, FindJobStart(o, &spec, o.worker.workers));
   for (int s = 0; s < o.server.servers; ++s) {
-    VREC_ASSIGN_OR_RETURN(auto storage, CreateServerStorage(spec, o.server, spill_root, s, &start,
-                                                            o.server.servers));
+    VREC_ASSIGN_OR_RETURN(
+        auto storage, CreateServerStorage(spec, o.server, spill_root, s, &start, o.server.servers));
     VREC_RETURN_IF_ERROR(models::WriteServerCheckpoint(storage.get(), dir, s).status());
   }
   return absl::OkStatus();
@@ -272,8 +272,8 @@ TEST(WarmStartTest, RecordsItsHistoryMergesTheNormalisersAndTheClocksGoOn) {
   ASSERT_EQ(m2.quantiles_size(), 1);
   ASSERT_GT(m1.quantiles(0).count(), 0u);
   ASSERT_OK_AND_ASSIGN(models::ModelSpec spec2, JobSpec(CandidateKind(), day2));
-  ASSERT_OK_AND_ASSIGN(JobData data2, LoadJobData(CandidateKind(), day2.data_dir, false, spec2, true,
-                                          day2.worker.validation_users));
+  ASSERT_OK_AND_ASSIGN(JobData data2, LoadJobData(CandidateKind(), day2.data_dir, false, spec2,
+                                                  true, day2.worker.validation_users));
   ASSERT_OK_AND_ASSIGN(std::vector<QuantileInfo> merged,
                        MergeQuantiles({m1.quantiles(0)}, data2.quantiles));
   EXPECT_EQ(m2.quantiles(0).SerializeAsString(), merged[0].SerializeAsString());
