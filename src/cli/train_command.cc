@@ -17,6 +17,7 @@
 #include "models/saved_model.h"
 #include "net/host_address.h"
 #include "train/job.h"
+#include "train/job_roles.h"
 #include "train/model_kind.h"
 #include "train/mpi_job.h"
 
@@ -153,6 +154,33 @@ DEFINE_bool(resume, false,
             "Continue from the newest complete checkpoint in --checkpoint_dir (starts from "
             "scratch when there is none yet): no example is trained twice or skipped. The "
             "model and data flags must match the checkpoint's; --servers may differ");
+DEFINE_string(init_from, "",
+              "Warm start (day after day): train on --data, a new dataset, starting from the "
+              "parameters of an earlier job instead of their initializers. Give a checkpoint "
+              "(folder or --checkpoint_dir: rows, optimizer state, step clocks and admission "
+              "counts of every table), or a model folder (--model_dir) or serving bundle (vrec "
+              "export --out): their weights only, the optimizer state then starts fresh. The "
+              "data position, epochs and early stopping start afresh; the step clocks go on "
+              "(expiry keeps counting); the normalisers are the earlier model's merged with the "
+              "new data's. The model flags must fit its tables (the learning rate, sampler, "
+              "--min_count and --expire_after may change); --servers may differ. With --resume, "
+              "a checkpoint of this --data in --checkpoint_dir wins (docs/training.md, \"Day "
+              "after day\")");
+DEFINE_string(min_count, "",
+              "Admission: a sparse row is created only at the N-th time its id is pulled (until "
+              "then it reads as its initial value and its updates are dropped), so that ids seen "
+              "once or twice take no row. N applies to the tables of open-ended ids (candidate: "
+              "video, token, video_out; ranking: rank/video, rank/token); TABLE:N,... sets "
+              "tables one by one (e.g. video:3,token:5). \"\" = every id gets a row. Counts "
+              "are kept in checkpoints, across --resume and --init_from");
+DEFINE_string(expire_after, "",
+              "Expiry: a sparse row not pulled or pushed for this many steps of its table's clock "
+              "is removed (a later sighting starts it afresh, subject to --min_count), so tables "
+              "stay bounded as the catalogue churns. The clock advances once per push request a "
+              "server serves, about once per training step of any worker (the summary's "
+              "\"steps\" and \"tables\"), and goes on across --resume and --init_from: for "
+              "rows unseen for K days of daily training give K times a day's steps. Same forms "
+              "as --min_count (STEPS, or TABLE:STEPS,...); \"\" = never");
 DEFINE_string(example_log_dir, "",
               "Diagnostics: each worker appends \"<worker> <step> <example ids>\" per trained "
               "step to DIR/worker-NNNNN.log");
@@ -329,7 +357,16 @@ StatusOr<train::TrainOptions> TrainOptionsFromFlags() {
     return absl::InvalidArgumentError("--keep_checkpoints must be >= 1");
   o.checkpoint.keep = FLAGS_keep_checkpoints;
   o.checkpoint.resume = FLAGS_resume;
+  o.checkpoint.init_from = FLAGS_init_from;
   o.worker.example_log_dir = FLAGS_example_log_dir;
+  VREC_ASSIGN_OR_RETURN(o.tables.min_count, train::ParsePerTable(FLAGS_min_count, "--min_count"));
+  VREC_ASSIGN_OR_RETURN(o.tables.expire_after,
+                        train::ParsePerTable(FLAGS_expire_after, "--expire_after"));
+  // Table names are checked against the model now: a usage error.
+  if (!o.tables.min_count.empty() || !o.tables.expire_after.empty()) {
+    VREC_ASSIGN_OR_RETURN(const train::ModelKind* kind, train::FindModelKind(o.model));
+    VREC_RETURN_IF_ERROR(train::JobSpec(*kind, o).status());
+  }
   return o;
 }
 

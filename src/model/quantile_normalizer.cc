@@ -77,4 +77,75 @@ double QuantileNormalizer::Cdf(double x) const {
   return std::min(c, std::nextafter(1.0, 0.0));
 }
 
+double QuantileNormalizer::MassAtMost(double x) const {
+  const std::vector<double>& q = quantiles_;
+  if (x < q.front()) return 0.0;
+  if (x >= q.back()) return 1.0;
+  // The last quantile <= x; the next one is > x.
+  const int j = static_cast<int>(std::upper_bound(q.begin(), q.end(), x) - q.begin()) - 1;
+  return (j + (x - q[j]) / (q[j + 1] - q[j])) / num_quantiles();
+}
+
+double QuantileNormalizer::MassBelow(double x) const {
+  const std::vector<double>& q = quantiles_;
+  if (x <= q.front()) return 0.0;
+  if (x > q.back()) return 1.0;
+  // The first quantile >= x; the one before is < x.
+  const int j = static_cast<int>(std::lower_bound(q.begin(), q.end(), x) - q.begin());
+  if (q[j] == x) return static_cast<double>(j) / num_quantiles();
+  return (j - 1 + (x - q[j - 1]) / (q[j] - q[j - 1])) / num_quantiles();
+}
+
+StatusOr<QuantileNormalizer> QuantileNormalizer::Mixture(
+    const std::vector<std::pair<const QuantileNormalizer*, double>>& parts, int num_quantiles) {
+  if (parts.empty() || num_quantiles < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("quantile mixture: ", parts.size(),
+                                                   " parts and ", num_quantiles,
+                                                   " quantiles; need at least 1 of each"));
+  }
+  double total = 0;
+  for (const auto& [part, weight] : parts) {
+    if (!(weight >= 0) || !std::isfinite(weight)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("quantile mixture: weight ", weight, " is not a finite number >= 0"));
+    }
+    total += weight;
+  }
+  if (!(total > 0)) return absl::InvalidArgumentError("quantile mixture: every weight is 0");
+  // The mixture's CDF is linear between consecutive breakpoints (every
+  // part's quantiles) and may jump at one.
+  std::vector<double> points;
+  for (const auto& [part, weight] : parts) {
+    if (weight > 0) points.insert(points.end(), part->quantiles_.begin(), part->quantiles_.end());
+  }
+  std::sort(points.begin(), points.end());
+  points.erase(std::unique(points.begin(), points.end()), points.end());
+  const size_t n = points.size();
+  std::vector<double> at_most(n), below(n);
+  for (size_t k = 0; k < n; ++k) {
+    for (const auto& [part, weight] : parts) {
+      if (weight == 0) continue;
+      at_most[k] += weight / total * part->MassAtMost(points[k]);
+      below[k] += weight / total * part->MassBelow(points[k]);
+    }
+  }
+  at_most[n - 1] = 1.0;  // exactly, whatever the rounding
+  std::vector<double> q(num_quantiles + 1);
+  q.front() = points.front();
+  q.back() = points.back();
+  size_t k = 0;
+  for (int j = 1; j < num_quantiles; ++j) {
+    const double t = static_cast<double>(j) / num_quantiles;
+    while (k + 1 < n && at_most[k] < t) ++k;  // the first breakpoint with P(X <= b) >= t
+    if (k == 0 || t > below[k] || below[k] <= at_most[k - 1]) {
+      q[j] = points[k];  // in the jump at points[k] (or at its edge)
+    } else {             // on the line from points[k-1] to points[k]
+      const double f = (t - at_most[k - 1]) / (below[k] - at_most[k - 1]);
+      q[j] = points[k - 1] + f * (points[k] - points[k - 1]);
+    }
+  }
+  for (int j = 1; j <= num_quantiles; ++j) q[j] = std::max(q[j], q[j - 1]);
+  return QuantileNormalizer(std::move(q));
+}
+
 }  // namespace vrec::model

@@ -25,12 +25,20 @@
 //
 // Serialised as its quantile vector (quantiles() / FromQuantiles()).
 //
+// Mixture(): the quantiles of a weighted mixture of normalisers' piecewise-
+// linear distributions (each quantile step holding 1/Q of its mass, spread
+// evenly; equal quantiles a point mass), computed exactly by inverting the
+// mixture's CDF. Merging the normaliser fitted on yesterday's N examples
+// with one fitted on today's M, weighted N and M, approximates the
+// normaliser of both days' examples together (a warm start: docs/training.md).
+//
 // Thread safety: a QuantileNormalizer is immutable and safe to share; a
 // Builder is not.
 #pragma once
 
 #include <cmath>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "common/random.h"
@@ -62,6 +70,13 @@ class QuantileNormalizer {
   // kInvalidArgument unless there are at least 2 finite, non-decreasing values.
   static StatusOr<QuantileNormalizer> FromQuantiles(std::vector<double> quantiles);
 
+  // The `num_quantiles` + 1 quantiles of the mixture of `parts` (each
+  // normaliser's distribution, as above, with its weight). kInvalidArgument
+  // for no parts, a weight that is negative or not finite, all weights 0, or
+  // num_quantiles < 1.
+  static StatusOr<QuantileNormalizer> Mixture(
+      const std::vector<std::pair<const QuantileNormalizer*, double>>& parts, int num_quantiles);
+
   const std::vector<double>& quantiles() const { return quantiles_; }
   int num_quantiles() const { return static_cast<int>(quantiles_.size()) - 1; }
 
@@ -79,6 +94,9 @@ class QuantileNormalizer {
 
  private:
   explicit QuantileNormalizer(std::vector<double> q) : quantiles_(std::move(q)) {}
+  // P(X <= x) and P(X < x) of the piecewise-linear distribution (Mixture).
+  double MassAtMost(double x) const;
+  double MassBelow(double x) const;
   std::vector<double> quantiles_;
 };
 

@@ -132,6 +132,7 @@ StatusOr<QuantileInfo> ExampleAgeFit::Build() const {
   QuantileInfo q;
   q.set_feature(kExampleAgeFeature);
   for (double v : fitted->quantiles()) q.add_quantiles(v);
+  q.set_count(static_cast<uint64_t>(builder_.count()));
   return q;
 }
 

@@ -184,6 +184,7 @@ StatusOr<std::vector<QuantileInfo>> FitRankingQuantiles(const std::vector<std::s
     QuantileInfo q;
     q.set_feature(names[i]);
     for (double v : n->quantiles()) q.add_quantiles(v);
+    q.set_count(static_cast<uint64_t>(builders[i].count()));
     out.push_back(std::move(q));
   }
   return out;

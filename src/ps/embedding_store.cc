@@ -688,6 +688,65 @@ Status EmbeddingStore::ForEachRow(
   return decode_status;
 }
 
+Status EmbeddingStore::ImportRows(absl::Span<const uint64_t> keys,
+                                  absl::Span<const float> weights) {
+  if (options_.spill == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("table ", options_.table_name, ": importing rows needs a spill store"));
+  }
+  if (weights.size() != keys.size() * dim_) {
+    return absl::InvalidArgumentError(absl::StrCat("table ", options_.table_name, ": import of ",
+                                                   keys.size(), " keys with ", weights.size(),
+                                                   " weights (dim ", dim_, ")"));
+  }
+  constexpr size_t kBatchRows = 4096;
+  const RowMeta meta{step(), 1};
+  std::vector<float> row(row_floats_);
+  std::vector<uint64_t> per_partition(partitions_.size(), 0);
+  SpillBatch batch;
+  auto write = [&]() -> Status {
+    if (batch.puts.empty()) return absl::OkStatus();
+    Status s = options_.spill->Write(batch);
+    batch.clear();
+    if (!s.ok()) {
+      return Status(s.code(), absl::StrCat("table ", options_.table_name, ": importing rows into ",
+                                           options_.spill->Describe(), ": ", s.message()));
+    }
+    for (size_t i = 0; i < partitions_.size(); ++i) {  // they are on disk now
+      if (per_partition[i] == 0) continue;
+      MutexLock lock(&partitions_[i]->mu);
+      partitions_[i]->disk_rows += per_partition[i];
+      per_partition[i] = 0;
+    }
+    return absl::OkStatus();
+  };
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const float* w = weights.data() + i * dim_;
+    for (uint32_t d = 0; d < dim_; ++d) {
+      if (!std::isfinite(w[d])) {
+        return absl::InvalidArgumentError(absl::StrCat("table ", options_.table_name, ": key ",
+                                                       keys[i], "'s weight ", d, " is not finite (",
+                                                       w[d], ")"));
+      }
+    }
+    const uint32_t part = PartitionOf(keys[i]);
+    {
+      Partition& p = *partitions_[part];
+      MutexLock lock(&p.mu);
+      if (p.index.contains(keys[i])) {
+        return absl::FailedPreconditionError(absl::StrCat("table ", options_.table_name, ": key ",
+                                                          keys[i], " is resident; import first"));
+      }
+    }
+    std::copy(w, w + dim_, row.begin());
+    options_.optimizer->InitState(row.data(), dim_, row.data() + dim_);
+    batch.puts.emplace_back(SpillKey(options_.table_id, keys[i]), codec_.Encode(row.data(), meta));
+    ++per_partition[part];
+    if (batch.puts.size() >= kBatchRows) VREC_RETURN_IF_ERROR(write());
+  }
+  return write();
+}
+
 void EmbeddingStore::WaitForSpillWrites() {
   for (auto& part : partitions_) {
     MutexLock lock(&part->mu);

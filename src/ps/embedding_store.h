@@ -181,6 +181,17 @@ class EmbeddingStore {
   // more sightings, never fewer). Call before the store serves requests.
   void RestoreState(uint64_t step, absl::Span<const std::pair<uint64_t, uint32_t>> admission);
 
+  // Writes rows of the given weights (keys[i]'s are weights[i*dim ..)) with
+  // a fresh optimizer state, as a new row gets, straight to the spill store:
+  // they load into memory on first access. Each is last seen at step() and
+  // counted as updated (so its record is never taken for the initializer's).
+  // For warm starts from a model folder, which keeps weights only.
+  // REQUIRES: the store has not served a request yet and holds none of the
+  // keys; no key is given twice. kFailedPrecondition without a spill store
+  // or for a key already resident; kInvalidArgument for a size mismatch or a
+  // weight that is not finite (naming the key).
+  Status ImportRows(absl::Span<const uint64_t> keys, absl::Span<const float> weights);
+
   // Waits until every spill write handed to the background writer has
   // landed or failed (a failed one is retried by the next request to its
   // partition). Then no records are in flight: MemoryBytes() is within the

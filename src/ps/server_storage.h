@@ -71,8 +71,10 @@ class ServerStorage {
       const std::vector<CheckpointShard>& shards, const SlotRouter& old_router,
       const SlotRouter& router, uint32_t server);
 
-  // Writes every row to the spill store, then a RocksDB checkpoint of it
-  // into `db_dir` (which must not exist). REQUIRES: no requests in flight.
+  // Removes expired rows (EmbeddingStore::ExpireStale), writes every row to
+  // the spill store, then a RocksDB checkpoint of it into `db_dir` (which
+  // must not exist). The state counts each table's rows. REQUIRES: no
+  // requests in flight.
   StatusOr<ServerState> Checkpoint(const std::string& db_dir);
 
   // nullptr if the model has no such table.

@@ -24,6 +24,10 @@ class Candidate : public ModelKind {
     return models::CandidateSpec(options.candidate);
   }
 
+  std::vector<std::string> GrowingTables() const override {
+    return {models::kVideoTable, models::kTokenTable, models::kVideoOutTable};
+  }
+
   Status LoadData(const models::ModelSpec& spec, bool full, JobData* d) const override {
     if (d->manifest.train_streamed()) {
       d->train_records = d->manifest.candidate_train_examples();
@@ -80,6 +84,7 @@ class Candidate : public ModelKind {
       VREC_ASSIGN_OR_RETURN(
           age, models::FitExampleAgeQuantiles(&simulated, kStreamedFitExamples,
                                               kExampleAgeQuantiles, spec.config.seed()));
+      age.set_count(d->train_records);  // the fit's sample stands for every example
     }
     d->quantiles = {std::move(age)};
     return absl::OkStatus();

@@ -141,12 +141,20 @@ Status Coordinator::WriteCheckpoint(const std::vector<WorkerProgress>& workers) 
   const std::string dir = JoinPath(job_.checkpoint.dir, models::CheckpointName(sequence));
   VREC_ASSIGN_OR_RETURN(std::vector<ServerState> servers, plane_->CheckpointServers(dir));
   uint64_t rows = 0;
-  for (const auto& s : servers) rows += s.rows();
+  nlohmann::json tables = nlohmann::json::object();
+  for (const auto& s : servers) {
+    rows += s.rows();
+    for (const TableState& t : s.tables()) {
+      nlohmann::json& entry = tables[t.table()];
+      if (entry.is_null()) entry = {{"rows", uint64_t{0}}, {"step", uint64_t{0}}};
+      entry["rows"] = entry["rows"].get<uint64_t>() + t.rows();
+      entry["step"] = std::max(entry["step"].get<uint64_t>(), t.step());
+    }
+  }
   CheckpointManifest m;
   m.set_format_version(models::kCheckpointFormatVersion);
   m.set_sequence(sequence);
-  *m.mutable_model() = models::MakeTrainedModel(*job_.spec, job_.data_dir, job_.num_servers,
-                                                examples, steps, tracker_.seconds());
+  *m.mutable_model() = ModelManifest(examples, steps);
   m.mutable_model()->clear_table_files();
   m.set_num_servers(static_cast<uint32_t>(job_.num_servers));
   m.set_slot_router(
@@ -175,6 +183,7 @@ Status Coordinator::WriteCheckpoint(const std::vector<WorkerProgress>& workers) 
                         models::CommitCheckpoint(job_.checkpoint.dir, m, job_.checkpoint.keep));
   std::cerr << absl::StrFormat("[ckpt]  %s: %d examples, %d rows", written, examples, rows)
             << std::endl;
+  checkpoint_tables_ = std::move(tables);
   return absl::OkStatus();
 }
 
@@ -242,11 +251,17 @@ double Coordinator::EpochsOf(uint64_t examples) const {
          static_cast<double>(std::max<uint64_t>(1, job_.train_records));
 }
 
+TrainedModel Coordinator::ModelManifest(uint64_t examples, uint64_t steps) const {
+  TrainedModel m = models::MakeTrainedModel(*job_.spec, job_.data_dir, job_.num_servers, examples,
+                                            steps, tracker_.seconds());
+  m.set_warm_start(job_.warm_start);
+  m.set_examples_before(job_.examples_before);
+  return m;
+}
+
 StatusOr<uint64_t> Coordinator::SaveModel(uint64_t examples, uint64_t steps) {
   VREC_ASSIGN_OR_RETURN(uint64_t rows, plane_->SaveServers(job_.model_dir));
-  VREC_RETURN_IF_ERROR(models::WriteTrainedModel(
-      job_.model_dir, models::MakeTrainedModel(*job_.spec, job_.data_dir, job_.num_servers,
-                                               examples, steps, tracker_.seconds())));
+  VREC_RETURN_IF_ERROR(models::WriteTrainedModel(job_.model_dir, ModelManifest(examples, steps)));
   return rows;
 }
 
@@ -452,6 +467,11 @@ StatusOr<nlohmann::json> Coordinator::Run(const std::atomic<bool>* stop) {
     summary["model_dir"] = job_.model_dir;
   }
   if (job_.validate) summary["validation"] = ValidationSummary();
+  if (!checkpoint_tables_.is_null()) summary["tables"] = checkpoint_tables_;
+  if (!job_.warm_start.empty()) {
+    summary["warm_start"] = job_.warm_start;
+    summary["examples_before"] = job_.examples_before;
+  }
   if (co.final_eval && job_.evaluate) {
     StatusOr<nlohmann::json> eval;
     if (final_is_best || !job_.evaluate_saved) {

@@ -75,6 +75,11 @@ struct CoordinatedJob {
   int num_workers = 1;
   uint64_t train_records = 0;                   // one epoch, all workers
   const CheckpointManifest* resumed = nullptr;  // the checkpoint resumed from
+  // The model's history before this job, recorded in what it saves
+  // (TrainedModel.warm_start, examples_before): a warm start's, or the
+  // resumed checkpoint's.
+  std::string warm_start;
+  uint64_t examples_before = 0;
   // Evaluates the model on the servers; null: no evaluation.
   std::function<StatusOr<nlohmann::json>(const models::EvalOptions&)> evaluate;
   // One human line for an evaluation result; null: the JSON is printed.
@@ -109,7 +114,9 @@ class Coordinator {
   // Runs the job to its end (see above). The summary: model, servers,
   // workers, examples, steps, seconds, examples_per_s, final_loss, stopped,
   // and with a model folder model_dir and rows_saved, with the final
-  // evaluation eval.
+  // evaluation eval, with a checkpoint folder each table's rows and step
+  // clock at the final checkpoint (tables), after a warm start warm_start
+  // and examples_before.
   StatusOr<nlohmann::json> Run(const std::atomic<bool>* stop);
 
   const ProgressTracker& tracker() const { return tracker_; }
@@ -134,6 +141,8 @@ class Coordinator {
   Status Validate(uint64_t examples, uint64_t steps);
   // Saves the servers' model into the model folder.
   StatusOr<uint64_t> SaveModel(uint64_t examples, uint64_t steps);
+  // The model's manifest at `examples` and `steps` (table files listed).
+  TrainedModel ModelManifest(uint64_t examples, uint64_t steps) const;
   // `examples` in epochs of the job's training data.
   double EpochsOf(uint64_t examples) const;
   // The job's validation summary.
@@ -160,6 +169,9 @@ class Coordinator {
   ValidationState validation_;  // early stopping (resumed from the checkpoint)
   std::chrono::steady_clock::time_point last_validation_;
   uint64_t saved_rows_ = 0;  // rows of the model last saved into the model folder
+  // Each table's live rows (all servers) and step clock (the largest) at the
+  // last checkpoint: {"video": {"rows": n, "step": s}, ...}.
+  nlohmann::json checkpoint_tables_;
   std::string early_stop_;   // why validation stopped the job; empty: it did not
 };
 

@@ -36,14 +36,14 @@ StatusOr<nlohmann::json> TrainLocal(const TrainOptions& options_in, const std::a
   }
   if (!options.model_dir.empty()) VREC_RETURN_IF_ERROR(MakeDirs(options.model_dir));
   VREC_ASSIGN_OR_RETURN(const ModelKind* kind, FindModelKind(options.model));
-  VREC_ASSIGN_OR_RETURN(models::ModelSpec spec, kind->Spec(options));
-  VREC_ASSIGN_OR_RETURN(
-      std::optional<models::FoundCheckpoint> resume,
-      FindResumeCheckpoint(options.checkpoint, options.worker, &spec, num_workers));
+  VREC_ASSIGN_OR_RETURN(models::ModelSpec spec, JobSpec(*kind, options));
+  VREC_ASSIGN_OR_RETURN(JobStart start, FindJobStart(options, &spec, num_workers));
+  const std::optional<models::FoundCheckpoint>& resume = start.resume;
   VREC_ASSIGN_OR_RETURN(JobData data,
                         LoadJobData(*kind, options.data_dir, options.worker.stream, spec,
                                     /*full=*/true, options.worker.validation_users));
   if (resume) VREC_RETURN_IF_ERROR(CheckResumeData(resume->manifest, data.manifest, data.dir));
+  VREC_ASSIGN_OR_RETURN(data.quantiles, JobQuantiles(start, std::move(data.quantiles)));
   spec.quantiles = data.quantiles;
   VREC_RETURN_IF_ERROR(kind->PrepareWorkers(spec, &data));
   LOG(INFO) << "dataset " << options.data_dir << ": " << data.corpus.ids.size() << " videos, "
@@ -61,7 +61,7 @@ StatusOr<nlohmann::json> TrainLocal(const TrainOptions& options_in, const std::a
   for (int s = 0; s < num_servers; ++s) {
     VREC_ASSIGN_OR_RETURN(ServerProcess server,
                           StartServer(spec, options.server, servers_at.keys, SpillRoot(options), s,
-                                      num_workers, resume ? &*resume : nullptr, num_servers));
+                                      num_workers, &start, num_servers));
     servers_at.endpoints.push_back(server.endpoint);
     storage.push_back(server.storage.get());
     servers.push_back(std::move(server));
@@ -83,9 +83,9 @@ StatusOr<nlohmann::json> TrainLocal(const TrainOptions& options_in, const std::a
     });
   }
 
-  Coordinator coordinator(CoordinatedJobOf(*kind, options, spec, data, servers_at, num_servers,
-                                           num_workers, resume ? &resume->manifest : nullptr),
-                          &plane);
+  Coordinator coordinator(
+      CoordinatedJobOf(*kind, options, spec, data, servers_at, num_servers, num_workers, start),
+      &plane);
   StatusOr<nlohmann::json> summary = coordinator.Run(stop);
   for (auto& t : threads) t.join();
   for (auto& s : servers) s.server->Stop();

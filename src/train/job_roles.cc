@@ -7,6 +7,7 @@
 #include <system_error>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/file_util.h"
@@ -61,17 +62,22 @@ uint64_t WorkerShare(uint64_t total, int worker, int num_workers) {
   return total / w + (static_cast<uint64_t>(worker) < total % w ? 1 : 0);
 }
 
-StatusOr<std::unique_ptr<ps::ServerStorage>> CreateServerStorage(
-    const models::ModelSpec& spec, const ServerOptions& options, const std::string& spill_root,
-    int server, const models::FoundCheckpoint* restore, int num_servers) {
+StatusOr<std::unique_ptr<ps::ServerStorage>> CreateServerStorage(const models::ModelSpec& spec,
+                                                                 const ServerOptions& options,
+                                                                 const std::string& spill_root,
+                                                                 int server, const JobStart* start,
+                                                                 int num_servers) {
   ps::ServerStorageOptions so;
   so.spill_path = JoinPath(spill_root, absl::StrFormat("server-%05d", server));
   so.fresh = true;
   so.memory_budget_bytes = options.memory_bytes;
   so.dense_block_floats = models::kDenseBlockFloats;
   so.glorot_fans = spec.glorot_fans;
-  if (restore != nullptr) {
-    return models::RestoreServerStorage(spec.config, so, *restore, server, num_servers);
+  if (start != nullptr && start->resume) {
+    return models::RestoreServerStorage(spec.config, so, *start->resume, server, num_servers);
+  }
+  if (start != nullptr && start->warm) {
+    return WarmStartStorage(spec, so, *start->warm, server, num_servers);
   }
   return ps::ServerStorage::Create(spec.config, so);
 }
@@ -127,6 +133,107 @@ StatusOr<std::optional<models::FoundCheckpoint>> ResumeCheckpointAt(const std::s
   return Adopt(std::move(found), workers, spec, num_workers);
 }
 
+StatusOr<models::ModelSpec> JobSpec(const ModelKind& kind, const TrainOptions& options) {
+  VREC_ASSIGN_OR_RETURN(models::ModelSpec spec, kind.Spec(options));
+  VREC_RETURN_IF_ERROR(ApplyTablePolicies(options.tables, kind.GrowingTables(), &spec));
+  return spec;
+}
+
+namespace {
+
+constexpr char kResumeRef[] = "resume\t";
+constexpr char kWarmRef[] = "warm\t";
+
+void LogStart(const JobStart& start, const models::ModelSpec& spec) {
+  if (start.warm) LOG(INFO) << start.warm->Describe();
+  const std::string policies = DescribeTablePolicies(spec.config);
+  if (!policies.empty()) LOG(INFO) << "tables with admission or expiry: " << policies;
+}
+
+}  // namespace
+
+std::string JobStart::Ref() const {
+  if (resume) return absl::StrCat(kResumeRef, resume->dir);
+  if (warm) return absl::StrCat(kWarmRef, warm->source);
+  return "";
+}
+
+StatusOr<JobStart> FindJobStart(const TrainOptions& options, models::ModelSpec* spec,
+                                int num_workers) {
+  JobStart start;
+  const CheckpointOptions& c = options.checkpoint;
+  if (c.resume && c.init_from.empty()) {
+    VREC_ASSIGN_OR_RETURN(start.resume, FindResumeCheckpoint(c, options.worker, spec, num_workers));
+  } else if (c.resume) {
+    if (c.dir.empty()) {
+      return absl::InvalidArgumentError(
+          "--resume needs --checkpoint_dir (where the checkpoints are)");
+    }
+    StatusOr<models::FoundCheckpoint> found = models::FindCheckpoint(c.dir);
+    if (found.ok()) {
+      // Only a checkpoint of this very dataset continues this job; the
+      // earlier day's (the same folder used day after day) does not.
+      VREC_ASSIGN_OR_RETURN(DatasetManifest data, ReadManifest(options.data_dir));
+      if (found->manifest.dataset_fingerprint() == DatasetFingerprint(data)) {
+        VREC_ASSIGN_OR_RETURN(start.resume,
+                              ResumeCheckpointAt(found->dir, options.worker, spec, num_workers));
+      } else {
+        LOG(INFO) << "--resume: the newest checkpoint in " << c.dir << " (" << found->dir
+                  << ") was trained on another dataset (" << found->manifest.model().dataset()
+                  << "); warm starting from --init_from=" << c.init_from;
+      }
+    } else if (absl::IsNotFound(found.status())) {
+      LOG(INFO) << "--resume: " << found.status().message()
+                << "; warm starting from --init_from=" << c.init_from;
+    } else {
+      return found.status();
+    }
+  }
+  if (!start.resume && !c.init_from.empty()) {
+    VREC_ASSIGN_OR_RETURN(start.warm, FindWarmStart(c.init_from, spec));
+    if (start.warm->checkpoint && start.warm->checkpoint->manifest.dataset_fingerprint() != 0) {
+      StatusOr<DatasetManifest> data = ReadManifest(options.data_dir);
+      if (data.ok() &&
+          start.warm->checkpoint->manifest.dataset_fingerprint() == DatasetFingerprint(*data)) {
+        LOG(WARNING) << "--init_from=" << c.init_from << " was trained on this very --data ("
+                     << options.data_dir
+                     << "): this trains it again from there (to continue an interrupted run "
+                        "instead, use --resume)";
+      }
+    }
+  }
+  LogStart(start, *spec);
+  return start;
+}
+
+StatusOr<JobStart> OpenJobStart(const std::string& ref, const TrainOptions& options,
+                                models::ModelSpec* spec, int num_workers) {
+  JobStart start;
+  if (absl::StartsWith(ref, kResumeRef)) {
+    VREC_ASSIGN_OR_RETURN(start.resume, ResumeCheckpointAt(ref.substr(sizeof(kResumeRef) - 1),
+                                                           options.worker, spec, num_workers));
+  } else if (absl::StartsWith(ref, kWarmRef)) {
+    VREC_ASSIGN_OR_RETURN(start.warm, FindWarmStart(ref.substr(sizeof(kWarmRef) - 1), spec,
+                                                    /*verify_files=*/false));
+  } else if (!ref.empty()) {
+    return absl::InternalError(absl::StrCat("unknown job start '", ref, "'"));
+  }
+  return start;
+}
+
+StatusOr<std::vector<QuantileInfo>> JobQuantiles(const JobStart& start,
+                                                 std::vector<QuantileInfo> fitted) {
+  if (start.resume && start.resume->manifest.model().quantiles_size() > 0) {
+    const auto& kept = start.resume->manifest.model().quantiles();
+    return std::vector<QuantileInfo>(kept.begin(), kept.end());
+  }
+  if (start.warm) {
+    const auto& before = start.warm->model.quantiles();
+    return MergeQuantiles(std::vector<QuantileInfo>(before.begin(), before.end()), fitted);
+  }
+  return fitted;
+}
+
 Status CheckResumeData(const CheckpointManifest& checkpoint, const DatasetManifest& data,
                        const std::string& data_dir) {
   const uint64_t now = DatasetFingerprint(data);
@@ -158,11 +265,11 @@ StatusOr<net::DataPlaneKeys> JobKeys(const ServerOptions& options) {
 
 StatusOr<ServerProcess> StartServer(const models::ModelSpec& spec, const ServerOptions& options,
                                     const net::DataPlaneKeys& keys, const std::string& spill_root,
-                                    int index, int num_workers,
-                                    const models::FoundCheckpoint* restore, int num_servers) {
+                                    int index, int num_workers, const JobStart* start,
+                                    int num_servers) {
   ServerProcess p;
-  VREC_ASSIGN_OR_RETURN(
-      p.storage, CreateServerStorage(spec, options, spill_root, index, restore, num_servers));
+  VREC_ASSIGN_OR_RETURN(p.storage,
+                        CreateServerStorage(spec, options, spill_root, index, start, num_servers));
   std::vector<ps::EmbeddingStore*> tables;
   for (const auto& t : spec.config.tables()) tables.push_back(p.storage->Find(t.name()));
   p.service = std::make_unique<ps::PsService>(tables, static_cast<uint32_t>(num_workers));
@@ -285,7 +392,8 @@ StatusOr<nlohmann::json> EvaluateThroughServers(const ModelKind& kind,
 CoordinatedJob CoordinatedJobOf(const ModelKind& kind, const TrainOptions& options,
                                 const models::ModelSpec& spec, const JobData& data,
                                 const net::ServerSet& servers_at, int num_servers, int num_workers,
-                                const CheckpointManifest* resumed) {
+                                const JobStart& start) {
+  const CheckpointManifest* resumed = start.resume ? &start.resume->manifest : nullptr;
   CoordinatedJob job;
   job.spec = &spec;
   job.data_dir = options.data_dir;
@@ -298,6 +406,13 @@ CoordinatedJob CoordinatedJobOf(const ModelKind& kind, const TrainOptions& optio
   job.num_workers = num_workers;
   job.train_records = data.trained_per_epoch();
   job.resumed = resumed;
+  if (start.warm) {
+    job.warm_start = start.warm->source;
+    job.examples_before = start.warm->examples_before();
+  } else if (resumed != nullptr) {  // a warm-started job resumed: its history goes on
+    job.warm_start = resumed->model().warm_start();
+    job.examples_before = resumed->model().examples_before();
+  }
   job.evaluate = [&kind, &spec, &data, servers_at](const models::EvalOptions& eval) {
     return EvaluateThroughServers(kind, spec, data, servers_at, eval);
   };

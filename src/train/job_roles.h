@@ -32,6 +32,7 @@
 #include "train/coordinator.h"
 #include "train/model_kind.h"
 #include "train/train_options.h"
+#include "train/warm_start.h"
 
 namespace vrec::train {
 
@@ -85,12 +86,44 @@ StatusOr<std::optional<models::FoundCheckpoint>> ResumeCheckpointAt(const std::s
                                                                     models::ModelSpec* spec,
                                                                     int num_workers);
 
+// The job's spec: its kind's, with the tables' admission and expiry
+// (options.tables: train/table_policy.h).
+StatusOr<models::ModelSpec> JobSpec(const ModelKind& kind, const TrainOptions& options);
+
+// Where a job's parameters start: a checkpoint of this job to continue
+// (--resume), a warm start from an earlier job (--init_from:
+// train/warm_start.h), or neither (from scratch).
+struct JobStart {
+  std::optional<models::FoundCheckpoint> resume;
+  std::optional<WarmStart> warm;
+  // What OpenJobStart opens the same start from on another rank ("" =
+  // from scratch).
+  std::string Ref() const;
+};
+// The job's start (logged). --resume as FindResumeCheckpoint; with
+// --init_from too, a checkpoint in --checkpoint_dir continues only if it was
+// trained on this job's --data (the warm-started job was interrupted),
+// otherwise (none, or the earlier day's in the same folder) the job warm
+// starts. *spec takes the start's table initializers. Errors for a start
+// this job cannot take.
+StatusOr<JobStart> FindJobStart(const TrainOptions& options, models::ModelSpec* spec,
+                                int num_workers);
+// The start another rank of the job found (JobStart::Ref), opened without
+// reading its files' bytes again.
+StatusOr<JobStart> OpenJobStart(const std::string& ref, const TrainOptions& options,
+                                models::ModelSpec* spec, int num_workers);
+// The job's normalisers, from the ones fitted on its data: a resumed job
+// keeps its checkpoint's (a warm-started job's are merged ones), a warm
+// start merges them with its model's (MergeQuantiles).
+StatusOr<std::vector<QuantileInfo>> JobQuantiles(const JobStart& start,
+                                                 std::vector<QuantileInfo> fitted);
+
 // Creates one server's storage (spill folder spill_root/server-<i>).
-// With `restore`, the storage holds that checkpoint's rows for server
-// `server` of `num_servers`.
+// With `start`, the storage holds its rows (a checkpoint's or a warm
+// start's) for server `server` of `num_servers`.
 StatusOr<std::unique_ptr<ps::ServerStorage>> CreateServerStorage(
     const models::ModelSpec& spec, const ServerOptions& options, const std::string& spill_root,
-    int server, const models::FoundCheckpoint* restore = nullptr, int num_servers = 1);
+    int server, const JobStart* start = nullptr, int num_servers = 1);
 
 // One parameter server: storage, request handler and transport.
 struct ServerProcess {
@@ -104,8 +137,7 @@ struct ServerProcess {
 // `keys` (empty: anyone).
 StatusOr<ServerProcess> StartServer(const models::ModelSpec& spec, const ServerOptions& options,
                                     const net::DataPlaneKeys& keys, const std::string& spill_root,
-                                    int index, int num_workers,
-                                    const models::FoundCheckpoint* restore = nullptr,
+                                    int index, int num_workers, const JobStart* start = nullptr,
                                     int num_servers = 1);
 
 // The job's data-plane keys: fresh ones, or none for inproc servers or
@@ -126,12 +158,12 @@ Status RunWorkerRole(const ModelKind& kind, const models::ModelSpec& spec, const
                      const std::atomic<bool>* signal);
 
 // What the coordinator of a job of `num_servers` servers at `servers_at` and
-// `num_workers` workers is told (evaluation through the servers). `resumed`:
-// the checkpoint's manifest, or null. The references must outlive the job.
+// `num_workers` workers is told (evaluation through the servers), starting
+// at `start`. The references must outlive the job.
 CoordinatedJob CoordinatedJobOf(const ModelKind& kind, const TrainOptions& options,
                                 const models::ModelSpec& spec, const JobData& data,
                                 const net::ServerSet& servers_at, int num_servers, int num_workers,
-                                const CheckpointManifest* resumed);
+                                const JobStart& start);
 
 // Marks `progress` as worker `worker`'s last report: done, not paused, with
 // `status`'s error when it failed.

@@ -87,6 +87,10 @@ class ModelKind {
   virtual const char* name() const = 0;
   // The spec from the job's options (the kind's own part of them).
   virtual StatusOr<models::ModelSpec> Spec(const TrainOptions& options) const = 0;
+  // Its sparse tables keyed by open-ended ids (videos, search tokens): the
+  // ones that grow with the catalogue, which a bare --min_count or
+  // --expire_after applies to (train/table_policy.h).
+  virtual std::vector<std::string> GrowingTables() const = 0;
   // Reads the kind's part of the data (data->dir, data->manifest and
   // data->validation_users are set already): train_records, and with `full`
   // also what one process computes for all (label counts, fitted quantiles,

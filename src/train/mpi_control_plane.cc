@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "common/file_util.h"
 #include "glog/logging.h"
 #include "models/checkpoint.h"
 #include "models/saved_model.h"
@@ -156,6 +157,15 @@ StatusOr<std::vector<ServerState>> MpiControlPlane::CheckpointServers(const std:
   VREC_ASSIGN_OR_RETURN(std::vector<uint64_t> rows, CommandServers(kCheckpoint, dir));
   std::vector<ServerState> states(rows.size());
   for (size_t s = 0; s < rows.size(); ++s) {
+    // Each server has written its state beside its rows (the checkpoint
+    // folder is shared); the acknowledgement carries only its row count.
+    const std::string path = JoinPath(dir, models::ServerStateFile(static_cast<int>(s)));
+    StatusOr<std::string> bytes = ReadFileToString(path);
+    if (!bytes.ok() || !states[s].ParseFromString(*bytes)) {
+      return absl::DataLossError(absl::StrCat("server ", s,
+                                              " acknowledged its checkpoint part but its state ",
+                                              path, " is missing or does not parse"));
+    }
     states[s].set_server(static_cast<int32_t>(s));
     states[s].set_rows(rows[s]);
   }

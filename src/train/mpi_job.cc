@@ -25,7 +25,7 @@
 namespace vrec::train {
 namespace {
 
-using ResumePoint = StatusOr<std::optional<models::FoundCheckpoint>>;
+using StartPoint = StatusOr<JobStart>;
 
 // Every rank's endpoint (empty for non-servers), by rank.
 std::vector<std::string> AllGatherEndpoints(const std::string& mine, int size) {
@@ -183,45 +183,43 @@ void StartDeadline(const TrainOptions& options, int rank, int num_servers) {
   }).detach();
 }
 
-// The checkpoint the job resumes from: rank 0 finds and verifies it (reading
-// every byte once), the others read the one it chose (a shared file system)
-// without reading its files again. Collective over MPI_COMM_WORLD; every
-// rank gets rank 0's error.
-ResumePoint ShareResumeCheckpoint(const TrainOptions& options, int rank, models::ModelSpec* spec,
-                                  int num_workers) {
-  ResumePoint found = std::optional<models::FoundCheckpoint>();
-  StatusOr<std::string> dir;  // the folder rank 0 chose ("" = none)
+// Where the job starts (a checkpoint to resume, a warm start, or scratch):
+// rank 0 finds and verifies it (reading every byte of a checkpoint once),
+// the others open the one it chose (a shared file system) without reading
+// its files again. Collective over MPI_COMM_WORLD; every rank gets rank 0's
+// error.
+StartPoint ShareJobStart(const TrainOptions& options, int rank, models::ModelSpec* spec,
+                         int num_workers) {
+  StartPoint found = JobStart();
+  StatusOr<std::string> ref;  // what rank 0 chose (JobStart::Ref)
   if (rank == 0) {
-    found = FindResumeCheckpoint(options.checkpoint, options.worker, spec, num_workers);
-    dir = !found.ok()          ? StatusOr<std::string>(found.status())
-          : found->has_value() ? (*found)->dir
-                               : "";
+    found = FindJobStart(options, spec, num_workers);
+    ref = found.ok() ? StatusOr<std::string>(found->Ref()) : found.status();
   }
-  dir = BroadcastFromRankZero(rank, dir);
+  ref = BroadcastFromRankZero(rank, ref);
   if (rank == 0) return found;
-  if (!dir.ok()) return dir.status();
-  if (dir->empty()) return std::optional<models::FoundCheckpoint>();
-  return ResumeCheckpointAt(*dir, options.worker, spec, num_workers);
+  if (!ref.ok()) return ref.status();
+  return OpenJobStart(*ref, options, spec, num_workers);
 }
 
 // A server rank: starts its server, tells every rank its endpoint, then
 // serves the coordinator's commands until shut down.
 Status RunServerRank(const models::ModelSpec& spec, const TrainOptions& options,
                      const StatusOr<net::DataPlaneKeys>& keys, int index, int num_servers,
-                     int num_workers, int world_size, const ResumePoint& resume) {
+                     int num_workers, int world_size, const StartPoint& start) {
   ServerOptions o = options.server;
   StatusOr<std::string> own = BindAddress(o);
   if (own.ok()) o.bind_host = *own;
   TemporarySpillCleanup cleanup(options);  // after the server, whatever happens
   StatusOr<ServerProcess> server =
-      !resume.ok() ? StatusOr<ServerProcess>(resume.status())
+      !start.ok()  ? StatusOr<ServerProcess>(start.status())
       : !keys.ok() ? StatusOr<ServerProcess>(keys.status())
       : !own.ok()  ? StatusOr<ServerProcess>(own.status())
       : o.bind_host == "inproc"
           ? StatusOr<ServerProcess>(absl::InvalidArgumentError(
                 "--bind_host=inproc serves only this process; under mpirun use an address or *"))
-          : StartServer(spec, o, *keys, SpillRoot(options), index, num_workers,
-                        resume->has_value() ? &**resume : nullptr, num_servers);
+          : StartServer(spec, o, *keys, SpillRoot(options), index, num_workers, &*start,
+                        num_servers);
   const std::string endpoint = server.ok() ? Advertised(server->endpoint) : "";
   AllGatherEndpoints(endpoint, world_size);
   if (!server.ok()) return server.status();
@@ -236,8 +234,8 @@ Status RunServerRank(const models::ModelSpec& spec, const TrainOptions& options,
 // ids) and get the rest from rank 0. Collective over `peers` (rank 0 and the
 // workers); false on every rank if any of them failed.
 bool ShareJobData(const ModelKind& kind, const TrainOptions& options, const models::ModelSpec& spec,
-                  int rank, bool servers_up, const ResumePoint& resume, MPI_Comm peers,
-                  JobData* data, Status* status) {
+                  int rank, bool servers_up, const StartPoint& start, MPI_Comm peers, JobData* data,
+                  Status* status) {
   StatusOr<JobData> d = LoadJobData(kind, options.data_dir, options.worker.stream, spec,
                                     /*full=*/rank == 0, options.worker.validation_users);
   if (d.ok()) {
@@ -245,9 +243,17 @@ bool ShareJobData(const ModelKind& kind, const TrainOptions& options, const mode
   } else {
     *status = d.status();
   }
-  if (status->ok() && !resume.ok()) *status = resume.status();
-  if (status->ok() && resume->has_value()) {
-    *status = CheckResumeData((*resume)->manifest, data->manifest, options.data_dir);
+  if (status->ok() && !start.ok()) *status = start.status();
+  if (status->ok() && start->resume) {
+    *status = CheckResumeData(start->resume->manifest, data->manifest, options.data_dir);
+  }
+  if (status->ok() && rank == 0) {  // the normalisers every rank gets below
+    StatusOr<std::vector<QuantileInfo>> q = JobQuantiles(*start, std::move(data->quantiles));
+    if (q.ok()) {
+      data->quantiles = std::move(*q);
+    } else {
+      *status = q.status();
+    }
   }
   int ok = status->ok() && servers_up ? 1 : 0, all_ok = 0;
   MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, peers);
@@ -305,7 +311,7 @@ bool ShareJobData(const ModelKind& kind, const TrainOptions& options, const mode
 // is stopped. Its last report reaches rank 0 in every case.
 Status RunWorkerRank(const ModelKind& kind, const models::ModelSpec& spec, JobData& data,
                      const TrainOptions& options, const net::ServerSet& servers_at, int worker,
-                     int num_workers, const ResumePoint& resume, Status startup, MPI_Comm peers,
+                     int num_workers, const StartPoint& start, Status startup, MPI_Comm peers,
                      const std::atomic<bool>* stop) {
   MpiWorkerChannel channel;
   Status s = startup;
@@ -313,8 +319,8 @@ Status RunWorkerRank(const ModelKind& kind, const models::ModelSpec& spec, JobDa
   if (s.ok()) {  // reports its last progress itself
     WorkerProgress resumed;
     const WorkerProgress* from = nullptr;
-    if (resume.ok() && resume->has_value()) {
-      for (const WorkerProgress& p : (*resume)->manifest.workers()) {
+    if (start.ok() && start->resume) {
+      for (const WorkerProgress& p : start->resume->manifest.workers()) {
         if (p.worker() == worker) resumed = p;
       }
       from = &resumed;
@@ -360,10 +366,10 @@ StatusOr<nlohmann::json> TrainMpi(const TrainOptions& options, const std::atomic
   }
   StatusOr<const ModelKind*> kind = FindModelKind(options.model);
   if (!kind.ok()) return finalize(kind.status());
-  StatusOr<models::ModelSpec> spec = (*kind)->Spec(options);
+  StatusOr<models::ModelSpec> spec = JobSpec(**kind, options);
   if (!spec.ok()) return finalize(spec.status());
   const bool is_server = rank >= 1 && rank <= servers;
-  const ResumePoint resume = ShareResumeCheckpoint(options, rank, &*spec, workers);
+  const StartPoint start = ShareJobStart(options, rank, &*spec, workers);
 
   const StatusOr<net::DataPlaneKeys> keys = ShareJobKeys(options.server, rank);
   StartDeadline(options, rank, servers);
@@ -373,7 +379,7 @@ StatusOr<nlohmann::json> TrainMpi(const TrainOptions& options, const std::atomic
   MPI_Comm peers;
   MPI_Comm_split(MPI_COMM_WORLD, is_server ? 1 : 0, rank, &peers);
   if (is_server) {
-    Status s = RunServerRank(*spec, options, keys, rank - 1, servers, workers, size, resume);
+    Status s = RunServerRank(*spec, options, keys, rank - 1, servers, workers, size, start);
     MPI_Comm_free(&peers);
     if (!s.ok())
       return finalize(Status(s.code(), absl::StrCat("server ", rank - 1, ": ", s.message())));
@@ -388,7 +394,7 @@ StatusOr<nlohmann::json> TrainMpi(const TrainOptions& options, const std::atomic
   JobData data;
   Status data_status;
   const bool all_ok =
-      ShareJobData(**kind, options, *spec, rank, servers_up, resume, peers, &data, &data_status);
+      ShareJobData(**kind, options, *spec, rank, servers_up, start, peers, &data, &data_status);
   if (!keys.ok() && data_status.ok()) data_status = keys.status();
   spec->quantiles = data.quantiles;
   const Status startup =
@@ -399,18 +405,17 @@ StatusOr<nlohmann::json> TrainMpi(const TrainOptions& options, const std::atomic
 
   if (rank != 0) {
     Status s = RunWorkerRank(**kind, *spec, data, options, servers_at, rank - 1 - servers, workers,
-                             resume, startup, peers, stop);
+                             start, startup, peers, stop);
     MPI_Comm_free(&peers);
     if (!s.ok()) return finalize(s);
     return finalize(nlohmann::json());
   }
 
   // Rank 0: the coordinator.
-  const CheckpointManifest* resumed =
-      resume.ok() && resume->has_value() ? &(*resume)->manifest : nullptr;
-  if (resumed != nullptr) {
-    LOG(INFO) << "resuming from " << (*resume)->dir << " (" << resumed->model().examples_trained()
-              << " examples trained)";
+  const JobStart started = start.ok() ? *start : JobStart();
+  if (started.resume) {
+    LOG(INFO) << "resuming from " << started.resume->dir << " ("
+              << started.resume->manifest.model().examples_trained() << " examples trained)";
   }
   // The model folder first: the coordinator's metrics file goes into it.
   const Status made = options.model_dir.empty() ? absl::OkStatus() : MakeDirs(options.model_dir);
@@ -419,7 +424,7 @@ StatusOr<nlohmann::json> TrainMpi(const TrainOptions& options, const std::atomic
   const auto peers_lost = [watch] { return watch == nullptr ? absl::OkStatus() : watch->lost(); };
   plane.set_peers_lost(peers_lost);
   CoordinatedJob job =
-      CoordinatedJobOf(**kind, options, *spec, data, servers_at, servers, workers, resumed);
+      CoordinatedJobOf(**kind, options, *spec, data, servers_at, servers, workers, started);
   if (!all_ok) job.servers_at.endpoints.clear();  // no stats from servers that are not all up
   job.peers_lost = peers_lost;
   // Once every worker is done, rank 0 sends them nothing more: they may

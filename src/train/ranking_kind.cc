@@ -18,6 +18,8 @@ class Ranking : public ModelKind {
     return models::RankingSpec(options.ranking);
   }
 
+  std::vector<std::string> GrowingTables() const override { return {"rank/video", "rank/token"}; }
+
   Status LoadData(const models::ModelSpec& spec, bool full, JobData* d) const override {
     // Quantiles are fitted on the training files, or on the sample datagen
     // kept of them when it did not write them.
@@ -39,6 +41,11 @@ class Ranking : public ModelKind {
                                             ShardPaths(d->dir, fit_on),
                                             static_cast<int>(spec.config.ranking().num_quantiles()),
                                             spec.config.seed()));
+    // A sample stands for the whole training data (what a warm start
+    // weighs these quantiles by).
+    if (streamed) {
+      for (QuantileInfo& q : d->quantiles) q.set_count(d->train_records);
+    }
     return absl::OkStatus();
   }
 

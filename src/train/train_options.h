@@ -14,6 +14,7 @@
 #include "models/eval_options.h"
 #include "models/ranking_spec.h"
 #include "train/early_stopping.h"
+#include "train/table_policy.h"
 
 namespace vrec::train {
 
@@ -102,6 +103,11 @@ struct CheckpointOptions {
   models::CheckpointEvery every;  // also one at the end of a run with a dir
   int keep = 3;                   // complete checkpoints kept
   bool resume = false;            // continue from the newest complete checkpoint in dir
+  // Warm start (train/warm_start.h): a checkpoint (folder or root), a
+  // trained-model folder or a serving bundle whose parameters this job
+  // starts from, on new data. With `resume`, a checkpoint of this job's
+  // dataset in dir wins (the warm-started job was interrupted).
+  std::string init_from;
 };
 
 struct TrainOptions {
@@ -114,6 +120,8 @@ struct TrainOptions {
   WorkerOptions worker;
   CoordinatorOptions coordinator;
   CheckpointOptions checkpoint;
+  // Admission and expiry of the sparse tables (train/table_policy.h).
+  TablePolicies tables;
 };
 
 }  // namespace vrec::train

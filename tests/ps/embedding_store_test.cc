@@ -1,6 +1,7 @@
 #include "ps/embedding_store.h"
 
 #include <atomic>
+#include <cmath>
 #include <condition_variable>
 #include <cstring>
 #include <functional>
@@ -448,6 +449,68 @@ TEST(EmbeddingStoreTest, ExpiryReachesSpilledRows) {
   EXPECT_EQ(spill.size(), 0u);  // 1000 is resident and was never spilled
   EXPECT_EQ(store->Stats().rows_in_memory, 1u);
   EXPECT_EQ(store->Stats().rows_on_disk, 0u);
+}
+
+// A warm start from a model folder (weights only): imported rows read back
+// as given, carry a fresh optimizer state, count as rows on disk and train
+// on exactly as a row that started from those weights.
+TEST(EmbeddingStoreTest, ImportedRowsStartFromTheirWeightsWithAFreshOptimizerState) {
+  MemSpillStore spill;
+  TableConfig t = MakeTable("v", 4, OptimizerConfig::ADAGRAD);
+  t.mutable_storage()->set_expiry_steps(100);
+  TableStoreOptions o;
+  o.seed = 5;
+  o.spill = &spill;
+  ASSERT_OK_AND_ASSIGN(auto store, EmbeddingStore::FromConfig(t, o));
+  store->AdvanceStep(7);
+  const std::vector<uint64_t> keys = {3, 10, 11};
+  std::vector<float> weights(12);
+  for (size_t i = 0; i < weights.size(); ++i) weights[i] = 0.25f * static_cast<float>(i) - 1;
+  ASSERT_OK(store->ImportRows(keys, weights));
+  EXPECT_EQ(store->Stats().rows_on_disk, 3u);
+  EXPECT_EQ(store->Stats().rows_in_memory, 0u);
+  std::map<uint64_t, std::pair<std::vector<float>, RowMeta>> rows;
+  ASSERT_OK(store->ForEachRow([&](uint64_t key, const float* row, const RowMeta& meta) {
+    rows[key] = {std::vector<float>(row, row + store->RowFloats()), meta};
+  }));
+  ASSERT_EQ(rows.size(), 3u);
+  ASSERT_OK_AND_ASSIGN(auto opt, Optimizer::Create(t.optimizer()));
+  for (size_t i = 0; i < keys.size(); ++i) {
+    std::vector<float> expected(weights.begin() + 4 * i, weights.begin() + 4 * (i + 1));
+    expected.resize(store->RowFloats());
+    opt->InitState(expected.data(), 4, expected.data() + 4);
+    EXPECT_EQ(rows[keys[i]].first, expected) << "key " << keys[i];
+    EXPECT_EQ(rows[keys[i]].second.last_seen_step, 7u);
+    EXPECT_EQ(rows[keys[i]].second.updates, 1u);
+    EXPECT_EQ(PullOne(*store, keys[i]), std::vector<float>(expected.begin(), expected.begin() + 4));
+    // A push applies the optimizer from that state.
+    const std::vector<float> g = {1, -2, 0.5f, 3};
+    ASSERT_OK(store->Push({keys[i]}, g));
+    opt->Apply(expected.data(), expected.data() + 4, g.data(), 4);
+    EXPECT_EQ(PullOne(*store, keys[i]), std::vector<float>(expected.begin(), expected.begin() + 4));
+  }
+  // A key not imported still starts from the initializer.
+  ReferenceTable ref(t, 5);
+  EXPECT_EQ(PullOne(*store, 99), std::vector<float>(ref.Row(99).begin(), ref.Row(99).begin() + 4));
+}
+
+TEST(EmbeddingStoreTest, ImportRowsRefusesBadInput) {
+  MemSpillStore spill;
+  TableConfig t = MakeTable("v", 2, OptimizerConfig::SGD);
+  TableStoreOptions o;
+  o.spill = &spill;
+  ASSERT_OK_AND_ASSIGN(auto store, EmbeddingStore::FromConfig(t, o));
+  EXPECT_THAT(store->ImportRows({1, 2}, std::vector<float>(3, 0.0f)),
+              StatusIs(absl::StatusCode::kInvalidArgument, "import of 2 keys with 3 weights"));
+  EXPECT_THAT(store->ImportRows({1}, {0.0f, std::nanf("")}),
+              StatusIs(absl::StatusCode::kInvalidArgument, "key 1's weight 1 is not finite"));
+  PullOne(*store, 5);  // now resident
+  EXPECT_THAT(store->ImportRows({5}, {0.0f, 0.0f}),
+              StatusIs(absl::StatusCode::kFailedPrecondition, "key 5 is resident"));
+  TableStoreOptions no_spill;
+  ASSERT_OK_AND_ASSIGN(auto memory_only, EmbeddingStore::FromConfig(t, no_spill));
+  EXPECT_THAT(memory_only->ImportRows({1}, {0.0f, 0.0f}),
+              StatusIs(absl::StatusCode::kFailedPrecondition, "needs a spill store"));
 }
 
 TEST(EmbeddingStoreTest, FlushAllThenReopenRestoresEveryRow) {

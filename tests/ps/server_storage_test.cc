@@ -1,5 +1,7 @@
 #include "ps/server_storage.h"
 
+#include <map>
+#include <string>
 #include <vector>
 
 #include "testutil/testutil.h"
@@ -80,6 +82,40 @@ TEST(ServerStorageTest, RejectsBadConfigs) {
   o.glorot_fans.clear();
   EXPECT_THAT(ServerStorage::Create(TwoTables(0), o),
               StatusIs(absl::StatusCode::kInvalidArgument, "table 'tower': GLOROT"));
+}
+
+// A checkpoint holds the live rows only: expired ones are removed first
+// (memory and disk), and each table's rows are counted in its state.
+TEST(ServerStorageTest, CheckpointDropsExpiredRowsAndCountsEachTablesRows) {
+  testing::ScratchDir dir;
+  ServerStorageOptions o;
+  o.spill_path = dir.File("spill");
+  o.num_partitions = 4;
+  o.dense_block_floats = 1024;
+  o.glorot_fans["tower"] = {50, 60};
+  ModelConfig m = TwoTables(0);
+  m.mutable_tables(0)->mutable_storage()->set_expiry_steps(10);
+  ASSERT_OK_AND_ASSIGN(auto server, ServerStorage::Create(m, o));
+  EmbeddingStore* video = server->Find("video");
+  std::vector<uint64_t> old_keys, new_keys;
+  for (uint64_t k = 1; k <= 300; ++k) (k <= 200 ? old_keys : new_keys).push_back(k);
+  std::vector<float> out(300 * 16);
+  ASSERT_OK(video->Pull(old_keys, absl::MakeSpan(out.data(), old_keys.size() * 16)));
+  ASSERT_OK(server->FlushAll());  // the old rows on disk too
+  server->AdvanceStep(20);        // the old rows are 20 steps old: expired
+  ASSERT_OK(video->Pull(new_keys, absl::MakeSpan(out.data(), new_keys.size() * 16)));
+  std::vector<float> token_out(50 * 8);
+  std::vector<uint64_t> tokens;
+  for (uint64_t k = 1; k <= 50; ++k) tokens.push_back(k);
+  ASSERT_OK(server->Find("token")->Pull(tokens, absl::MakeSpan(token_out)));
+  ASSERT_OK_AND_ASSIGN(ServerState state, server->Checkpoint(dir.File("ckpt")));
+  std::map<std::string, uint64_t> rows;
+  for (const TableState& t : state.tables()) rows[t.table()] = t.rows();
+  EXPECT_EQ(rows["video"], 100u);
+  EXPECT_EQ(rows["token"], 50u);
+  EXPECT_EQ(rows["tower"], 0u);  // never touched: no block created
+  EXPECT_EQ(state.rows(), 150u);
+  EXPECT_EQ(video->Stats().rows_on_disk, 100u);
 }
 
 }  // namespace
