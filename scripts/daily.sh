@@ -8,6 +8,7 @@
 # today's model (what warm starting bought).
 #
 #   scripts/daily.sh [--days=3] [--work=DIR] [--world="DATAGEN FLAGS"] [--logs=DIR]
+#                    [--history_days=7] [--convert="CONVERT FLAGS"]
 #                    [--train="TRAIN FLAGS"] [--min_count=SPEC] [--expire_after=SPEC]
 #                    [--serve=1] [--mpi=0] [--warm=1]
 #
@@ -15,10 +16,16 @@
 #                   this many days that have events
 #   --work          keep everything in DIR (default: a temporary folder, removed)
 #   --world         more vrec datagen flags (the world; a later flag wins)
-#   --logs          take DIR/events.csv and DIR/items.csv (docs/data_format.md;
-#                   day d = unix time [d*86400, (d+1)*86400)) instead of
-#                   generating a world: your own logs, or an earlier run's
+#   --logs          take DIR/events.csv, DIR/items.csv and DIR/users.csv if
+#                   there (docs/data_format.md; day d = unix time
+#                   [d*86400, (d+1)*86400)) instead of a generated world's
+#                   (`vrec datagen --logs`): your own logs, or an earlier run's
 #                   WORK/logs (the same days for several settings)
+#   --history_days  each day is converted with the days before it, this many
+#                   in all, as history only (`vrec convert --label_from`): a
+#                   day's examples see the user's earlier days
+#   --convert       more vrec convert flags (default for generated logs:
+#                   --clicks_are_watches=false, as datagen's README says)
 #   --train         more vrec train flags (every day's)
 #   --min_count, --expire_after   passed to every day's vrec train
 #   --serve         0: no export and no server (measurements)
@@ -34,8 +41,11 @@
 source "$(dirname "$0")/lib/prologue.sh"
 
 DAYS=3 WORK_DIR="" WORLD_FLAGS="" LOGS="" TRAIN_FLAGS="" MIN_COUNT="" EXPIRE_AFTER="" SERVE=1 MPI=0 WARM=1
+HISTORY_DAYS=7 CONVERT_FLAGS=""
 parse_flags days:DAYS work:WORK_DIR world:WORLD_FLAGS logs:LOGS train:TRAIN_FLAGS \
-  min_count:MIN_COUNT expire_after:EXPIRE_AFTER serve:SERVE mpi:MPI warm:WARM -- "$@"
+  min_count:MIN_COUNT expire_after:EXPIRE_AFTER serve:SERVE mpi:MPI warm:WARM \
+  history_days:HISTORY_DAYS convert:CONVERT_FLAGS -- "$@"
+[[ "$HISTORY_DAYS" =~ ^[1-9][0-9]*$ ]] || die "--history_days=$HISTORY_DAYS: give a whole number >= 1"
 [[ "$DAYS" =~ ^[1-9][0-9]*$ ]] || die "--days=$DAYS: give a whole number >= 1"
 find_vrec
 VREC=$(realpath "$VREC")
@@ -59,19 +69,19 @@ POLICY=()
 [[ -z "$MIN_COUNT" ]] || POLICY+=(--min_count="$MIN_COUNT")
 [[ -z "$EXPIRE_AFTER" ]] || POLICY+=(--expire_after="$EXPIRE_AFTER")
 
-# The logs: events.csv and items.csv (docs/data_format.md). Until `vrec
-# datagen --logs` lands they are read from a world's records; then the two
-# lines of the else branch are `"$VREC" datagen --logs="$WORK/logs" --num_days="$DAYS" ...`.
+# The logs: events.csv, items.csv, users.csv (docs/data_format.md).
 if [[ -n "$LOGS" ]]; then
   [[ -f "$LOGS/events.csv" && -f "$LOGS/items.csv" ]] || die "--logs=$LOGS: no events.csv and items.csv"
   LOGS=$(realpath "$LOGS")
 else
-  make_world "$WORK/world" "${DEFAULT_WORLD[@]}" --num_days="$DAYS" "${WORLD[@]}" --test_users=0 \
-    --max_examples_per_user=0 --max_history=1 || die "vrec datagen: $(tail -n 5 "$WORK/world.datagen.log")"
-  "$PYTHON" "$VREC_ROOT/scripts/lib/day_logs.py" logs "$VREC" "$WORK/world" "$WORK/logs" 2>"$WORK/logs.log"
+  make_world "$WORK/world" "${DEFAULT_WORLD[@]}" --num_days="$DAYS" "${WORLD[@]}" \
+    --logs="$WORK/logs" || die "vrec datagen: $(tail -n 5 "$WORK/world.datagen.log")"
   LOGS=$WORK/logs
+  [[ -n "$CONVERT_FLAGS" ]] || CONVERT_FLAGS=--clicks_are_watches=false
 fi
-"$PYTHON" "$VREC_ROOT/scripts/lib/day_logs.py" split "$LOGS" "$WORK/days" >/dev/null
+read -r -a CONVERT <<<"$CONVERT_FLAGS"
+"$PYTHON" "$VREC_ROOT/scripts/lib/day_logs.py" split "$LOGS" "$WORK/days" \
+  --history_days="$HISTORY_DAYS" >/dev/null
 
 # Field KEY (a.b for nested ones) of the JSON object on FILE's last line.
 field() {
@@ -111,8 +121,12 @@ mapfile -t RUN_DAYS < <(find "$WORK/days" -mindepth 1 -maxdepth 1 -name 'day-*' 
 previous=""
 for day in "${RUN_DAYS[@]}"; do
   d=$((10#${day#day-}))
+  users=()
+  [[ ! -f "$WORK/days/$day/users.csv" ]] || users=(--users="$WORK/days/$day/users.csv")
   "$VREC" convert --events="$WORK/days/$day/events.csv" --items="$WORK/days/$day/items.csv" \
-    --out="$WORK/data/$day" >"$WORK/$day.convert.json" 2>"$WORK/$day.convert.log"
+    "${users[@]}" --label_from="$(cat "$WORK/days/$day/label_from")" "${CONVERT[@]}" \
+    --out="$WORK/data/$day" >"$WORK/$day.convert.json" 2>"$WORK/$day.convert.log" ||
+    die "$day: vrec convert: $(tail -n 3 "$WORK/$day.convert.log")"
   # One checkpoint folder for every day: with --resume and --init_from a
   # checkpoint of today's data continues an interrupted day, yesterday's
   # starts today's (the first day: none, from scratch).

@@ -53,6 +53,10 @@ DEFINE_double(session_seconds, 1800,
 DEFINE_string(window_end, "",
               "End of the training window (unix seconds or ISO 8601): example ages count back "
               "from it; default: the latest watch that is not held out");
+DEFINE_string(label_from, "",
+              "Events before this time (unix seconds or ISO 8601) are history only: "
+              "histories and search tokens reach back into them, but they give no example; "
+              "for converting a day with the days before it as context");
 DEFINE_int64(sort_memory_mb, 1024,
              "Memory for sorting the events by user and time (32 bytes an event); a larger log "
              "is sorted in runs on disk (--sort_dir) and merged");
@@ -94,6 +98,14 @@ int RunConvert(int argc, char** argv) {
   } else {
     std::cerr << "vrec convert: --test_split: " << split.status().message() << "\n";
     return kExitUsage;
+  }
+  if (!FLAGS_label_from.empty()) {
+    StatusOr<double> from = ParseTimestamp(FLAGS_label_from);
+    if (!from.ok()) {
+      std::cerr << "vrec convert: --label_from: " << from.status().message() << "\n";
+      return kExitUsage;
+    }
+    options.label_from = *from;
   }
   if (!FLAGS_window_end.empty()) {
     StatusOr<double> end = ParseTimestamp(FLAGS_window_end);

@@ -222,6 +222,9 @@ Status ValidateOptions(const ConvertOptions& o) {
     return absl::InvalidArgumentError(
         absl::StrCat("convert: session_seconds must be > 0, got ", o.session_seconds));
   }
+  if (o.label_from && !(std::fabs(*o.label_from) < 9.2e15)) {
+    return absl::InvalidArgumentError("convert: label_from must be a finite time");
+  }
   if (o.window_end && !std::isfinite(*o.window_end)) {
     return absl::InvalidArgumentError("convert: window_end must be a finite time");
   }
@@ -450,6 +453,9 @@ StatusOr<ConvertSummary> ConvertCsv(const ConvertOptions& options) {
   eo.max_examples_per_user = options.max_examples_per_user;
   eo.seed = options.seed;
   eo.drop_duplicates = options.drop_duplicate_rows;
+  if (options.label_from) {
+    eo.label_from_ms = static_cast<int64_t>(std::llround(*options.label_from * 1000));
+  }
   if (options.test_split == TestSplit::kLastDay) {
     eo.test_from_ms = DayStartMs(sorter.max_time_ms());
     summary.test_from = static_cast<double>(eo.test_from_ms) / (kSecondsPerDay * 1000);

@@ -90,6 +90,9 @@ struct ConvertOptions {
   // The end of the training window, unix seconds (example_age counts back
   // from it); unset: the latest watch that is not held out.
   std::optional<double> window_end;
+  // Unix seconds: events before it are history only (histories and search
+  // tokens reach back into them; they give no example). Unset: all label.
+  std::optional<double> label_from;
   // The sort's memory budget; past it, sorted runs go to sort_dir (default
   // out_dir/.sort, removed afterwards).
   int64_t sort_memory_mb = 1024;

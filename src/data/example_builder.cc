@@ -85,18 +85,25 @@ std::optional<int64_t> ExampleBuilder::LatestTrainingWatch(const UserEvents& use
   Prepare(user, /*count=*/false);
   const size_t n = watches_.size();
   if (n == 0) return std::nullopt;
+  // Held out: as Build decides; labelled: from label_from_ms on.
+  if (events_[watches_[n - 1]].time_ms < options_.label_from_ms) return std::nullopt;
   switch (options_.split) {
     case TestSplit::kLastDay: {
       std::optional<int64_t> latest;
       for (size_t w : watches_) {
-        if (events_[w].time_ms < options_.test_from_ms) latest = events_[w].time_ms;
+        const int64_t t = events_[w].time_ms;
+        if (t < options_.test_from_ms && t >= options_.label_from_ms) latest = t;
       }
       return latest;
     }
     case TestSplit::kUsers:
     case TestSplit::kLastWatch:
       // A single watch trains nothing but is part of the training window.
-      return events_[watches_[HeldOutUser(user.user) && n >= 2 ? n - 2 : n - 1]].time_ms;
+    {
+      const size_t last = HeldOutUser(user.user) && n >= 2 ? n - 2 : n - 1;
+      if (events_[watches_[last]].time_ms < options_.label_from_ms) return std::nullopt;
+      return events_[watches_[last]].time_ms;
+    }
   }
   return std::nullopt;
 }
@@ -165,7 +172,9 @@ Status ExampleBuilder::Build(const UserEvents& user, double t_max_days, ExampleS
   if (n == 1) ++counts_.single_watch_users;
 
   // Which watches are candidate examples, and which of them test ones.
+  auto labelled = [&](size_t k) { return events_[watches_[k]].time_ms >= options_.label_from_ms; };
   auto is_test_watch = [&](size_t k) {  // k-th watch, k >= 1
+    if (!labelled(k)) return false;
     if (options_.split == TestSplit::kLastDay) {
       return events_[watches_[k]].time_ms >= options_.test_from_ms;
     }
@@ -183,7 +192,7 @@ Status ExampleBuilder::Build(const UserEvents& user, double t_max_days, ExampleS
 
   // Training watches kept: selection sampling, want of m, in time order.
   size_t m = 0;
-  for (size_t k = 1; k < n; ++k) m += !is_test_watch(k);
+  for (size_t k = 1; k < n; ++k) m += labelled(k) && !is_test_watch(k);
   const uint64_t cap = static_cast<uint64_t>(options_.max_examples_per_user);
   uint64_t want = (cap > 0 && m > cap) ? cap : m;
   counts_.subsampled_out += m - want;
@@ -220,6 +229,11 @@ Status ExampleBuilder::Build(const UserEvents& user, double t_max_days, ExampleS
       continue;
     }
     if (e.kind == LogEvent::kImpression) {
+      if (e.time_ms < options_.label_from_ms) {  // history only
+        page_items.push_back(e.item);
+        page_time = e.time_ms;
+        continue;
+      }
       ++counts_.impressions;
       const bool test = e.time_ms >= ranking_test_from;
       const uint32_t topic = log_->item_topic[e.item];
@@ -266,7 +280,7 @@ Status ExampleBuilder::Build(const UserEvents& user, double t_max_days, ExampleS
       continue;
     }
     if (!IsWatch(e)) continue;
-    if (k >= 1) {
+    if (k >= 1 && e.time_ms >= options_.label_from_ms) {
       const bool test = is_test_watch(k);
       bool keep = test;
       if (!test) {

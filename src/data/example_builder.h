@@ -69,6 +69,9 @@ struct ExampleOptions {
   TestSplit split = TestSplit::kLastWatch;
   int64_t test_from_ms = std::numeric_limits<int64_t>::max();  // kLastDay
   const absl::flat_hash_set<uint64_t>* test_users = nullptr;   // kUsers
+  // Events before this instant are history only: they give no example (a
+  // day's conversion over a window of earlier days, docs/training.md).
+  int64_t label_from_ms = std::numeric_limits<int64_t>::min();
   // Training candidate examples kept per user (uniformly, in time order);
   // 0 = all.
   int max_examples_per_user = 0;

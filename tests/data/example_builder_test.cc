@@ -285,6 +285,28 @@ TEST_F(ExampleBuilderTest, AUserWithoutWatchesGivesRankingExamplesOnly) {
   EXPECT_EQ(scan.LatestTrainingWatch(User()), std::nullopt);
 }
 
+// Events before label_from are history only: the examples after it see them.
+TEST_F(ExampleBuilderTest, EventsBeforeLabelFromAreHistoryOnly) {
+  UsualDay();
+  ExampleOptions o;
+  o.clicks_are_watches = false;
+  o.label_from_ms = 150 * 1000;  // after the first page and the watch at 130 s
+  const Capture c = Build(o);
+  ASSERT_EQ(c.candidate.size(), 1u);
+  EXPECT_TRUE(c.candidate[0].second);  // the last watch, held out
+  EXPECT_THAT(c.candidate[0].first.watch_history(), ElementsAre(1000u, 1001u));
+  EXPECT_THAT(c.candidate[0].first.search_tokens(), ElementsAre(7u, 8u));
+  ASSERT_EQ(c.ranking.size(), 2u);  // the second page only
+  EXPECT_FLOAT_EQ(c.Impression(1002, 200)->previous_impressions(), 1.0f);
+  EXPECT_EQ(c.Impression(1001, 100), nullptr);
+  ExampleBuilder scan(o, &log_);
+  EXPECT_EQ(scan.LatestTrainingWatch(User()), std::nullopt);  // 130 s is before it
+  o.split = TestSplit::kLastDay;
+  o.test_from_ms = 7000 * 1000;
+  ExampleBuilder day(o, &log_);
+  EXPECT_EQ(day.LatestTrainingWatch(User()), 6000 * 1000);
+}
+
 TEST(TestSplitTest, NamesRoundTrip) {
   for (TestSplit s : {TestSplit::kLastWatch, TestSplit::kLastDay, TestSplit::kUsers}) {
     ASSERT_OK_AND_ASSIGN(TestSplit back, ParseTestSplit(ToString(s)));
