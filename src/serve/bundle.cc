@@ -417,9 +417,14 @@ StatusOr<ServingBundle> ExportBundle(const ExportOptions& options) {
   }
 
   // The manifest, last; then into place.
-  b.set_created_unix_ms(absl::ToUnixMillis(absl::Now()));
-  b.set_version(absl::StrCat(absl::FormatTime("%Y%m%d-%H%M%S", absl::Now(), absl::UTCTimeZone()),
-                             "-", (*candidate)->info().examples_trained()));
+  // The version: when (to the millisecond) and after how many examples,
+  // every day's of a warm-started model counted, so that two exports of one
+  // second (a daily loop on small data) still differ.
+  const absl::Time now = absl::Now();
+  b.set_created_unix_ms(absl::ToUnixMillis(now));
+  b.set_version(absl::StrCat(absl::FormatTime("%Y%m%d-%H%M%E3S", now, absl::UTCTimeZone()), "-",
+                             (*candidate)->info().examples_before() +
+                                 (*candidate)->info().examples_trained()));
   b.set_commit(RunInfo().value("commit", ""));
   std::string json;
   google::protobuf::util::JsonPrintOptions jo;
