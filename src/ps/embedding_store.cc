@@ -247,8 +247,7 @@ Status EmbeddingStore::Pull(absl::Span<const uint64_t> keys, absl::Span<float> o
                                                    keys.size(), " keys needs ", keys.size() * dim_,
                                                    " output floats, got ", out.size()));
   }
-  pull_requests_.fetch_add(1, std::memory_order_relaxed);
-  return Serve(Op::kPull, keys, out.data(), nullptr);
+  return PullRows(keys, {}, out.data());
 }
 
 Status EmbeddingStore::Push(absl::Span<const uint64_t> keys, absl::Span<const float> grads) {
@@ -257,26 +256,78 @@ Status EmbeddingStore::Push(absl::Span<const uint64_t> keys, absl::Span<const fl
                                                    keys.size(), " keys needs ", keys.size() * dim_,
                                                    " gradient floats, got ", grads.size()));
   }
-  for (size_t i = 0; i < grads.size(); ++i) {
-    if (!std::isfinite(grads[i])) {
+  return PushRows(keys, {}, grads.data());
+}
+
+Status EmbeddingStore::PullRows(absl::Span<const uint64_t> keys,
+                                absl::Span<const uint32_t> positions, float* rows) {
+  if (!positions.empty() && positions.size() != keys.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("table ", options_.table_name, ": ",
+                                                   positions.size(), " positions for ",
+                                                   keys.size(), " keys"));
+  }
+  pull_requests_.fetch_add(1, std::memory_order_relaxed);
+  Rows r;
+  r.out = rows;
+  r.positions = positions.empty() ? nullptr : positions.data();
+  return Serve(Op::kPull, keys, r);
+}
+
+namespace {
+// Whether all n floats at p are finite: exponent bits not all ones, tested
+// branch-free a block at a time (the compiler vectorises it), so that the
+// check reads the gradient at memory speed.
+bool AllFinite(const float* p, size_t n) {
+  constexpr uint32_t kExponent = 0x7f800000u;
+  size_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    uint32_t bad = 0;
+    for (size_t j = 0; j < 64; ++j) {
+      uint32_t bits;
+      std::memcpy(&bits, p + i + j, sizeof(bits));
+      bad |= static_cast<uint32_t>((bits & kExponent) == kExponent);
+    }
+    if (bad != 0) return false;
+  }
+  for (; i < n; ++i) {
+    if (!std::isfinite(p[i])) return false;
+  }
+  return true;
+}
+}  // namespace
+
+Status EmbeddingStore::PushRows(absl::Span<const uint64_t> keys,
+                                absl::Span<const uint32_t> positions, const float* rows) {
+  if (!positions.empty() && positions.size() != keys.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("table ", options_.table_name, ": ",
+                                                   positions.size(), " positions for ",
+                                                   keys.size(), " keys"));
+  }
+  Rows r;
+  r.grads = rows;
+  r.positions = positions.empty() ? nullptr : positions.data();
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const float* g = rows + r.Offset(i, dim_);
+    if (AllFinite(g, dim_)) continue;
+    for (uint32_t d = 0; d < dim_; ++d) {
+      if (std::isfinite(g[d])) continue;
       return absl::InvalidArgumentError(absl::StrCat(
-          "table ", options_.table_name, ": non-finite gradient ", grads[i], " at key index ",
-          i / dim_, " (key ", keys[i / dim_], "), element ", i % dim_));
+          "table ", options_.table_name, ": non-finite gradient ", g[d], " at key index ", i,
+          " (key ", keys[i], "), element ", d));
     }
   }
   push_requests_.fetch_add(1, std::memory_order_relaxed);
-  return Serve(Op::kPush, keys, nullptr, grads.data());
+  return Serve(Op::kPush, keys, r);
 }
 
-Status EmbeddingStore::Serve(Op op, absl::Span<const uint64_t> keys, float* out,
-                             const float* grads) {
+Status EmbeddingStore::Serve(Op op, absl::Span<const uint64_t> keys, const Rows& rows) {
   const uint64_t now = step();
   const uint32_t num_parts = options_.num_partitions;
   std::vector<Partition*> served;
   if (num_parts == 1) {
     std::vector<uint32_t> idx(keys.size());
     for (size_t i = 0; i < keys.size(); ++i) idx[i] = static_cast<uint32_t>(i);
-    Status s = ServePartition(*partitions_[0], op, keys, idx, out, grads, now);
+    Status s = ServePartition(*partitions_[0], op, keys, idx, rows, now);
     served.push_back(partitions_[0].get());
     SubmitSpillJobs(served);
     return s;
@@ -291,7 +342,7 @@ Status EmbeddingStore::Serve(Op op, absl::Span<const uint64_t> keys, float* out,
   for (uint32_t j = 0; j < num_parts; ++j) {
     const uint32_t p = first + j < num_parts ? first + j : first + j - num_parts;
     if (groups[p].empty()) continue;
-    Status s = ServePartition(*partitions_[p], op, keys, groups[p], out, grads, now);
+    Status s = ServePartition(*partitions_[p], op, keys, groups[p], rows, now);
     served.push_back(partitions_[p].get());
     if (!s.ok()) {
       SubmitSpillJobs(served);  // what the partitions served so far evicted
@@ -485,8 +536,8 @@ inline void EmbeddingStore::Apply(Partition& p, Op op, uint32_t s, float* out_ro
 }
 
 Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint64_t> keys,
-                                      const std::vector<uint32_t>& idx, float* out,
-                                      const float* grads, uint64_t now) {
+                                      const std::vector<uint32_t>& idx, const Rows& rows,
+                                      uint64_t now) {
   const bool expiry = options_.expiry_steps > 0;
   MutexLock lock(&p.mu);
   // Spill writes that failed earlier are retried first; while the disk tier
@@ -534,8 +585,8 @@ Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint
     prefetch_row(pos + kNear);
     const uint32_t i = idx[pos];
     const uint64_t k = keys[i];
-    float* const out_row = op == Op::kPull ? out + static_cast<size_t>(i) * dim_ : nullptr;
-    const float* const grad = op == Op::kPush ? grads + static_cast<size_t>(i) * dim_ : nullptr;
+    float* const out_row = op == Op::kPull ? rows.out + rows.Offset(i, dim_) : nullptr;
+    const float* const grad = op == Op::kPush ? rows.grads + rows.Offset(i, dim_) : nullptr;
     if (freq != nullptr) freq->Increment(k);
     if (++p.sample_tick >= options_.hot_key_sample) {
       p.sample_tick = 0;
