@@ -332,17 +332,29 @@ Status EmbeddingStore::Serve(Op op, absl::Span<const uint64_t> keys, const Rows&
     SubmitSpillJobs(served);
     return s;
   }
-  std::vector<std::vector<uint32_t>> groups(num_parts);
+  // The request's key indices grouped by partition (a counting sort into
+  // one array: per-partition vectors grown key by key cost an allocation
+  // each doubling).
+  std::vector<uint32_t> part_of(keys.size());
+  std::vector<uint32_t> start(num_parts + 1, 0);
   for (size_t i = 0; i < keys.size(); ++i) {
-    groups[PartitionOf(keys[i])].push_back(static_cast<uint32_t>(i));
+    part_of[i] = PartitionOf(keys[i]);
+    ++start[part_of[i] + 1];
+  }
+  for (uint32_t p = 0; p < num_parts; ++p) start[p + 1] += start[p];
+  std::vector<uint32_t> grouped(keys.size());
+  {
+    std::vector<uint32_t> next(start.begin(), start.end() - 1);
+    for (size_t i = 0; i < keys.size(); ++i) grouped[next[part_of[i]]++] = static_cast<uint32_t>(i);
   }
   // Concurrent requests start at different partitions, so that they do not
   // queue behind each other on the same lock (a convoy).
   const uint32_t first = next_start_.fetch_add(1, std::memory_order_relaxed) % num_parts;
   for (uint32_t j = 0; j < num_parts; ++j) {
     const uint32_t p = first + j < num_parts ? first + j : first + j - num_parts;
-    if (groups[p].empty()) continue;
-    Status s = ServePartition(*partitions_[p], op, keys, groups[p], rows, now);
+    if (start[p] == start[p + 1]) continue;
+    const absl::Span<const uint32_t> group(grouped.data() + start[p], start[p + 1] - start[p]);
+    Status s = ServePartition(*partitions_[p], op, keys, group, rows, now);
     served.push_back(partitions_[p].get());
     if (!s.ok()) {
       SubmitSpillJobs(served);  // what the partitions served so far evicted
@@ -375,7 +387,7 @@ void EmbeddingStore::SubmitSpillJobs(const std::vector<Partition*>& parts) {
 }
 
 Status EmbeddingStore::PinAndFetch(Partition& p, absl::Span<const uint64_t> keys,
-                                   const std::vector<uint32_t>& idx, Fetched* fetched) {
+                                   absl::Span<const uint32_t> idx, Fetched* fetched) {
   p.BeginRequest();
   const bool read_disk = options_.spill != nullptr && p.disk_rows > 0;
   if (!read_disk && max_rows_per_partition_ == 0) return absl::OkStatus();
@@ -420,9 +432,17 @@ Status EmbeddingStore::PinAndFetch(Partition& p, absl::Span<const uint64_t> keys
 }
 
 inline int64_t EmbeddingStore::LocateOrAdmit(Partition& p, Op op, uint64_t k, float* out_row,
-                                             const float* grad, uint64_t now, Fetched* fetched) {
-  if (auto it = p.index.find(k); it != p.index.end()) {
-    const uint32_t s = it->second;
+                                             const float* grad, uint64_t now, Fetched* fetched,
+                                             int64_t seen) {
+  // The prefetch's lookup still holds if the slot still holds the key (a
+  // slot in use holds the key the index maps to it); rows are pinned or
+  // never evicted mid-request, but a key seen absent may have been created
+  // since (a repeated key), so only a hit is taken.
+  auto found = p.index.end();
+  const bool hit = seen >= 0 && (p.slot_flags[seen] & kUsed) != 0 && p.slot_key[seen] == k;
+  if (!hit) found = p.index.find(k);
+  if (hit || found != p.index.end()) {
+    const uint32_t s = hit ? static_cast<uint32_t>(seen) : found->second;
     // (slot_last_seen is read only under expiry: it is a cache miss a key.)
     if (options_.expiry_steps == 0 || !Expired(p.slot_last_seen[s], now)) {
       ++p.c.memory_hits;
@@ -536,7 +556,7 @@ inline void EmbeddingStore::Apply(Partition& p, Op op, uint32_t s, float* out_ro
 }
 
 Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint64_t> keys,
-                                      const std::vector<uint32_t>& idx, const Rows& rows,
+                                      absl::Span<const uint32_t> idx, const Rows& rows,
                                       uint64_t now) {
   const bool expiry = options_.expiry_steps > 0;
   MutexLock lock(&p.mu);
@@ -560,19 +580,32 @@ Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint
   // pipeline overlaps the cache misses of many keys. kFar keys ahead the
   // index slot is prefetched; kNear keys ahead the (now cached) lookup runs
   // and the row is prefetched; then the key is served.
-  constexpr size_t kNear = 16, kFar = 32;
-  const size_t prefetch_bytes = sizeof(float) * (op == Op::kPull ? dim_ : row_floats_);
+  // kNear shrinks for wide rows, so that what is prefetched ahead (~24 KiB:
+  // 1 KB rows with their Adagrad state and gradient are 48 cache lines a
+  // key) stays within what the core can have in flight.
+  constexpr size_t kFar = 32, kRing = 32;  // kRing > kNear: a slot is read before reused
+  const size_t prefetch_bytes = sizeof(float) * (op == Op::kPull ? dim_ : row_floats_ + dim_);
+  const size_t kNear = std::clamp<size_t>((24 << 10) / prefetch_bytes, 4, 16);
   FrequencySketch* const freq = p.freq.get();
+  int64_t seen[kRing];  // seen[pos % kRing]: the slot found when pos was prefetched
   auto prefetch_row = [&](size_t pos) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p.mu) {
     if (pos >= idx.size()) return;
+    seen[pos % kRing] = -1;
     auto it = p.index.find(keys[idx[pos]]);
     if (it == p.index.end()) return;
+    seen[pos % kRing] = it->second;
     // The slot's metadata is touched too (a cache miss each, otherwise).
     __builtin_prefetch(&p.slot_flags[it->second]);
+    __builtin_prefetch(&p.slot_key[it->second]);
     if (op == Op::kPush) __builtin_prefetch(&p.slot_updates[it->second]);
     if (expiry) __builtin_prefetch(&p.slot_last_seen[it->second]);
     const char* row = reinterpret_cast<const char*>(p.Row(it->second));
-    for (size_t b = 0; b < prefetch_bytes; b += 64) __builtin_prefetch(row + b);
+    const size_t row_bytes = sizeof(float) * (op == Op::kPull ? dim_ : row_floats_);
+    for (size_t b = 0; b < row_bytes; b += 64) __builtin_prefetch(row + b);
+    if (op == Op::kPush) {  // the gradient, scattered over the caller's matrix
+      const char* g = reinterpret_cast<const char*>(rows.grads + rows.Offset(idx[pos], dim_));
+      for (size_t b = 0; b < sizeof(float) * dim_; b += 64) __builtin_prefetch(g + b);
+    }
   };
   auto prefetch_far = [&](size_t pos) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p.mu) {
     p.index.prefetch(keys[idx[pos]]);
@@ -592,7 +625,8 @@ Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint
       p.sample_tick = 0;
       p.hot.Offer(k, options_.hot_key_sample);
     }
-    const int64_t slot = LocateOrAdmit(p, op, k, out_row, grad, now, &fetched);
+    const int64_t slot =
+        LocateOrAdmit(p, op, k, out_row, grad, now, &fetched, seen[pos % kRing]);
     if (slot == kServed) continue;
     Apply(p, op, static_cast<uint32_t>(slot), out_row, grad, now);
   }

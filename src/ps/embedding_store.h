@@ -233,7 +233,7 @@ class EmbeddingStore {
   // what it evicts stays queued; the request's caller hands the queues of
   // every partition it served to the writer at once (SubmitSpillJobs).
   Status ServePartition(Partition& p, Op op, absl::Span<const uint64_t> keys,
-                        const std::vector<uint32_t>& idx, const Rows& rows, uint64_t step);
+                        absl::Span<const uint32_t> idx, const Rows& rows, uint64_t step);
   // Phase 1. REQUIRES p.mu. Starts the request's pins and pins the resident
   // rows of its keys (under a row limit, where rows are evicted: none of
   // them is evicted before it is served, see Partition::AdmitSlot); then one
@@ -241,7 +241,7 @@ class EmbeddingStore {
   // every record checked (kDataLoss naming the key) into `fetched`. Fails,
   // having changed no row, if the read fails or a record is corrupt.
   Status PinAndFetch(Partition& p, absl::Span<const uint64_t> keys,
-                     const std::vector<uint32_t>& idx, Fetched* fetched);
+                     absl::Span<const uint32_t> idx, Fetched* fetched);
   // Phase 2. REQUIRES p.mu. Finds key k's resident row or makes one: from
   // its newest record (spill queue, or `fetched`), else a new row (subject
   // to admission); may evict or expire other rows. Returns the slot, pinned,
@@ -249,8 +249,10 @@ class EmbeddingStore {
   // from its record without entering memory (the full partition did not
   // admit it), or admission answered the pull with the initial value or
   // dropped the push.
+  // `seen`: the slot the index held for k when its row was prefetched (a
+  // hint, checked; < 0: none).
   int64_t LocateOrAdmit(Partition& p, Op op, uint64_t k, float* out_row, const float* grad,
-                        uint64_t now, Fetched* fetched);
+                        uint64_t now, Fetched* fetched, int64_t seen);
   // LocateOrAdmit for a key not resident: reloads its newest live record
   // (slot or kServed), or kNoRecord if it has none (an expired one is
   // deleted).
