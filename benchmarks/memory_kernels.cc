@@ -11,12 +11,14 @@
 //     faults and zeroes each page first; in a VM the host may back it too)
 //     against writing one already resident: what a per-step buffer costs
 //     when it is mapped afresh instead of reused.
-//   * BM_RowGather: random 1 KB rows (256 floats) from a 2 GiB table into
-//     a batch matrix: a pull's server-side gather.
+//   * BM_RowGather / BM_RowGatherStreaming: random 1 KB rows (256 floats)
+//     from a 2 GiB table into a batch matrix, with plain and with
+//     non-temporal stores: a pull's server-side gather.
 //   * BM_AdagradRows: Adagrad on random rows of 256 weights + 256
 //     accumulators from a 2 GiB table, the gradient read from a batch
 //     matrix: a push's server-side work (3 KB read, 2 KB written a row).
 #include <benchmark/benchmark.h>
+#include <immintrin.h>
 #include <sys/mman.h>
 
 #include <cmath>
@@ -131,6 +133,31 @@ void BM_RowGather(benchmark::State& state) {
   state.SetBytesProcessed(state.iterations() * kBatchRows * 2 * kRowFloats * sizeof(float));
 }
 BENCHMARK(BM_RowGather)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// The same gather with non-temporal stores (what the store's pull does into
+// a worker's matrix): the destination is not read before it is written.
+void BM_RowGatherStreaming(benchmark::State& state) {
+  float* table = Table();
+  const std::vector<uint64_t> rows = RandomRows(1);
+  auto* out = static_cast<float*>(
+      std::aligned_alloc(64, static_cast<size_t>(kBatchRows) * kRowFloats * sizeof(float)));
+  for (auto _ : state) {
+    for (int i = 0; i < kBatchRows; ++i) {
+      if (i + 8 < kBatchRows) __builtin_prefetch(table + rows[i + 8] * 2 * kRowFloats);
+      const float* src = table + rows[i] * 2 * kRowFloats;
+      float* dst = out + static_cast<size_t>(i) * kRowFloats;
+      for (uint32_t d = 0; d < kRowFloats; d += 16) {
+        _mm512_stream_ps(dst + d, _mm512_loadu_ps(src + d));
+      }
+    }
+    _mm_sfence();
+    benchmark::ClobberMemory();
+  }
+  std::free(out);
+  state.SetItemsProcessed(state.iterations() * kBatchRows);
+  state.SetBytesProcessed(state.iterations() * kBatchRows * 2 * kRowFloats * sizeof(float));
+}
+BENCHMARK(BM_RowGatherStreaming)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_AdagradRows(benchmark::State& state) {
   float* table = Table();
