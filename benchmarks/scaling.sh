@@ -2,7 +2,7 @@
 # Training throughput across worker counts, beside a PyTorch peer, in one run.
 #
 #   benchmarks/scaling.sh [--workers="1 2 4"] [--servers=1] [--seconds=20] [--runs=3]
-#                         [--out=docs] [--peer=1] [--peer_tunables=glibc.malloc.hugetlb=1]
+#                         [--out=docs] [--peer=1] [--peer_tunables=TUNABLES]
 #
 # For each worker count W: `vrec bench train --workers=W --servers=S` (the
 # paper-sized candidate model on in-memory examples, one process: S servers
@@ -14,14 +14,15 @@
 # and scaling efficiency against W), and prints a Markdown table.
 #
 # The peer runs with GLIBC_TUNABLES=--peer_tunables, by default the heap
-# setting vrec gives itself (transparent huge pages for malloc, see
-# docs/operations.md): both then page-fault alike and the comparison is of the
-# programs, not of glibc's defaults (the peer runs ~2.5x slower without it).
+# settings vrec gives itself (transparent huge pages for malloc, arenas that
+# keep freed memory; src/common/malloc_tuning.h, docs/operations.md): both
+# then page-fault alike and the comparison is of the programs, not of glibc's
+# defaults (the peer runs ~2.5x slower without huge pages).
 # --peer_tunables= (empty) measures the peer under glibc's defaults.
 source "$(dirname "$0")/../scripts/lib/prologue.sh"
 cd "$VREC_ROOT"
 WORKERS="1 2 4"; SERVERS=1; SECONDS_=20; RUNS=3; OUT=docs; PEER=1
-PEER_TUNABLES=glibc.malloc.hugetlb=1
+PEER_TUNABLES=glibc.malloc.hugetlb=1:glibc.malloc.trim_threshold=1073741824:glibc.malloc.mmap_threshold=33554432
 parse_flags workers:WORKERS servers:SERVERS seconds:SECONDS_ runs:RUNS out:OUT peer:PEER \
   peer_tunables:PEER_TUNABLES -- "$@"
 find_vrec

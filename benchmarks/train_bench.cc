@@ -12,6 +12,8 @@
 #include <atomic>
 #include <chrono>
 #include <iostream>
+#include <map>
+#include <string>
 #include <thread>
 
 #include "absl/strings/numbers.h"
@@ -20,6 +22,8 @@
 #include "cli/common_flags.h"
 #include "common/random.h"
 #include "common/run_info.h"
+#include "common/thread_cpu.h"
+#include "nlohmann/json.hpp"
 #include "train/candidate_worker.h"
 #include "train/job_roles.h"
 
@@ -161,6 +165,7 @@ int RunTrainBench(int argc, char** argv) {
   std::vector<std::thread> threads;
   for (int w = 0; w < FLAGS_workers; ++w) {
     threads.emplace_back([&, w] {
+      NameThisThread("worker-" + std::to_string(w));
       auto run = [&]() -> Status {
         VREC_ASSIGN_OR_RETURN(auto transport, net::Client::Connect(servers_at));
         ps::PsClient client(transport.get(), router, static_cast<uint32_t>(w));
@@ -190,10 +195,12 @@ int RunTrainBench(int argc, char** argv) {
   std::cerr << "  warm-up " << FLAGS_train_warmup_seconds << " s\n";
   std::this_thread::sleep_for(std::chrono::duration<double>(FLAGS_train_warmup_seconds));
   const uint64_t before = total();
+  const std::map<std::string, double> cpu_before = CpuSecondsByThreadName();
   const auto t0 = Clock::now();
   std::this_thread::sleep_for(std::chrono::duration<double>(FLAGS_seconds));
   const uint64_t after = total();
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  const std::map<std::string, double> cpu_after = CpuSecondsByThreadName();
   stop = true;
   for (auto& t : threads) t.join();
   for (int w = 0; w < FLAGS_workers; ++w) {
@@ -207,6 +214,38 @@ int RunTrainBench(int argc, char** argv) {
               << " s; raise --seconds\n";
     return 1;
   }
+  // CPU milliseconds per step of each thread kind (workers summed), and
+  // the rows each table served per step (the servers' own counts, all of
+  // the run: warm-up included).
+  const double steps = static_cast<double>(after - before) / FLAGS_train_batch;
+  nlohmann::json cpu_ms = nlohmann::json::object();
+  double cpu_total = 0;
+  for (const auto& [name, cpu] : cpu_after) {
+    const auto b = cpu_before.find(name);
+    const double used = cpu - (b == cpu_before.end() ? 0.0 : b->second);
+    if (used <= 0) continue;
+    const std::string kind = name.rfind("worker-", 0) == 0 ? "worker" : name;
+    cpu_ms[kind] = cpu_ms.value(kind, 0.0) + used * 1e3 / steps;
+    cpu_total += used;
+  }
+  nlohmann::json keys_per_step = nlohmann::json::object();
+  {
+    auto transport = net::Client::Connect(servers_at);
+    if (transport.ok()) {
+      ps::PsClient client(transport->get(), router, 0);
+      if (auto stats = client.Stats(); stats.ok()) {
+        std::map<std::string, std::pair<double, double>> keys;  // table -> pulled, requests
+        for (const std::string& js : *stats) {
+          for (const auto& t : nlohmann::json::parse(js)) {
+            auto& k = keys[t["table"].get<std::string>()];
+            k.first += t["pull_keys"].get<double>();
+          }
+        }
+        const double all_steps = static_cast<double>(total()) / FLAGS_train_batch;
+        for (const auto& [table, k] : keys) keys_per_step[table] = k.first / all_steps;
+      }
+    }
+  }
   PrintBenchResult("train", {{"model", "candidate"},
                              {"transport", FLAGS_train_transport},
                              {"workers", FLAGS_workers},
@@ -219,7 +258,10 @@ int RunTrainBench(int argc, char** argv) {
                              {"videos", FLAGS_train_videos},
                              {"seconds", secs},
                              {"examples", after - before},
-                             {"examples_per_s", (after - before) / secs}});
+                             {"examples_per_s", (after - before) / secs},
+                             {"cpu_ms_per_step", cpu_ms},
+                             {"cpu_cores_used", cpu_total / secs},
+                             {"pulled_keys_per_step", keys_per_step}});
   for (auto& s : servers) s.server->Stop();
   return 0;
 }

@@ -7,13 +7,25 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
+
 namespace vrec {
 
-std::optional<std::string> TunablesWithHugePages(const char* current, const std::string& thp_mode) {
-  if (thp_mode.empty() || thp_mode.find("[never]") != std::string::npos) return std::nullopt;
+std::optional<std::string> TrainingHeapTunables(const char* current, const std::string& thp_mode) {
+  const bool thp = thp_mode.find("[always]") != std::string::npos ||
+                   thp_mode.find("[madvise]") != std::string::npos;
   const std::string now = current == nullptr ? "" : current;
-  if (now.find("glibc.malloc.hugetlb") != std::string::npos) return std::nullopt;
-  return now.empty() ? "glibc.malloc.hugetlb=1" : now + ":glibc.malloc.hugetlb=1";
+  std::string out = now;
+  for (absl::string_view setting : absl::StrSplit(kTrainingHeapTunables, ':')) {
+    const absl::string_view name = setting.substr(0, setting.find('='));
+    if (name == "glibc.malloc.hugetlb" && !thp) continue;
+    if (now.find(std::string(name) + "=") != std::string::npos) continue;  // the caller's
+    if (!out.empty()) out += ':';
+    out.append(setting.data(), setting.size());
+  }
+  if (out == now) return std::nullopt;
+  return out;
 }
 
 bool SetsMemoryBudget(int argc, char** argv) {
@@ -46,7 +58,7 @@ void ReexecWithMallocTuning(int argc, char** argv) {
   mode << in.rdbuf();
   const char* current = std::getenv("GLIBC_TUNABLES");
   const std::string before = current == nullptr ? "" : current;
-  std::optional<std::string> want = TunablesWithHugePages(current, mode.str());
+  std::optional<std::string> want = TrainingHeapTunables(current, mode.str());
   if (!want) return;
   if (::setenv("GLIBC_TUNABLES", want->c_str(), 1) != 0) return;
   // By the binary's real path when it can be read: the kernel names a

@@ -159,6 +159,7 @@ void Server::WorkerLoop(int index) {
       reply = handler_->ErrorReply(problem);
     } else {
       Message request;
+      request.local = IsInproc(options_.bind);
       request.header = parts[2].to_string();
       for (size_t i = 3; i < parts.size(); ++i) request.frames.push_back(std::move(parts[i]));
       reply = handler_->Handle(std::move(request));

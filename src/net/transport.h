@@ -47,6 +47,10 @@ namespace vrec::net {
 struct Message {
   std::string header;
   std::vector<zmq::message_t> frames;
+  // Set by the Server on a request that came over an "inproc://" endpoint:
+  // the sender is a thread of this process, so the request may name memory
+  // by address (ps_server.h). Never read from the wire.
+  bool local = false;
 
   size_t ByteSize() const;
 };

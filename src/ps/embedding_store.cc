@@ -1,5 +1,7 @@
 #include "ps/embedding_store.h"
 
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -20,6 +22,28 @@
 
 namespace vrec::ps {
 namespace {
+
+// Copies a pulled row to the requester's matrix with non-temporal stores
+// where it can (a 64-byte aligned destination, whole cache lines): the
+// destination is not read first (a plain store reads each line before
+// writing it) and the rows, tens of MB a request, do not push the worker's
+// working set out of the cache; the worker reads them a step later, from
+// memory either way. ServePartition fences the stores before the request
+// is answered.
+void CopyRowOut(float* out, const float* row, uint32_t dim) {
+#if defined(__AVX512F__)
+  if (reinterpret_cast<uintptr_t>(out) % 64 == 0 && dim % 16 == 0) {
+    for (uint32_t d = 0; d < dim; d += 16) _mm512_stream_ps(out + d, _mm512_loadu_ps(row + d));
+    return;
+  }
+#elif defined(__AVX__)
+  if (reinterpret_cast<uintptr_t>(out) % 32 == 0 && dim % 8 == 0) {
+    for (uint32_t d = 0; d < dim; d += 8) _mm256_stream_ps(out + d, _mm256_loadu_ps(row + d));
+    return;
+  }
+#endif
+  std::memcpy(out, row, sizeof(float) * dim);
+}
 
 constexpr uint8_t kUsed = Partition::kUsed;
 constexpr uint8_t kRef = Partition::kRef;
@@ -227,7 +251,7 @@ bool EmbeddingStore::ServeRecord(Op op, float* out_row, const float* grad, uint6
   ParseRowMeta(*record, &meta);
   bool changed = false;
   if (op == Op::kPull) {
-    std::memcpy(out_row, row, sizeof(float) * dim_);
+    CopyRowOut(out_row, row, dim_);
   } else {
     options_.optimizer->Apply(row, row + dim_, grad, dim_);
     if (meta.updates != UINT32_MAX) ++meta.updates;
@@ -247,8 +271,7 @@ Status EmbeddingStore::Pull(absl::Span<const uint64_t> keys, absl::Span<float> o
                                                    keys.size(), " keys needs ", keys.size() * dim_,
                                                    " output floats, got ", out.size()));
   }
-  pull_requests_.fetch_add(1, std::memory_order_relaxed);
-  return Serve(Op::kPull, keys, out.data(), nullptr);
+  return PullRows(keys, {}, out.data());
 }
 
 Status EmbeddingStore::Push(absl::Span<const uint64_t> keys, absl::Span<const float> grads) {
@@ -257,41 +280,105 @@ Status EmbeddingStore::Push(absl::Span<const uint64_t> keys, absl::Span<const fl
                                                    keys.size(), " keys needs ", keys.size() * dim_,
                                                    " gradient floats, got ", grads.size()));
   }
-  for (size_t i = 0; i < grads.size(); ++i) {
-    if (!std::isfinite(grads[i])) {
+  return PushRows(keys, {}, grads.data());
+}
+
+Status EmbeddingStore::PullRows(absl::Span<const uint64_t> keys,
+                                absl::Span<const uint32_t> positions, float* rows) {
+  if (!positions.empty() && positions.size() != keys.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("table ", options_.table_name, ": ",
+                                                   positions.size(), " positions for ",
+                                                   keys.size(), " keys"));
+  }
+  pull_requests_.fetch_add(1, std::memory_order_relaxed);
+  Rows r;
+  r.out = rows;
+  r.positions = positions.empty() ? nullptr : positions.data();
+  return Serve(Op::kPull, keys, r);
+}
+
+namespace {
+// Whether all n floats at p are finite: exponent bits not all ones, tested
+// branch-free a block at a time (the compiler vectorises it), so that the
+// check reads the gradient at memory speed.
+bool AllFinite(const float* p, size_t n) {
+  constexpr uint32_t kExponent = 0x7f800000u;
+  size_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    uint32_t bad = 0;
+    for (size_t j = 0; j < 64; ++j) {
+      uint32_t bits;
+      std::memcpy(&bits, p + i + j, sizeof(bits));
+      bad |= static_cast<uint32_t>((bits & kExponent) == kExponent);
+    }
+    if (bad != 0) return false;
+  }
+  for (; i < n; ++i) {
+    if (!std::isfinite(p[i])) return false;
+  }
+  return true;
+}
+}  // namespace
+
+Status EmbeddingStore::PushRows(absl::Span<const uint64_t> keys,
+                                absl::Span<const uint32_t> positions, const float* rows) {
+  if (!positions.empty() && positions.size() != keys.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("table ", options_.table_name, ": ",
+                                                   positions.size(), " positions for ",
+                                                   keys.size(), " keys"));
+  }
+  Rows r;
+  r.grads = rows;
+  r.positions = positions.empty() ? nullptr : positions.data();
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const float* g = rows + r.Offset(i, dim_);
+    if (AllFinite(g, dim_)) continue;
+    for (uint32_t d = 0; d < dim_; ++d) {
+      if (std::isfinite(g[d])) continue;
       return absl::InvalidArgumentError(absl::StrCat(
-          "table ", options_.table_name, ": non-finite gradient ", grads[i], " at key index ",
-          i / dim_, " (key ", keys[i / dim_], "), element ", i % dim_));
+          "table ", options_.table_name, ": non-finite gradient ", g[d], " at key index ", i,
+          " (key ", keys[i], "), element ", d));
     }
   }
   push_requests_.fetch_add(1, std::memory_order_relaxed);
-  return Serve(Op::kPush, keys, nullptr, grads.data());
+  return Serve(Op::kPush, keys, r);
 }
 
-Status EmbeddingStore::Serve(Op op, absl::Span<const uint64_t> keys, float* out,
-                             const float* grads) {
+Status EmbeddingStore::Serve(Op op, absl::Span<const uint64_t> keys, const Rows& rows) {
   const uint64_t now = step();
   const uint32_t num_parts = options_.num_partitions;
   std::vector<Partition*> served;
   if (num_parts == 1) {
     std::vector<uint32_t> idx(keys.size());
     for (size_t i = 0; i < keys.size(); ++i) idx[i] = static_cast<uint32_t>(i);
-    Status s = ServePartition(*partitions_[0], op, keys, idx, out, grads, now);
+    Status s = ServePartition(*partitions_[0], op, keys, idx, rows, now);
     served.push_back(partitions_[0].get());
     SubmitSpillJobs(served);
     return s;
   }
-  std::vector<std::vector<uint32_t>> groups(num_parts);
+  // The request's key indices grouped by partition (a counting sort into
+  // one array: per-partition vectors grown key by key cost an allocation
+  // each doubling).
+  std::vector<uint32_t> part_of(keys.size());
+  std::vector<uint32_t> start(num_parts + 1, 0);
   for (size_t i = 0; i < keys.size(); ++i) {
-    groups[PartitionOf(keys[i])].push_back(static_cast<uint32_t>(i));
+    part_of[i] = PartitionOf(keys[i]);
+    ++start[part_of[i] + 1];
+  }
+  for (uint32_t p = 0; p < num_parts; ++p) start[p + 1] += start[p];
+  std::vector<uint32_t> grouped(keys.size());
+  {
+    std::vector<uint32_t> next(start.begin(), start.end() - 1);
+    for (size_t i = 0; i < keys.size(); ++i) grouped[next[part_of[i]]++] = static_cast<uint32_t>(i);
   }
   // Concurrent requests start at different partitions, so that they do not
   // queue behind each other on the same lock (a convoy).
   const uint32_t first = next_start_.fetch_add(1, std::memory_order_relaxed) % num_parts;
   for (uint32_t j = 0; j < num_parts; ++j) {
     const uint32_t p = first + j < num_parts ? first + j : first + j - num_parts;
-    if (groups[p].empty()) continue;
-    Status s = ServePartition(*partitions_[p], op, keys, groups[p], out, grads, now);
+    if (start[p] == start[p + 1]) continue;
+    const absl::Span<const uint32_t> group(grouped.data() + start[p], start[p + 1] - start[p]);
+    Status s = ServePartition(*partitions_[p], op, keys, group, rows, now);
     served.push_back(partitions_[p].get());
     if (!s.ok()) {
       SubmitSpillJobs(served);  // what the partitions served so far evicted
@@ -324,7 +411,7 @@ void EmbeddingStore::SubmitSpillJobs(const std::vector<Partition*>& parts) {
 }
 
 Status EmbeddingStore::PinAndFetch(Partition& p, absl::Span<const uint64_t> keys,
-                                   const std::vector<uint32_t>& idx, Fetched* fetched) {
+                                   absl::Span<const uint32_t> idx, Fetched* fetched) {
   p.BeginRequest();
   const bool read_disk = options_.spill != nullptr && p.disk_rows > 0;
   if (!read_disk && max_rows_per_partition_ == 0) return absl::OkStatus();
@@ -369,9 +456,17 @@ Status EmbeddingStore::PinAndFetch(Partition& p, absl::Span<const uint64_t> keys
 }
 
 inline int64_t EmbeddingStore::LocateOrAdmit(Partition& p, Op op, uint64_t k, float* out_row,
-                                             const float* grad, uint64_t now, Fetched* fetched) {
-  if (auto it = p.index.find(k); it != p.index.end()) {
-    const uint32_t s = it->second;
+                                             const float* grad, uint64_t now, Fetched* fetched,
+                                             int64_t seen) {
+  // The prefetch's lookup still holds if the slot still holds the key (a
+  // slot in use holds the key the index maps to it); rows are pinned or
+  // never evicted mid-request, but a key seen absent may have been created
+  // since (a repeated key), so only a hit is taken.
+  auto found = p.index.end();
+  const bool hit = seen >= 0 && (p.slot_flags[seen] & kUsed) != 0 && p.slot_key[seen] == k;
+  if (!hit) found = p.index.find(k);
+  if (hit || found != p.index.end()) {
+    const uint32_t s = hit ? static_cast<uint32_t>(seen) : found->second;
     // (slot_last_seen is read only under expiry: it is a cache miss a key.)
     if (options_.expiry_steps == 0 || !Expired(p.slot_last_seen[s], now)) {
       ++p.c.memory_hits;
@@ -476,7 +571,7 @@ inline void EmbeddingStore::Apply(Partition& p, Op op, uint32_t s, float* out_ro
     p.slot_flags[s] |= kRef;
   }
   if (op == Op::kPull) {
-    std::memcpy(out_row, row, sizeof(float) * dim_);
+    CopyRowOut(out_row, row, dim_);
   } else {
     options_.optimizer->Apply(row, row + dim_, grad, dim_);
     p.slot_flags[s] |= kDirty;
@@ -485,8 +580,8 @@ inline void EmbeddingStore::Apply(Partition& p, Op op, uint32_t s, float* out_ro
 }
 
 Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint64_t> keys,
-                                      const std::vector<uint32_t>& idx, float* out,
-                                      const float* grads, uint64_t now) {
+                                      absl::Span<const uint32_t> idx, const Rows& rows,
+                                      uint64_t now) {
   const bool expiry = options_.expiry_steps > 0;
   MutexLock lock(&p.mu);
   // Spill writes that failed earlier are retried first; while the disk tier
@@ -509,19 +604,32 @@ Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint
   // pipeline overlaps the cache misses of many keys. kFar keys ahead the
   // index slot is prefetched; kNear keys ahead the (now cached) lookup runs
   // and the row is prefetched; then the key is served.
-  constexpr size_t kNear = 16, kFar = 32;
-  const size_t prefetch_bytes = sizeof(float) * (op == Op::kPull ? dim_ : row_floats_);
+  // kNear shrinks for wide rows, so that what is prefetched ahead (~24 KiB:
+  // 1 KB rows with their Adagrad state and gradient are 48 cache lines a
+  // key) stays within what the core can have in flight.
+  constexpr size_t kFar = 32, kRing = 32;  // kRing > kNear: a slot is read before reused
+  const size_t prefetch_bytes = sizeof(float) * (op == Op::kPull ? dim_ : row_floats_ + dim_);
+  const size_t kNear = std::clamp<size_t>((24 << 10) / prefetch_bytes, 4, 16);
   FrequencySketch* const freq = p.freq.get();
+  int64_t seen[kRing];  // seen[pos % kRing]: the slot found when pos was prefetched
   auto prefetch_row = [&](size_t pos) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p.mu) {
     if (pos >= idx.size()) return;
+    seen[pos % kRing] = -1;
     auto it = p.index.find(keys[idx[pos]]);
     if (it == p.index.end()) return;
+    seen[pos % kRing] = it->second;
     // The slot's metadata is touched too (a cache miss each, otherwise).
     __builtin_prefetch(&p.slot_flags[it->second]);
+    __builtin_prefetch(&p.slot_key[it->second]);
     if (op == Op::kPush) __builtin_prefetch(&p.slot_updates[it->second]);
     if (expiry) __builtin_prefetch(&p.slot_last_seen[it->second]);
     const char* row = reinterpret_cast<const char*>(p.Row(it->second));
-    for (size_t b = 0; b < prefetch_bytes; b += 64) __builtin_prefetch(row + b);
+    const size_t row_bytes = sizeof(float) * (op == Op::kPull ? dim_ : row_floats_);
+    for (size_t b = 0; b < row_bytes; b += 64) __builtin_prefetch(row + b);
+    if (op == Op::kPush) {  // the gradient, scattered over the caller's matrix
+      const char* g = reinterpret_cast<const char*>(rows.grads + rows.Offset(idx[pos], dim_));
+      for (size_t b = 0; b < sizeof(float) * dim_; b += 64) __builtin_prefetch(g + b);
+    }
   };
   auto prefetch_far = [&](size_t pos) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p.mu) {
     p.index.prefetch(keys[idx[pos]]);
@@ -534,17 +642,21 @@ Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint
     prefetch_row(pos + kNear);
     const uint32_t i = idx[pos];
     const uint64_t k = keys[i];
-    float* const out_row = op == Op::kPull ? out + static_cast<size_t>(i) * dim_ : nullptr;
-    const float* const grad = op == Op::kPush ? grads + static_cast<size_t>(i) * dim_ : nullptr;
+    float* const out_row = op == Op::kPull ? rows.out + rows.Offset(i, dim_) : nullptr;
+    const float* const grad = op == Op::kPush ? rows.grads + rows.Offset(i, dim_) : nullptr;
     if (freq != nullptr) freq->Increment(k);
     if (++p.sample_tick >= options_.hot_key_sample) {
       p.sample_tick = 0;
       p.hot.Offer(k, options_.hot_key_sample);
     }
-    const int64_t slot = LocateOrAdmit(p, op, k, out_row, grad, now, &fetched);
+    const int64_t slot =
+        LocateOrAdmit(p, op, k, out_row, grad, now, &fetched, seen[pos % kRing]);
     if (slot == kServed) continue;
     Apply(p, op, static_cast<uint32_t>(slot), out_row, grad, now);
   }
+  // Non-temporal stores (CopyRowOut) are ordered before whatever answers
+  // the request.
+  if (op == Op::kPull) _mm_sfence();
   // The request has been applied: what it evicted is handed to the spill
   // writer (or, without one, written now). If that write fails, the records
   // stay queued (readable, counted in memory) and the next request retries

@@ -155,6 +155,17 @@ class EmbeddingStore {
   // for a size mismatch or a non-finite gradient (naming index and key).
   Status Push(absl::Span<const uint64_t> keys, absl::Span<const float> grads);
 
+  // Pull and Push with the rows at given places of a caller's matrix (an
+  // in-process request reads and writes the worker's batch matrices
+  // directly): row i is rows + position(i) * dim, where position(i) is
+  // positions[i], or i when `positions` is empty. Keys may repeat.
+  // REQUIRES: positions empty or of keys.size(); every row addressed is
+  // dim floats the caller owns, distinct rows for distinct keys of a pull.
+  Status PullRows(absl::Span<const uint64_t> keys, absl::Span<const uint32_t> positions,
+                  float* rows);
+  Status PushRows(absl::Span<const uint64_t> keys, absl::Span<const uint32_t> positions,
+                  const float* rows);
+
   // Advances the step clock by n and returns the new step.
   uint64_t AdvanceStep(uint64_t n = 1);
   uint64_t step() const { return step_.load(std::memory_order_acquire); }
@@ -216,7 +227,16 @@ class EmbeddingStore {
   explicit EmbeddingStore(EmbeddingStoreOptions options);
   Status Init();
   uint32_t PartitionOf(uint64_t key) const;
-  Status Serve(Op op, absl::Span<const uint64_t> keys, float* out, const float* grads);
+  // Where request row i is: base + (positions ? positions[i] : i) * dim.
+  struct Rows {
+    float* out = nullptr;          // pull
+    const float* grads = nullptr;  // push
+    const uint32_t* positions = nullptr;
+    size_t Offset(size_t i, uint32_t dim) const {
+      return static_cast<size_t>(positions != nullptr ? positions[i] : i) * dim;
+    }
+  };
+  Status Serve(Op op, absl::Span<const uint64_t> keys, const Rows& rows);
 
   // Serves keys[idx[...]] of one partition under its lock, in three phases:
   // PinAndFetch (the only one that may fail: then nothing is applied), then
@@ -224,8 +244,7 @@ class EmbeddingStore {
   // what it evicts stays queued; the request's caller hands the queues of
   // every partition it served to the writer at once (SubmitSpillJobs).
   Status ServePartition(Partition& p, Op op, absl::Span<const uint64_t> keys,
-                        const std::vector<uint32_t>& idx, float* out, const float* grads,
-                        uint64_t step);
+                        absl::Span<const uint32_t> idx, const Rows& rows, uint64_t step);
   // Phase 1. REQUIRES p.mu. Starts the request's pins and pins the resident
   // rows of its keys (under a row limit, where rows are evicted: none of
   // them is evicted before it is served, see Partition::AdmitSlot); then one
@@ -233,7 +252,7 @@ class EmbeddingStore {
   // every record checked (kDataLoss naming the key) into `fetched`. Fails,
   // having changed no row, if the read fails or a record is corrupt.
   Status PinAndFetch(Partition& p, absl::Span<const uint64_t> keys,
-                     const std::vector<uint32_t>& idx, Fetched* fetched);
+                     absl::Span<const uint32_t> idx, Fetched* fetched);
   // Phase 2. REQUIRES p.mu. Finds key k's resident row or makes one: from
   // its newest record (spill queue, or `fetched`), else a new row (subject
   // to admission); may evict or expire other rows. Returns the slot, pinned,
@@ -241,8 +260,10 @@ class EmbeddingStore {
   // from its record without entering memory (the full partition did not
   // admit it), or admission answered the pull with the initial value or
   // dropped the push.
+  // `seen`: the slot the index held for k when its row was prefetched (a
+  // hint, checked; < 0: none).
   int64_t LocateOrAdmit(Partition& p, Op op, uint64_t k, float* out_row, const float* grad,
-                        uint64_t now, Fetched* fetched);
+                        uint64_t now, Fetched* fetched, int64_t seen);
   // LocateOrAdmit for a key not resident: reloads its newest live record
   // (slot or kServed), or kNoRecord if it has none (an expired one is
   // deleted).

@@ -9,6 +9,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "ps/mutex.h"
 #include "ps/ps_wire.h"
 
 namespace vrec::ps {
@@ -23,7 +24,12 @@ Status PsRequest::Wait() {
       st = absl::DataLossError("unparseable reply header");
     }
     if (st.ok()) st = StatusFromHeader(h);
-    if (st.ok() && out_ != nullptr) {
+    if (st.ok() && part.local) {
+      // The server wrote (pull) or read (push) the caller's rows before it
+      // replied; the hand-over through the transport is invisible to
+      // ThreadSanitizer (ps_server.cc releases the same address).
+      VREC_TSAN_ACQUIRE(rows_);
+    } else if (st.ok() && out_ != nullptr) {
       const size_t want = part.positions.size() * static_cast<size_t>(dim_) * sizeof(float);
       if (reply->frames.size() != 1 || reply->frames[0].size() != want) {
         st = absl::DataLossError(absl::StrCat("pull reply of wrong size (want ", want, " bytes)"));
@@ -47,15 +53,54 @@ Status PsRequest::Wait() {
                                              client_->endpoint(part.server), "): ", st.message()));
     }
   }
+  if (borrowed_ != nullptr) {
+    // The transport may still hold frames of the caller's memory (a reply
+    // that failed or timed out); they are let go of soon after.
+    std::unique_lock<std::mutex> lock(borrowed_->mu);
+    borrowed_->done.wait(lock, [&] { return borrowed_->frames == 0; });
+    lock.unlock();
+    borrowed_.reset();
+  }
   parts_.clear();
   status_ = absl::OkStatus();
   return first;
 }
 
+namespace {
+
+// A frame of `bytes` bytes at `data`, which it does not own: `borrowed`
+// counts it until the transport lets go of it.
+zmq::message_t BorrowedFrame(const void* data, size_t bytes,
+                             const std::shared_ptr<PsRequest::Borrowed>& borrowed) {
+  if (bytes == 0) return zmq::message_t();
+  {
+    std::lock_guard<std::mutex> lock(borrowed->mu);
+    ++borrowed->frames;
+  }
+  auto* hold = new std::shared_ptr<PsRequest::Borrowed>(borrowed);
+  return zmq::message_t(
+      const_cast<void*>(data), bytes,
+      +[](void* /*data*/, void* hint) {
+        auto* h = static_cast<std::shared_ptr<PsRequest::Borrowed>*>(hint);
+        {
+          std::lock_guard<std::mutex> lock((*h)->mu);
+          --(*h)->frames;
+        }
+        (*h)->done.notify_all();
+        delete h;
+      },
+      hold);
+}
+
+}  // namespace
+
 PsClient::PsClient(net::Client* client, SlotRouter router, uint32_t worker)
     : client_(client), router_(std::move(router)), worker_(worker) {
   CHECK_EQ(static_cast<int>(router_.num_servers()), client_->num_servers())
       << "slot router and transport disagree on the number of servers";
+  for (int s = 0; s < client_->num_servers(); ++s) {
+    local_.push_back(net::IsInproc(client_->endpoint(s)));
+  }
 }
 
 net::Message PsClient::MakeRequest(PsHeader::Op op, const PsTable& table, uint64_t num_keys) const {
@@ -70,24 +115,110 @@ net::Message PsClient::MakeRequest(PsHeader::Op op, const PsTable& table, uint64
   return MessageWithHeader(h);
 }
 
+net::Message PsClient::MakeLocalRequest(PsHeader::Op op, const PsTable& table, uint64_t num_keys,
+                                        const void* rows, uint64_t num_rows) const {
+  PsHeader h;
+  h.set_version(kPsWireVersion);
+  h.set_op(op);
+  h.set_table(table.index);
+  h.set_dim(table.dim);
+  h.set_num_keys(num_keys);
+  h.set_worker(worker_);
+  h.set_worker_step(step_.load(std::memory_order_relaxed));
+  h.set_local_rows_address(reinterpret_cast<uintptr_t>(rows));
+  h.set_local_rows(num_rows);
+  return MessageWithHeader(h);
+}
+
+void PsClient::Split(const PsTable& table, absl::Span<const uint64_t> keys,
+                     std::vector<std::vector<uint64_t>>* split,
+                     std::vector<std::vector<uint32_t>>* positions) const {
+  const int servers = client_->num_servers();
+  split->assign(servers, {});
+  positions->assign(servers, {});
+  if (servers == 1) {
+    (*split)[0].assign(keys.begin(), keys.end());
+    (*positions)[0].resize(keys.size());
+    for (size_t i = 0; i < keys.size(); ++i) (*positions)[0][i] = static_cast<uint32_t>(i);
+    return;
+  }
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const uint32_t s = router_.Server(table.table_id, keys[i]);
+    (*split)[s].push_back(keys[i]);
+    (*positions)[s].push_back(static_cast<uint32_t>(i));
+  }
+}
+
 PsRequest PsClient::Pull(const PsTable& table, absl::Span<const uint64_t> keys, float* out) {
   PsRequest req;
   req.out_ = out;
+  req.rows_ = out;
   req.dim_ = table.dim;
   req.client_ = client_;
-  const int servers = client_->num_servers();
-  std::vector<std::vector<uint64_t>> split(servers);
-  std::vector<std::vector<uint32_t>> positions(servers);
-  for (size_t i = 0; i < keys.size(); ++i) {
-    const uint32_t s = router_.Server(table.table_id, keys[i]);
-    split[s].push_back(keys[i]);
-    positions[s].push_back(static_cast<uint32_t>(i));
-  }
-  for (int s = 0; s < servers; ++s) {
+  std::vector<std::vector<uint64_t>> split;
+  std::vector<std::vector<uint32_t>> positions;
+  Split(table, keys, &split, &positions);
+  for (int s = 0; s < client_->num_servers(); ++s) {
     if (split[s].empty()) continue;
-    net::Message m = MakeRequest(PsHeader::PULL, table, split[s].size());
+    const uint64_t n = split[s].size();
+    if (local_[s]) {
+      // The server writes the rows into `out` itself; the caller's earlier
+      // use of `out` happens before (for ThreadSanitizer, see Wait).
+      VREC_TSAN_RELEASE(out);
+      net::Message m = MakeLocalRequest(PsHeader::PULL, table, n, out, keys.size());
+      m.frames.push_back(net::FrameFromVector(std::move(split[s])));
+      if (n != keys.size()) m.frames.push_back(net::FrameFromVector(std::move(positions[s])));
+      req.parts_.push_back({s, client_->Call(s, std::move(m)), {}, /*local=*/true});
+      continue;
+    }
+    net::Message m = MakeRequest(PsHeader::PULL, table, n);
     m.frames.push_back(net::FrameFromVector(std::move(split[s])));
     req.parts_.push_back({s, client_->Call(s, std::move(m)), std::move(positions[s])});
+  }
+  return req;
+}
+
+PsRequest PsClient::PushRows(const PsTable& table, absl::Span<const uint64_t> keys,
+                             absl::Span<const float> grads) {
+  PsRequest req;
+  req.client_ = client_;
+  req.rows_ = grads.data();
+  const size_t dim = table.dim;
+  if (grads.size() != keys.size() * dim) {
+    req.status_ = absl::InvalidArgumentError(absl::StrCat(
+        "push of ", keys.size(), " keys of dim ", dim, " with ", grads.size(), " gradients"));
+    return req;
+  }
+  std::vector<std::vector<uint64_t>> split;
+  std::vector<std::vector<uint32_t>> positions;
+  Split(table, keys, &split, &positions);
+  for (int s = 0; s < client_->num_servers(); ++s) {
+    if (split[s].empty()) continue;
+    const uint64_t n = split[s].size();
+    if (local_[s]) {
+      // The server reads the gradients where they are (see Pull).
+      VREC_TSAN_RELEASE(grads.data());
+      net::Message m = MakeLocalRequest(PsHeader::PUSH, table, n, grads.data(), keys.size());
+      m.frames.push_back(net::FrameFromVector(std::move(split[s])));
+      if (n != keys.size()) m.frames.push_back(net::FrameFromVector(std::move(positions[s])));
+      req.parts_.push_back({s, client_->Call(s, std::move(m)), {}, /*local=*/true});
+      continue;
+    }
+    net::Message m = MakeRequest(PsHeader::PUSH, table, n);
+    m.frames.push_back(net::FrameFromVector(std::move(split[s])));
+    if (n == keys.size()) {
+      // One server takes every key, in order: the gradients go as they are.
+      if (req.borrowed_ == nullptr) req.borrowed_ = std::make_shared<PsRequest::Borrowed>();
+      m.frames.push_back(BorrowedFrame(grads.data(), grads.size() * sizeof(float), req.borrowed_));
+    } else {
+      std::unique_ptr<float[]> part(new float[n * dim]);
+      for (size_t j = 0; j < n; ++j) {
+        std::memcpy(part.get() + j * dim, grads.data() + static_cast<size_t>(positions[s][j]) * dim,
+                    dim * sizeof(float));
+      }
+      m.frames.push_back(net::FrameFromArray(std::move(part), n * dim));
+    }
+    req.parts_.push_back({s, client_->Call(s, std::move(m)), {}});
   }
   return req;
 }

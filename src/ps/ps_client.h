@@ -8,15 +8,25 @@
 // before sending, so each server applies one update per key. The server
 // side is PsService (ps_server.h); worker code includes only this header.
 //
+// Copies. A server in this process (an "inproc://" endpoint) is handed the
+// caller's matrix by address: it writes pulled rows straight into `out` and
+// applies the optimizer reading PushRows' gradients where they are, so a
+// row crosses memory once each way. A remote server's pull reply is copied
+// into `out` (the one copy out of the transport); PushRows sends the
+// caller's gradients without copying them when one server takes every key.
+//
 // Thread safety: PsClient is thread-safe; each PsRequest is used by one
 // thread.
 #pragma once
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <future>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -37,27 +47,60 @@ struct PsTable {
 
 // An outstanding Pull or Push. Wait() blocks until every server answered,
 // scatters pulled rows into the caller's buffer, and returns the first error
-// (naming the server), or OK.
+// (naming the server), or OK. A request destroyed or assigned over before
+// Wait() waits first (ignoring the outcome): servers in this process write
+// and read the caller's memory until they reply.
 class PsRequest {
  public:
   PsRequest() = default;
   PsRequest(PsRequest&&) = default;
-  PsRequest& operator=(PsRequest&&) = default;
+  PsRequest& operator=(PsRequest&& other) {
+    if (this != &other) {
+      Drain();
+      parts_ = std::move(other.parts_);
+      other.parts_.clear();
+      out_ = other.out_;
+      rows_ = other.rows_;
+      dim_ = other.dim_;
+      status_ = std::move(other.status_);
+      other.status_ = absl::OkStatus();
+      client_ = other.client_;
+      borrowed_ = std::move(other.borrowed_);
+    }
+    return *this;
+  }
+  ~PsRequest() { Drain(); }
   Status Wait();
   bool valid() const { return !parts_.empty() || !status_.ok(); }
+
+  // Frames that reference the caller's memory (PushRows to a remote
+  // server): the transport calls Done() once per frame when it no longer
+  // needs the memory; Wait() returns only after that.
+  struct Borrowed {
+    std::mutex mu;
+    std::condition_variable done;
+    int frames = 0;  // guarded by mu
+  };
 
  private:
   friend class PsClient;
   struct Part {
     int server;
     std::future<StatusOr<net::Message>> reply;
-    std::vector<uint32_t> positions;  // where each key of this part goes in `out`
+    std::vector<uint32_t> positions;  // remote pull: where each key's row goes in `out`
+    bool local = false;               // the server wrote or read the caller's rows itself
   };
   std::vector<Part> parts_;
   float* out_ = nullptr;  // pull destination, nullptr for push
+  const void* rows_ = nullptr;  // the caller's matrix named to local servers
   uint32_t dim_ = 0;
   Status status_;  // an error found before sending
   const net::Client* client_ = nullptr;
+  std::shared_ptr<Borrowed> borrowed_;
+
+  void Drain() {
+    if (!parts_.empty() || borrowed_ != nullptr) (void)Wait();
+  }
 };
 
 class PsClient {
@@ -71,6 +114,12 @@ class PsClient {
   // Pushes gradients; duplicate keys are summed first. The inputs are copied.
   PsRequest Push(const PsTable& table, absl::Span<const uint64_t> keys,
                  absl::Span<const float> grads);
+  // Pushes the gradients of a batch's distinct rows: grads[i*dim ..) of
+  // keys[i]. REQUIRES: keys unique. Nothing is copied for a server in this
+  // process or when one server takes every key: `grads` must stay valid and
+  // unchanged until Wait() returns.
+  PsRequest PushRows(const PsTable& table, absl::Span<const uint64_t> keys,
+                     absl::Span<const float> grads);
   // Stats JSON of every server, in server order.
   StatusOr<std::vector<std::string>> Stats();
 
@@ -98,11 +147,21 @@ class PsClient {
 
  private:
   net::Message MakeRequest(PsHeader::Op op, const PsTable& table, uint64_t num_keys) const;
+  // A request of server `s` that names the caller's matrix `rows` of
+  // `num_rows` rows (an in-process server reads or writes it itself).
+  net::Message MakeLocalRequest(PsHeader::Op op, const PsTable& table, uint64_t num_keys,
+                                const void* rows, uint64_t num_rows) const;
+  // Keys split by server: split[s] the keys of server s, positions[s] their
+  // indices in `keys`.
+  void Split(const PsTable& table, absl::Span<const uint64_t> keys,
+             std::vector<std::vector<uint64_t>>* split,
+             std::vector<std::vector<uint32_t>>* positions) const;
   Status SetClock(uint64_t step, bool exact);
 
   net::Client* const client_;
   const SlotRouter router_;
   const uint32_t worker_;
+  std::vector<bool> local_;  // server s is in this process
   std::atomic<uint64_t> step_{0};
 };
 

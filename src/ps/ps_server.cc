@@ -78,6 +78,63 @@ StatusOr<net::Message> PsService::Clock(const PsHeader& header) {
 
 net::Message PsService::ErrorReply(const Status& status) { return StatusReply(status); }
 
+StatusOr<net::Message> PsService::ServeLocal(const PsHeader& header, net::Message& request,
+                                             EmbeddingStore* table) {
+  // An address means something only to a thread of this process: anything
+  // that did not come over an in-process endpoint is refused, so no peer
+  // can make the server read or write memory it names.
+  if (!request.local) {
+    return absl::InvalidArgumentError(
+        "a request naming memory by address (local_rows_address) arrived over the network");
+  }
+  const uint64_t n = header.num_keys();
+  const std::string& op = PsHeader::Op_Name(header.op());
+  if (request.frames.empty() || request.frames.size() > 2) {
+    return absl::InvalidArgumentError(absl::StrCat("in-process ", op, " needs 1 or 2 data frames, got ",
+                                                   request.frames.size()));
+  }
+  if (request.frames[0].size() % sizeof(uint64_t) != 0 ||
+      request.frames[0].size() / sizeof(uint64_t) != n) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("key frame of ", request.frames[0].size(), " bytes for ", n, " keys"));
+  }
+  std::vector<uint64_t> key_scratch;
+  absl::Span<const uint64_t> keys = FrameAs<uint64_t>(request.frames[0], &key_scratch);
+  std::vector<uint32_t> position_scratch;
+  absl::Span<const uint32_t> positions;
+  if (request.frames.size() == 2) {
+    if (request.frames[1].size() != n * sizeof(uint32_t)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "position frame of ", request.frames[1].size(), " bytes for ", n, " keys"));
+    }
+    positions = FrameAs<uint32_t>(request.frames[1], &position_scratch);
+    for (uint32_t p : positions) {
+      if (p >= header.local_rows()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("position ", p, " in a matrix of ", header.local_rows(), " rows"));
+      }
+    }
+  } else if (n > header.local_rows()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(n, " keys for a matrix of ", header.local_rows(), " rows"));
+  }
+  // The sender's matrix: its thread wrote it (push) or will read it (pull)
+  // on the other side of the transport's hand-over, which ThreadSanitizer
+  // cannot see (libzmq); PsClient releases the same address.
+  void* const address = reinterpret_cast<void*>(header.local_rows_address());
+  VREC_TSAN_ACQUIRE(address);
+  Status s = header.op() == PsHeader::PULL
+                 ? table->PullRows(keys, positions, static_cast<float*>(address))
+                 : table->PushRows(keys, positions, static_cast<const float*>(address));
+  VREC_TSAN_RELEASE(address);
+  VREC_RETURN_IF_ERROR(s);
+  if (header.op() == PsHeader::PUSH) table->AdvanceStep();
+  PsHeader h;
+  h.set_version(kPsWireVersion);
+  h.set_num_keys(n);
+  return MessageWithHeader(h);
+}
+
 std::string PsService::StatsJson() const {
   nlohmann::json all = nlohmann::json::array();
   for (const EmbeddingStore* t : tables_) all.push_back(StatsToJson(t->Stats()));
@@ -130,10 +187,11 @@ StatusOr<net::Message> PsService::Serve(const PsHeader& header, net::Message& re
                                                    table->dim(), ", request says ", header.dim()));
   }
   const uint64_t n = header.num_keys();
-  const size_t want_frames = header.op() == PsHeader::PUSH ? 2 : 1;
   if (header.op() != PsHeader::PULL && header.op() != PsHeader::PUSH) {
     return absl::InvalidArgumentError(absl::StrCat("unknown op ", header.op()));
   }
+  if (header.local_rows_address() != 0) return ServeLocal(header, request, table);
+  const size_t want_frames = header.op() == PsHeader::PUSH ? 2 : 1;
   if (request.frames.size() != want_frames) {
     return absl::InvalidArgumentError(absl::StrCat(PsHeader::Op_Name(header.op()), " needs ",
                                                    want_frames, " data frames, got ",

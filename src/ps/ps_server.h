@@ -7,7 +7,11 @@
 // known version, table index, dim, key and value frame sizes — and a bad one
 // is answered with an error reply naming what was wrong; the server carries
 // on; so is one that makes a handler throw (std::bad_alloc for a request too
-// large for the machine). It also keeps the workers' step clock for bounded
+// large for the machine). A request from a thread of this process (an
+// "inproc://" endpoint) may name the worker's row matrix by address: the
+// server then writes pulled rows into it, or applies the optimizer reading
+// gradients from it, with no copy in between; one that names an address
+// from anywhere else is refused. It also keeps the workers' step clock for bounded
 // staleness (CLOCK requests) and answers STATS. The worker side is PsClient
 // (ps_client.h).
 //
@@ -42,6 +46,10 @@ class PsService : public net::Handler {
 
  private:
   StatusOr<net::Message> Serve(const PsHeader& header, net::Message& request);
+  // A PULL or PUSH that names the sender's row matrix by address
+  // (proto/ps.proto): only from an in-process endpoint.
+  StatusOr<net::Message> ServeLocal(const PsHeader& header, net::Message& request,
+                                    EmbeddingStore* table);
 
   StatusOr<net::Message> Clock(const PsHeader& header);
 

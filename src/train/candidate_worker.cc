@@ -32,6 +32,9 @@ struct CandidateWorker::Step {
   std::vector<ps::PsRequest> pulls;
   DenseExchange dense_exchange;
   model::AlignedVector<float> dense;
+  // This step's gradients: its pushes read them until they are acknowledged,
+  // while the next step trains into the other slot's.
+  model::CandidateGradients<float> grads;
 };
 
 CandidateWorker::~CandidateWorker() = default;
@@ -142,7 +145,7 @@ void CandidateWorker::Pull(Step* step) {
   pull(region_, step->region_keys, &b.region_rows);
   pull(device_, step->device_keys, &b.device_rows);
   pull(video_out_, step->out_keys, &b.output_rows);
-  step->dense_exchange.StartPull(client_);
+  step->dense_exchange.StartPull(client_, absl::MakeSpan(step->dense));
 }
 
 void CandidateWorker::MaskWatched(int n, Step* step) const {
@@ -177,22 +180,28 @@ Status CandidateWorker::Compute(Step* step, double* loss) {
   Status dense = step->dense_exchange.FinishPull(absl::MakeSpan(step->dense));
   VREC_RETURN_IF_ERROR(pulled);
   VREC_RETURN_IF_ERROR(dense);
+
+  // The step trains while the servers still apply the previous step's
+  // pushes (they read the other slot's gradients).
+  model::CandidateGradients<float>& g = step->grads;
+  VREC_ASSIGN_OR_RETURN(float l, model_->TrainStep(step->dense, step->batch, &g));
+  *loss = l;
   // The previous step's pushes must have landed before this one's go out.
   VREC_RETURN_IF_ERROR(WaitPushes());
-
-  VREC_ASSIGN_OR_RETURN(float l, model_->TrainStep(step->dense, step->batch, &grads_));
-  *loss = l;
-  auto push = [&](int table, const std::vector<uint64_t>& keys, const model::RowMatrix<float>& g) {
+  // The gradients go from the matrices the model wrote (PushRows: the keys
+  // are the batch's distinct rows; nothing is copied for a server in this
+  // process, which applies its optimizer reading them where they are).
+  auto push = [&](int table, const std::vector<uint64_t>& keys, const model::RowMatrix<float>& m) {
     if (keys.empty()) return;
-    pushes_.push_back(client_->Push(models::PsTableOf(*spec_, table), keys,
-                                    absl::MakeConstSpan(g.data(), static_cast<size_t>(g.size()))));
+    pushes_.push_back(client_->PushRows(models::PsTableOf(*spec_, table), keys,
+                                        absl::MakeConstSpan(m.data(), static_cast<size_t>(m.size()))));
   };
-  push(video_, step->video_keys, grads_.video_rows);
-  push(token_, step->token_keys, grads_.token_rows);
-  push(region_, step->region_keys, grads_.region_rows);
-  push(device_, step->device_keys, grads_.device_rows);
-  push(video_out_, step->out_keys, grads_.output_rows);
-  for (ps::PsRequest& r : step->dense_exchange.Push(client_, grads_.dense)) {
+  push(video_, step->video_keys, g.video_rows);
+  push(token_, step->token_keys, g.token_rows);
+  push(region_, step->region_keys, g.region_rows);
+  push(device_, step->device_keys, g.device_rows);
+  push(video_out_, step->out_keys, g.output_rows);
+  for (ps::PsRequest& r : step->dense_exchange.Push(client_, g.dense)) {
     pushes_.push_back(std::move(r));
   }
   return absl::OkStatus();

@@ -94,8 +94,6 @@ class CandidateWorker : public PipelinedWorker {
   int num_negatives_ = 0;
   int video_, token_, region_, device_, video_out_;  // spec table indices
   std::unique_ptr<DenseExchange> dense_exchange_;
-  std::vector<float> dense_;
-  model::CandidateGradients<float> grads_;
   Rng rng_;
   ExampleSource<CandidateExample>* stream_ = nullptr;
   std::unique_ptr<Step> steps_[2];

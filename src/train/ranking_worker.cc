@@ -79,7 +79,7 @@ void RankingWorker::PullSlot(int slot) {
     step.pulls.push_back(client_->Pull(models::PsTableOf(*spec_, table_index_[t]), step.keys[t],
                                        step.batch.table_rows[t].data()));
   }
-  step.dense_exchange.StartPull(client_);
+  step.dense_exchange.StartPull(client_, absl::MakeSpan(step.dense));
 }
 
 Status RankingWorker::ComputeSlot(int slot, double* loss, int* examples) {
@@ -92,6 +92,7 @@ Status RankingWorker::ComputeSlot(int slot, double* loss, int* examples) {
   Status dense = step.dense_exchange.FinishPull(absl::MakeSpan(step.dense));
   VREC_RETURN_IF_ERROR(pulled);
   VREC_RETURN_IF_ERROR(dense);
+  // The previous step's pushes read grads_ until they are acknowledged.
   VREC_RETURN_IF_ERROR(WaitPushes());
   VREC_ASSIGN_OR_RETURN(float l, model_->TrainStep(step.dense, step.batch, &grads_));
   *loss = l;
@@ -99,8 +100,9 @@ Status RankingWorker::ComputeSlot(int slot, double* loss, int* examples) {
   for (size_t t = 0; t < step.keys.size(); ++t) {
     if (step.keys[t].empty()) continue;
     const auto& g = grads_.table_rows[t];
-    pushes_.push_back(client_->Push(models::PsTableOf(*spec_, table_index_[t]), step.keys[t],
-                                    absl::MakeConstSpan(g.data(), static_cast<size_t>(g.size()))));
+    pushes_.push_back(client_->PushRows(
+        models::PsTableOf(*spec_, table_index_[t]), step.keys[t],
+        absl::MakeConstSpan(g.data(), static_cast<size_t>(g.size()))));
   }
   for (ps::PsRequest& r : step.dense_exchange.Push(client_, grads_.dense)) {
     pushes_.push_back(std::move(r));

@@ -8,21 +8,33 @@
 namespace vrec {
 namespace {
 
-TEST(MallocTuningTest, AddsHugePagesToUnsetOrOtherTunables) {
-  EXPECT_EQ(TunablesWithHugePages(nullptr, "always [madvise] never\n"), "glibc.malloc.hugetlb=1");
-  EXPECT_EQ(TunablesWithHugePages("", "[always] madvise never\n"), "glibc.malloc.hugetlb=1");
-  EXPECT_EQ(TunablesWithHugePages("glibc.malloc.arena_max=2", "always [madvise] never\n"),
-            "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1");
+constexpr char kThresholds[] =
+    "glibc.malloc.trim_threshold=1073741824:glibc.malloc.mmap_threshold=33554432";
+
+TEST(MallocTuningTest, AddsTheSettingsToUnsetOrOtherTunables) {
+  const std::string all = kTrainingHeapTunables;
+  EXPECT_EQ(all, std::string("glibc.malloc.hugetlb=1:") + kThresholds);
+  EXPECT_EQ(TrainingHeapTunables(nullptr, "always [madvise] never\n"), all);
+  EXPECT_EQ(TrainingHeapTunables("", "[always] madvise never\n"), all);
+  EXPECT_EQ(TrainingHeapTunables("glibc.malloc.arena_max=2", "always [madvise] never\n"),
+            "glibc.malloc.arena_max=2:" + all);
 }
 
-TEST(MallocTuningTest, LeavesACallersChoiceAndKernelsWithoutHugePagesAlone) {
-  EXPECT_EQ(TunablesWithHugePages("glibc.malloc.hugetlb=0", "always [madvise] never\n"),
-            std::nullopt);
-  EXPECT_EQ(TunablesWithHugePages("glibc.malloc.arena_max=2:glibc.malloc.hugetlb=2",
-                                  "always [madvise] never\n"),
-            std::nullopt);
-  EXPECT_EQ(TunablesWithHugePages(nullptr, "always madvise [never]\n"), std::nullopt);
-  EXPECT_EQ(TunablesWithHugePages(nullptr, ""), std::nullopt);
+TEST(MallocTuningTest, LeavesACallersChoicesAlone) {
+  EXPECT_EQ(TrainingHeapTunables("glibc.malloc.hugetlb=0", "always [madvise] never\n"),
+            std::string("glibc.malloc.hugetlb=0:") + kThresholds);
+  EXPECT_EQ(TrainingHeapTunables("glibc.malloc.arena_max=2:glibc.malloc.hugetlb=2:"
+                                 "glibc.malloc.trim_threshold=0",
+                                 "always [madvise] never\n"),
+            "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=2:glibc.malloc.trim_threshold=0:"
+            "glibc.malloc.mmap_threshold=33554432");
+  EXPECT_EQ(TrainingHeapTunables(kTrainingHeapTunables, "always [madvise] never\n"), std::nullopt);
+}
+
+TEST(MallocTuningTest, HugePagesOnlyWhereTheKernelHasThem) {
+  EXPECT_EQ(TrainingHeapTunables(nullptr, "always madvise [never]\n"), kThresholds);
+  EXPECT_EQ(TrainingHeapTunables(nullptr, ""), kThresholds);
+  EXPECT_EQ(TrainingHeapTunables(kThresholds, ""), std::nullopt);
 }
 
 bool Budget(std::vector<std::string> args) {

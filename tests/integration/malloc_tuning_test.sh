@@ -1,25 +1,26 @@
 #!/usr/bin/env bash
-# vrec re-executes itself once with transparent huge pages for malloc
-# (src/common/malloc_tuning.h) unless the caller chose otherwise; every
-# benchmark line records the tunables it ran with.
+# vrec re-executes itself once with its heap settings (transparent huge
+# pages for malloc, arenas that keep freed memory: src/common/malloc_tuning.h)
+# unless the caller chose otherwise; every benchmark line records the
+# tunables it ran with.
 source "$(dirname "$0")/lib.sh"
 tunables() {  # the glibc_tunables field of a tiny bench ps run; extra flags appended
   "$VREC" bench ps --rows=1000 --dim=8 --batch=100 --ops=pull --seconds=0.1 "$@" 2>/dev/null |
     json_field - glibc_tunables
 }
 thp=$(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null || true)
+thresholds=glibc.malloc.trim_threshold=1073741824:glibc.malloc.mmap_threshold=33554432
+all=$thresholds
+if [[ "$thp" == *"[always]"* || "$thp" == *"[madvise]"* ]]; then
+  all=glibc.malloc.hugetlb=1:$thresholds
+fi
 got=$(unset GLIBC_TUNABLES; tunables)
-if [ -n "$thp" ] && [[ "$thp" != *"[never]"* ]]; then
-  [ "$got" = "glibc.malloc.hugetlb=1" ] || fail "default run has tunables '$got'"
-else
-  [ -z "$got" ] || fail "kernel without THP, yet tunables '$got'"
-fi
+[ "$got" = "$all" ] || fail "default run has tunables '$got', want '$all'"
 got=$(GLIBC_TUNABLES=glibc.malloc.arena_max=4 tunables)
-if [ -n "$thp" ] && [[ "$thp" != *"[never]"* ]]; then
-  [ "$got" = "glibc.malloc.arena_max=4:glibc.malloc.hugetlb=1" ] || fail "appended: '$got'"
-fi
+[ "$got" = "glibc.malloc.arena_max=4:$all" ] || fail "appended: '$got'"
 got=$(GLIBC_TUNABLES=glibc.malloc.hugetlb=0 tunables)
-[ "$got" = "glibc.malloc.hugetlb=0" ] || fail "the caller's hugetlb=0 was overridden: '$got'"
+[ "$got" = "glibc.malloc.hugetlb=0:$thresholds" ] ||
+  fail "the caller's hugetlb=0 was overridden: '$got'"
 got=$(unset GLIBC_TUNABLES; VREC_MALLOC_TUNING=0 tunables)
 [ -z "$got" ] || fail "VREC_MALLOC_TUNING=0 still re-executed: '$got'"
 # Under a memory budget the process keeps glibc's default (resident size).

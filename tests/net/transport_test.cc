@@ -56,10 +56,12 @@ TEST(TransportTest, RoundTripWithFramesZeroCopyFromVector) {
   EXPECT_EQ(p[7], 1000 & 0xff);
 }
 
-// Records where each request's first frame lives.
+// Records where each request's first frame lives, and whether the server
+// marked the request as from this process.
 class AddressHandler : public Handler {
  public:
   Message Handle(Message request) override {
+    local = request.local;
     if (!request.frames.empty()) seen = request.frames[0].data();
     Message reply;
     reply.header = "ok";
@@ -67,6 +69,7 @@ class AddressHandler : public Handler {
   }
   Message ErrorReply(const Status& status) override { return Message{}; }
   std::atomic<const void*> seen{nullptr};
+  std::atomic<bool> local{false};
 };
 
 TEST(TransportTest, InprocServesThisProcessWithoutCopyingFrames) {
@@ -87,10 +90,26 @@ TEST(TransportTest, InprocServesThisProcessWithoutCopyingFrames) {
   ASSERT_OK_AND_ASSIGN(Message reply, client->Call(0, std::move(m)).get());
   EXPECT_EQ(reply.header, "ok");
   EXPECT_EQ(handler.seen.load(), sent) << "the frame was copied on its way";
+  EXPECT_TRUE(handler.local.load());
   Message e;
   e.header = "x";
   ASSERT_OK_AND_ASSIGN(Message echoed, client->Call(1, std::move(e)).get());
   EXPECT_EQ(echoed.header, "echo:x");
+}
+
+// Message::local is the server's to set: a request over TCP is never local,
+// whatever its sender had in the field.
+TEST(TransportTest, OnlyAnInprocServerMarksRequestsLocal) {
+  AddressHandler handler;
+  ASSERT_OK_AND_ASSIGN(auto server, Server::Start(&handler, {}));
+  ASSERT_OK_AND_ASSIGN(auto client, Client::Connect({server->endpoint()}));
+  Message m;
+  m.header = "push";
+  m.local = true;
+  m.frames.push_back(FrameFromBytes("abc", 3));
+  ASSERT_OK_AND_ASSIGN(Message reply, client->Call(0, std::move(m)).get());
+  EXPECT_EQ(reply.header, "ok");
+  EXPECT_FALSE(handler.local.load());
 }
 
 TEST(TransportTest, ManyThreadsManyCallsInFlightToSeveralServers) {

@@ -891,6 +891,45 @@ TEST(EmbeddingStoreTest, BadRequestsAreRejectedBeforeAnythingIsApplied) {
   EXPECT_EQ(store->Stats().rows_in_memory, 0u);
 }
 
+// Rows at positions of a caller's matrix (in-process requests): a pull
+// writes each key's row at its place, a push reads each gradient from its
+// place, and a non-finite gradient anywhere (here in a 300-float row, past
+// the vectorised blocks) refuses the push before anything is applied.
+TEST(EmbeddingStoreTest, RowsAtPositionsOfTheCallersMatrix) {
+  constexpr uint32_t kDim = 300;
+  TableConfig t = MakeTable("v", kDim, OptimizerConfig::SGD);
+  ASSERT_OK_AND_ASSIGN(auto store, EmbeddingStore::FromConfig(t, {}));
+  const std::vector<uint64_t> keys = {5, 6, 7};
+  const std::vector<uint32_t> positions = {3, 0, 1};  // row 2 is not addressed
+  std::vector<float> matrix(4 * kDim, -9.f);
+  ASSERT_OK(store->PullRows(keys, positions, matrix.data()));
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const std::vector<float> want = PullOne(*store, keys[i]);
+    EXPECT_TRUE(std::equal(want.begin(), want.end(), matrix.begin() + positions[i] * kDim))
+        << "key " << keys[i];
+  }
+  EXPECT_EQ(matrix[2 * kDim], -9.f);
+  std::vector<float> grads(4 * kDim);
+  for (size_t i = 0; i < grads.size(); ++i) grads[i] = 0.01f * static_cast<float>(i / kDim + 1);
+  grads[2 * kDim + 299] = std::numeric_limits<float>::infinity();  // unaddressed: not read
+  ASSERT_OK(store->PushRows(keys, positions, grads.data()));
+  for (size_t i = 0; i < keys.size(); ++i) {
+    // SGD (learning rate from MakeTable): w = before - lr g.
+    const std::vector<float> after = PullOne(*store, keys[i]);
+    const float g = 0.01f * static_cast<float>(positions[i] + 1);
+    EXPECT_NEAR(after[0], matrix[positions[i] * kDim] - t.optimizer().learning_rate() * g, 1e-6)
+        << "key " << keys[i];
+  }
+  const std::vector<float> before5 = PullOne(*store, 5), before6 = PullOne(*store, 6);
+  grads[0 * kDim + 299] = std::numeric_limits<float>::quiet_NaN();  // key 6's row, last float
+  EXPECT_THAT(store->PushRows(keys, positions, grads.data()),
+              StatusIs(absl::StatusCode::kInvalidArgument, "key index 1 (key 6), element 299"));
+  EXPECT_EQ(PullOne(*store, 5), before5);  // key 5 comes first: nothing was applied
+  EXPECT_EQ(PullOne(*store, 6), before6);
+  EXPECT_THAT(store->PullRows(keys, {0, 1}, matrix.data()),
+              StatusIs(absl::StatusCode::kInvalidArgument, "2 positions for 3 keys"));
+}
+
 TEST(EmbeddingStoreTest, DenseTableBlocksMatchTheWholeVector) {
   TableConfig t = MakeTable("tower", 0, OptimizerConfig::SGD, InitializerConfig::GLOROT_UNIFORM);
   t.set_dense(true);

@@ -38,18 +38,23 @@ std::unique_ptr<EmbeddingStore> MakeStore(const std::string& name) {
   return EmbeddingStore::Create(std::move(o)).value();
 }
 
-// Two parameter servers with one table each, on loopback, and a client.
+// Parameter servers with one table each, on loopback (or, with `inproc`,
+// in this process: requests then name the caller's memory), and a client.
 struct Cluster {
-  Cluster() {
-    for (int s = 0; s < 2; ++s) {
+  explicit Cluster(int num_servers = 2, bool inproc = false) {
+    static std::atomic<int> next{0};
+    for (int s = 0; s < num_servers; ++s) {
       stores.push_back(MakeStore("video"));
       services.push_back(
           std::make_unique<PsService>(std::vector<EmbeddingStore*>{stores.back().get()}));
-      servers.push_back(net::Server::Start(services.back().get(), {}).value());
+      net::ServerOptions so;
+      if (inproc) so.bind = "inproc://ps-client-server-test-" + std::to_string(next++);
+      servers.push_back(net::Server::Start(services.back().get(), so).value());
       endpoints.push_back(servers.back()->endpoint());
     }
     transport = net::Client::Connect(endpoints).value();
-    client = std::make_unique<PsClient>(transport.get(), SlotRouter::Contiguous(2).value());
+    client = std::make_unique<PsClient>(transport.get(),
+                                        SlotRouter::Contiguous(num_servers).value());
     table = {0, TableId("video"), kDim};
   }
   std::vector<std::unique_ptr<EmbeddingStore>> stores;
@@ -280,6 +285,85 @@ TEST(PsServiceTest, AnExceptionIsAnErrorReplyAndTheServiceCarriesOn) {
   float want[kDim];
   InitRow(1, want);
   EXPECT_EQ(std::memcmp(frames[0].data(), want, sizeof(want)), 0);
+}
+
+// PushRows and Pull through servers in this process (which read and write
+// the caller's matrices themselves), through one remote server (gradients
+// sent without a copy) and two (split): the same rows, each moved by its
+// own gradient, and pulled rows land at their keys' places.
+TEST(PsClientServerTest, PushRowsAndPullOverEveryPathAgree) {
+  std::vector<uint64_t> keys;
+  for (uint64_t k = 1; k <= 400; ++k) keys.push_back(k * 7919);
+  std::vector<float> grads(keys.size() * kDim);
+  for (size_t i = 0; i < grads.size(); ++i) grads[i] = 0.001f * static_cast<float>(i % 997);
+  std::vector<std::vector<float>> results;
+  for (auto [servers, inproc] : {std::pair{1, true}, {2, true}, {1, false}, {2, false}}) {
+    SCOPED_TRACE(::testing::Message() << servers << " servers, inproc " << inproc);
+    Cluster c(servers, inproc);
+    // Twice: the second push starts from the first's rows.
+    for (int round = 0; round < 2; ++round) {
+      PsRequest push = c.client->PushRows(c.table, keys, grads);
+      ASSERT_OK(push.Wait());
+    }
+    std::vector<float> out(keys.size() * kDim, -1.f);
+    ASSERT_OK(c.client->Pull(c.table, keys, out.data()).Wait());
+    for (size_t i = 0; i < keys.size(); ++i) {
+      float init[kDim];
+      InitRow(keys[i], init);
+      for (uint32_t d = 0; d < kDim; ++d) {
+        ASSERT_FLOAT_EQ(out[i * kDim + d], init[d] - 2 * grads[i * kDim + d]) << "key " << keys[i];
+      }
+    }
+    EXPECT_EQ(c.stores[0]->Stats().push_keys + (servers > 1 ? c.stores[1]->Stats().push_keys : 0),
+              2 * keys.size());
+    results.push_back(std::move(out));
+  }
+  for (size_t r = 1; r < results.size(); ++r) EXPECT_EQ(results[r], results[0]) << "path " << r;
+}
+
+// Naming memory by address is for threads of the server's process: the same
+// request arriving any other way is refused, and nothing is read or written.
+TEST(PsServiceTest, ARequestNamingAnAddressFromTheNetworkIsRefused) {
+  auto store = MakeStore("video");
+  PsService service({store.get()});
+  std::vector<float> rows(2 * kDim, -7.f);
+  auto call = [&](PsHeader::Op op, bool local, std::vector<uint32_t> positions = {}) {
+    PsHeader h;
+    h.set_version(kPsWireVersion);
+    h.set_op(op);
+    h.set_table(0);
+    h.set_dim(kDim);
+    h.set_num_keys(2);
+    h.set_local_rows_address(reinterpret_cast<uintptr_t>(rows.data()));
+    h.set_local_rows(2);
+    net::Message m;
+    m.header = h.SerializeAsString();
+    m.local = local;
+    m.frames.push_back(net::FrameFromVector(std::vector<uint64_t>{5, 6}));
+    if (!positions.empty()) m.frames.push_back(net::FrameFromVector(std::move(positions)));
+    PsHeader r;
+    EXPECT_TRUE(r.ParseFromString(service.Handle(std::move(m)).header));
+    return r;
+  };
+  for (PsHeader::Op op : {PsHeader::PULL, PsHeader::PUSH}) {
+    PsHeader r = call(op, /*local=*/false);
+    EXPECT_EQ(r.status_code(), static_cast<int>(absl::StatusCode::kInvalidArgument));
+    EXPECT_THAT(r.error(), ::testing::HasSubstr("arrived over the network"));
+  }
+  EXPECT_EQ(rows, std::vector<float>(2 * kDim, -7.f));
+  EXPECT_EQ(store->Stats().rows_in_memory, 0u);
+  // A position past the caller's matrix is refused too.
+  PsHeader r = call(PsHeader::PULL, /*local=*/true, {0, 2});
+  EXPECT_THAT(r.error(), ::testing::HasSubstr("position 2 in a matrix of 2 rows"));
+  EXPECT_EQ(rows, std::vector<float>(2 * kDim, -7.f));
+  // From a thread of this process, positions place the rows.
+  r = call(PsHeader::PULL, /*local=*/true, {1, 0});
+  ASSERT_EQ(r.status_code(), 0) << r.error();
+  float want[kDim];
+  InitRow(6, want);
+  EXPECT_EQ(std::memcmp(rows.data(), want, sizeof(want)), 0);
+  InitRow(5, want);
+  EXPECT_EQ(std::memcmp(rows.data() + kDim, want, sizeof(want)), 0);
 }
 
 TEST(PsClientServerTest, ClientReportsServerErrorsAndBadArguments) {
