@@ -123,7 +123,8 @@ StatusOr<std::vector<Video>> ReadVideos(const std::string& path) {
 // Top-k of n queries by inner product: what serving and export's recall
 // measurement both run.
 Status SearchIndex(const faiss::Index& index, const float* queries, int64_t n, int64_t k,
-                   std::vector<int64_t>* labels, std::vector<float>* scores) {
+                   std::vector<int64_t>* labels, std::vector<float>* scores,
+                   int64_t* rows_scanned = nullptr) {
   k = std::min<int64_t>(k, index.ntotal);
   std::vector<faiss::Index::idx_t> l(n * k);
   scores->resize(n * k);
@@ -160,6 +161,7 @@ Status SearchIndex(const faiss::Index& index, const float* queries, int64_t n, i
     // The lists' rows are the raw floats (IVF...,Flat): scored with Eigen too.
     size_t rows = 0;
     for (int64_t j = 0; j < nprobe; ++j) rows += ivf->invlists->list_size(assign[j]);
+    if (rows_scanned != nullptr) *rows_scanned += nlist + static_cast<int64_t>(rows);
     hits.clear();
     hits.reserve(rows);
     const Eigen::Map<const Eigen::VectorXf> query(queries + q * d, d);
@@ -510,8 +512,9 @@ StatusOr<std::unique_ptr<LoadedBundle>> LoadedBundle::Load(const std::string& di
 }
 
 Status LoadedBundle::Search(const float* queries, int64_t n, int64_t k,
-                            std::vector<int64_t>* labels, std::vector<float>* scores) const {
-  return SearchIndex(*index_, queries, n, k, labels, scores);
+                            std::vector<int64_t>* labels, std::vector<float>* scores,
+                            int64_t* rows_scanned) const {
+  return SearchIndex(*index_, queries, n, k, labels, scores, rows_scanned);
 }
 
 }  // namespace vrec::serve

@@ -174,7 +174,9 @@ StatusOr<std::vector<RecommendItem>> Recommender::Recommend(const RecommendReque
   if (options_.exclude_watched) watched.insert(q.watch_history.begin(), q.watch_history.end());
   const int64_t want =
       std::max<int64_t>(options_.num_candidates, q.num) + static_cast<int64_t>(watched.size());
-  if (Status st = bundle_->Search(s->query.data(), 1, want, &s->labels, &s->scores); !st.ok()) {
+  if (Status st = bundle_->Search(s->query.data(), 1, want, &s->labels, &s->scores,
+                                  profile != nullptr ? &profile->index_rows : nullptr);
+      !st.ok()) {
     return st;
   }
   std::vector<int32_t>& candidates = s->candidates;

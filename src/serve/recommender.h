@@ -55,6 +55,7 @@ struct RecommendProfile {
   double first_layer = 0;    // ranking layer 1 (the user's part once, the impressions' GEMM)
   double other_layers = 0;   // ranking layers 2.. and the logit
   double order = 0;          // expected watch time, sort, cut to num
+  int64_t index_rows = 0;    // rows of the index read (IVF: centroids and probed lists)
 };
 
 struct RecommenderOptions {
