@@ -76,15 +76,19 @@ f:close()
 LUA
 # Warm up, then measure.
 wrk -t"$THREADS" -c4 -d3s -s "$WORK/post.lua" "http://127.0.0.1:$PORT/v1/recommend" >/dev/null
+server_ticks() { awk '{print $14 + $15}' "/proc/$SERVER/stat"; }
 LINES="$WORK/runs.txt"
 : >"$LINES"
 for c in $CLIENTS; do
   for r in $(seq "$RUNS"); do
     echo "== wrk: $c clients, run $r" >&2
     t=$THREADS; (( c < t )) && t=$c
+    # The server's CPU time (user + system clock ticks) around the run: CPU
+    # per request is steadier than a rate on a shared machine.
+    cpu0=$(server_ticks)
     wrk -t"$t" -c"$c" -d"${SECONDS_}s" --latency -s "$WORK/post.lua" \
       "http://127.0.0.1:$PORT/v1/recommend" >"$WORK/wrk-$c-$r.txt"
-    echo "$c $WORK/wrk-$c-$r.txt" >>"$LINES"
+    echo "$c $WORK/wrk-$c-$r.txt $(( $(server_ticks) - cpu0 ))" >>"$LINES"
   done
 done
 curl -s "http://127.0.0.1:$PORT/metrics" >"$WORK/metrics.txt" 2>/dev/null || true
@@ -99,18 +103,22 @@ def ms(text):
     v, unit = float(text[:-2] if text.endswith(("ms", "us")) else text[:-1]), text[-2:]
     return v / 1000 if unit == "us" else v if unit == "ms" else v * 1000
 
-def parse(path):
+TICK = float(subprocess.check_output(["getconf", "CLK_TCK"]).decode())
+
+def parse(path, ticks):
     t = open(path).read()
+    done = int(re.search(r"(\d+) requests in", t).group(1))
     lat = dict(re.findall(r"^\s+(50|90|99)%\s+(\S+)", t, re.M))
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
     return {"p50_ms": ms(lat["50"]), "p90_ms": ms(lat["90"]), "p99_ms": ms(lat["99"]),
-            "requests_per_s": rps, "non_2xx": int(errors.group(1)) if errors else 0}
+            "requests_per_s": rps, "non_2xx": int(errors.group(1)) if errors else 0,
+            "server_cpu_ms_per_request": 1e3 * ticks / TICK / max(done, 1)}
 
 by_c = {}
 for line in open(runs_file):
-    c, path = line.split()
-    by_c.setdefault(int(c), []).append(parse(path))
+    c, path, ticks = line.split()
+    by_c.setdefault(int(c), []).append(parse(path, int(ticks)))
 
 # The arithmetic of one request (2 FLOP per multiply-add): the user tower
 # once; the ranking tower (input -> 1024 -> 512 -> 256 -> 1) on the 300
@@ -138,13 +146,15 @@ result = {"bench": "serve", "videos": int(bundle["num_videos"]), "index": idx,
           "cores": cores, "arithmetic_bound_requests_per_s": bound,
           "arithmetic_bound_every_column": peak / (flops - rank + rank_plain),
           "profile": profile, "runs": by_c, "median": {}}
-print("| clients | p50 ms | p90 ms | p99 ms | requests/s | of the arithmetic bound |")
-print("|---|---|---|---|---|---|")
+print("| clients | p50 ms | p90 ms | p99 ms | requests/s | of the arithmetic bound |"
+      " server CPU ms/request |")
+print("|---|---|---|---|---|---|---|")
 for c, rs in sorted(by_c.items()):
     med = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
     result["median"][c] = med
-    print("| %d | %.2f | %.2f | %.2f | %.0f | %.2f |" % (c, med["p50_ms"], med["p90_ms"],
-          med["p99_ms"], med["requests_per_s"], med["requests_per_s"] / bound))
+    print("| %d | %.2f | %.2f | %.2f | %.0f | %.2f | %.2f |" % (c, med["p50_ms"], med["p90_ms"],
+          med["p99_ms"], med["requests_per_s"], med["requests_per_s"] / bound,
+          med["server_cpu_ms_per_request"]))
 print("arithmetic: %.0f MFLOP/request (user tower %.1f, ranking 300 candidates %.0f [every"
       " column for each: %.0f], index scan %.1f over %d rows);"
       " %d cores x 145 GFLOP/s -> %.0f requests/s bound; export %.0f s"
