@@ -122,7 +122,19 @@ int RunServeBench(int argc, char** argv) {
   std::cerr << "sgemm ...\n";
   const double sgemm = SgemmGflops();
   std::cerr << candidates.size() << " candidates; " << FLAGS_serve_requests << " requests ...\n";
-  std::vector<double> handle_s, total_s, plain_s, page_s;
+  // The plain path's layer 1 as RankingModel runs it: DenseLayer::Forward
+  // on 304 (300 padded) rows of every input column.
+  auto mo = models::RankingOptionsFromSpec(bundle.ranking()->spec());
+  if (!mo.ok()) return Fail(mo.status());
+  auto model = model::RankingModel<float>::Create(*mo);
+  if (!model.ok()) return Fail(model.status());
+  std::vector<float> dense;
+  if (Status s = models::GatherDense(bundle.ranking()->spec(), bundle.ranking(), &dense); !s.ok()) {
+    return Fail(s);
+  }
+  const int padded = (static_cast<int>(candidates.size()) + 15) / 16 * 16;
+  model::RowMatrix<float> x1 = model::RowMatrix<float>::Random(padded, model->input_width()), h1;
+  std::vector<double> handle_s, total_s, plain_s, page_s, plain_examples_s, plain_layer1_s;
   std::vector<std::vector<double>> stage_s(6);
   std::vector<float> z;
   int64_t index_rows = 0;
@@ -144,8 +156,16 @@ int RunServeBench(int argc, char** argv) {
     for (int k = 0; k < 2; ++k) {
       t0 = Clock::now();
       if ((k + r) % 2 == 0) {
-        if (Status s = scorer.Logits(rec->Impressions(q, candidates), &z); !s.ok()) return Fail(s);
+        const std::vector<RankingExample> examples = rec->Impressions(q, candidates);
+        const double built = Since(t0);
+        if (Status s = scorer.Logits(examples, &z); !s.ok()) return Fail(s);
         plain = Since(t0);
+        t0 = Clock::now();
+        model->layers().front().Forward(dense.data(), x1, &h1);
+        if (r >= 0) {
+          plain_examples_s.push_back(built);
+          plain_layer1_s.push_back(Since(t0));
+        }
       } else {
         rec->PageImpressions(q, candidates, &impressions);
         model::RankingPageProfile one;
@@ -171,18 +191,12 @@ int RunServeBench(int argc, char** argv) {
   }
 
   // FLOPs of the ranking tower on these candidates, both ways.
-  const auto& spec = bundle.ranking()->spec();
-  int64_t weights = 0, first_in = 0, first_out = 0;
-  auto mo = models::RankingOptionsFromSpec(spec);
-  if (!mo.ok()) return Fail(mo.status());
-  auto model = model::RankingModel<float>::Create(*mo);
-  if (!model.ok()) return Fail(model.status());
+  int64_t weights = 0;
   for (const model::DenseLayer& l : model->layers()) weights += int64_t{l.in()} * l.out();
-  first_in = model->layers().front().in();
-  first_out = model->layers().front().out();
-  std::vector<float> zeros(model->layout().size());
+  const int64_t first_in = model->layers().front().in();
+  const int64_t first_out = model->layers().front().out();
   auto forward = model::RankingPageForward<float>::Create(
-      &*model, zeros, models::RankingUserCategorical(), models::RankingUserContinuous());
+      &*model, dense, models::RankingUserCategorical(), models::RankingUserContinuous());
   if (!forward.ok()) return Fail(forward.status());
   const int n = static_cast<int>(candidates.size());
   const double plain_flops = 2.0 * weights * n;
@@ -209,6 +223,8 @@ int RunServeBench(int argc, char** argv) {
       {"index_rows", index_rows},
       {"index_dim", bundle.manifest().index().dim()},
       {"ranking_plain_ms", MedianMs(plain_s)},
+      {"ranking_plain_examples_ms", MedianMs(plain_examples_s)},
+      {"ranking_plain_layer1_ms", MedianMs(plain_layer1_s)},
       {"ranking_page_ms", MedianMs(page_s)},
       {"ranking_page_over_plain", MedianMs(page_s) / MedianMs(plain_s)},
       {"ranking_input_width", first_in},
