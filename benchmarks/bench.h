@@ -19,5 +19,6 @@ int RunDatagenBench(int argc, char** argv);
 int RunModelBench(int argc, char** argv);
 int RunPsBench(int argc, char** argv);
 int RunTrainBench(int argc, char** argv);
+int RunServeBench(int argc, char** argv);
 
 }  // namespace vrec::bench

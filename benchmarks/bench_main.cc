@@ -14,6 +14,8 @@ const std::vector<Bench>& Benches() {
       {"ps", "parameter-server pull/push keys/s, GB/s and latency over loopback", RunPsBench},
       {"train", "examples/s of the paper-sized candidate model, W workers and S servers",
        RunTrainBench},
+      {"serve", "one request's time by stage on a bundle, in process; the ranking page vs 300 examples",
+       RunServeBench},
   };
   return kBenches;
 }

@@ -122,6 +122,9 @@ class DenseLayer {
   int in() const { return in_; }
   int out() const { return out_; }
   Activation activation() const { return activation_; }
+  // Where W (in x out, row-major) and b (out) start in the flat parameters.
+  int64_t w_offset() const { return w_offset_; }
+  int64_t b_offset() const { return b_offset_; }
   // 2 * in * out: multiply-adds of the forward GEMM per example, counted as 2 FLOPs.
   int64_t ForwardFlopsPerExample() const { return 2LL * in_ * out_; }
 

@@ -79,6 +79,10 @@ class RankingModel {
   const RankingModelOptions& options() const { return options_; }
   const DenseParameters& layout() const { return layout_; }
   int input_width() const { return input_width_; }
+  // The hidden ReLU layers, then the logit.
+  const std::vector<DenseLayer>& layers() const { return layers_; }
+  // The table (options().tables index) of categorical feature f.
+  int feature_table(int f) const { return feature_table_[f]; }
 
   // Glorot-uniform weights and zero biases. REQUIRES: size == layout().size().
   void InitializeDense(uint64_t seed, absl::Span<S> params) const;

@@ -37,4 +37,22 @@ Status RankingScorer::Logits(absl::Span<const RankingExample> examples, std::vec
   return absl::OkStatus();
 }
 
+Status RankingScorer::PageLogits(const RankingExample& user,
+                                 absl::Span<const RankingImpression> impressions,
+                                 std::vector<float>* z, model::RankingPageProfile* profile) {
+  if (impressions.empty()) return absl::InvalidArgumentError("ranking page: no impressions");
+  const model::RankingModelOptions& mo = model_->options();
+  if (!page_forward_.has_value()) {
+    VREC_ASSIGN_OR_RETURN(page_forward_, model::RankingPageForward<float>::Create(
+                                             model_.get(), dense_, RankingUserCategorical(),
+                                             RankingUserContinuous()));
+  }
+  inputs_.BuildPage(user, impressions, mo, &page_);
+  for (size_t t = 0; t < mo.tables.size(); ++t) {
+    keys_.assign(inputs_.tables[t].ids().begin(), inputs_.tables[t].ids().end());
+    VREC_RETURN_IF_ERROR(params_->Pull(table_index_[t], keys_, page_.table_rows[t].data()));
+  }
+  return page_forward_->Logits(page_, z, profile);
+}
+
 }  // namespace vrec::models

@@ -1,5 +1,7 @@
 #include "models/ranking_spec.h"
 
+#include <glog/logging.h>
+
 #include <limits>
 #include <map>
 
@@ -80,6 +82,21 @@ void FeatureIds(const RankingExample& e, int f, int max_history, const Add& add)
     case 5:
       if (e.device() != 0) add(e.device());
       break;
+  }
+}
+
+// FeatureIds for the features of a page's impressions (not the user's).
+template <typename Add>
+void ImpressionFeatureIds(const RankingImpression& i, int f, const Add& add) {
+  switch (f) {
+    case 0:
+      add(i.video);
+      break;
+    case 3:
+      if (i.topic != 0) add(i.topic);
+      break;
+    default:
+      LOG(FATAL) << "feature " << f << " is the user's";
   }
 }
 
@@ -223,6 +240,80 @@ void RankingInputs::Build(absl::Span<const RankingExample> examples,
   b.table_rows.resize(options.tables.size());
   for (size_t t = 0; t < options.tables.size(); ++t) {
     b.table_rows[t].resize(static_cast<int64_t>(tables[t].ids().size()), options.tables[t].dim);
+  }
+}
+
+const std::vector<bool>& RankingUserCategorical() {
+  // impression_video, watched_videos, search_tokens, video_topic, region, device
+  static const std::vector<bool> kUser = {false, true, true, false, true, true};
+  return kUser;
+}
+
+const std::vector<bool>& RankingUserContinuous() {
+  // time_since_last_watch, previous_impressions, video_age, topic_watch_share, age, gender
+  static const std::vector<bool> kUser = {false, false, false, false, true, true};
+  return kUser;
+}
+
+RankingExample ImpressionExample(const RankingExample& user, const RankingImpression& i) {
+  RankingExample e;
+  e.set_impression_video(i.video);
+  e.set_video_topic(i.topic);
+  e.set_region(user.region());
+  e.set_device(user.device());
+  *e.mutable_watch_history() = user.watch_history();
+  *e.mutable_search_tokens() = user.search_tokens();
+  e.set_time_since_last_watch(i.time_since_last_watch);
+  e.set_previous_impressions(i.previous_impressions);
+  e.set_video_age(i.video_age);
+  e.set_topic_watch_share(i.topic_watch_share);
+  e.set_age(user.age());
+  e.set_gender(user.gender());
+  return e;
+}
+
+void RankingInputs::BuildPage(const RankingExample& user,
+                              absl::Span<const RankingImpression> impressions,
+                              const model::RankingModelOptions& options,
+                              model::RankingPage<float>* page) {
+  model::RankingPage<float>& p = *page;
+  const int n = static_cast<int>(impressions.size());
+  const int max_history = options.categorical[1].max_ids;
+  const std::vector<bool>& user_features = RankingUserCategorical();
+  tables.resize(options.tables.size());
+  for (auto& t : tables) t.Clear();
+  p.num_impressions = n;
+  p.categorical.resize(options.categorical.size());
+  for (auto& lists : p.categorical) lists.Clear();
+  // Feature f uses table kFeatureTable[f] (see BaseOptions).
+  static constexpr int kFeatureTable[] = {0, 0, 1, 2, 3, 4};
+  for (int f = 0; f < static_cast<int>(options.categorical.size()); ++f) {
+    model::IdDeduplicator& d = tables[kFeatureTable[f]];
+    model::IndexLists& lists = p.categorical[f];
+    auto add = [&](uint64_t id) { lists.indices.push_back(d.Add(static_cast<int64_t>(id))); };
+    if (user_features[f]) {
+      FeatureIds(user, f, max_history, add);
+      lists.offsets.push_back(static_cast<int32_t>(lists.indices.size()));
+      continue;
+    }
+    for (const RankingImpression& i : impressions) {
+      ImpressionFeatureIds(i, f, add);
+      lists.offsets.push_back(static_cast<int32_t>(lists.indices.size()));
+    }
+  }
+  p.continuous.resize(n, static_cast<int64_t>(options.continuous.size()));
+  for (int j = 0; j < n; ++j) {
+    const RankingImpression& i = impressions[j];
+    p.continuous(j, 0) = i.time_since_last_watch;
+    p.continuous(j, 1) = i.previous_impressions;
+    p.continuous(j, 2) = i.video_age;
+    p.continuous(j, 3) = i.topic_watch_share;
+    p.continuous(j, 4) = user.age();
+    p.continuous(j, 5) = user.gender();
+  }
+  p.table_rows.resize(options.tables.size());
+  for (size_t t = 0; t < options.tables.size(); ++t) {
+    p.table_rows[t].resize(static_cast<int64_t>(tables[t].ids().size()), options.tables[t].dim);
   }
 }
 

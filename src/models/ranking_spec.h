@@ -29,6 +29,7 @@
 #include "absl/types/span.h"
 #include "model/batch_builder.h"
 #include "model/ranking_model.h"
+#include "model/ranking_page.h"
 #include "models/model_spec.h"
 #include "nlohmann/json.hpp"
 #include "proto/data.pb.h"
@@ -60,12 +61,39 @@ StatusOr<model::RankingModelOptions> RankingOptionsFromSpec(const ModelSpec& spe
 StatusOr<std::vector<QuantileInfo>> FitRankingQuantiles(const std::vector<std::string>& files,
                                                         int num_quantiles, uint64_t seed);
 
+// Serving ranks a page: the impressions one request shows one user. The
+// user's features (watch history, search tokens, region, device; age,
+// gender) are the same for all of them; a RankingImpression carries the rest.
+struct RankingImpression {
+  uint64_t video = 0;
+  uint32_t topic = 0;  // 0 = unknown
+  float time_since_last_watch = 0;  // days
+  float previous_impressions = 0;
+  float video_age = 0;  // days
+  float topic_watch_share = 0;
+};
+
+// Per categorical feature / per continuous feature (the model's order):
+// whether it is the user's, hence the same for every impression of a page.
+const std::vector<bool>& RankingUserCategorical();
+const std::vector<bool>& RankingUserContinuous();
+
+// The full example of impression `i` shown to `user` (the user's features
+// from `user`, the impression's from `i`; no labels): what the page's row
+// stands for.
+RankingExample ImpressionExample(const RankingExample& user, const RankingImpression& i);
+
 // The input side of a ranking batch: per-table distinct ids, per-feature
 // index lists, raw continuous values and the labels.
 struct RankingInputs {
   std::vector<model::IdDeduplicator> tables;  // in options.tables order
   void Build(absl::Span<const RankingExample> examples, const model::RankingModelOptions& options,
              model::RankingBatch<float>* batch);
+  // The page of `impressions` shown to `user` (its user features only are
+  // read), the user's features carried once (model/ranking_page.h);
+  // page->table_rows are sized, not filled. REQUIRES: impressions non-empty.
+  void BuildPage(const RankingExample& user, absl::Span<const RankingImpression> impressions,
+                 const model::RankingModelOptions& options, model::RankingPage<float>* page);
 };
 
 // The spec table of each of the model's tables (options.tables order).

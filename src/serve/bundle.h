@@ -80,9 +80,11 @@ class LoadedBundle {
     return item_ids_ ? item_ids_->Find(static_cast<uint64_t>(video)) : nullptr;
   }
   // Top-k of n queries [u | 1] (n x dim row-major): class indices and scores.
-  // Thread-safe.
+  // `rows_scanned`, when given, gets the rows of dim floats read added to it
+  // (IVF: every centroid and the probed lists' rows; other indexes: none
+  // counted). Thread-safe.
   Status Search(const float* queries, int64_t n, int64_t k, std::vector<int64_t>* labels,
-                std::vector<float>* scores) const;
+                std::vector<float>* scores, int64_t* rows_scanned = nullptr) const;
 
  private:
   LoadedBundle() = default;

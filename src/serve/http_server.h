@@ -74,6 +74,8 @@ class RecommendationService {
   StatusOr<bool> Reload();
   // Prometheus text (GET /metrics).
   std::string Metrics();
+  // The recommender of the bundle being served (for profiles: `vrec bench serve`).
+  std::shared_ptr<const Recommender> recommender() { return Current(); }
 
  private:
   static constexpr std::array<double, 11> kLatencyBuckets = {

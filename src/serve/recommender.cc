@@ -1,6 +1,7 @@
 #include "serve/recommender.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <thread>
 
@@ -13,12 +14,16 @@
 
 namespace vrec::serve {
 
+using Clock = std::chrono::steady_clock;
+
 struct Recommender::Scorer {
   std::unique_ptr<models::UserTower> tower;
   std::unique_ptr<models::RankingScorer> ranking;
   model::RowMatrix<float> users;
   std::vector<float> query, scores, logits;
   std::vector<int64_t> labels;
+  std::vector<int32_t> candidates;
+  std::vector<models::RankingImpression> impressions;
 };
 
 Recommender::~Recommender() = default;
@@ -63,8 +68,19 @@ CandidateExample Recommender::UserExample(const RecommendRequest& q) const {
   return e;
 }
 
-std::vector<RankingExample> Recommender::Impressions(const RecommendRequest& q,
-                                                     const std::vector<int32_t>& candidates) const {
+RankingExample Recommender::RankingUser(const RecommendRequest& q) const {
+  RankingExample e;
+  e.set_region(q.region);
+  e.set_device(q.device);
+  for (int64_t h : q.watch_history) e.add_watch_history(static_cast<uint64_t>(h));
+  for (int64_t t : q.search_tokens) e.add_search_tokens(static_cast<uint64_t>(t));
+  e.set_age(q.age);
+  e.set_gender(q.gender);
+  return e;
+}
+
+void Recommender::PageImpressions(const RecommendRequest& q, const std::vector<int32_t>& candidates,
+                                  std::vector<models::RankingImpression>* out) const {
   const auto& videos = bundle_->videos();
   // The history's topics (the last 50), most recent last.
   const size_t h0 = q.watch_history.size() > 50 ? q.watch_history.size() - 50 : 0;
@@ -76,32 +92,36 @@ std::vector<RankingExample> Recommender::Impressions(const RecommendRequest& q,
     ++topic_count[videos[k].topic];
     ++known;
   }
-  std::vector<RankingExample> out;
-  out.reserve(candidates.size());
+  const double now = bundle_->manifest().now_days();
+  out->clear();
+  out->reserve(candidates.size());
   for (int32_t c : candidates) {
     const Video& v = videos[c];
-    RankingExample e;
-    e.set_impression_video(static_cast<uint64_t>(v.id));
-    e.set_video_topic(v.topic);
-    e.set_region(q.region);
-    e.set_device(q.device);
-    for (int64_t h : q.watch_history) e.add_watch_history(static_cast<uint64_t>(h));
-    for (int64_t t : q.search_tokens) e.add_search_tokens(static_cast<uint64_t>(t));
+    models::RankingImpression& e = out->emplace_back();
+    e.video = static_cast<uint64_t>(v.id);
+    e.topic = v.topic;
     auto it = topic_count.find(v.topic);
     const int in_topic = it == topic_count.end() ? 0 : it->second;
-    e.set_time_since_last_watch(in_topic > 0 ? 1.f : 365.f);
-    e.set_previous_impressions(0);
-    e.set_video_age(
-        static_cast<float>(std::max(0.0, bundle_->manifest().now_days() - v.upload_time)));
-    e.set_topic_watch_share(known > 0 ? static_cast<float>(in_topic) / known : 0.f);
-    e.set_age(q.age);
-    e.set_gender(q.gender);
-    out.push_back(std::move(e));
+    e.time_since_last_watch = in_topic > 0 ? 1.f : 365.f;
+    e.previous_impressions = 0;
+    e.video_age = static_cast<float>(std::max(0.0, now - v.upload_time));
+    e.topic_watch_share = known > 0 ? static_cast<float>(in_topic) / known : 0.f;
   }
+}
+
+std::vector<RankingExample> Recommender::Impressions(const RecommendRequest& q,
+                                                     const std::vector<int32_t>& candidates) const {
+  const RankingExample user = RankingUser(q);
+  std::vector<models::RankingImpression> page;
+  PageImpressions(q, candidates, &page);
+  std::vector<RankingExample> out;
+  out.reserve(page.size());
+  for (const models::RankingImpression& i : page) out.push_back(models::ImpressionExample(user, i));
   return out;
 }
 
-StatusOr<std::vector<RecommendItem>> Recommender::Recommend(const RecommendRequest& q) const {
+StatusOr<std::vector<RecommendItem>> Recommender::Recommend(const RecommendRequest& q,
+                                                            RecommendProfile* profile) const {
   if (q.num < 1) return absl::InvalidArgumentError("num must be >= 1");
   if (q.age < 0 || q.age > 1 || q.gender < 0 || q.gender > 1 || !std::isfinite(q.age) ||
       !std::isfinite(q.gender)) {
@@ -132,6 +152,14 @@ StatusOr<std::vector<RecommendItem>> Recommender::Recommend(const RecommendReque
     if (!fresh.ok()) return fresh.status();
     s = std::move(fresh).value();
   }
+  // Stage times, only when asked for.
+  Clock::time_point mark = profile != nullptr ? Clock::now() : Clock::time_point();
+  auto lap = [&](double RecommendProfile::*stage) {
+    if (profile == nullptr) return;
+    const Clock::time_point now = Clock::now();
+    profile->*stage += std::chrono::duration<double>(now - mark).count();
+    mark = now;
+  };
 
   // 1. Candidates.
   const CandidateExample user = UserExample(q);
@@ -141,37 +169,51 @@ StatusOr<std::vector<RecommendItem>> Recommender::Recommend(const RecommendReque
   const int64_t d = s->users.cols();
   s->query.assign(s->users.data(), s->users.data() + d);
   s->query.push_back(1.f);
+  lap(&RecommendProfile::user_tower);
   absl::flat_hash_set<int64_t> watched;
   if (options_.exclude_watched) watched.insert(q.watch_history.begin(), q.watch_history.end());
   const int64_t want =
       std::max<int64_t>(options_.num_candidates, q.num) + static_cast<int64_t>(watched.size());
-  if (Status st = bundle_->Search(s->query.data(), 1, want, &s->labels, &s->scores); !st.ok()) {
+  if (Status st = bundle_->Search(s->query.data(), 1, want, &s->labels, &s->scores,
+                                  profile != nullptr ? &profile->index_rows : nullptr);
+      !st.ok()) {
     return st;
   }
-  std::vector<int32_t> candidates;
-  std::vector<float> retrieval;
+  std::vector<int32_t>& candidates = s->candidates;
+  candidates.clear();
+  std::vector<RecommendItem> items;
+  items.reserve(s->labels.size());
   for (size_t i = 0; i < s->labels.size(); ++i) {
     const int64_t c = s->labels[i];
     if (c < 0) continue;  // fewer videos than asked for
-    if (watched.contains(bundle_->videos()[c].id)) continue;
+    const int64_t id = bundle_->videos()[c].id;
+    if (watched.contains(id)) continue;
     candidates.push_back(static_cast<int32_t>(c));
-    retrieval.push_back(s->scores[i]);
+    RecommendItem& it = items.emplace_back();
+    it.video = id;
+    it.retrieval_score = it.score = s->scores[i];
     if (static_cast<int>(candidates.size()) >= std::max(options_.num_candidates, q.num)) break;
   }
+  lap(&RecommendProfile::search);
 
-  // 2. Ranking.
-  std::vector<RecommendItem> items(candidates.size());
-  for (size_t i = 0; i < candidates.size(); ++i) {
-    items[i].video = bundle_->videos()[candidates[i]].id;
-    items[i].retrieval_score = retrieval[i];
-    items[i].score = retrieval[i];
-  }
+  // 2. Ranking: the candidates as one page of impressions for this user.
   if (s->ranking != nullptr && !candidates.empty()) {
-    const std::vector<RankingExample> impressions = Impressions(q, candidates);
-    if (Status st = s->ranking->Logits(impressions, &s->logits); !st.ok()) return st;
+    PageImpressions(q, candidates, &s->impressions);
+    model::RankingPageProfile model_profile;
+    if (Status st = s->ranking->PageLogits(RankingUser(q), s->impressions, &s->logits,
+                                           profile != nullptr ? &model_profile : nullptr);
+        !st.ok()) {
+      return st;
+    }
     for (size_t i = 0; i < items.size(); ++i) {
       items[i].score = s->logits[i];
       items[i].expected_watch_time = std::exp(s->logits[i]);
+    }
+    if (profile != nullptr) {
+      lap(&RecommendProfile::ranking_input);
+      profile->ranking_input -= model_profile.first_layer + model_profile.other_layers;
+      profile->first_layer += model_profile.first_layer;
+      profile->other_layers += model_profile.other_layers;
     }
   }
   std::move(give_back).Invoke();
@@ -179,6 +221,7 @@ StatusOr<std::vector<RecommendItem>> Recommender::Recommend(const RecommendReque
     return a.score > b.score;
   });
   if (static_cast<int>(items.size()) > q.num) items.resize(q.num);
+  lap(&RecommendProfile::order);
   return items;
 }
 

@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "models/ranking_spec.h"
 #include "serve/bundle.h"
 #include "vrec/status.h"
 
@@ -45,6 +46,18 @@ struct RecommendItem {
   float retrieval_score = 0;
 };
 
+// Where one request's time went (seconds), for profiles (`vrec bench serve`).
+struct RecommendProfile {
+  double user_tower = 0;     // the request as a CandidateExample, the user vector
+  double search = 0;         // the index (coarse step and list scans), watched videos dropped
+  double ranking_input = 0;  // impressions assembled, ids deduplicated, embedding rows read,
+                             // embedding bags and quantile features
+  double first_layer = 0;    // ranking layer 1 (the user's part once, the impressions' GEMM)
+  double other_layers = 0;   // ranking layers 2.. and the logit
+  double order = 0;          // expected watch time, sort, cut to num
+  int64_t index_rows = 0;    // rows of the index read (IVF: centroids and probed lists)
+};
+
 struct RecommenderOptions {
   int num_candidates = 300;
   bool exclude_watched = true;
@@ -61,15 +74,25 @@ class Recommender {
   ~Recommender();
 
   // Best first. kInvalidArgument for a bad request (naming the field).
-  StatusOr<std::vector<RecommendItem>> Recommend(const RecommendRequest& request) const;
+  // `profile`, when given, gets the time of each stage added to it.
+  StatusOr<std::vector<RecommendItem>> Recommend(const RecommendRequest& request,
+                                                 RecommendProfile* profile = nullptr) const;
 
   const LoadedBundle& bundle() const { return *bundle_; }
 
-  // The impressions the ranking stage scores for `candidates` (exposed for
-  // tests: offline scoring of the same inputs must agree).
+  // The impressions the ranking stage scores for `candidates` as full
+  // examples (for tests: offline scoring of the same inputs must agree).
+  // The ranking stage scores them as a page: RankingUser and PageImpressions.
   std::vector<RankingExample> Impressions(const RecommendRequest& request,
                                           const std::vector<int32_t>& candidates) const;
   CandidateExample UserExample(const RecommendRequest& request) const;
+  // The user's side of the ranking features (models/ranking_spec.h).
+  RankingExample RankingUser(const RecommendRequest& request) const;
+  // Each candidate's side: its video, topic, age on the bundle's clock, the
+  // share of the history in its topic and the time since the last watch in
+  // it (appended to *out, which is cleared first).
+  void PageImpressions(const RecommendRequest& request, const std::vector<int32_t>& candidates,
+                       std::vector<models::RankingImpression>* out) const;
 
  private:
   struct Scorer;

@@ -233,7 +233,10 @@ TEST(RecommenderTest, ScoresEqualOfflineScoringOfTheSameModel) {
   for (const auto& it : items) cands.push_back(bundle->IndexOf(it.video));
   std::vector<float> z;
   ASSERT_OK(scorer->Logits(rec->Impressions(q, cands), &z));
-  for (size_t i = 0; i < items.size(); ++i) EXPECT_FLOAT_EQ(items[i].score, z[i]) << i;
+  // The page forward associates the first layer's sums differently: float rounding.
+  for (size_t i = 0; i < items.size(); ++i) {
+    EXPECT_NEAR(items[i].score, z[i], 1e-5 * (1 + std::abs(z[i]))) << i;
+  }
 
   // Bad requests.
   q.num = 0;
