@@ -211,7 +211,7 @@ void CandidateModel<S>::Forward(const S* dense, const CandidateBatch<S>& b, bool
 
 template <typename S>
 StatusOr<S> CandidateModel<S>::TrainStep(absl::Span<const S> dense, const CandidateBatch<S>& b,
-                                         CandidateGradients<S>* grads) {
+                                         CandidateGradients<S>* grads, BagGradients bags) {
   const double start = Now();
   timings_ = StepTimings();
   VREC_RETURN_IF_ERROR(CheckDense(dense));
@@ -234,15 +234,24 @@ StatusOr<S> CandidateModel<S>::TrainStep(absl::Span<const S> dense, const Candid
   // grad_ is now dL/dx.
   const int e = options_.embedding_dim;
   ConcatBackward<S>(grad_, {e, e, options_.region_dim, options_.device_dim, num_reals_},
-                    {&grad_history_, &grad_search_, &grad_region_, &grad_device_, nullptr});
+                    {&grads->history_bags, &grads->search_bags, &grads->region_bags,
+                     &grads->device_bags, nullptr});
+  if (bags == BagGradients::kPooled) {
+    grads->video_rows.resize(0, 0);
+    grads->token_rows.resize(0, 0);
+    grads->region_rows.resize(0, 0);
+    grads->device_rows.resize(0, 0);
+    timings_.total_s = Now() - start;
+    return loss;
+  }
   grads->video_rows.setZero(b.video_rows.rows(), b.video_rows.cols());
   grads->token_rows.setZero(b.token_rows.rows(), b.token_rows.cols());
   grads->region_rows.setZero(b.region_rows.rows(), b.region_rows.cols());
   grads->device_rows.setZero(b.device_rows.rows(), b.device_rows.cols());
-  EmbeddingBagBackward(grad_history_, b.history, &grads->video_rows);
-  EmbeddingBagBackward(grad_search_, b.search, &grads->token_rows);
-  EmbeddingBagBackward(grad_region_, b.region, &grads->region_rows);
-  EmbeddingBagBackward(grad_device_, b.device, &grads->device_rows);
+  EmbeddingBagBackward(grads->history_bags, b.history, &grads->video_rows);
+  EmbeddingBagBackward(grads->search_bags, b.search, &grads->token_rows);
+  EmbeddingBagBackward(grads->region_bags, b.region, &grads->region_rows);
+  EmbeddingBagBackward(grads->device_bags, b.device, &grads->device_rows);
   timings_.total_s = Now() - start;
   return loss;
 }

@@ -98,6 +98,22 @@ struct CandidateGradients {
   RowMatrix<S> device_rows;
   RowMatrix<S> output_rows;
   AlignedVector<S> dense;  // layout().size()
+  // The gradients of the bags themselves (batch x width): per example, of
+  // its mean history, search, region and device embedding. The row
+  // gradients above are these scattered through the batch's index lists
+  // (EmbeddingBagBackward), which a parameter server can do itself while it
+  // applies its optimizer (ps::PsClient::PushPooled).
+  RowMatrix<S> history_bags;
+  RowMatrix<S> search_bags;
+  RowMatrix<S> region_bags;
+  RowMatrix<S> device_bags;
+};
+
+// What TrainStep leaves in CandidateGradients for the four embedding-bag
+// tables.
+enum class BagGradients {
+  kRows,    // the row gradients (video_rows ... device_rows) and the bags'
+  kPooled,  // the bags' only; video_rows ... device_rows are left empty
 };
 
 // Wall time of the last TrainStep, split into the dense part (tower forward
@@ -127,9 +143,9 @@ class CandidateModel {
   Status ValidateBatch(const CandidateBatch<S>& batch, bool with_softmax) const;
 
   // Forward and backward; returns the mean sampled-softmax loss and fills
-  // *grads (resized; previous contents discarded).
+  // *grads (resized; previous contents discarded) as `bags` says.
   StatusOr<S> TrainStep(absl::Span<const S> dense, const CandidateBatch<S>& batch,
-                        CandidateGradients<S>* grads);
+                        CandidateGradients<S>* grads, BagGradients bags = BagGradients::kRows);
   // Forward only: the mean sampled-softmax loss.
   StatusOr<S> Loss(absl::Span<const S> dense, const CandidateBatch<S>& batch);
   // User vectors (batch x output_dim). `serving`: the example age is set to
@@ -161,7 +177,6 @@ class CandidateModel {
   RowMatrix<S> history_, search_, region_, device_, reals_;
   std::vector<RowMatrix<S>> acts_;  // acts_[0] = x, acts_[k + 1] = layer k output
   RowMatrix<S> grad_, grad_in_;
-  RowMatrix<S> grad_history_, grad_search_, grad_region_, grad_device_;
   SampledSoftmax<S> softmax_;
   StepTimings timings_;
 };

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "common/random.h"
+#include "common/row_math.h"
 #include "model/dense_parameters.h"
 #include "model/tensor.h"
 
@@ -52,20 +53,38 @@ void EmbeddingBagForward(const RowMatrix<S>& rows, const IndexLists& lists, RowM
   }
 }
 
-// grad_rows (num_unique x dim, pre-sized) += d loss / d rows.
+// The weight of each use of a row in the mean bag of a list of n ids.
+template <typename S>
+S EmbeddingBagWeight(int n) {
+  return S(1) / S(n);
+}
+
+// grad_rows (num_unique x dim, pre-sized) += d loss / d rows: for each
+// example in order, each of its list's rows gains weight x grad_out.row(i)
+// (AddScaled: the parameter server's PushPooled sums in the same order with
+// the same arithmetic, common/row_math.h).
 template <typename S>
 void EmbeddingBagBackward(const RowMatrix<S>& grad_out, const IndexLists& lists,
                           RowMatrix<S>* grad_rows) {
   const int batch = lists.num_lists();
+  const size_t dim = static_cast<size_t>(grad_out.cols());
   for (int i = 0; i < batch; ++i) {
     const int n = lists.size(i);
     if (n == 0) continue;
-    const S inv = S(1) / S(n);
+    const S inv = EmbeddingBagWeight<S>(n);
     for (int k = lists.offsets[i]; k < lists.offsets[i + 1]; ++k) {
-      grad_rows->row(lists.indices[k]) += inv * grad_out.row(i);
+      AddScaled(grad_rows->row(lists.indices[k]).data(), inv, grad_out.row(i).data(), dim);
     }
   }
 }
+
+// The transpose of a bag's lists, for a parameter server that scatters the
+// bag gradients itself (ps/pooled_gradients.h): for each of `num_rows` rows,
+// the examples whose lists use it and the weight of each use, in the order
+// EmbeddingBagBackward adds them (example by example, a repeated id once
+// per appearance). Row r's uses are (*examples)[offsets[r] .. offsets[r+1]).
+void EmbeddingBagUses(const IndexLists& lists, int num_rows, std::vector<uint32_t>* offsets,
+                      std::vector<uint32_t>* examples, std::vector<float>* weights);
 
 // ---------------------------------------------------------------------------
 // Concatenation along the feature axis. REQUIRES: all parts have the same

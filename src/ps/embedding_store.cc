@@ -344,6 +344,19 @@ Status EmbeddingStore::PushRows(absl::Span<const uint64_t> keys,
   return Serve(Op::kPush, keys, r);
 }
 
+Status EmbeddingStore::PushPooled(absl::Span<const uint64_t> keys, const PooledUses& uses,
+                                  const float* pooled, uint64_t num_pooled) {
+  if (Status s = CheckPooled(keys.size(), uses, pooled, num_pooled, dim_); !s.ok()) {
+    return Status(s.code(), absl::StrCat("table ", options_.table_name, ": pooled push of ",
+                                         keys.size(), " keys: ", s.message()));
+  }
+  push_requests_.fetch_add(1, std::memory_order_relaxed);
+  Rows r;
+  r.uses = &uses;
+  r.pooled = pooled;
+  return Serve(Op::kPush, keys, r);
+}
+
 Status EmbeddingStore::Serve(Op op, absl::Span<const uint64_t> keys, const Rows& rows) {
   const uint64_t now = step();
   const uint32_t num_parts = options_.num_partitions;
@@ -626,7 +639,7 @@ Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint
     const char* row = reinterpret_cast<const char*>(p.Row(it->second));
     const size_t row_bytes = sizeof(float) * (op == Op::kPull ? dim_ : row_floats_);
     for (size_t b = 0; b < row_bytes; b += 64) __builtin_prefetch(row + b);
-    if (op == Op::kPush) {  // the gradient, scattered over the caller's matrix
+    if (op == Op::kPush && rows.grads != nullptr) {  // the gradient, in the caller's matrix
       const char* g = reinterpret_cast<const char*>(rows.grads + rows.Offset(idx[pos], dim_));
       for (size_t b = 0; b < sizeof(float) * dim_; b += 64) __builtin_prefetch(g + b);
     }
@@ -635,6 +648,8 @@ Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint
     p.index.prefetch(keys[idx[pos]]);
     if (freq != nullptr) freq->Prefetch(keys[idx[pos]]);
   };
+  // A pooled push forms each key's gradient here, just before it is applied.
+  std::vector<float> pooled_grad(rows.uses != nullptr ? dim_ : 0);
   for (size_t pos = 0; pos < std::min(kFar, idx.size()); ++pos) prefetch_far(pos);
   for (size_t pos = 0; pos < kNear; ++pos) prefetch_row(pos);
   for (size_t pos = 0; pos < idx.size(); ++pos) {
@@ -643,7 +658,13 @@ Status EmbeddingStore::ServePartition(Partition& p, Op op, absl::Span<const uint
     const uint32_t i = idx[pos];
     const uint64_t k = keys[i];
     float* const out_row = op == Op::kPull ? rows.out + rows.Offset(i, dim_) : nullptr;
-    const float* const grad = op == Op::kPush ? rows.grads + rows.Offset(i, dim_) : nullptr;
+    const float* grad = nullptr;
+    if (op == Op::kPush && rows.uses != nullptr) {
+      PooledGradient(*rows.uses, i, rows.pooled, dim_, pooled_grad.data());
+      grad = pooled_grad.data();
+    } else if (op == Op::kPush) {
+      grad = rows.grads + rows.Offset(i, dim_);
+    }
     if (freq != nullptr) freq->Increment(k);
     if (++p.sample_tick >= options_.hot_key_sample) {
       p.sample_tick = 0;

@@ -82,6 +82,7 @@
 #include "proto/model.pb.h"
 #include "ps/mutex.h"
 #include "ps/optimizer.h"
+#include "ps/pooled_gradients.h"
 #include "ps/row_record.h"
 #include "ps/spill_store.h"
 #include "ps/store_stats.h"
@@ -165,6 +166,12 @@ class EmbeddingStore {
                   float* rows);
   Status PushRows(absl::Span<const uint64_t> keys, absl::Span<const uint32_t> positions,
                   const float* rows);
+  // Applies the optimizer to keys[i] with the gradient formed from the
+  // pooled matrix (num_pooled x dim) and the key's uses (pooled_gradients.h)
+  // as it is applied: no gradient row is written or read. Keys are unique.
+  // kInvalidArgument (nothing applied) where CheckPooled fails.
+  Status PushPooled(absl::Span<const uint64_t> keys, const PooledUses& uses, const float* pooled,
+                    uint64_t num_pooled);
 
   // Advances the step clock by n and returns the new step.
   uint64_t AdvanceStep(uint64_t n = 1);
@@ -228,10 +235,13 @@ class EmbeddingStore {
   Status Init();
   uint32_t PartitionOf(uint64_t key) const;
   // Where request row i is: base + (positions ? positions[i] : i) * dim.
+  // A pooled push has `uses` and `pooled` instead of grads.
   struct Rows {
     float* out = nullptr;          // pull
     const float* grads = nullptr;  // push
     const uint32_t* positions = nullptr;
+    const PooledUses* uses = nullptr;
+    const float* pooled = nullptr;
     size_t Offset(size_t i, uint32_t dim) const {
       return static_cast<size_t>(positions != nullptr ? positions[i] : i) * dim;
     }

@@ -223,6 +223,80 @@ PsRequest PsClient::PushRows(const PsTable& table, absl::Span<const uint64_t> ke
   return req;
 }
 
+PsRequest PsClient::PushPooled(const PsTable& table, absl::Span<const uint64_t> keys,
+                               const PooledUses& uses, absl::Span<const float> pooled) {
+  PsRequest req;
+  req.client_ = client_;
+  req.rows_ = pooled.data();
+  const size_t dim = table.dim;
+  if (dim == 0 || pooled.size() % dim != 0 || uses.offsets.size() != keys.size() + 1) {
+    req.status_ = absl::InvalidArgumentError(
+        absl::StrCat("pooled push of ", keys.size(), " keys with ", uses.offsets.size(),
+                     " use offsets and ", pooled.size(), " pooled floats of dim ", dim));
+    return req;
+  }
+  const uint64_t num_pooled = pooled.size() / dim;
+  req.borrowed_ = std::make_shared<PsRequest::Borrowed>();
+  auto borrow = [&](auto span) {
+    return BorrowedFrame(span.data(), span.size() * sizeof(span[0]), req.borrowed_);
+  };
+  auto send = [&](int s, uint64_t n, std::vector<zmq::message_t> frames) {
+    net::Message m;
+    if (local_[s]) {
+      VREC_TSAN_RELEASE(pooled.data());  // the server reads it where it is (see Pull)
+      m = MakeLocalRequest(PsHeader::PUSH_POOLED, table, n, pooled.data(), num_pooled);
+    } else {
+      m = MakeRequest(PsHeader::PUSH_POOLED, table, n);
+      frames.push_back(borrow(pooled));
+    }
+    PsHeader h;
+    h.ParseFromString(m.header);
+    h.set_num_pooled(num_pooled);
+    m.header = h.SerializeAsString();
+    m.frames = std::move(frames);
+    req.parts_.push_back({s, client_->Call(s, std::move(m)), {}, local_[s]});
+  };
+  const int servers = client_->num_servers();
+  auto copy = [](auto span) {
+    return net::FrameFromBytes(span.data(), span.size() * sizeof(span[0]));
+  };
+  if (servers == 1) {
+    // Keys and uses are copied (a few hundred KB: the caller may refill
+    // them before this push is answered); the pooled matrix is not.
+    std::vector<zmq::message_t> frames;
+    frames.push_back(copy(keys));
+    frames.push_back(copy(uses.offsets));
+    frames.push_back(copy(uses.rows));
+    frames.push_back(copy(uses.weights));
+    send(0, keys.size(), std::move(frames));
+    return req;
+  }
+  // Each server's keys, with their uses renumbered from 0.
+  std::vector<std::vector<uint64_t>> split(servers);
+  std::vector<std::vector<uint32_t>> offsets(servers, std::vector<uint32_t>{0}), rows(servers);
+  std::vector<std::vector<float>> weights(servers);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const uint32_t s = router_.Server(table.table_id, keys[i]);
+    split[s].push_back(keys[i]);
+    for (uint32_t u = uses.offsets[i]; u < uses.offsets[i + 1]; ++u) {
+      rows[s].push_back(uses.rows[u]);
+      weights[s].push_back(uses.weights[u]);
+    }
+    offsets[s].push_back(static_cast<uint32_t>(rows[s].size()));
+  }
+  for (int s = 0; s < servers; ++s) {
+    if (split[s].empty()) continue;
+    const uint64_t n = split[s].size();
+    std::vector<zmq::message_t> frames;
+    frames.push_back(net::FrameFromVector(std::move(split[s])));
+    frames.push_back(net::FrameFromVector(std::move(offsets[s])));
+    frames.push_back(net::FrameFromVector(std::move(rows[s])));
+    frames.push_back(net::FrameFromVector(std::move(weights[s])));
+    send(s, n, std::move(frames));
+  }
+  return req;
+}
+
 PsRequest PsClient::Push(const PsTable& table, absl::Span<const uint64_t> keys,
                          absl::Span<const float> grads) {
   PsRequest req;

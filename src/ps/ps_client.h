@@ -33,6 +33,7 @@
 #include "absl/types/span.h"
 #include "net/transport.h"
 #include "proto/ps.pb.h"
+#include "ps/pooled_gradients.h"
 #include "ps/slot_router.h"
 #include "vrec/status.h"
 
@@ -120,6 +121,16 @@ class PsClient {
   // unchanged until Wait() returns.
   PsRequest PushRows(const PsTable& table, absl::Span<const uint64_t> keys,
                      absl::Span<const float> grads);
+  // Pushes an embedding bag's row gradients as the bags' own: `pooled`
+  // (rows of dim floats, one per example) and each key's uses of them
+  // (pooled_gradients.h); every server forms its keys' gradients as it
+  // applies its optimizer, so no gradient row exists anywhere, and a remote
+  // server receives half a MB instead of a row per key. REQUIRES: keys
+  // unique. Keys and uses are copied; `pooled` is not (a server in this
+  // process reads it where it is; remote ones are sent it as it is): it
+  // must stay valid and unchanged until Wait() returns.
+  PsRequest PushPooled(const PsTable& table, absl::Span<const uint64_t> keys,
+                       const PooledUses& uses, absl::Span<const float> pooled);
   // Stats JSON of every server, in server order.
   StatusOr<std::vector<std::string>> Stats();
 

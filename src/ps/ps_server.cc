@@ -78,6 +78,72 @@ StatusOr<net::Message> PsService::Clock(const PsHeader& header) {
 
 net::Message PsService::ErrorReply(const Status& status) { return StatusReply(status); }
 
+StatusOr<net::Message> PsService::ServePooled(const PsHeader& header, net::Message& request,
+                                              EmbeddingStore* table) {
+  const uint64_t n = header.num_keys();
+  const bool local = header.local_rows_address() != 0;
+  if (local && !request.local) {
+    return absl::InvalidArgumentError(
+        "a request naming memory by address (local_rows_address) arrived over the network");
+  }
+  const size_t want_frames = local ? 4 : 5;
+  if (request.frames.size() != want_frames) {
+    return absl::InvalidArgumentError(absl::StrCat("PUSH_POOLED needs ", want_frames,
+                                                   " data frames, got ", request.frames.size()));
+  }
+  auto count = [&](int f, size_t width, const char* what) -> StatusOr<size_t> {
+    if (request.frames[f].size() % width != 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, " frame of ", request.frames[f].size(), " bytes"));
+    }
+    return request.frames[f].size() / width;
+  };
+  VREC_ASSIGN_OR_RETURN(size_t num_keys, count(0, sizeof(uint64_t), "key"));
+  VREC_ASSIGN_OR_RETURN(size_t num_offsets, count(1, sizeof(uint32_t), "use offset"));
+  VREC_RETURN_IF_ERROR(count(2, sizeof(uint32_t), "use row").status());
+  VREC_RETURN_IF_ERROR(count(3, sizeof(float), "use weight").status());
+  if (num_keys != n || num_offsets != n + 1) {
+    return absl::InvalidArgumentError(absl::StrCat(num_keys, " keys and ", num_offsets,
+                                                   " use offsets for ", n, " keys"));
+  }
+  // Compared by division: num_pooled * dim wraps around for a huge count.
+  const uint64_t num_pooled = header.num_pooled();
+  if (!local && (request.frames[4].size() % (sizeof(float) * table->dim()) != 0 ||
+                 request.frames[4].size() / (sizeof(float) * table->dim()) != num_pooled)) {
+    return absl::InvalidArgumentError(absl::StrCat("pooled frame of ", request.frames[4].size(),
+                                                   " bytes for ", num_pooled, " rows of dim ",
+                                                   table->dim()));
+  }
+  if (local && header.local_rows() != num_pooled) {
+    return absl::InvalidArgumentError(absl::StrCat("a pooled matrix of ", header.local_rows(),
+                                                   " rows, header says ", num_pooled));
+  }
+  std::vector<uint64_t> key_scratch;
+  std::vector<uint32_t> offset_scratch, row_scratch;
+  std::vector<float> weight_scratch, pooled_scratch;
+  PooledUses uses;
+  uses.offsets = FrameAs<uint32_t>(request.frames[1], &offset_scratch);
+  uses.rows = FrameAs<uint32_t>(request.frames[2], &row_scratch);
+  uses.weights = FrameAs<float>(request.frames[3], &weight_scratch);
+  const absl::Span<const uint64_t> keys = FrameAs<uint64_t>(request.frames[0], &key_scratch);
+  const float* pooled = nullptr;
+  void* const address = reinterpret_cast<void*>(header.local_rows_address());
+  if (local) {
+    pooled = static_cast<const float*>(address);
+    VREC_TSAN_ACQUIRE(address);  // see ServeLocal
+  } else {
+    pooled = FrameAs<float>(request.frames[4], &pooled_scratch).data();
+  }
+  Status s = table->PushPooled(keys, uses, pooled, num_pooled);
+  if (local) VREC_TSAN_RELEASE(address);
+  VREC_RETURN_IF_ERROR(s);
+  table->AdvanceStep();
+  PsHeader h;
+  h.set_version(kPsWireVersion);
+  h.set_num_keys(n);
+  return MessageWithHeader(h);
+}
+
 StatusOr<net::Message> PsService::ServeLocal(const PsHeader& header, net::Message& request,
                                              EmbeddingStore* table) {
   // An address means something only to a thread of this process: anything
@@ -187,6 +253,7 @@ StatusOr<net::Message> PsService::Serve(const PsHeader& header, net::Message& re
                                                    table->dim(), ", request says ", header.dim()));
   }
   const uint64_t n = header.num_keys();
+  if (header.op() == PsHeader::PUSH_POOLED) return ServePooled(header, request, table);
   if (header.op() != PsHeader::PULL && header.op() != PsHeader::PUSH) {
     return absl::InvalidArgumentError(absl::StrCat("unknown op ", header.op()));
   }

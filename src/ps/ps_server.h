@@ -50,6 +50,9 @@ class PsService : public net::Handler {
   // (proto/ps.proto): only from an in-process endpoint.
   StatusOr<net::Message> ServeLocal(const PsHeader& header, net::Message& request,
                                     EmbeddingStore* table);
+  // PUSH_POOLED, from frames or (in-process) the sender's pooled matrix.
+  StatusOr<net::Message> ServePooled(const PsHeader& header, net::Message& request,
+                                     EmbeddingStore* table);
 
   StatusOr<net::Message> Clock(const PsHeader& header);
 

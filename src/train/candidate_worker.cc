@@ -35,6 +35,15 @@ struct CandidateWorker::Step {
   // This step's gradients: its pushes read them until they are acknowledged,
   // while the next step trains into the other slot's.
   model::CandidateGradients<float> grads;
+  // Per bag table (video, token, region, device): the uses of each of the
+  // batch's rows, with which the servers scatter the bag gradients
+  // (PsClient::PushPooled).
+  struct Uses {
+    std::vector<uint32_t> offsets, examples;
+    std::vector<float> weights;
+    ps::PooledUses View() const { return {offsets, examples, weights}; }
+  };
+  Uses video_uses, token_uses, region_uses, device_uses;
 };
 
 CandidateWorker::~CandidateWorker() = default;
@@ -130,6 +139,13 @@ StatusOr<bool> CandidateWorker::Read(ExampleSource<CandidateExample>* stream, St
   KeysOf(step->inputs.region, &step->region_keys);
   KeysOf(step->inputs.device, &step->device_keys);
   b.output_rows.resize(static_cast<int64_t>(step->out_keys.size()), mo.output_dim + 1);
+  auto uses = [](const model::IndexLists& lists, size_t rows, Step::Uses* u) {
+    model::EmbeddingBagUses(lists, static_cast<int>(rows), &u->offsets, &u->examples, &u->weights);
+  };
+  uses(b.history, step->video_keys.size(), &step->video_uses);
+  uses(b.search, step->token_keys.size(), &step->token_uses);
+  uses(b.region, step->region_keys.size(), &step->region_uses);
+  uses(b.device, step->device_keys.size(), &step->device_uses);
   step->dense.resize(spec_->DenseSize());
   return true;
 }
@@ -183,24 +199,47 @@ Status CandidateWorker::Compute(Step* step, double* loss) {
 
   // The step trains while the servers still apply the previous step's
   // pushes (they read the other slot's gradients).
+  // The embedding bags' row gradients are left to the servers: the model
+  // stops at the bags' own gradients (BagGradients::kPooled), and each
+  // server forms its rows' gradients from them as it applies its optimizer.
   model::CandidateGradients<float>& g = step->grads;
-  VREC_ASSIGN_OR_RETURN(float l, model_->TrainStep(step->dense, step->batch, &g));
+  const bool pooled = options_.pooled_pushes;
+  VREC_ASSIGN_OR_RETURN(
+      float l, model_->TrainStep(step->dense, step->batch, &g,
+                                 pooled ? model::BagGradients::kPooled : model::BagGradients::kRows));
   *loss = l;
   // The previous step's pushes must have landed before this one's go out.
   VREC_RETURN_IF_ERROR(WaitPushes());
-  // The gradients go from the matrices the model wrote (PushRows: the keys
-  // are the batch's distinct rows; nothing is copied for a server in this
-  // process, which applies its optimizer reading them where they are).
-  auto push = [&](int table, const std::vector<uint64_t>& keys, const model::RowMatrix<float>& m) {
-    if (keys.empty()) return;
-    pushes_.push_back(client_->PushRows(models::PsTableOf(*spec_, table), keys,
-                                        absl::MakeConstSpan(m.data(), static_cast<size_t>(m.size()))));
+  auto span = [](const model::RowMatrix<float>& m) {
+    return absl::MakeConstSpan(m.data(), static_cast<size_t>(m.size()));
   };
-  push(video_, step->video_keys, g.video_rows);
-  push(token_, step->token_keys, g.token_rows);
-  push(region_, step->region_keys, g.region_rows);
-  push(device_, step->device_keys, g.device_rows);
-  push(video_out_, step->out_keys, g.output_rows);
+  auto push_pooled = [&](int table, const std::vector<uint64_t>& keys, const Step::Uses& uses,
+                         const model::RowMatrix<float>& bags) {
+    if (keys.empty()) return;
+    pushes_.push_back(
+        client_->PushPooled(models::PsTableOf(*spec_, table), keys, uses.View(), span(bags)));
+  };
+  auto push_rows = [&](int table, const std::vector<uint64_t>& keys,
+                       const model::RowMatrix<float>& rows) {
+    if (keys.empty()) return;
+    pushes_.push_back(client_->PushRows(models::PsTableOf(*spec_, table), keys, span(rows)));
+  };
+  if (pooled) {
+    push_pooled(video_, step->video_keys, step->video_uses, g.history_bags);
+    push_pooled(token_, step->token_keys, step->token_uses, g.search_bags);
+    push_pooled(region_, step->region_keys, step->region_uses, g.region_bags);
+    push_pooled(device_, step->device_keys, step->device_uses, g.device_bags);
+  } else {
+    push_rows(video_, step->video_keys, g.video_rows);
+    push_rows(token_, step->token_keys, g.token_rows);
+    push_rows(region_, step->region_keys, g.region_rows);
+    push_rows(device_, step->device_keys, g.device_rows);
+  }
+  // The softmax's output rows: gradients from the matrix the model wrote
+  // (PushRows: the keys are the batch's distinct rows; nothing is copied
+  // for a server in this process, which applies its optimizer reading them
+  // where they are).
+  push_rows(video_out_, step->out_keys, g.output_rows);
   for (ps::PsRequest& r : step->dense_exchange.Push(client_, g.dense)) {
     pushes_.push_back(std::move(r));
   }

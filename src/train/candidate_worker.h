@@ -6,8 +6,13 @@
 //   1. ids per table are deduplicated (history videos, search tokens,
 //      region, device); S negatives are drawn from the corpus by the sampler
 //      and joined with the labels into the softmax's candidate rows;
-//   2. those rows and every dense block are pulled;
-//   3. TrainStep; 4. the row and dense gradients are pushed.
+//   2. those rows and every dense block are pulled, straight into the
+//      batch's matrices (a server in this process writes them there);
+//   3. TrainStep, while the servers apply the previous step's pushes;
+//   4. the gradients are pushed: the embedding bags' as the bags' own
+//      gradients and each row's uses (the servers form each row's gradient
+//      as they apply the optimizer), the softmax's output rows and the dense
+//      blocks from the matrices the model wrote.
 // The next batch is read and deduplicated before the current one is
 // computed, and its pulls issued then too when the consistency model allows
 // (always when asynchronous, the default; worker_loop.h), so the network
@@ -45,6 +50,13 @@ struct CandidateWorkerOptions {
   // videos (its history) are left out of its softmax's negatives, as they
   // are out of the ranking when evaluated with exclude_watched.
   bool exclude_watched = false;
+  // The embedding bags' row gradients are formed by the servers from the
+  // bags' own gradients as they apply their optimizer (PsClient::PushPooled;
+  // no gradient row is written, zeroed or read anywhere). false: the worker
+  // scatters them into gradient rows and pushes those (PushRows), the
+  // earlier way, which trains to the same numbers bit for bit
+  // (tests/train/worker_step_test.cc).
+  bool pooled_pushes = true;
   WorkerLoopOptions loop;  // time limit, staleness, reports, checkpoints
 };
 

@@ -1,5 +1,7 @@
 #include "model/batch_builder.h"
 
+#include "model/layers.h"
+
 #include <map>
 #include <vector>
 
@@ -49,6 +51,38 @@ TEST(BuildOutputCandidatesTest, LabelsThenNegativesShareRows) {
   EXPECT_EQ(c.ids, (std::vector<int64_t>{5, 6, 8, 1}));
   EXPECT_EQ(c.label_rows, (std::vector<int32_t>{0, 1, 0}));
   EXPECT_EQ(c.negative_rows, (std::vector<int32_t>{1, 2, 2, 3}));
+}
+
+// The transposed lists scatter bag gradients exactly as EmbeddingBagBackward
+// does: same uses, same order, same arithmetic, bit for bit.
+TEST(EmbeddingBagUsesTest, ScatteringThroughTheUsesEqualsTheBackwardPass) {
+  const uint64_t seed = testing::TestSeed(4);
+  Rng rng(seed, 1);
+  constexpr int kRows = 30, kBatch = 40, kDim = 19;
+  IndexLists lists;
+  for (int i = 0; i < kBatch; ++i) {
+    std::vector<int32_t> list(rng.UniformInt(12));  // some empty
+    for (int32_t& r : list) r = static_cast<int32_t>(rng.UniformInt(kRows));
+    lists.Append(list.begin(), list.end());
+  }
+  RowMatrix<float> grad_out(kBatch, kDim);
+  for (int i = 0; i < kBatch; ++i) {
+    for (int d = 0; d < kDim; ++d) grad_out(i, d) = static_cast<float>(rng.Uniform() - 0.5);
+  }
+  RowMatrix<float> want = RowMatrix<float>::Zero(kRows, kDim);
+  EmbeddingBagBackward(grad_out, lists, &want);
+  std::vector<uint32_t> offsets, examples;
+  std::vector<float> weights;
+  EmbeddingBagUses(lists, kRows, &offsets, &examples, &weights);
+  ASSERT_EQ(offsets.size(), kRows + 1u);
+  ASSERT_EQ(examples.size(), lists.indices.size());
+  for (int r = 0; r < kRows; ++r) {
+    std::vector<float> g(kDim, 0.f);
+    for (uint32_t u = offsets[r]; u < offsets[r + 1]; ++u) {
+      AddScaled(g.data(), weights[u], grad_out.row(examples[u]).data(), kDim);
+    }
+    for (int d = 0; d < kDim; ++d) ASSERT_EQ(g[d], want(r, d)) << "row " << r << " element " << d;
+  }
 }
 
 }  // namespace

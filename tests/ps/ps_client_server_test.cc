@@ -321,6 +321,69 @@ TEST(PsClientServerTest, PushRowsAndPullOverEveryPathAgree) {
   for (size_t r = 1; r < results.size(); ++r) EXPECT_EQ(results[r], results[0]) << "path " << r;
 }
 
+// A pooled push (the server forms each key's gradient from the pooled rows
+// and the key's uses) moves the rows exactly as PushRows of the gradients
+// formed on the client, over every path; a malformed one is refused whole.
+TEST(PsClientServerTest, PushPooledEqualsPushRowsOfTheFormedGradients) {
+  const uint64_t seed = testing::TestSeed(13);
+  Rng rng(seed, 0);
+  constexpr uint32_t kPooled = 16;
+  std::vector<uint64_t> keys;
+  for (uint64_t k = 1; k <= 300; ++k) keys.push_back(k * 104729);
+  std::vector<float> pooled(kPooled * kDim);
+  for (float& x : pooled) x = static_cast<float>(rng.Uniform() - 0.5);
+  std::vector<uint32_t> offsets{0}, rows;
+  std::vector<float> weights;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    for (int u = 0; u < 1 + static_cast<int>(rng.UniformInt(3)); ++u) {
+      rows.push_back(static_cast<uint32_t>(rng.UniformInt(kPooled)));
+      weights.push_back(static_cast<float>(rng.Uniform()));
+    }
+    offsets.push_back(static_cast<uint32_t>(rows.size()));
+  }
+  const PooledUses uses{offsets, rows, weights};
+  std::vector<float> formed(keys.size() * kDim);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    PooledGradient(uses, i, pooled.data(), kDim, formed.data() + i * kDim);
+  }
+  for (auto [servers, inproc] : {std::pair{1, true}, {2, true}, {1, false}, {2, false}}) {
+    SCOPED_TRACE(::testing::Message() << servers << " servers, inproc " << inproc);
+    Cluster pooled_cluster(servers, inproc), rows_cluster(servers, inproc);
+    ASSERT_OK(pooled_cluster.client->PushPooled(pooled_cluster.table, keys, uses, pooled).Wait());
+    ASSERT_OK(rows_cluster.client->PushRows(rows_cluster.table, keys, formed).Wait());
+    std::vector<float> a(keys.size() * kDim), b(keys.size() * kDim);
+    ASSERT_OK(pooled_cluster.client->Pull(pooled_cluster.table, keys, a.data()).Wait());
+    ASSERT_OK(rows_cluster.client->Pull(rows_cluster.table, keys, b.data()).Wait());
+    EXPECT_EQ(a, b);
+    // Key 0's first element moved by its gradient (SGD, learning rate 1).
+    float init[kDim];
+    InitRow(keys[0], init);
+    EXPECT_EQ(a[0], init[0] - formed[0]);
+    // A use naming a pooled row that is not there: the server that got it
+    // applies nothing (another server's part stands, as for any request
+    // split between servers).
+    std::vector<uint32_t> bad_rows = rows;
+    bad_rows.back() = kPooled;
+    EXPECT_THAT(pooled_cluster.client
+                    ->PushPooled(pooled_cluster.table, keys, {offsets, bad_rows, weights}, pooled)
+                    .Wait(),
+                StatusIs(absl::StatusCode::kInvalidArgument, "pooled row 16 of 16"));
+    std::vector<float> after(keys.size() * kDim);
+    ASSERT_OK(pooled_cluster.client->Pull(pooled_cluster.table, keys, after.data()).Wait());
+    const SlotRouter& router = pooled_cluster.client->router();
+    const uint32_t refused = router.Server(pooled_cluster.table.table_id, keys.back());
+    size_t checked = 0;
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (router.Server(pooled_cluster.table.table_id, keys[i]) != refused) continue;
+      ++checked;
+      for (uint32_t d = 0; d < kDim; ++d) {
+        ASSERT_EQ(after[i * kDim + d], a[i * kDim + d]) << "key " << keys[i];
+      }
+    }
+    EXPECT_GT(checked, keys.size() / 3);
+  }
+}
+
 // Naming memory by address is for threads of the server's process: the same
 // request arriving any other way is refused, and nothing is read or written.
 TEST(PsServiceTest, ARequestNamingAnAddressFromTheNetworkIsRefused) {
@@ -345,7 +408,7 @@ TEST(PsServiceTest, ARequestNamingAnAddressFromTheNetworkIsRefused) {
     EXPECT_TRUE(r.ParseFromString(service.Handle(std::move(m)).header));
     return r;
   };
-  for (PsHeader::Op op : {PsHeader::PULL, PsHeader::PUSH}) {
+  for (PsHeader::Op op : {PsHeader::PULL, PsHeader::PUSH, PsHeader::PUSH_POOLED}) {
     PsHeader r = call(op, /*local=*/false);
     EXPECT_EQ(r.status_code(), static_cast<int>(absl::StatusCode::kInvalidArgument));
     EXPECT_THAT(r.error(), ::testing::HasSubstr("arrived over the network"));
