@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """A throughput model of vrec training, fitted on one configuration and
 checked on every other this machine can run (issue 23, item 4).
 
